@@ -1,0 +1,54 @@
+# knob: make, make test, make asan, make bench, make clean.
+# CC=clang works too; WERROR=1 turns warnings into errors (CI does this).
+
+CC      ?= cc
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+           -Wvla -Wformat=2 -Wno-format-nonliteral
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp $(WARN) $(if $(WERROR),-Werror) \
+              -Iinclude -Isrc $(CFLAGS) $(SAN)
+LDLIBS  := -lcjson -lm
+LDFLAGS ?=
+ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
+
+BUILD   ?= build
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+CLI_SRC := $(sort $(wildcard cli/*.c))
+TEST_SRC:= $(sort $(wildcard tests/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ:= $(TEST_SRC:%.c=$(BUILD)/%.o)
+HEADERS := include/knob.h src/knob_internal.h $(wildcard cli/*.h tests/*.h)
+
+.PHONY: all test asan bench clean
+
+all: $(BUILD)/knob $(BUILD)/test_knob
+
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libknob.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/knob: $(CLI_OBJ) $(BUILD)/libknob.a
+	$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/test_knob: $(TEST_OBJ) $(BUILD)/libknob.a
+	$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests (C) and CLI tests (shell); the last line is "N passed, N failed".
+test: $(BUILD)/knob $(BUILD)/test_knob
+	@sh tests/run.sh $(BUILD)
+
+# The same tests under AddressSanitizer and UndefinedBehaviorSanitizer, in a build folder of their own.
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+bench: $(BUILD)/knob
+	@sh bench/run.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan

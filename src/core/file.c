@@ -1,0 +1,120 @@
+/* file.c: whole-file reads and atomic writes (temp file beside the target, fsync, rename), so a
+ * crash or an error never leaves a half-written file where a good one was. */
+#include "knob_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+knob_status knob_atomic_open(knob_atomic *a, const char *path, knob_err *err)
+{
+    memset(a, 0, sizeof *a);
+    if (strlen(path) + 32 >= sizeof a->tmp)
+        return knob_fail(err, KNOB_ERR_USAGE, "%.128s...: path too long", path);
+    snprintf(a->path, sizeof a->path, "%s", path);
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f)
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot create temp file: %s", a->tmp, strerror(errno));
+    return KNOB_OK;
+}
+
+knob_status knob_atomic_commit(knob_atomic *a, knob_err *err)
+{
+    if (!a->f)
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: atomic write not open", a->path);
+    int bad = ferror(a->f) || fflush(a->f) != 0;
+    int e = errno;
+    if (!bad && fsync(fileno(a->f)) != 0) {
+        bad = 1;
+        e = errno;
+    }
+    if (fclose(a->f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    a->f = NULL;
+    if (bad) {
+        remove(a->tmp);
+        return knob_fail(err, KNOB_ERR_IO, "%s: write failed: %s", a->path, strerror(e));
+    }
+    if (rename(a->tmp, a->path) != 0) {
+        e = errno;
+        remove(a->tmp);
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot rename temp file into place: %s", a->path, strerror(e));
+    }
+    return KNOB_OK;
+}
+
+void knob_atomic_abort(knob_atomic *a)
+{
+    if (a->f) {
+        fclose(a->f);
+        a->f = NULL;
+        remove(a->tmp);
+    }
+}
+
+knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return knob_fail(err, KNOB_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *buf = knob_malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return knob_fail(err, KNOB_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path, n + 1);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != n) {
+        knob_free(buf);
+        return knob_fail(err, KNOB_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return KNOB_OK;
+}
+
+knob_status knob_mkdirs(const char *dir, knob_err *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return knob_fail(err, KNOB_ERR_USAGE, "%.128s...: path too long", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return knob_fail(err, KNOB_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return knob_fail(err, KNOB_ERR_IO, "%s: not a directory", dir);
+    return KNOB_OK;
+}
+
+void knob_fmt_float(char *buf, size_t size, double v)
+{
+    if (v != v)
+        snprintf(buf, size, "\"nan\"");
+    else if (v > 1e308 || v < -1e308)
+        snprintf(buf, size, v > 0 ? "\"inf\"" : "\"-inf\"");
+    else
+        snprintf(buf, size, "%.9g", v);
+}

@@ -1,0 +1,107 @@
+/* knob_internal.h: what the src/ files share and the public header does not show: the node and
+ * graph structs, the op table, kernel signatures, and the assert macro for programmer errors. */
+#ifndef KNOB_INTERNAL_H
+#define KNOB_INTERNAL_H
+
+#include "knob.h"
+
+#include <stdlib.h>
+
+/* Internal invariants only (never user input): stays on in release builds. */
+#define KNOB_ASSERT(x)                                                                        \
+    do {                                                                                      \
+        if (!(x)) {                                                                           \
+            fprintf(stderr, "%s:%d: KNOB_ASSERT(%s) failed\n", __FILE__, __LINE__, #x);       \
+            abort();                                                                          \
+        }                                                                                     \
+    } while (0)
+
+#define KNOB_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define KNOB_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ------------------------------------------------------------------------------------------------
+ * Ops */
+
+typedef enum {
+    KNOB_OP_NONE = 0,   /* leaves: input, param */
+    KNOB_OP_ADD, KNOB_OP_SUB, KNOB_OP_MUL, KNOB_OP_DIV, KNOB_OP_SCALE,
+    KNOB_OP_EXP, KNOB_OP_LOG, KNOB_OP_SQRT, KNOB_OP_ABS,
+    KNOB_OP_RELU, KNOB_OP_GELU, KNOB_OP_SIGMOID, KNOB_OP_TANH,
+    KNOB_OP_MATMUL,
+    KNOB_OP_SUM, KNOB_OP_MEAN,
+    KNOB_OP_SOFTMAX, KNOB_OP_LOG_SOFTMAX, KNOB_OP_LAYERNORM,
+    KNOB_OP_CROSS_ENTROPY, KNOB_OP_MSE, KNOB_OP_MAE,
+    KNOB_OP_EMBEDDING, KNOB_OP_DROPOUT,
+    KNOB_OP_CONV2D, KNOB_OP_MAXPOOL2D, KNOB_OP_AVGPOOL2D,
+    KNOB_OP_RESHAPE, KNOB_OP_TRANSPOSE, KNOB_OP_PERMUTE, KNOB_OP_CONCAT, KNOB_OP_SLICE,
+    KNOB_OP_ATTENTION,
+    KNOB_OP_COUNT
+} knob_op;
+
+#define KNOB_MAX_IN 8
+
+struct knob_node {
+    knob_op op;
+    int id;                     /* index in g->nodes: creation order is a topological order */
+    int n_in;
+    knob_node *in[KNOB_MAX_IN];
+    knob_tensor t;              /* value (t.data) and gradient (t.grad) */
+    int requires_grad;          /* a parameter is upstream */
+    int is_view;                /* data and grad alias in[0]'s (reshape) */
+    knob_tensor *param;         /* leaves made by knob_param */
+    int ip[8];                  /* integer attributes (axis, stride, ...) */
+    float fp[4];                /* float attributes (scale, p, ...) */
+    void *saved;                /* forward keeps what backward needs here; op->saved bytes */
+    knob_graph *g;
+};
+
+typedef struct knob_op_def {
+    const char *name;
+    int n_in;                                            /* -1: variadic */
+    knob_status (*shape)(knob_node *y, knob_err *err);   /* set y->t shape from inputs, or reject */
+    size_t (*saved)(const knob_node *y);                 /* bytes forward keeps for backward */
+    knob_status (*check)(const knob_node *y, knob_err *err); /* before forward: index ranges */
+    void (*forward)(knob_node *y);                       /* y = f(inputs) */
+    void (*backward)(knob_node *y);                      /* inputs' grads += J^T y->grad */
+} knob_op_def;
+
+extern const knob_op_def *const knob_ops[KNOB_OP_COUNT];
+
+/* Op families, one file each under src/ops/ */
+extern const knob_op_def knob_op_add, knob_op_sub, knob_op_mul, knob_op_div, knob_op_scale,
+    knob_op_exp, knob_op_log, knob_op_sqrt, knob_op_abs, knob_op_relu, knob_op_gelu,
+    knob_op_sigmoid, knob_op_tanh, knob_op_matmul, knob_op_sum, knob_op_mean, knob_op_softmax,
+    knob_op_log_softmax, knob_op_layernorm, knob_op_cross_entropy, knob_op_mse, knob_op_mae,
+    knob_op_embedding, knob_op_dropout, knob_op_conv2d, knob_op_maxpool2d, knob_op_avgpool2d,
+    knob_op_reshape, knob_op_transpose, knob_op_permute, knob_op_concat, knob_op_slice,
+    knob_op_attention;
+
+/* Graph-side helpers for builders (src/graph/graph.c) */
+/* Makes a node for op with inputs; runs the op's shape function; NULL (and a sticky graph error)
+ * when an input is NULL or shapes disagree. */
+knob_node *knob_node_make(knob_graph *g, knob_op op, int n_in, knob_node *const *in,
+                          const int *ip, int n_ip, const float *fp, int n_fp);
+void        knob_node_set_shape(knob_node *y, int n_dims, const int *shape);
+knob_status knob_shape_same(knob_node *y, const knob_node *a, knob_err *err);
+int         knob_graph_training(const knob_graph *g);
+/* Normalises a possibly negative axis for n_dims dims; -1 if out of range. */
+int         knob_axis(int axis, int n_dims);
+
+/* ------------------------------------------------------------------------------------------------
+ * Kernels (src/kernels): pure loops over pointers and sizes. */
+
+/* C (M, N) = alpha * op(A) @ op(B) + beta * C; op(A) is (M, K), op(B) is (K, N).
+ * A is stored (M, K) row-major, or (K, M) when ta; B is (K, N), or (N, K) when tb. */
+void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
+               float beta, float *C);
+/* Reference triple loop in double accumulation, for tests. */
+void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                     const float *B, float beta, float *C);
+
+/* ------------------------------------------------------------------------------------------------
+ * Small shared helpers */
+
+/* Writes a float the same way on every machine: shortest %.9g; NaN/Inf as JSON-safe strings. */
+void knob_fmt_float(char *buf, size_t size, double v);
+
+#endif /* KNOB_INTERNAL_H */
