@@ -84,6 +84,9 @@ knob_node *knob_node_make(knob_graph *g, knob_op op, int n_in, knob_node *const 
 void        knob_node_set_shape(knob_node *y, int n_dims, const int *shape);
 knob_status knob_shape_same(knob_node *y, const knob_node *a, knob_err *err);
 int         knob_graph_training(const knob_graph *g);
+/* Records a build error in g (if it has none yet): builders that validate outside a shape function. */
+void        knob_graph_error(knob_graph *g, knob_status code, const char *fmt, ...) KNOB_PRINTF(3, 4);
+knob_status knob_graph_status(const knob_graph *g);   /* the sticky build error's code, or KNOB_OK */
 /* Normalises a possibly negative axis for n_dims dims; -1 if out of range. */
 int         knob_axis(int axis, int n_dims);
 

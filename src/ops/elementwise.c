@@ -1,0 +1,252 @@
+/* elementwise.c: binary ops with numpy broadcasting (add, sub, mul, div), scale, and the unary
+ * functions (exp, log, sqrt, abs, relu, gelu, sigmoid, tanh). Each op's math and derivative sit in
+ * a comment above its forward; backward always accumulates (+=) into the inputs' grads.
+ *
+ * Broadcasting: shapes are aligned at the trailing dim and padded to 4 dims; a size-1 dim of an
+ * input stretches to the output's size (stride 0). Equal shapes take a flat, threaded loop;
+ * broadcast inputs take a serial loop in backward, so sums into a stretched element keep one order
+ * (same bits for any thread count). */
+#include "knob_internal.h"
+
+#include <math.h>
+
+/* ------------------------------------------------------------------------------------------------
+ * Broadcasting plan */
+
+typedef struct {
+    int n[4];          /* output dims, padded to 4 at the front */
+    size_t sa[4], sb[4];   /* element strides of a and b over the output index (0 = stretched) */
+} bcast;
+
+static void pad4(const knob_tensor *t, int out[4])
+{
+    int pad = 4 - t->n_dims;
+    for (int i = 0; i < 4; i++)
+        out[i] = i < pad ? 1 : t->shape[i - pad];
+}
+
+static void strides_for(const knob_tensor *t, const int n[4], size_t s[4])
+{
+    int d[4];
+    pad4(t, d);
+    size_t acc = 1;
+    for (int i = 3; i >= 0; i--) {
+        s[i] = (d[i] == 1 && n[i] != 1) ? 0 : acc;
+        acc *= (size_t)d[i];
+    }
+}
+
+static void bcast_plan(const knob_node *y, bcast *p)
+{
+    pad4(&y->t, p->n);
+    strides_for(&y->in[0]->t, p->n, p->sa);
+    strides_for(&y->in[1]->t, p->n, p->sb);
+}
+
+static int same_shape(const knob_tensor *a, const knob_tensor *b)
+{
+    if (a->n_dims != b->n_dims)
+        return 0;
+    for (int i = 0; i < a->n_dims; i++)
+        if (a->shape[i] != b->shape[i])
+            return 0;
+    return 1;
+}
+
+static knob_status binary_shape(knob_node *y, knob_err *err)
+{
+    const knob_tensor *a = &y->in[0]->t, *b = &y->in[1]->t;
+    if (a->dtype != KNOB_F32 || b->dtype != KNOB_F32)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: inputs must be float32", knob_ops[y->op]->name);
+    int n = KNOB_MAX(a->n_dims, b->n_dims), shape[KNOB_MAX_DIMS];
+    for (int i = 0; i < n; i++) {
+        int da = i < n - a->n_dims ? 1 : a->shape[i - (n - a->n_dims)];
+        int db = i < n - b->n_dims ? 1 : b->shape[i - (n - b->n_dims)];
+        if (da != db && da != 1 && db != 1) {
+            char sa[64], sb[64];
+            return knob_fail(err, KNOB_ERR_SHAPE, "%s: cannot broadcast %s with %s (dim %d: %d vs %d)",
+                             knob_ops[y->op]->name, knob_shape_str(sa, sizeof sa, a->n_dims, a->shape),
+                             knob_shape_str(sb, sizeof sb, b->n_dims, b->shape), i, da, db);
+        }
+        shape[i] = KNOB_MAX(da, db);
+    }
+    knob_node_set_shape(y, n, shape);
+    return KNOB_OK;
+}
+
+/* Visits every output element i with the offsets ia, ib of a and b, running the statements given. */
+#define BCAST_LOOP(p, ...)                                                                    \
+    do {                                                                                      \
+        size_t i_ = 0;                                                                        \
+        for (int i0 = 0; i0 < (p).n[0]; i0++)                                                 \
+            for (int i1 = 0; i1 < (p).n[1]; i1++)                                             \
+                for (int i2 = 0; i2 < (p).n[2]; i2++)                                         \
+                    for (int i3 = 0; i3 < (p).n[3]; i3++, i_++) {                             \
+                        size_t ia = i0 * (p).sa[0] + i1 * (p).sa[1] + i2 * (p).sa[2] +        \
+                                    i3 * (p).sa[3];                                           \
+                        size_t ib = i0 * (p).sb[0] + i1 * (p).sb[1] + i2 * (p).sb[2] +        \
+                                    i3 * (p).sb[3];                                           \
+                        size_t i = i_;                                                        \
+                        __VA_ARGS__;                                                          \
+                    }                                                                         \
+    } while (0)
+
+/* One binary op: forward expression F(a, b); partials DA(a, b, dy), DB(a, b, dy). */
+#define BINARY_OP(name, F, DA, DB)                                                            \
+    static void name##_forward(knob_node *y)                                                  \
+    {                                                                                         \
+        const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;                             \
+        float *Y = y->t.data;                                                                 \
+        if (same_shape(&y->in[0]->t, &y->in[1]->t)) {                                         \
+            long n = (long)y->t.n_elems;                                                      \
+            _Pragma("omp parallel for schedule(static)")                                      \
+            for (long i = 0; i < n; i++) {                                                    \
+                float a = A[i], b = B[i];                                                     \
+                Y[i] = (F);                                                                   \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
+        bcast p;                                                                              \
+        bcast_plan(y, &p);                                                                    \
+        BCAST_LOOP(p, {                                                                       \
+            float a = A[ia], b = B[ib];                                                       \
+            Y[i] = (F);                                                                       \
+        });                                                                                   \
+    }                                                                                         \
+    static void name##_backward(knob_node *y)                                                 \
+    {                                                                                         \
+        const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
+        float *GA = y->in[0]->t.grad, *GB = y->in[1]->t.grad;                                 \
+        if (same_shape(&y->in[0]->t, &y->in[1]->t)) {                                         \
+            long n = (long)y->t.n_elems;                                                      \
+            _Pragma("omp parallel for schedule(static)")                                      \
+            for (long i = 0; i < n; i++) {                                                    \
+                float a = A[i], b = B[i], dy = DY[i];                                         \
+                (void)a; (void)b;                                                             \
+                if (GA) GA[i] += (DA);                                                        \
+                if (GB) GB[i] += (DB);                                                        \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
+        bcast p;                                                                              \
+        bcast_plan(y, &p);                                                                    \
+        BCAST_LOOP(p, {                                                                       \
+            float a = A[ia], b = B[ib], dy = DY[i];                                           \
+            (void)a; (void)b;                                                                 \
+            if (GA) GA[ia] += (DA);                                                           \
+            if (GB) GB[ib] += (DB);                                                           \
+        });                                                                                   \
+    }
+
+/* add: y = a + b;  da = dy, db = dy */
+BINARY_OP(add, a + b, dy, dy)
+/* sub: y = a - b;  da = dy, db = -dy */
+BINARY_OP(sub, a - b, dy, -dy)
+/* mul: y = a b;  da = dy b, db = dy a */
+BINARY_OP(mul, a * b, dy * b, dy * a)
+/* div: y = a / b;  da = dy / b, db = -dy a / b^2 */
+BINARY_OP(div, a / b, dy / b, -dy * a / (b * b))
+
+const knob_op_def knob_op_add = {"add", 2, binary_shape, NULL, NULL, add_forward, add_backward};
+const knob_op_def knob_op_sub = {"sub", 2, binary_shape, NULL, NULL, sub_forward, sub_backward};
+const knob_op_def knob_op_mul = {"mul", 2, binary_shape, NULL, NULL, mul_forward, mul_backward};
+const knob_op_def knob_op_div = {"div", 2, binary_shape, NULL, NULL, div_forward, div_backward};
+
+static knob_node *binary(knob_graph *g, knob_op op, knob_node *a, knob_node *b)
+{
+    knob_node *in[2] = {a, b};
+    return knob_node_make(g, op, 2, in, NULL, 0, NULL, 0);
+}
+
+knob_node *knob_add(knob_graph *g, knob_node *a, knob_node *b) { return binary(g, KNOB_OP_ADD, a, b); }
+knob_node *knob_sub(knob_graph *g, knob_node *a, knob_node *b) { return binary(g, KNOB_OP_SUB, a, b); }
+knob_node *knob_mul(knob_graph *g, knob_node *a, knob_node *b) { return binary(g, KNOB_OP_MUL, a, b); }
+knob_node *knob_div(knob_graph *g, knob_node *a, knob_node *b) { return binary(g, KNOB_OP_DIV, a, b); }
+
+/* ------------------------------------------------------------------------------------------------
+ * Unary ops: y = f(x), dx += dy * f'(x), written with x, the saved output y, and fp[0] (scale). */
+
+static knob_status unary_shape(knob_node *y, knob_err *err)
+{
+    if (y->in[0]->t.dtype != KNOB_F32)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_ops[y->op]->name);
+    return knob_shape_same(y, y->in[0], err);
+}
+
+#define UNARY_OP(name, F, D)                                                                  \
+    static void name##_forward(knob_node *y)                                                  \
+    {                                                                                         \
+        const float *X = y->in[0]->t.data;                                                    \
+        float *Y = y->t.data, s = y->fp[0];                                                   \
+        (void)s;                                                                              \
+        long n = (long)y->t.n_elems;                                                          \
+        _Pragma("omp parallel for schedule(static)")                                          \
+        for (long i = 0; i < n; i++) {                                                        \
+            float x = X[i];                                                                   \
+            Y[i] = (F);                                                                       \
+        }                                                                                     \
+    }                                                                                         \
+    static void name##_backward(knob_node *y)                                                 \
+    {                                                                                         \
+        const float *X = y->in[0]->t.data, *Y = y->t.data, *DY = y->t.grad;                   \
+        float *GX = y->in[0]->t.grad, s = y->fp[0];                                           \
+        (void)s;                                                                              \
+        if (!GX)                                                                              \
+            return;                                                                           \
+        long n = (long)y->t.n_elems;                                                          \
+        _Pragma("omp parallel for schedule(static)")                                          \
+        for (long i = 0; i < n; i++) {                                                        \
+            float x = X[i], yv = Y[i], dy = DY[i];                                            \
+            (void)x; (void)yv;                                                                \
+            GX[i] += (D);                                                                     \
+        }                                                                                     \
+    }                                                                                         \
+    const knob_op_def knob_op_##name = {#name, 1, unary_shape, NULL, NULL, name##_forward,    \
+                                        name##_backward};
+
+/* gelu (tanh approximation, GPT-2): y = 0.5 x (1 + t), t = tanh(k (x + 0.044715 x^3)), k = sqrt(2/pi)
+ * dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2) */
+#define GELU_K 0.7978845608028654f
+static inline float gelu_f(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+}
+static inline float gelu_df(float x)
+{
+    float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+/* scale: y = s x;             dx = s dy */
+UNARY_OP(scale, s * x, s * dy)
+/* exp: y = e^x;               dx = dy y */
+UNARY_OP(exp, expf(x), dy * yv)
+/* log: y = ln x;              dx = dy / x */
+UNARY_OP(log, logf(x), dy / x)
+/* sqrt: y = sqrt(x);          dx = dy / (2 y) */
+UNARY_OP(sqrt, sqrtf(x), dy * 0.5f / yv)
+/* abs: y = |x|;               dx = dy sign(x) (0 at 0) */
+UNARY_OP(abs, fabsf(x), (x > 0.0f ? dy : x < 0.0f ? -dy : 0.0f))
+/* relu: y = max(x, 0);        dx = dy [x > 0] */
+UNARY_OP(relu, x > 0.0f ? x : 0.0f, (x > 0.0f ? dy : 0.0f))
+/* gelu: see above */
+UNARY_OP(gelu, gelu_f(x), dy * gelu_df(x))
+/* sigmoid: y = 1 / (1 + e^-x); dx = dy y (1 - y) */
+UNARY_OP(sigmoid, x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)), dy * yv * (1.0f - yv))
+/* tanh: y = tanh(x);          dx = dy (1 - y^2) */
+UNARY_OP(tanh, tanhf(x), dy * (1.0f - yv * yv))
+
+static knob_node *unary(knob_graph *g, knob_op op, knob_node *a, float s)
+{
+    return knob_node_make(g, op, 1, &a, NULL, 0, &s, 1);
+}
+
+knob_node *knob_scale(knob_graph *g, knob_node *a, float s) { return unary(g, KNOB_OP_SCALE, a, s); }
+knob_node *knob_exp(knob_graph *g, knob_node *a) { return unary(g, KNOB_OP_EXP, a, 0); }
+knob_node *knob_log(knob_graph *g, knob_node *a) { return unary(g, KNOB_OP_LOG, a, 0); }
+knob_node *knob_sqrt(knob_graph *g, knob_node *a) { return unary(g, KNOB_OP_SQRT, a, 0); }
+knob_node *knob_abs(knob_graph *g, knob_node *a) { return unary(g, KNOB_OP_ABS, a, 0); }
+knob_node *knob_relu(knob_graph *g, knob_node *a) { return unary(g, KNOB_OP_RELU, a, 0); }
+knob_node *knob_gelu(knob_graph *g, knob_node *a) { return unary(g, KNOB_OP_GELU, a, 0); }
+knob_node *knob_sigmoid(knob_graph *g, knob_node *a) { return unary(g, KNOB_OP_SIGMOID, a, 0); }
+knob_node *knob_tanh(knob_graph *g, knob_node *a) { return unary(g, KNOB_OP_TANH, a, 0); }

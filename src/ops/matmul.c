@@ -1,0 +1,122 @@
+/* matmul.c: y = op(a) @ op(b), batched over a's leading dims, op = optional transpose of the last
+ * two dims. b is either one matrix shared by every batch (a linear layer) or has a's leading dims.
+ * The heavy lifting is knob_gemm (src/kernels/gemm.c).
+ *
+ * Derivation (C = A B, with A = op(a), B = op(b)):  dA = dC B^T,  dB = A^T dC.
+ * Stored transposed operands take the transpose of those: da_stored = dA^T when ta, and so on. */
+#include "knob_internal.h"
+
+typedef struct {
+    int batch, M, N, K;
+    int shared_b;   /* b is 2-D and used by every batch */
+} mm_dims;
+
+static void mm_plan(const knob_node *y, mm_dims *d)
+{
+    const knob_tensor *a = &y->in[0]->t, *b = &y->in[1]->t;
+    int ta = y->ip[0], tb = y->ip[1];
+    int ra = a->shape[a->n_dims - 2], ca = a->shape[a->n_dims - 1];
+    int rb = b->shape[b->n_dims - 2], cb = b->shape[b->n_dims - 1];
+    d->M = ta ? ca : ra;
+    d->K = ta ? ra : ca;
+    d->N = tb ? rb : cb;
+    d->batch = (int)(a->n_elems / ((size_t)ra * (size_t)ca));
+    d->shared_b = b->n_dims == 2;
+}
+
+static knob_status matmul_shape(knob_node *y, knob_err *err)
+{
+    const knob_tensor *a = &y->in[0]->t, *b = &y->in[1]->t;
+    char sa[64], sb[64];
+    knob_shape_str(sa, sizeof sa, a->n_dims, a->shape);
+    knob_shape_str(sb, sizeof sb, b->n_dims, b->shape);
+    if (a->dtype != KNOB_F32 || b->dtype != KNOB_F32)
+        return knob_fail(err, KNOB_ERR_SHAPE, "matmul: inputs must be float32");
+    if (a->n_dims < 2 || b->n_dims < 2)
+        return knob_fail(err, KNOB_ERR_SHAPE, "matmul: inputs need at least 2 dims: a is %s, b is %s", sa, sb);
+    if (b->n_dims != 2 && b->n_dims != a->n_dims)
+        return knob_fail(err, KNOB_ERR_SHAPE, "matmul: b must be 2-D or have a's dims: a is %s, b is %s", sa, sb);
+    if (b->n_dims > 2)
+        for (int i = 0; i < a->n_dims - 2; i++)
+            if (a->shape[i] != b->shape[i])
+                return knob_fail(err, KNOB_ERR_SHAPE, "matmul: batch dims differ: a is %s, b is %s", sa, sb);
+    mm_dims d;
+    mm_plan(y, &d);
+    int kb = y->ip[1] ? b->shape[b->n_dims - 1] : b->shape[b->n_dims - 2];
+    if (d.K != kb)
+        return knob_fail(err, KNOB_ERR_SHAPE, "matmul: inner dimensions differ: a is %s%s, b is %s%s (%d vs %d)",
+                         sa, y->ip[0] ? " transposed" : "", sb, y->ip[1] ? " transposed" : "", d.K, kb);
+    int shape[KNOB_MAX_DIMS];
+    for (int i = 0; i < a->n_dims - 2; i++)
+        shape[i] = a->shape[i];
+    shape[a->n_dims - 2] = d.M;
+    shape[a->n_dims - 1] = d.N;
+    knob_node_set_shape(y, a->n_dims, shape);
+    return KNOB_OK;
+}
+
+/* y (batch, M, N) = op(a) (batch, M, K) @ op(b) (batch or shared, K, N) */
+static void matmul_forward(knob_node *y)
+{
+    mm_dims d;
+    mm_plan(y, &d);
+    int ta = y->ip[0], tb = y->ip[1];
+    const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;
+    float *Y = y->t.data;
+    if (d.shared_b && !ta) {   /* rows of every batch are contiguous: one product */
+        knob_gemm(0, tb, d.batch * d.M, d.N, d.K, 1.0f, A, B, 0.0f, Y);
+        return;
+    }
+    size_t sa = (size_t)d.M * d.K, sb = d.shared_b ? 0 : (size_t)d.K * d.N, sy = (size_t)d.M * d.N;
+    for (int i = 0; i < d.batch; i++)
+        knob_gemm(ta, tb, d.M, d.N, d.K, 1.0f, A + i * sa, B + i * sb, 0.0f, Y + i * sy);
+}
+
+static void matmul_backward(knob_node *y)
+{
+    mm_dims d;
+    mm_plan(y, &d);
+    int ta = y->ip[0], tb = y->ip[1];
+    const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;
+    float *DA = y->in[0]->t.grad, *DB = y->in[1]->t.grad;
+    int M = d.M, N = d.N, K = d.K;
+    if (d.shared_b && !ta) {   /* flatten batches into rows, as in forward */
+        M *= d.batch;
+        if (DA)   /* dA (M, K) = dY (M, N) @ op(b)^T */
+            knob_gemm(0, !tb, M, K, N, 1.0f, DY, B, 1.0f, DA);
+        if (DB) { /* dB (K, N) = A^T dY; stored transposed: (N, K) = dY^T A */
+            if (!tb)
+                knob_gemm(1, 0, K, N, M, 1.0f, A, DY, 1.0f, DB);
+            else
+                knob_gemm(1, 0, N, K, M, 1.0f, DY, A, 1.0f, DB);
+        }
+        return;
+    }
+    size_t sa = (size_t)M * K, sb = d.shared_b ? 0 : (size_t)K * N, sy = (size_t)M * N;
+    for (int i = 0; i < d.batch; i++) {
+        const float *a = A + i * sa, *b = B + i * sb, *dy = DY + i * sy;
+        if (DA) {
+            float *da = DA + i * sa;
+            if (!ta)   /* dA (M, K) = dY (M, N) @ op(b)^T (N, K) */
+                knob_gemm(0, !tb, M, K, N, 1.0f, dy, b, 1.0f, da);
+            else       /* a stored (K, M): dA^T (K, M) = op(b) (K, N) @ dY^T (N, M) */
+                knob_gemm(tb, 1, K, M, N, 1.0f, b, dy, 1.0f, da);
+        }
+        if (DB) {
+            float *db = DB + i * sb;
+            if (!tb)   /* dB (K, N) = op(a)^T (K, M) @ dY (M, N) */
+                knob_gemm(!ta, 0, K, N, M, 1.0f, a, dy, 1.0f, db);
+            else       /* b stored (N, K): dB^T (N, K) = dY^T (N, M) @ op(a) (M, K) */
+                knob_gemm(1, ta, N, K, M, 1.0f, dy, a, 1.0f, db);
+        }
+    }
+}
+
+const knob_op_def knob_op_matmul = {"matmul", 2, matmul_shape, NULL, NULL, matmul_forward, matmul_backward};
+
+knob_node *knob_matmul(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb)
+{
+    knob_node *in[2] = {a, b};
+    int ip[2] = {ta != 0, tb != 0};
+    return knob_node_make(g, KNOB_OP_MATMUL, 2, in, ip, 2, NULL, 0);
+}

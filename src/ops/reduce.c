@@ -1,0 +1,171 @@
+/* reduce.c: sum and mean over one axis (or all elements), and softmax / log-softmax over the last
+ * axis. A tensor reduced over `axis` is viewed as (outer, n, inner): every output element sums n
+ * inputs spaced `inner` apart, in index order (same bits for any thread count). */
+#include "knob_internal.h"
+
+#include <math.h>
+
+/* ip[0] axis (normalised; -1 for all), ip[1] keepdim, fp[0] = 1 (sum) or 1/n (mean) */
+
+static void reduce_dims(const knob_node *y, size_t *outer, size_t *n, size_t *inner)
+{
+    const knob_tensor *a = &y->in[0]->t;
+    int axis = y->ip[0];
+    if (axis < 0) {
+        *outer = 1;
+        *n = a->n_elems;
+        *inner = 1;
+        return;
+    }
+    *outer = knob_shape_elems(axis, a->shape);
+    *n = (size_t)a->shape[axis];
+    *inner = knob_shape_elems(a->n_dims - axis - 1, a->shape + axis + 1);
+}
+
+static knob_status reduce_shape(knob_node *y, knob_err *err)
+{
+    const knob_tensor *a = &y->in[0]->t;
+    if (a->dtype != KNOB_F32)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_ops[y->op]->name);
+    if (y->ip[2]) {   /* all elements -> (1) */
+        y->ip[0] = -1;
+        knob_node_set_shape(y, 1, (int[]){1});
+        y->fp[0] = y->op == KNOB_OP_MEAN ? 1.0f / (float)a->n_elems : 1.0f;
+        return KNOB_OK;
+    }
+    int axis = knob_axis(y->ip[0], a->n_dims);
+    if (axis < 0)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: axis %d out of range for %d dims", knob_ops[y->op]->name,
+                         y->ip[0], a->n_dims);
+    y->ip[0] = axis;
+    int shape[KNOB_MAX_DIMS], n = 0;
+    for (int i = 0; i < a->n_dims; i++) {
+        if (i != axis)
+            shape[n++] = a->shape[i];
+        else if (y->ip[1])
+            shape[n++] = 1;
+    }
+    if (n == 0)
+        shape[n++] = 1;
+    knob_node_set_shape(y, n, shape);
+    y->fp[0] = y->op == KNOB_OP_MEAN ? 1.0f / (float)a->shape[axis] : 1.0f;
+    return KNOB_OK;
+}
+
+/* sum: y[o, i] = s * sum_j x[o, j, i]  (s = 1, or 1/n for mean);  dx[o, j, i] += s dy[o, i] */
+static void reduce_forward(knob_node *y)
+{
+    size_t outer, n, inner;
+    reduce_dims(y, &outer, &n, &inner);
+    const float *X = y->in[0]->t.data;
+    float *Y = y->t.data, s = y->fp[0];
+    long m = (long)(outer * inner);
+#pragma omp parallel for schedule(static) if (m > 1)
+    for (long k = 0; k < m; k++) {
+        size_t o = (size_t)k / inner, i = (size_t)k % inner;
+        const float *x = X + o * n * inner + i;
+        double acc = 0;
+        for (size_t j = 0; j < n; j++)
+            acc += x[j * inner];
+        Y[k] = (float)(acc * s);
+    }
+}
+
+static void reduce_backward(knob_node *y)
+{
+    float *DX = y->in[0]->t.grad;
+    if (!DX)
+        return;
+    size_t outer, n, inner;
+    reduce_dims(y, &outer, &n, &inner);
+    const float *DY = y->t.grad;
+    float s = y->fp[0];
+    long m = (long)(outer * inner);
+#pragma omp parallel for schedule(static) if (m > 1)
+    for (long k = 0; k < m; k++) {
+        size_t o = (size_t)k / inner, i = (size_t)k % inner;
+        float *dx = DX + o * n * inner + i;
+        float d = s * DY[k];
+        for (size_t j = 0; j < n; j++)
+            dx[j * inner] += d;
+    }
+}
+
+const knob_op_def knob_op_sum = {"sum", 1, reduce_shape, NULL, NULL, reduce_forward, reduce_backward};
+const knob_op_def knob_op_mean = {"mean", 1, reduce_shape, NULL, NULL, reduce_forward, reduce_backward};
+
+static knob_node *reduce(knob_graph *g, knob_op op, knob_node *a, int axis, int keepdim, int all)
+{
+    int ip[3] = {axis, keepdim != 0, all};
+    return knob_node_make(g, op, 1, &a, ip, 3, NULL, 0);
+}
+
+knob_node *knob_sum(knob_graph *g, knob_node *a, int axis, int keepdim) { return reduce(g, KNOB_OP_SUM, a, axis, keepdim, 0); }
+knob_node *knob_mean(knob_graph *g, knob_node *a, int axis, int keepdim) { return reduce(g, KNOB_OP_MEAN, a, axis, keepdim, 0); }
+knob_node *knob_sum_all(knob_graph *g, knob_node *a) { return reduce(g, KNOB_OP_SUM, a, 0, 0, 1); }
+
+/* ------------------------------------------------------------------------------------------------
+ * softmax and log-softmax over the last axis, rows of length n */
+
+static knob_status softmax_shape(knob_node *y, knob_err *err)
+{
+    if (y->in[0]->t.dtype != KNOB_F32)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_ops[y->op]->name);
+    return knob_shape_same(y, y->in[0], err);
+}
+
+/* softmax: y_j = e^(x_j - m) / sum_k e^(x_k - m), m = max x (for range);
+ * log-softmax: y_j = x_j - m - log sum_k e^(x_k - m) */
+static void softmax_forward(knob_node *y)
+{
+    const knob_tensor *a = &y->in[0]->t;
+    size_t n = (size_t)a->shape[a->n_dims - 1];
+    long rows = (long)(a->n_elems / n);
+    int logsm = y->op == KNOB_OP_LOG_SOFTMAX;
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++) {
+        const float *x = a->data + (size_t)r * n;
+        float *out = y->t.data + (size_t)r * n;
+        float m = x[0];
+        for (size_t j = 1; j < n; j++)
+            m = x[j] > m ? x[j] : m;
+        double sum = 0;
+        for (size_t j = 0; j < n; j++)
+            sum += exp((double)(x[j] - m));
+        if (logsm) {
+            float lse = (float)log(sum);
+            for (size_t j = 0; j < n; j++)
+                out[j] = x[j] - m - lse;
+        } else {
+            for (size_t j = 0; j < n; j++)
+                out[j] = (float)(exp((double)(x[j] - m)) / sum);
+        }
+    }
+}
+
+/* softmax: dx_j += y_j (dy_j - sum_k dy_k y_k);  log-softmax: dx_j += dy_j - e^(y_j) sum_k dy_k */
+static void softmax_backward(knob_node *y)
+{
+    float *DX = y->in[0]->t.grad;
+    if (!DX)
+        return;
+    size_t n = (size_t)y->t.shape[y->t.n_dims - 1];
+    long rows = (long)(y->t.n_elems / n);
+    int logsm = y->op == KNOB_OP_LOG_SOFTMAX;
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++) {
+        const float *yr = y->t.data + (size_t)r * n, *dy = y->t.grad + (size_t)r * n;
+        float *dx = DX + (size_t)r * n;
+        double s = 0;
+        for (size_t j = 0; j < n; j++)
+            s += logsm ? (double)dy[j] : (double)dy[j] * yr[j];
+        for (size_t j = 0; j < n; j++)
+            dx[j] += logsm ? dy[j] - expf(yr[j]) * (float)s : yr[j] * (dy[j] - (float)s);
+    }
+}
+
+const knob_op_def knob_op_softmax = {"softmax", 1, softmax_shape, NULL, NULL, softmax_forward, softmax_backward};
+const knob_op_def knob_op_log_softmax = {"log_softmax", 1, softmax_shape, NULL, NULL, softmax_forward, softmax_backward};
+
+knob_node *knob_softmax(knob_graph *g, knob_node *a) { return knob_node_make(g, KNOB_OP_SOFTMAX, 1, &a, NULL, 0, NULL, 0); }
+knob_node *knob_log_softmax(knob_graph *g, knob_node *a) { return knob_node_make(g, KNOB_OP_LOG_SOFTMAX, 1, &a, NULL, 0, NULL, 0); }

@@ -1,0 +1,251 @@
+/* optim.c: the optimizers (SGD with momentum and Nesterov, Adam, AdamW) and global gradient-norm
+ * clipping. Each is a flat loop over one knob_params block: values, grads and the optimizer's
+ * moment buffers m and v all have n_elems floats in the same order, and tensor i is the slice that
+ * starts where tensor i-1 ends. The loops go tensor by tensor only because weight decay is a
+ * per-tensor choice (t->decay).
+ *
+ * Semantics follow PyTorch's torch.optim.SGD (dampening 0), Adam and AdamW, and
+ * torch.nn.utils.clip_grad_norm_ (without its 1e-6 in the denominator, see below). The update
+ * arithmetic is float32 per element, as PyTorch's is; scalars (bias corrections, step sizes) are
+ * formed in double first.
+ *
+ * knob_optim_step allocates nothing: m and v are allocated once by knob_optim_init. Elementwise
+ * loops run under OpenMP; the only reduction (the gradient norm) sums fixed chunks in a fixed
+ * order, so results are bit-identical for any thread count.
+ *
+ * Not here: learning-rate schedules (schedule.c), per-tensor learning rates, dampening,
+ * amsgrad, maximize, and optimizer state save/restore. */
+#include "knob_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Tensors smaller than this are updated by one thread: forking a team costs more than the loop. */
+#define PAR_MIN 16384
+
+const char *knob_optim_name(knob_optim_kind kind)
+{
+    switch (kind) {
+    case KNOB_OPTIM_SGD:   return "sgd";
+    case KNOB_OPTIM_ADAM:  return "adam";
+    case KNOB_OPTIM_ADAMW: return "adamw";
+    }
+    return "unknown";
+}
+
+knob_status knob_optim_parse(const char *s, knob_optim_kind *out, knob_err *err)
+{
+    static const knob_optim_kind kinds[] = {KNOB_OPTIM_SGD, KNOB_OPTIM_ADAM, KNOB_OPTIM_ADAMW};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (s && strcmp(s, knob_optim_name(kinds[i])) == 0) {
+            *out = kinds[i];
+            return KNOB_OK;
+        }
+    return knob_fail(err, KNOB_ERR_USAGE, "unknown optimizer '%.128s' (expected sgd, adam or adamw)",
+                     s ? s : "(null)");
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Init and free */
+
+/* !(x >= lo) rather than x < lo, so NaN fails the check too. */
+static knob_status check_config(const knob_optim_config *c, knob_err *err)
+{
+    const char *name = knob_optim_name(c->kind);
+    if (c->kind != KNOB_OPTIM_SGD && c->kind != KNOB_OPTIM_ADAM && c->kind != KNOB_OPTIM_ADAMW)
+        return knob_fail(err, KNOB_ERR_USAGE, "optimizer: unknown kind %d (expected sgd, adam or adamw)",
+                         (int)c->kind);
+    if (!(c->weight_decay >= 0.0f && isfinite(c->weight_decay)))
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: weight_decay is %g; expected a finite value >= 0",
+                         name, (double)c->weight_decay);
+    if (c->kind == KNOB_OPTIM_SGD) {
+        if (!(c->momentum >= 0.0f && isfinite(c->momentum)))
+            return knob_fail(err, KNOB_ERR_USAGE, "sgd: momentum is %g; expected a finite value >= 0",
+                             (double)c->momentum);
+        if (c->nesterov && c->momentum == 0.0f)
+            return knob_fail(err, KNOB_ERR_USAGE, "sgd: nesterov needs a momentum > 0");
+        return KNOB_OK;
+    }
+    if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f))
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: beta1 is %g; expected a value in [0, 1)", name,
+                         (double)c->beta1);
+    if (!(c->beta2 >= 0.0f && c->beta2 < 1.0f))
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: beta2 is %g; expected a value in [0, 1)", name,
+                         (double)c->beta2);
+    if (!(c->eps > 0.0f && isfinite(c->eps)))
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: eps is %g; expected a finite value > 0; try 1e-8",
+                         name, (double)c->eps);
+    return KNOB_OK;
+}
+
+knob_status knob_optim_init(knob_optim *o, knob_params *p, const knob_optim_config *cfg, knob_err *err)
+{
+    memset(o, 0, sizeof *o);
+    knob_status s = check_config(cfg, err);
+    if (s)
+        return s;
+    if (!p || !p->data || !p->grad)
+        return knob_fail(err, KNOB_ERR_USAGE,
+                         "%s: parameters are not allocated; call knob_params_alloc first",
+                         knob_optim_name(cfg->kind));
+    int adam = cfg->kind != KNOB_OPTIM_SGD;
+    float *m = knob_calloc(p->n_elems, sizeof(float));
+    float *v = adam ? knob_calloc(p->n_elems, sizeof(float)) : NULL;
+    if (!m || (adam && !v)) {
+        knob_free(m);
+        knob_free(v);
+        return knob_fail(err, KNOB_ERR_NOMEM, "%s: cannot allocate %d x %zu floats of state",
+                         knob_optim_name(cfg->kind), adam ? 2 : 1, p->n_elems);
+    }
+    o->cfg = *cfg;
+    o->p = p;
+    o->m = m;
+    o->v = v;
+    return KNOB_OK;
+}
+
+void knob_optim_free(knob_optim *o)
+{
+    if (!o)
+        return;
+    knob_free(o->m);
+    knob_free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Update rules, one tensor slice at a time: w, g, m, v are (n) views at the same offset. */
+
+static void sgd_update(float *w, const float *g, float *m, size_t n, float lr, float wd,
+                       float momentum, int nesterov)
+{
+    /* plain (momentum 0):  g' = g + wd w;  w -= lr g' */
+    if (momentum == 0.0f) {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] + wd * w[i];
+            w[i] -= lr * gi;
+        }
+        return;
+    }
+    /* momentum:  g' = g + wd w;  buf = momentum buf + g'  (buf starts at 0, so step 1 gives g');
+     * w -= lr (g' + momentum buf) with Nesterov, w -= lr buf without */
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * w[i];
+        float buf = momentum * m[i] + gi;
+        m[i] = buf;
+        w[i] -= lr * (nesterov ? gi + momentum * buf : buf);
+    }
+}
+
+/* Adam, with L2 weight decay wd folded into the gradient (pass 0 for AdamW, whose decay is done
+ * before this call). With bc1 = 1 - beta1^t, bc2 = 1 - beta2^t:
+ *   g' = g + wd w;  m = beta1 m + (1 - beta1) g';  v = beta2 v + (1 - beta2) g'^2
+ *   w -= lr m_hat / (sqrt(v_hat) + eps),  m_hat = m / bc1,  v_hat = v / bc2
+ * written as PyTorch does: w -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps). */
+static void adam_update(float *w, const float *g, float *m, float *v, size_t n, float wd,
+                        float beta1, float beta2, float eps, float step_size, float bc2_sqrt)
+{
+    float one_b1 = 1.0f - beta1, one_b2 = 1.0f - beta2;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * w[i];
+        float mi = beta1 * m[i] + one_b1 * gi;
+        float vi = beta2 * v[i] + one_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
+    }
+}
+
+/* AdamW's decoupled decay, before the Adam update: w = w (1 - lr wd) */
+static void decoupled_decay(float *w, size_t n, float keep)
+{
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        w[i] *= keep;
+}
+
+void knob_optim_step(knob_optim *o, float lr)
+{
+    const knob_optim_config *c = &o->cfg;
+    knob_params *p = o->p;
+    KNOB_ASSERT(p && o->m && p->data && p->grad);
+    o->step++;
+
+    /* bias corrections for step t = o->step (Adam, AdamW) */
+    double bc1 = 1.0 - pow((double)c->beta1, (double)o->step);
+    double bc2 = 1.0 - pow((double)c->beta2, (double)o->step);
+    float step_size = (float)((double)lr / bc1);
+    float bc2_sqrt = (float)sqrt(bc2);
+    float keep = (float)(1.0 - (double)lr * (double)c->weight_decay);
+
+    size_t at = 0;
+    for (int i = 0; i < p->n; i++) {
+        const knob_tensor *t = p->t[i];
+        size_t n = t->n_elems;
+        float *w = p->data + at, *g = p->grad + at, *m = o->m + at;
+        float wd = t->decay ? c->weight_decay : 0.0f;
+        switch (c->kind) {
+        case KNOB_OPTIM_SGD:
+            sgd_update(w, g, m, n, lr, wd, c->momentum, c->nesterov);
+            break;
+        case KNOB_OPTIM_ADAM:
+            adam_update(w, g, m, o->v + at, n, wd, c->beta1, c->beta2, c->eps, step_size, bc2_sqrt);
+            break;
+        case KNOB_OPTIM_ADAMW:
+            if (wd != 0.0f)
+                decoupled_decay(w, n, keep);
+            adam_update(w, g, m, o->v + at, n, 0.0f, c->beta1, c->beta2, c->eps, step_size, bc2_sqrt);
+            break;
+        }
+        at += n;
+    }
+    KNOB_ASSERT(at == p->n_elems);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Gradient clipping */
+
+/* The sum of squares is split into at most N_CHUNKS fixed chunks whose bounds depend only on the
+ * element count; each chunk is summed serially in double and the partials are added in chunk
+ * order, so the norm is the same for any number of threads. */
+#define N_CHUNKS 256
+
+/* norm = sqrt(sum g^2) over every gradient; if norm > max_norm, g *= max_norm / norm.
+ * PyTorch divides by (norm + 1e-6) and always multiplies (by 1 when under the limit); here the
+ * scale is exact and grads under the limit are left untouched. A non-finite norm (a nan or inf
+ * gradient) is returned without scaling, for the caller to report; max_norm <= 0 (or nan) only
+ * measures. */
+float knob_clip_grad_norm(knob_params *p, float max_norm)
+{
+    size_t n = p->n_elems;
+    if (!p->grad || n == 0)
+        return 0.0f;
+    const float *g = p->grad;
+    size_t chunk = (n + N_CHUNKS - 1) / N_CHUNKS;
+    int n_chunks = (int)((n + chunk - 1) / chunk);
+    double partial[N_CHUNKS];
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (int c = 0; c < n_chunks; c++) {
+        size_t lo = (size_t)c * chunk, hi = KNOB_MIN(n, lo + chunk);
+        double s = 0.0;
+        for (size_t i = lo; i < hi; i++)
+            s += (double)g[i] * (double)g[i];
+        partial[c] = s;
+    }
+    double sum = 0.0;
+    for (int c = 0; c < n_chunks; c++)
+        sum += partial[c];
+    double norm = sqrt(sum);
+
+    if (isfinite(norm) && max_norm > 0.0f && norm > (double)max_norm) {
+        float scale = (float)((double)max_norm / norm);
+        float *gw = p->grad;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+        for (size_t i = 0; i < n; i++)
+            gw[i] *= scale;
+    }
+    return (float)norm;
+}
