@@ -385,6 +385,102 @@ knob_status knob_params_save(const knob_params *p, const char *path, const knob_
  * p's values unchanged. */
 knob_status knob_params_load(knob_params *p, const char *path, knob_err *err);
 
+/* ------------------------------------------------------------------------------------------------
+ * SVG charts: plain-text plots written deterministically (fixed number formats), for loss curves
+ * and fitted curves. A chart maps data coordinates into a pixel box of an SVG document. */
+
+typedef struct knob_chart {
+    double left, top, width, height;     /* pixel box of the plotting area */
+    double xmin, xmax, ymin, ymax;       /* data range shown */
+    int logy;                            /* log10 y axis (ymin > 0) */
+    const char *title, *xlabel, *ylabel;
+} knob_chart;
+
+void knob_svg_begin(FILE *f, int width, int height);
+void knob_svg_end(FILE *f);
+void knob_svg_text(FILE *f, double x, double y, const char *anchor, int size, const char *text);
+/* frame, grid, ticks with labels, title and axis labels */
+void knob_chart_axes(FILE *f, const knob_chart *c);
+/* polyline through the points inside the y range (NaN points break the line) */
+void knob_chart_line(FILE *f, const knob_chart *c, const double *x, const double *y, int n,
+                     const char *color, int dashed);
+void knob_chart_points(FILE *f, const knob_chart *c, const double *x, const double *y, int n,
+                       const char *color, int hollow);
+void knob_chart_vline(FILE *f, const knob_chart *c, double x, const char *color, const char *label);
+/* legend box in the top-left corner of the chart */
+void knob_chart_legend(FILE *f, const knob_chart *c, int n, const char *const *labels,
+                       const char *const *colors);
+/* Picks a range [lo, hi] with a little margin around the finite values of v (both arrays). */
+void knob_range(const double *v, int n, double *lo, double *hi);
+
+/* ------------------------------------------------------------------------------------------------
+ * The first model: the falling ball (knob fit).
+ *
+ * A ball dropped from floor i of a building (floor_height metres per floor) falls for
+ * t = sqrt(2 h / g) seconds. knob_fit_generate makes noisy measurements of floors 1..n_floors; or
+ * knob_fit_read_csv reads x,y pairs. Three models are fitted to the training points by gradient
+ * descent through the graph: a line (slope, intercept), a quadratic (a, b, c) and a small MLP
+ * (1 -> hidden -> hidden -> 1, tanh). They are compared on held-out points and on extrapolation
+ * beyond the largest measured x. */
+
+typedef struct knob_fit_data {
+    int n;              /* points */
+    double *x, *y;      /* (n) measurements */
+    int *split;         /* (n) KNOB_FIT_TRAIN, KNOB_FIT_HELDOUT or KNOB_FIT_EXTRA */
+    int has_truth;      /* generated: the true curve is known */
+    double floor_height, g;
+    const char *xname, *yname;   /* axis names: "floor", "seconds" */
+} knob_fit_data;
+
+enum { KNOB_FIT_TRAIN = 0, KNOB_FIT_HELDOUT = 1, KNOB_FIT_EXTRA = 2 };
+
+typedef struct knob_fit_config {
+    int n_floors;           /* measured floors 1..n (generated data) */
+    double floor_height;    /* metres per floor */
+    double noise;           /* measurement noise, seconds (standard deviation) */
+    double holdout;         /* fraction of measured points held out for validation */
+    int extra_floors;       /* floors above the tallest measured one, compared with the truth */
+    knob_optim_kind optim;
+    float lr;
+    int epochs;
+    int batch;              /* 0: all training points at once */
+    int loss_mae;           /* 0: mean squared error, 1: mean absolute error */
+    int hidden;             /* MLP hidden width */
+    uint64_t seed;
+} knob_fit_config;
+
+typedef enum { KNOB_FIT_LINE = 0, KNOB_FIT_QUADRATIC, KNOB_FIT_MLP, KNOB_FIT_N_MODELS } knob_fit_kind;
+
+typedef struct knob_fit_result {
+    knob_fit_kind kind;
+    const char *name;        /* "line", "quadratic", "mlp" */
+    knob_params P;           /* learned parameters, in normalised units */
+    int n_knobs;             /* parameters in physical units (line 2, quadratic 3, mlp all) */
+    double knobs[3];         /* line: slope, intercept; quadratic: a, b, c (y = a x^2 + b x + c) */
+    const char *knob_names[3];
+    double *loss_curve;      /* (epochs) mean training loss per epoch, normalised units */
+    int epochs;
+    double train_loss;       /* final training loss, physical units (mse: s^2, mae: s) */
+    double heldout_rmse, extra_rmse;   /* seconds; NaN when the set is empty */
+    double xs, xm, ys, ym;   /* normalisation: u = (x - xm) / xs, y = ym + ys * v */
+} knob_fit_result;
+
+/* Progress callback: called after every epoch with the knobs so far; NULL for none. */
+typedef void (*knob_fit_progress)(const knob_fit_result *r, int epoch, double loss, void *ctx);
+
+void        knob_fit_config_default(knob_fit_config *c);
+knob_status knob_fit_generate(knob_fit_data *d, const knob_fit_config *c, knob_err *err);
+/* CSV with two numeric columns x,y (an optional header line; '#' comments). Points are split
+ * train / held-out at random; the top 20% of x are the extrapolation set. */
+knob_status knob_fit_read_csv(knob_fit_data *d, const char *path, const knob_fit_config *c, knob_err *err);
+void        knob_fit_data_free(knob_fit_data *d);
+double      knob_fit_truth(const knob_fit_data *d, double x);   /* seconds for floor x */
+knob_status knob_fit_train(knob_fit_result *r, knob_fit_kind kind, const knob_fit_data *d,
+                           const knob_fit_config *c, knob_fit_progress progress, void *ctx, knob_err *err);
+/* Predictions in physical units for n points x. */
+knob_status knob_fit_predict(const knob_fit_result *r, const double *x, double *y, int n, knob_err *err);
+void        knob_fit_result_free(knob_fit_result *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,10 @@
         }                                                                                     \
     } while (0)
 
+/* Loops with less work than this (elements touched) run on one thread: starting a parallel region
+ * costs a few microseconds, more than a small loop takes. Tiny models (knob fit) live here. */
+#define KNOB_PAR_MIN 32768
+
 #define KNOB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define KNOB_MAX(a, b) ((a) > (b) ? (a) : (b))
 

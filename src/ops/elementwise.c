@@ -99,7 +99,7 @@ static knob_status binary_shape(knob_node *y, knob_err *err)
         float *Y = y->t.data;                                                                 \
         if (same_shape(&y->in[0]->t, &y->in[1]->t)) {                                         \
             long n = (long)y->t.n_elems;                                                      \
-            _Pragma("omp parallel for schedule(static)")                                      \
+            _Pragma("omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)")                                      \
             for (long i = 0; i < n; i++) {                                                    \
                 float a = A[i], b = B[i];                                                     \
                 Y[i] = (F);                                                                   \
@@ -119,7 +119,7 @@ static knob_status binary_shape(knob_node *y, knob_err *err)
         float *GA = y->in[0]->t.grad, *GB = y->in[1]->t.grad;                                 \
         if (same_shape(&y->in[0]->t, &y->in[1]->t)) {                                         \
             long n = (long)y->t.n_elems;                                                      \
-            _Pragma("omp parallel for schedule(static)")                                      \
+            _Pragma("omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)")                                      \
             for (long i = 0; i < n; i++) {                                                    \
                 float a = A[i], b = B[i], dy = DY[i];                                         \
                 (void)a; (void)b;                                                             \
@@ -180,7 +180,7 @@ static knob_status unary_shape(knob_node *y, knob_err *err)
         float *Y = y->t.data, s = y->fp[0];                                                   \
         (void)s;                                                                              \
         long n = (long)y->t.n_elems;                                                          \
-        _Pragma("omp parallel for schedule(static)")                                          \
+        _Pragma("omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)")                                          \
         for (long i = 0; i < n; i++) {                                                        \
             float x = X[i];                                                                   \
             Y[i] = (F);                                                                       \
@@ -194,7 +194,7 @@ static knob_status unary_shape(knob_node *y, knob_err *err)
         if (!GX)                                                                              \
             return;                                                                           \
         long n = (long)y->t.n_elems;                                                          \
-        _Pragma("omp parallel for schedule(static)")                                          \
+        _Pragma("omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)")                                          \
         for (long i = 0; i < n; i++) {                                                        \
             float x = X[i], yv = Y[i], dy = DY[i];                                            \
             (void)x; (void)yv;                                                                \

@@ -56,7 +56,7 @@ static void ce_forward(knob_node *y)
     long N = (long)(z->n_elems / V);
     float *P = y->saved, *row_loss = P + (size_t)N * V;
     int ignore = y->ip[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * V >= KNOB_PAR_MIN)
     for (long i = 0; i < N; i++) {
         const float *zi = z->data + (size_t)i * V;   /* (V) */
         float *pi = P + (size_t)i * V, m = zi[0];
@@ -96,7 +96,7 @@ static void ce_backward(knob_node *y)
         return;
     float s = y->t.grad[0] / n;
     int ignore = y->ip[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * V >= KNOB_PAR_MIN)
     for (long i = 0; i < N; i++) {
         if (T[i] == ignore)
             continue;

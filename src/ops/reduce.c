@@ -60,7 +60,7 @@ static void reduce_forward(knob_node *y)
     const float *X = y->in[0]->t.data;
     float *Y = y->t.data, s = y->fp[0];
     long m = (long)(outer * inner);
-#pragma omp parallel for schedule(static) if (m > 1)
+#pragma omp parallel for schedule(static) if (m > 1 && (size_t)m * n >= KNOB_PAR_MIN)
     for (long k = 0; k < m; k++) {
         size_t o = (size_t)k / inner, i = (size_t)k % inner;
         const float *x = X + o * n * inner + i;
@@ -81,7 +81,7 @@ static void reduce_backward(knob_node *y)
     const float *DY = y->t.grad;
     float s = y->fp[0];
     long m = (long)(outer * inner);
-#pragma omp parallel for schedule(static) if (m > 1)
+#pragma omp parallel for schedule(static) if (m > 1 && (size_t)m * n >= KNOB_PAR_MIN)
     for (long k = 0; k < m; k++) {
         size_t o = (size_t)k / inner, i = (size_t)k % inner;
         float *dx = DX + o * n * inner + i;
@@ -122,7 +122,7 @@ static void softmax_forward(knob_node *y)
     size_t n = (size_t)a->shape[a->n_dims - 1];
     long rows = (long)(a->n_elems / n);
     int logsm = y->op == KNOB_OP_LOG_SOFTMAX;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * n >= KNOB_PAR_MIN)
     for (long r = 0; r < rows; r++) {
         const float *x = a->data + (size_t)r * n;
         float *out = y->t.data + (size_t)r * n;
@@ -152,7 +152,7 @@ static void softmax_backward(knob_node *y)
     size_t n = (size_t)y->t.shape[y->t.n_dims - 1];
     long rows = (long)(y->t.n_elems / n);
     int logsm = y->op == KNOB_OP_LOG_SOFTMAX;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * n >= KNOB_PAR_MIN)
     for (long r = 0; r < rows; r++) {
         const float *yr = y->t.data + (size_t)r * n, *dy = y->t.grad + (size_t)r * n;
         float *dx = DX + (size_t)r * n;

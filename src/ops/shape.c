@@ -102,7 +102,7 @@ static void permute_forward(knob_node *y)
     permute_plan(y, n, s);
     const float *X = y->in[0]->t.data;
     float *Y = y->t.data;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (y->t.n_elems >= KNOB_PAR_MIN)
     for (int i0 = 0; i0 < n[0]; i0++)
         for (int i1 = 0; i1 < n[1]; i1++) {
             float *out = Y + ((size_t)i0 * n[1] + i1) * n[2] * n[3];
@@ -122,7 +122,7 @@ static void permute_backward(knob_node *y)
     size_t s[4];
     permute_plan(y, n, s);
     const float *DY = y->t.grad;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (y->t.n_elems >= KNOB_PAR_MIN)
     for (int i0 = 0; i0 < n[0]; i0++)
         for (int i1 = 0; i1 < n[1]; i1++) {
             const float *dy = DY + ((size_t)i0 * n[1] + i1) * n[2] * n[3];

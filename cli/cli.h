@@ -1,0 +1,58 @@
+/* cli.h: what the knob binary's files share: the command signature and the declarative flag parser.
+ * Commands are thin: parse flags, call the library, print. Only main() exits. */
+#ifndef KNOB_CLI_H
+#define KNOB_CLI_H
+
+#include "knob.h"
+
+/* A command returns KNOB_OK or fills err; main prints "knob: error: <msg>" and exits 1 (2 when the
+ * status is KNOB_ERR_USAGE). Output already written stays valid (writes are atomic). */
+typedef knob_status (*cli_command_fn)(int argc, char **argv, knob_err *err);
+
+/* One row per flag. dest points at the variable holding the default, which --help shows. */
+typedef enum {
+    ARG_INT,      /* int *, range [lo, hi] */
+    ARG_U64,      /* uint64_t *, range [lo, hi] (seeds) */
+    ARG_FLOAT,    /* float *, range [lo, hi]; nan and inf rejected */
+    ARG_STRING,   /* const char ** */
+    ARG_CHOICE,   /* const char **, one of choices "a|b|c" */
+    ARG_BOOL,     /* int *, set to 1 by --name (no value) */
+} arg_type;
+
+typedef struct arg_def {
+    const char *name;      /* without dashes: "lr" */
+    arg_type type;
+    void *dest;
+    const char *meta;      /* "FLOAT", "DIR", ... */
+    double lo, hi;         /* inclusive range for numbers */
+    const char *choices;   /* ARG_CHOICE: "sgd|adam|adamw" */
+    const char *help;
+} arg_def;
+
+typedef struct cli_spec {
+    const char *cmd;       /* "fit" */
+    const char *usage;     /* "knob fit [options]" */
+    const char *summary;   /* a paragraph: what it does */
+    const arg_def *args;   /* NULL-name-terminated */
+    int min_pos, max_pos;  /* positional arguments allowed */
+} cli_spec;
+
+/* Parses argv (argv[0] is the command name). Positional arguments go to pos[0 .. *n_pos).
+ * Returns KNOB_OK, or KNOB_ERR_USAGE with a message such as
+ * "knob fit: unknown flag '--lr0' (did you mean '--lr'?)". Sets *help when --help/-h was given
+ * (then nothing else is checked). */
+knob_status cli_parse(const cli_spec *spec, int argc, char **argv, char **pos, int *n_pos, int *help, knob_err *err);
+/* Prints usage, summary and every flag with its default and range. */
+void cli_usage(const cli_spec *spec, FILE *f);
+
+/* Levenshtein distance between a and b (each cut at 64 characters), for "did you mean" hints. */
+int cli_edit_distance(const char *a, const char *b);
+
+/* Global: prints a progress line on stderr only when stderr is a terminal. */
+int cli_is_tty(void);
+
+/* The commands */
+knob_status cmd_fit(int argc, char **argv, knob_err *err);
+knob_status cmd_inspect(int argc, char **argv, knob_err *err);
+
+#endif
