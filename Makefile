@@ -19,11 +19,12 @@ TEST_SRC:= $(sort $(wildcard tests/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ:= $(TEST_SRC:%.c=$(BUILD)/%.o)
-HEADERS := include/knob.h src/knob_internal.h $(wildcard cli/*.h tests/*.h)
+EXAMPLES:= $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
+HEADERS := include/knob.h $(wildcard src/*.h src/*/*.h cli/*.h tests/*.h)
 
 .PHONY: all test asan bench clean
 
-all: $(BUILD)/knob $(BUILD)/test_knob
+all: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES)
 
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -39,8 +40,13 @@ $(BUILD)/knob: $(CLI_OBJ) $(BUILD)/libknob.a
 $(BUILD)/test_knob: $(TEST_OBJ) $(BUILD)/libknob.a
 	$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
 
+# examples use only the public header
+$(BUILD)/examples/%: examples/%.c include/knob.h $(BUILD)/libknob.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -fopenmp $(WARN) $(if $(WERROR),-Werror) -Iinclude $(CFLAGS) $(SAN) $< $(BUILD)/libknob.a $(ALL_LDFLAGS) $(LDLIBS) -o $@
+
 # Unit tests (C) and CLI tests (shell); the last line is "N passed, N failed".
-test: $(BUILD)/knob $(BUILD)/test_knob
+test: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES)
 	@sh tests/run.sh $(BUILD)
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer, in a build folder of their own.

@@ -47,9 +47,15 @@ void cli_usage(const cli_spec *spec, FILE *f);
 
 /* Levenshtein distance between a and b (each cut at 64 characters), for "did you mean" hints. */
 int cli_edit_distance(const char *a, const char *b);
+/* Whether a name at that distance from what was typed is worth suggesting: at most 2 edits, and
+ * fewer edits than typed characters (so '-x' does not suggest '--lr'). */
+int cli_close_enough(const char *typed, int distance);
 
 /* Global: prints a progress line on stderr only when stderr is a terminal. */
 int cli_is_tty(void);
+
+/* Writes s as a JSON string literal (quotes, backslashes, control characters escaped). */
+void cli_json_str(FILE *f, const char *s);
 
 /* The commands */
 knob_status cmd_fit(int argc, char **argv, knob_err *err);

@@ -136,7 +136,7 @@ static knob_status write_models(const char *path, const knob_fit_config *c, knob
             snprintf(copies[n].name, sizeof copies[n].name, "%.16s.%.100s", res[m].name, res[m].P.t[i]->name);
             list[n] = &copies[n];
         }
-    char norm[KNOB_FIT_N_MODELS][160], config[400];
+    char norm[KNOB_FIT_N_MODELS][256], config[400];
     knob_kv meta[2 + KNOB_FIT_N_MODELS];
     meta[0] = (knob_kv){"format", "knob-fit"};
     snprintf(config, sizeof config,
@@ -144,10 +144,12 @@ static knob_status write_models(const char *path, const knob_fit_config *c, knob
              knob_optim_name(c->optim), (double)c->lr, c->epochs, c->batch, c->loss_mae ? "mae" : "mse", c->hidden,
              (unsigned long long)c->seed);
     meta[1] = (knob_kv){"config", config};
-    static const char *keys[KNOB_FIT_N_MODELS] = {"line.normalisation", "quadratic.normalisation", "mlp.normalisation"};
+    /* per model: the standardisation that maps x and y to the knobs' units, and the training state */
+    static const char *keys[KNOB_FIT_N_MODELS] = {"line.state", "quadratic.state", "mlp.state"};
     for (int m = 0; m < KNOB_FIT_N_MODELS; m++) {
-        snprintf(norm[m], sizeof norm[m], "{\"x_mean\":%.17g,\"x_std\":%.17g,\"y_mean\":%.17g,\"y_std\":%.17g}", res[m].xm,
-                 res[m].xs, res[m].ym, res[m].ys);
+        snprintf(norm[m], sizeof norm[m],
+                 "{\"x_mean\":%.17g,\"x_std\":%.17g,\"y_mean\":%.17g,\"y_std\":%.17g,\"epochs\":%d,\"train_loss\":%.9g}",
+                 res[m].xm, res[m].xs, res[m].ym, res[m].ys, res[m].epochs, res[m].train_loss);
         meta[2 + m] = (knob_kv){keys[m], norm[m]};
     }
     return knob_st_save(path, list, n, meta, 2 + KNOB_FIT_N_MODELS, err);
@@ -201,7 +203,11 @@ static void print_json(const knob_fit_data *d, const knob_fit_config *c, knob_fi
         print_json_number(r->extra_rmse);
         printf("}");
     }
-    printf("},\"files\":{\"svg\":\"%s\",\"models\":\"%s\"}}\n", svg, st);
+    printf("},\"files\":{\"svg\":");
+    cli_json_str(stdout, svg);
+    printf(",\"models\":");
+    cli_json_str(stdout, st);
+    printf("}}\n");
 }
 
 static void print_table(const knob_fit_data *d, const knob_fit_config *c, knob_fit_result *res)

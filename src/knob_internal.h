@@ -105,10 +105,4 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
 void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C);
 
-/* ------------------------------------------------------------------------------------------------
- * Small shared helpers */
-
-/* Writes a float the same way on every machine: shortest %.9g; NaN/Inf as JSON-safe strings. */
-void knob_fmt_float(char *buf, size_t size, double v);
-
 #endif /* KNOB_INTERNAL_H */

@@ -108,13 +108,3 @@ knob_status knob_mkdirs(const char *dir, knob_err *err)
         return knob_fail(err, KNOB_ERR_IO, "%s: not a directory", dir);
     return KNOB_OK;
 }
-
-void knob_fmt_float(char *buf, size_t size, double v)
-{
-    if (v != v)
-        snprintf(buf, size, "\"nan\"");
-    else if (v > 1e308 || v < -1e308)
-        snprintf(buf, size, v > 0 ? "\"inf\"" : "\"-inf\"");
-    else
-        snprintf(buf, size, "%.9g", v);
-}

@@ -1,0 +1,116 @@
+/* conv.c: the image kernels behind conv2d (src/ops/conv.c): im2col turns one image into a column
+ * matrix so a convolution becomes one knob_gemm; col2im is its adjoint and carries column
+ * gradients back to the image. knob_conv2d_naive is the direct seven-loop convolution that tests
+ * compare the fast path against. The layout is described in conv.h.
+ *
+ * Threads: im2col splits rows of cols (disjoint writes). col2im splits input channels: the rows of
+ * channel c only ever add into dx plane c, and within a plane the additions run in one fixed order,
+ * so the result has the same bits for any thread count.
+ *
+ * Not here: batching, bias, the gemm itself (src/kernels/gemm.c). */
+#include "kernels/conv.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* Below this many floats a parallel region costs more than the copy. */
+#define CONV_PAR_MIN 32768
+
+int knob_conv_out_size(int n, int k, int stride, int pad) { return (n + 2 * pad - k) / stride + 1; }
+
+/* Outputs o in [*lo, *hi) read input i = o*stride - pad + off inside [0, n); the rest read padding. */
+static void valid_range(int n, int off, int stride, int pad, int n_out, int *lo, int *hi)
+{
+    int a = pad - off;          /* need o*stride >= a */
+    int b = n + pad - off;      /* need o*stride <  b */
+    int l = a <= 0 ? 0 : (a + stride - 1) / stride;
+    int h = b <= 0 ? 0 : (b + stride - 1) / stride;
+    if (l > n_out)
+        l = n_out;
+    if (h > n_out)
+        h = n_out;
+    if (h < l)
+        h = l;
+    *lo = l;
+    *hi = h;
+}
+
+void knob_im2col(const float *x, int C, int H, int W, int KH, int KW, int stride, int pad,
+                 float *cols)
+{
+    /* x (C, H, W) -> cols (C*KH*KW, OH*OW) */
+    int OH = knob_conv_out_size(H, KH, stride, pad), OW = knob_conv_out_size(W, KW, stride, pad);
+    size_t P = (size_t)OH * OW;
+    long n_rows = (long)C * KH * KW;
+#pragma omp parallel for schedule(static) if ((size_t)n_rows * P >= CONV_PAR_MIN)
+    for (long r = 0; r < n_rows; r++) {
+        int c = (int)(r / (KH * KW)), kh = (int)(r / KW % KH), kw = (int)(r % KW);
+        const float *xc = x + (size_t)c * H * W;     // (H, W)
+        float *row = cols + (size_t)r * P;            // (OH, OW)
+        int oh_lo, oh_hi, ow_lo, ow_hi;
+        valid_range(H, kh, stride, pad, OH, &oh_lo, &oh_hi);
+        valid_range(W, kw, stride, pad, OW, &ow_lo, &ow_hi);
+        for (int oh = 0; oh < OH; oh++) {
+            float *out = row + (size_t)oh * OW;      // (OW)
+            if (oh < oh_lo || oh >= oh_hi) {
+                memset(out, 0, (size_t)OW * sizeof *out);
+                continue;
+            }
+            const float *in = xc + (size_t)(oh * stride - pad + kh) * W;   // (W) input row
+            for (int ow = 0; ow < ow_lo; ow++)
+                out[ow] = 0.0f;
+            for (int ow = ow_lo; ow < ow_hi; ow++)
+                out[ow] = in[ow * stride - pad + kw];
+            for (int ow = ow_hi; ow < OW; ow++)
+                out[ow] = 0.0f;
+        }
+    }
+}
+
+void knob_col2im(const float *dcols, int C, int H, int W, int KH, int KW, int stride, int pad,
+                 float *dx)
+{
+    /* dcols (C*KH*KW, OH*OW) -> dx (C, H, W) += */
+    int OH = knob_conv_out_size(H, KH, stride, pad), OW = knob_conv_out_size(W, KW, stride, pad);
+    size_t P = (size_t)OH * OW;
+#pragma omp parallel for schedule(static) if ((size_t)C * KH * KW * P >= CONV_PAR_MIN)
+    for (int c = 0; c < C; c++) {
+        float *dxc = dx + (size_t)c * H * W;          // (H, W)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                const float *row = dcols + ((size_t)(c * KH + kh) * KW + kw) * P;   // (OH, OW)
+                int oh_lo, oh_hi, ow_lo, ow_hi;
+                valid_range(H, kh, stride, pad, OH, &oh_lo, &oh_hi);
+                valid_range(W, kw, stride, pad, OW, &ow_lo, &ow_hi);
+                for (int oh = oh_lo; oh < oh_hi; oh++) {
+                    const float *g = row + (size_t)oh * OW;   // (OW)
+                    float *out = dxc + (size_t)(oh * stride - pad + kh) * W;   // (W) input row
+                    for (int ow = ow_lo; ow < ow_hi; ow++)
+                        out[ow * stride - pad + kw] += g[ow];
+                }
+            }
+    }
+}
+
+void knob_conv2d_naive(const float *x, const float *w, const float *b, int B, int C, int H, int W,
+                       int OC, int KH, int KW, int stride, int pad, float *y)
+{
+    /* x (B, C, H, W), w (OC, C, KH, KW), b (OC) or NULL -> y (B, OC, OH, OW) */
+    int OH = knob_conv_out_size(H, KH, stride, pad), OW = knob_conv_out_size(W, KW, stride, pad);
+    for (int n = 0; n < B; n++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double acc = b ? (double)b[oc] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < KH; kh++)
+                            for (int kw = 0; kw < KW; kw++) {
+                                int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                                    continue;
+                                acc += (double)w[(((size_t)oc * C + c) * KH + kh) * KW + kw] *
+                                       (double)x[(((size_t)n * C + c) * H + ih) * W + iw];
+                            }
+                    y[(((size_t)n * OC + oc) * OH + oh) * OW + ow] = (float)acc;
+                }
+}

@@ -1,0 +1,174 @@
+/* conv.c: 2-D convolution over NCHW images, conv2d(x, w, b, stride, pad). Each image is unrolled
+ * by im2col (src/kernels/conv.c) into a column matrix, so its convolution is one knob_gemm with the
+ * weights read as a matrix (OC, C*KH*KW); backward is two more gemms and col2im.
+ *
+ * Memory: forward and backward allocate nothing. The op's saved buffer, sized at compile, holds
+ * one image's columns (and one image's column gradients when x needs a gradient); images run one
+ * after another through it, and knob_gemm does the threading. Backward recomputes each image's
+ * columns rather than keeping all B of them: im2col is a copy, cheap next to the gemms, and the
+ * buffer stays B times smaller. A 1x1 kernel with stride 1 and no padding needs no columns at all:
+ * the image (C, H*W) already is the column matrix.
+ *
+ * Determinism: dw and db accumulate image by image in order 0..B-1; col2im adds in a fixed order.
+ *
+ * Not here: the kernels (src/kernels/conv.c), pooling (pool.c). */
+#include "knob_internal.h"
+#include "kernels/conv.h"
+
+#include <limits.h>
+
+/* ip[0] stride, ip[1] pad; inputs x, w and optionally b */
+
+typedef struct {
+    int B, C, H, W;       /* x (B, C, H, W) */
+    int OC, KH, KW;       /* w (OC, C, KH, KW) */
+    int OH, OW;           /* y (B, OC, OH, OW) */
+    int stride, pad;
+    int CKK;              /* C*KH*KW: rows of the column matrix, columns of w as a matrix */
+    int P;                /* OH*OW: columns of the column matrix */
+    int direct;           /* 1x1 kernel, stride 1, pad 0: the image is its own column matrix */
+} conv_dims;
+
+static void conv_plan(const knob_node *y, conv_dims *d)
+{
+    const int *xs = y->in[0]->t.shape, *ws = y->in[1]->t.shape;
+    d->B = xs[0], d->C = xs[1], d->H = xs[2], d->W = xs[3];
+    d->OC = ws[0], d->KH = ws[2], d->KW = ws[3];
+    d->stride = y->ip[0], d->pad = y->ip[1];
+    d->OH = knob_conv_out_size(d->H, d->KH, d->stride, d->pad);
+    d->OW = knob_conv_out_size(d->W, d->KW, d->stride, d->pad);
+    d->CKK = d->C * d->KH * d->KW;
+    d->P = d->OH * d->OW;
+    d->direct = d->KH == 1 && d->KW == 1 && d->stride == 1 && d->pad == 0;
+}
+
+static knob_status conv2d_shape(knob_node *y, knob_err *err)
+{
+    const knob_tensor *x = &y->in[0]->t, *w = &y->in[1]->t, *b = y->n_in > 2 ? &y->in[2]->t : NULL;
+    int stride = y->ip[0], pad = y->ip[1];
+    char sx[64], sw[64], sb[64];
+    knob_shape_str(sx, sizeof sx, x->n_dims, x->shape);
+    knob_shape_str(sw, sizeof sw, w->n_dims, w->shape);
+    if (x->dtype != KNOB_F32 || w->dtype != KNOB_F32 || (b && b->dtype != KNOB_F32))
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: inputs must be float32");
+    if (x->n_dims != 4)
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: x must be 4-D (B, C, H, W), got %s", sx);
+    if (w->n_dims != 4)
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: weight must be 4-D (OC, C, KH, KW), got %s", sw);
+    if (stride < 1)
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: stride is %d; must be at least 1", stride);
+    if (pad < 0)
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: pad is %d; must be at least 0", pad);
+    if (x->shape[1] != w->shape[1])
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: x has %d channels, weight expects %d: x is %s, weight is %s",
+                         x->shape[1], w->shape[1], sx, sw);
+    int H = x->shape[2], W = x->shape[3], KH = w->shape[2], KW = w->shape[3];
+    if (KH > H + 2 * pad || KW > W + 2 * pad)
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: kernel %dx%d is larger than the padded input %dx%d (x is %s, pad %d)",
+                         KH, KW, H + 2 * pad, W + 2 * pad, sx, pad);
+    if (b && (b->n_dims != 1 || b->shape[0] != w->shape[0]))
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: bias must be (%d), one per output channel, got %s",
+                         w->shape[0], knob_shape_str(sb, sizeof sb, b->n_dims, b->shape));
+    int OH = knob_conv_out_size(H, KH, stride, pad), OW = knob_conv_out_size(W, KW, stride, pad);
+    /* knob_gemm takes int sizes */
+    if ((size_t)w->shape[1] * KH * KW > INT_MAX || (size_t)OH * OW > INT_MAX)
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: x %s with weight %s is too large", sx, sw);
+    knob_node_set_shape(y, 4, (int[]){x->shape[0], w->shape[0], OH, OW});
+    return KNOB_OK;
+}
+
+/* One image's columns (CKK, P), and its column gradients (CKK, P) when x needs a gradient. */
+static size_t conv2d_saved(const knob_node *y)
+{
+    conv_dims d;
+    conv_plan(y, &d);
+    if (d.direct)
+        return 0;
+    size_t one = (size_t)d.CKK * (size_t)d.P * sizeof(float);
+    return y->in[0]->requires_grad ? 2 * one : one;
+}
+
+/* conv2d, per image n: x_n (C, H, W), y_n (OC, OH, OW)
+ *   y[oc, oh, ow] = b[oc] + sum_{c, kh, kw} w[oc, c, kh, kw] x[c, oh*s - p + kh, ow*s - p + kw]
+ * With cols_n = im2col(x_n) (CKK, P) and w read as Wm (OC, CKK), that is
+ *   Y_n (OC, P) = Wm @ cols_n + b 1^T
+ * so, as for any product:  dWm += dY_n cols_n^T,  db[oc] += sum_q dY_n[oc, q],
+ *                          dcols_n = Wm^T dY_n,   dx_n += col2im(dcols_n)  (col2im = im2col^T). */
+static void conv2d_forward(knob_node *y)
+{
+    conv_dims d;
+    conv_plan(y, &d);
+    const float *X = y->in[0]->t.data;                          // (B, C, H, W)
+    const float *Wm = y->in[1]->t.data;                         // (OC, C, KH, KW) = (OC, CKK)
+    const float *bias = y->n_in > 2 ? y->in[2]->t.data : NULL;  // (OC) or NULL
+    float *Y = y->t.data;                                       // (B, OC, OH, OW)
+    float *cols = y->saved;                                     // (CKK, P); NULL when direct
+    size_t sx = (size_t)d.C * d.H * d.W, sy = (size_t)d.OC * d.P;
+    for (int n = 0; n < d.B; n++) {
+        const float *xn = X + n * sx;   // (C, H, W)
+        float *yn = Y + n * sy;         // (OC, P)
+        const float *cn = xn;           // (CKK, P)
+        if (!d.direct) {
+            knob_im2col(xn, d.C, d.H, d.W, d.KH, d.KW, d.stride, d.pad, cols);
+            cn = cols;
+        }
+        if (bias)   /* start from b 1^T and let the gemm add onto it */
+            for (int oc = 0; oc < d.OC; oc++)
+                for (int q = 0; q < d.P; q++)
+                    yn[(size_t)oc * d.P + q] = bias[oc];
+        knob_gemm(0, 0, d.OC, d.P, d.CKK, 1.0f, Wm, cn, bias ? 1.0f : 0.0f, yn);
+    }
+}
+
+static void conv2d_backward(knob_node *y)
+{
+    conv_dims d;
+    conv_plan(y, &d);
+    const float *X = y->in[0]->t.data;      // (B, C, H, W)
+    const float *Wm = y->in[1]->t.data;     // (OC, CKK)
+    const float *DY = y->t.grad;            // (B, OC, OH, OW)
+    float *DX = y->in[0]->requires_grad ? y->in[0]->t.grad : NULL;   // (B, C, H, W) or NULL
+    float *DW = y->in[1]->t.grad;           // (OC, CKK) or NULL
+    float *DB = y->n_in > 2 ? y->in[2]->t.grad : NULL;               // (OC) or NULL
+    float *cols = y->saved;                 // (CKK, P); NULL when direct
+    float *dcols = DX && !d.direct ? cols + (size_t)d.CKK * d.P : NULL;   // (CKK, P)
+    size_t sx = (size_t)d.C * d.H * d.W, sy = (size_t)d.OC * d.P;
+    for (int n = 0; n < d.B; n++) {
+        const float *xn = X + n * sx;      // (C, H, W)
+        const float *dyn = DY + n * sy;    // (OC, P)
+        if (DB)
+            for (int oc = 0; oc < d.OC; oc++) {
+                double s = 0;
+                for (int q = 0; q < d.P; q++)
+                    s += (double)dyn[(size_t)oc * d.P + q];
+                DB[oc] += (float)s;
+            }
+        if (DW) {   /* dWm (OC, CKK) += dY_n (OC, P) @ cols_n^T (P, CKK) */
+            const float *cn = xn;
+            if (!d.direct) {
+                knob_im2col(xn, d.C, d.H, d.W, d.KH, d.KW, d.stride, d.pad, cols);
+                cn = cols;
+            }
+            knob_gemm(0, 1, d.OC, d.CKK, d.P, 1.0f, dyn, cn, 1.0f, DW);
+        }
+        if (DX) {   /* dcols_n (CKK, P) = Wm^T (CKK, OC) @ dY_n (OC, P); dx_n += col2im(dcols_n) */
+            float *dxn = DX + n * sx;      // (C, H, W)
+            if (d.direct) {
+                knob_gemm(1, 0, d.CKK, d.P, d.OC, 1.0f, Wm, dyn, 1.0f, dxn);
+            } else {
+                knob_gemm(1, 0, d.CKK, d.P, d.OC, 1.0f, Wm, dyn, 0.0f, dcols);
+                knob_col2im(dcols, d.C, d.H, d.W, d.KH, d.KW, d.stride, d.pad, dxn);
+            }
+        }
+    }
+}
+
+/* n_in -1: two inputs, or three with a bias */
+const knob_op_def knob_op_conv2d = {"conv2d", -1, conv2d_shape, conv2d_saved, NULL, conv2d_forward, conv2d_backward};
+
+knob_node *knob_conv2d(knob_graph *g, knob_node *x, knob_node *w, knob_node *b, int stride, int pad)
+{
+    knob_node *in[3] = {x, w, b};
+    int ip[2] = {stride, pad};
+    return knob_node_make(g, KNOB_OP_CONV2D, b ? 3 : 2, in, ip, 2, NULL, 0);
+}

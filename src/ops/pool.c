@@ -1,0 +1,167 @@
+/* pool.c: max and average pooling over NCHW images, window k x k, stride s, no padding:
+ * x (B, C, H, W) -> y (B, C, (H - k) / s + 1, (W - k) / s + 1). Rows or columns that no window
+ * reaches (when (H - k) % s != 0) get no output and a zero gradient.
+ *
+ * Threads split the B*C planes. A plane's output only reads, and its backward only writes, that
+ * plane of x, and within a plane backward adds in one fixed order: overlapping windows (s < k)
+ * give the same bits for any thread count.
+ *
+ * Max pooling keeps, in its saved buffer, the index in the (H, W) plane of each window's maximum
+ * (the first one on ties), so backward routes dy there without searching again. */
+#include "knob_internal.h"
+
+/* ip[0] k, ip[1] stride */
+
+typedef struct {
+    int BC, H, W;      /* x viewed as BC planes of (H, W) */
+    int OH, OW;        /* y viewed as BC planes of (OH, OW) */
+    int k, s;
+} pool_dims;
+
+static void pool_plan(const knob_node *y, pool_dims *d)
+{
+    const int *xs = y->in[0]->t.shape;
+    d->BC = xs[0] * xs[1], d->H = xs[2], d->W = xs[3];
+    d->OH = y->t.shape[2], d->OW = y->t.shape[3];
+    d->k = y->ip[0], d->s = y->ip[1];
+}
+
+static knob_status pool_shape(knob_node *y, knob_err *err)
+{
+    const char *name = knob_ops[y->op]->name;
+    const knob_tensor *x = &y->in[0]->t;
+    int k = y->ip[0], s = y->ip[1];
+    char sx[64];
+    knob_shape_str(sx, sizeof sx, x->n_dims, x->shape);
+    if (x->dtype != KNOB_F32)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: x must be float32", name);
+    if (x->n_dims != 4)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: x must be 4-D (B, C, H, W), got %s", name, sx);
+    if (k < 1)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: window is %d; must be at least 1", name, k);
+    if (s < 1)
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: stride is %d; must be at least 1", name, s);
+    if (k > x->shape[2] || k > x->shape[3])
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: window %dx%d is larger than the input %dx%d (x is %s)",
+                         name, k, k, x->shape[2], x->shape[3], sx);
+    if ((size_t)x->shape[2] * x->shape[3] > INT32_MAX)   /* argmax indices are int32 */
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: x is %s; planes above 2^31 elements are not supported", name, sx);
+    int shape[4] = {x->shape[0], x->shape[1], (x->shape[2] - k) / s + 1, (x->shape[3] - k) / s + 1};
+    knob_node_set_shape(y, 4, shape);
+    return KNOB_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Max pooling */
+
+/* One int32 index into the (H, W) plane per output element. */
+static size_t maxpool_saved(const knob_node *y) { return y->t.n_elems * sizeof(int32_t); }
+
+/* maxpool: y[i, j] = max over the window x[i*s + a, j*s + b], 0 <= a, b < k
+ * dx[m] += dy[i, j] where m = argmax of window (i, j) (first on ties); other x get nothing.
+ * A NaN in the window wins, so it reaches the loss instead of vanishing. */
+static void maxpool_forward(knob_node *y)
+{
+    pool_dims d;
+    pool_plan(y, &d);
+    const float *X = y->in[0]->t.data;   // (BC, H, W)
+    float *Y = y->t.data;                // (BC, OH, OW)
+    int32_t *arg = y->saved;             // (BC, OH, OW) index into the (H, W) plane
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < d.BC; p++) {
+        const float *x = X + (size_t)p * d.H * d.W;   // (H, W)
+        size_t o = (size_t)p * d.OH * d.OW;
+        for (int i = 0; i < d.OH; i++)
+            for (int j = 0; j < d.OW; j++, o++) {
+                int best = i * d.s * d.W + j * d.s;
+                for (int a = 0; a < d.k; a++)
+                    for (int b = 0; b < d.k; b++) {
+                        int m = (i * d.s + a) * d.W + j * d.s + b;
+                        if (x[m] > x[best] || x[m] != x[m])
+                            best = m;
+                    }
+                Y[o] = x[best];
+                arg[o] = best;
+            }
+    }
+}
+
+static void maxpool_backward(knob_node *y)
+{
+    float *DX = y->in[0]->t.grad;   // (BC, H, W)
+    if (!DX)
+        return;
+    pool_dims d;
+    pool_plan(y, &d);
+    const float *DY = y->t.grad;            // (BC, OH, OW)
+    const int32_t *arg = y->saved;          // (BC, OH, OW)
+    size_t n_out = (size_t)d.OH * d.OW;
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < d.BC; p++) {
+        float *dx = DX + (size_t)p * d.H * d.W;   // (H, W)
+        for (size_t o = (size_t)p * n_out; o < (size_t)(p + 1) * n_out; o++)
+            dx[arg[o]] += DY[o];
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Average pooling */
+
+/* avgpool: y[i, j] = (1 / k^2) sum over the window x[i*s + a, j*s + b], 0 <= a, b < k
+ * dx[i*s + a, j*s + b] += dy[i, j] / k^2 for every window (i, j) that covers it. */
+static void avgpool_forward(knob_node *y)
+{
+    pool_dims d;
+    pool_plan(y, &d);
+    const float *X = y->in[0]->t.data;   // (BC, H, W)
+    float *Y = y->t.data;                // (BC, OH, OW)
+    double inv = 1.0 / ((double)d.k * d.k);
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < d.BC; p++) {
+        const float *x = X + (size_t)p * d.H * d.W;   // (H, W)
+        float *yp = Y + (size_t)p * d.OH * d.OW;      // (OH, OW)
+        for (int i = 0; i < d.OH; i++)
+            for (int j = 0; j < d.OW; j++) {
+                double acc = 0;
+                for (int a = 0; a < d.k; a++)
+                    for (int b = 0; b < d.k; b++)
+                        acc += (double)x[(i * d.s + a) * d.W + j * d.s + b];
+                yp[i * d.OW + j] = (float)(acc * inv);
+            }
+    }
+}
+
+static void avgpool_backward(knob_node *y)
+{
+    float *DX = y->in[0]->t.grad;   // (BC, H, W)
+    if (!DX)
+        return;
+    pool_dims d;
+    pool_plan(y, &d);
+    const float *DY = y->t.grad;     // (BC, OH, OW)
+    float inv = 1.0f / (float)(d.k * d.k);
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < d.BC; p++) {
+        float *dx = DX + (size_t)p * d.H * d.W;               // (H, W)
+        const float *dy = DY + (size_t)p * d.OH * d.OW;       // (OH, OW)
+        for (int i = 0; i < d.OH; i++)
+            for (int j = 0; j < d.OW; j++) {
+                float g = dy[i * d.OW + j] * inv;
+                for (int a = 0; a < d.k; a++)
+                    for (int b = 0; b < d.k; b++)
+                        dx[(i * d.s + a) * d.W + j * d.s + b] += g;
+            }
+    }
+}
+
+const knob_op_def knob_op_maxpool2d = {"maxpool2d", 1, pool_shape, maxpool_saved, NULL, maxpool_forward, maxpool_backward};
+const knob_op_def knob_op_avgpool2d = {"avgpool2d", 1, pool_shape, NULL, NULL, avgpool_forward, avgpool_backward};
+
+static knob_node *pool(knob_graph *g, knob_op op, knob_node *x, int k, int stride)
+{
+    int ip[2] = {k, stride};
+    return knob_node_make(g, op, 1, &x, ip, 2, NULL, 0);
+}
+
+knob_node *knob_maxpool2d(knob_graph *g, knob_node *x, int k, int stride) { return pool(g, KNOB_OP_MAXPOOL2D, x, k, stride); }
+knob_node *knob_avgpool2d(knob_graph *g, knob_node *x, int k, int stride) { return pool(g, KNOB_OP_AVGPOOL2D, x, k, stride); }
