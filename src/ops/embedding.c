@@ -68,7 +68,7 @@ static void embedding_forward(knob_node *y)
     float *out = y->t.data;                                                   // (P, C)
     size_t C = (size_t)y->in[0]->t.shape[1];
     long P = (long)y->in[1]->t.n_elems;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)P * C >= KNOB_PAR_MIN)
     for (long p = 0; p < P; p++)
         memcpy(out + (size_t)p * C, tab + (size_t)idx[p] * C, C * sizeof(float));
 }
@@ -83,7 +83,7 @@ static void embedding_backward(knob_node *y)
     int C = y->in[0]->t.shape[1];
     size_t P = y->in[1]->t.n_elems;
     int n_blocks = (C + EMB_COL_BLOCK - 1) / EMB_COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (P * (size_t)C >= KNOB_PAR_MIN)
     for (int blk = 0; blk < n_blocks; blk++) {
         int c0 = blk * EMB_COL_BLOCK, c1 = KNOB_MIN(C, c0 + EMB_COL_BLOCK);
         for (size_t p = 0; p < P; p++) {
@@ -145,7 +145,7 @@ static void dropout_forward(knob_node *y)
     for (long i = 0; i < n; i++)   /* serial: the mask depends only on the seed */
         keep[i] = knob_rng_uniform(rng) >= p;
     float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
     for (long i = 0; i < n; i++)
         out[i] = keep[i] ? x[i] * scale : 0.0f;
 }
@@ -160,13 +160,13 @@ static void dropout_backward(knob_node *y)
     if (!dx)
         return;
     if (!*active) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
         for (long i = 0; i < n; i++)
             dx[i] += dy[i];
         return;
     }
     float scale = 1.0f / (1.0f - y->fp[0]);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
     for (long i = 0; i < n; i++)
         dx[i] += keep[i] ? dy[i] * scale : 0.0f;
 }

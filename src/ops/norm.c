@@ -66,7 +66,7 @@ static void layernorm_forward(knob_node *y)
     float *stats = y->saved;                                     // (N, 2): mean, rstd
     int C = xt->shape[xt->n_dims - 1];
     long N = (long)(xt->n_elems / (size_t)C);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
     for (long r = 0; r < N; r++) {
         const float *xr = x + (size_t)r * (size_t)C;
         float *yr = out + (size_t)r * (size_t)C;
@@ -104,7 +104,7 @@ static void layernorm_backward(knob_node *y)
     long N = (long)(xt->n_elems / (size_t)C);
 
     if (dx) {   /* rows are independent */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
         for (long r = 0; r < N; r++) {
             const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
             float *dxr = dx + (size_t)r * (size_t)C;
@@ -125,7 +125,7 @@ static void layernorm_backward(knob_node *y)
     }
     if (dw || db) {   /* sums over rows: one thread per column block, rows in order */
         int n_blocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
         for (int blk = 0; blk < n_blocks; blk++) {
             int i0 = blk * LN_COL_BLOCK, i1 = KNOB_MIN(C, i0 + LN_COL_BLOCK);
             for (long r = 0; r < N; r++) {

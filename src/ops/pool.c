@@ -67,7 +67,7 @@ static void maxpool_forward(knob_node *y)
     const float *X = y->in[0]->t.data;   // (BC, H, W)
     float *Y = y->t.data;                // (BC, OH, OW)
     int32_t *arg = y->saved;             // (BC, OH, OW) index into the (H, W) plane
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
     for (int p = 0; p < d.BC; p++) {
         const float *x = X + (size_t)p * d.H * d.W;   // (H, W)
         size_t o = (size_t)p * d.OH * d.OW;
@@ -96,7 +96,7 @@ static void maxpool_backward(knob_node *y)
     const float *DY = y->t.grad;            // (BC, OH, OW)
     const int32_t *arg = y->saved;          // (BC, OH, OW)
     size_t n_out = (size_t)d.OH * d.OW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
     for (int p = 0; p < d.BC; p++) {
         float *dx = DX + (size_t)p * d.H * d.W;   // (H, W)
         for (size_t o = (size_t)p * n_out; o < (size_t)(p + 1) * n_out; o++)
@@ -116,7 +116,7 @@ static void avgpool_forward(knob_node *y)
     const float *X = y->in[0]->t.data;   // (BC, H, W)
     float *Y = y->t.data;                // (BC, OH, OW)
     double inv = 1.0 / ((double)d.k * d.k);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
     for (int p = 0; p < d.BC; p++) {
         const float *x = X + (size_t)p * d.H * d.W;   // (H, W)
         float *yp = Y + (size_t)p * d.OH * d.OW;      // (OH, OW)
@@ -140,7 +140,7 @@ static void avgpool_backward(knob_node *y)
     pool_plan(y, &d);
     const float *DY = y->t.grad;     // (BC, OH, OW)
     float inv = 1.0f / (float)(d.k * d.k);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
     for (int p = 0; p < d.BC; p++) {
         float *dx = DX + (size_t)p * d.H * d.W;               // (H, W)
         const float *dy = DY + (size_t)p * d.OH * d.OW;       // (OH, OW)
