@@ -53,8 +53,11 @@ test: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES)
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
-bench: $(BUILD)/knob
+# Speed against PyTorch on this machine (needs Debian's python3-torch for the comparison column).
+bench: $(BUILD)/bench_gemm
 	@sh bench/run.sh $(BUILD)
+
+include bench/bench.mk
 
 clean:
 	rm -rf build build-asan

@@ -1,0 +1,13 @@
+# bench/bench.mk: build rules for the speed programs in bench/. The main Makefile includes this
+# after its own variables (BUILD, CC, ALL_CFLAGS, ...); bench/run.sh also passes it with -f, so
+# the guard keeps the rules from being read twice.
+ifndef KNOB_BENCH_MK
+KNOB_BENCH_MK := 1
+
+BENCH_BIN := $(BUILD)/bench_gemm
+
+$(BUILD)/bench_gemm: bench/gemm.c $(BUILD)/libknob.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/gemm.c $(BUILD)/libknob.a $(LDLIBS) -o $@
+
+endif

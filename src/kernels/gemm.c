@@ -1,0 +1,592 @@
+/* gemm.c: knob's own matrix multiply, C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major, with
+ * op(A) (M, K) and op(B) (K, N); A is stored (K, M) when ta, B is stored (N, K) when tb.
+ *
+ * knob_gemm_naive is the reference: a triple loop with a double accumulator, too slow for
+ * training, simple enough to trust. knob_gemm is the fast one, built the GotoBLAS / BLIS way:
+ *
+ *   1. C is cut into one rectangle per thread (along M, N or both; never along K), so every
+ *      element of C is written by exactly one thread.
+ *   2. Inside a rectangle: NC-wide column panels, then slices of K at most KC deep, then MC-tall
+ *      row blocks. The B slice (KC x NC) and the A block (MC x KC) are copied ("packed") into
+ *      contiguous, zero-padded micro-panels, so the inner loop reads both with unit stride whatever
+ *      the transposes were, and the micro-kernel always computes a full tile.
+ *   3. A micro-kernel keeps an MR x NR block of C in registers for the whole slice: per step of k
+ *      it loads NR floats of B, broadcasts MR floats of A and does MR * NR multiply-adds.
+ *
+ * Each instruction set brings a micro-kernel and a transposing packer: AVX2 + FMA intrinsics,
+ * picked at run time when the CPU has them, or portable C with GCC vector extensions (gcc and
+ * clang). Very small products skip packing and run a plain loop; matrix-vector products (M == 1
+ * or N == 1) read the matrix in place, since packing it would cost as much as using it once.
+ *
+ * Determinism: the sum for C[i][j] always runs over the same slices of K in the same order, and
+ * over k in order within a slice, whatever the rectangle it falls in; the slices depend on K
+ * alone. Same inputs and same instruction set give the same bits on every run and for every
+ * thread count. (AVX2 rounds differently from the portable code: it fuses multiply and add.)
+ *
+ * Memory: the packing buffers are fixed-size thread-local arrays (about 650 KiB per thread that
+ * ever calls knob_gemm), so a call allocates nothing.
+ *
+ * Speed (sh bench/run.sh, 2-core AMD EPYC Zen 4, 2 threads): 205-215 GFLOP/s for 256 to 1024
+ * squares and GPT-2-sized projections, level with PyTorch's oneDNN path and over 30x torch.matmul
+ * on Debian's reference BLAS; about 105 GFLOP/s on one thread.
+ *
+ * Not here: leading-dimension (lda/ldb/ldc) arguments, batched calls, other dtypes, AVX-512. */
+#include "knob_internal.h"
+
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define GEMM_X86 1
+#include <immintrin.h>
+#else
+#define GEMM_X86 0
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * Block sizes. Measured on a 2-core AMD EPYC (Zen 4: 32 KiB L1d, 1 MiB L2 per core, shared L3);
+ * they are reasonable for any x86-64 of the last decade. */
+
+enum {
+    /* Micro-tile: 6 x 16 floats of C = 12 AVX2 registers of accumulators, plus 2 for a row of B
+     * and 1 for a broadcast element of A: 15 of the 16 ymm registers. */
+    MR = 6,
+    NR = 16,
+    /* Depth of a K slice: one packed B micro-panel (KC x NR floats, 16 KiB) stays in L1 while the
+     * kernel sweeps down the A block. */
+    KC = 256,
+    /* Rows of a packed A block: MC x KC floats (144 KiB) stay in L2 while the kernel sweeps across
+     * the B slice. A multiple of MR. */
+    MC = 144,
+    /* Columns of a packed B slice: KC x NC floats (512 KiB). Larger NC repacks A less often; this
+     * bounds the thread-local buffer. A multiple of NR. */
+    NC = 512,
+    /* Products with M * N * K at most this run the plain loop: packing would cost more than it
+     * saves. (bench/gemm.c, one thread: the plain loop wins at 8^3, packing wins from 12^3.) */
+    SMALL_MNK = 1024,
+    /* Below this many multiply-adds one thread does it all: waking the others costs more.
+     * (2 threads vs 1 on an idle machine: even at 32^3, 15% faster at 48^3, 35% at 64^3.) */
+    PARALLEL_MNK = 48 * 48 * 48,
+};
+
+_Static_assert(MC % MR == 0 && NC % NR == 0, "gemm: MC and NC must be multiples of the micro-tile");
+
+/* Packed A block: MC / MR micro-panels, each (KC, MR): a[p * MR + i].
+ * Packed B slice: NC / NR micro-panels, each (KC, NR): b[p * NR + j]. */
+static _Thread_local _Alignas(64) float pack_a[MC * KC];
+static _Thread_local _Alignas(64) float pack_b[KC * NC];
+
+/* C (MR, NR) at c with row stride ldc = alpha * a @ b + beta * C, where a is one packed A
+ * micro-panel (kc, MR) and b one packed B micro-panel (kc, NR). beta == 0 overwrites C. */
+typedef void micro_kernel(int kc, const float *restrict a, const float *restrict b,
+                          float *restrict c, size_t ldc, float alpha, float beta);
+
+/* ------------------------------------------------------------------------------------------------
+ * Reference */
+
+void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                     const float *B, float beta, float *C)
+{
+    KNOB_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            if (alpha != 0.0f)      /* alpha == 0: A and B are not read (BLAS convention) */
+                for (int p = 0; p < K; p++) {
+                    float a = ta ? A[(size_t)p * M + i] : A[(size_t)i * K + p];
+                    float b = tb ? B[(size_t)j * K + p] : B[(size_t)p * N + j];
+                    s += (double)a * (double)b;
+                }
+            double r = (double)alpha * s;
+            if (beta != 0.0f)       /* beta == 0: C's old contents (even NaN) are ignored */
+                r += (double)beta * (double)C[(size_t)i * N + j];
+            C[(size_t)i * N + j] = (float)r;
+        }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Micro-kernels */
+
+/* Portable: GCC vector extensions (also clang) of 4 floats, the width every SIMD unit has (SSE,
+ * NEON), so the compiler keeps them in registers; wider generic vectors it may spill to the stack
+ * on every step. The 6 x 16 tile goes in two passes of 6 x 8: 12 accumulators fit in the 16
+ * registers of SSE. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static void kernel_portable(int kc, const float *restrict a, const float *restrict b,
+                            float *restrict c, size_t ldc, float alpha, float beta)
+{
+    for (int i = 0; i < MR; i++) {      /* C's tile arrives while the loop runs */
+        __builtin_prefetch(c + (size_t)i * ldc);
+        __builtin_prefetch(c + (size_t)i * ldc + NR - 1);
+    }
+    for (int h = 0; h < NR; h += 8) {
+        v4f acc[MR][2];
+        memset(acc, 0, sizeof acc);
+        for (int p = 0; p < kc; p++) {
+            v4f b0, b1;
+            memcpy(&b0, b + p * NR + h, sizeof b0);
+            memcpy(&b1, b + p * NR + h + 4, sizeof b1);
+            for (int i = 0; i < MR; i++) {
+                float ai = a[p * MR + i];
+                acc[i][0] += ai * b0;
+                acc[i][1] += ai * b1;
+            }
+        }
+        for (int i = 0; i < MR; i++)
+            for (int q = 0; q < 2; q++) {
+                float *ci = c + (size_t)i * ldc + h + 4 * q;
+                v4f r = alpha * acc[i][q];
+                if (beta != 0.0f) {
+                    v4f old;
+                    memcpy(&old, ci, sizeof old);
+                    r += beta * old;
+                }
+                memcpy(ci, &r, sizeof r);
+            }
+    }
+}
+
+#if GEMM_X86
+/* AVX2 + FMA: the same loop with fused multiply-adds, unrolled by hand so the 12 accumulators
+ * live in registers under both gcc and clang at -O2. */
+__attribute__((target("avx2,fma")))
+static void kernel_avx2(int kc, const float *restrict a, const float *restrict b,
+                        float *restrict c, size_t ldc, float alpha, float beta)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int i = 0; i < MR; i++) {      /* C's tile arrives while the loop runs */
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
+        ai = _mm256_broadcast_ss(a + 0);
+        c00 = _mm256_fmadd_ps(ai, b0, c00);
+        c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(ai, b0, c10);
+        c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(ai, b0, c20);
+        c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(ai, b0, c30);
+        c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a + 4);
+        c40 = _mm256_fmadd_ps(ai, b0, c40);
+        c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a + 5);
+        c50 = _mm256_fmadd_ps(ai, b0, c50);
+        c51 = _mm256_fmadd_ps(ai, b1, c51);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int i = 0; i < MR; i++)
+        for (int h = 0; h < 2; h++) {
+            float *ci = c + (size_t)i * ldc + 8 * h;
+            __m256 r = _mm256_mul_ps(va, acc[i][h]);
+            if (beta != 0.0f)
+                r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r);
+            _mm256_storeu_ps(ci, r);
+        }
+}
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * Packing */
+
+/* Both operands pack through two helpers that fill one micro-panel dst (kc, w) with w = MR or NR,
+ * zero-padding the lanes n..w-1 that fall past the matrix edge. */
+typedef void panel_packer(int n, int w, const float *src, size_t ld, int kc, float *restrict dst);
+
+/* Lane r of dst takes row r of src: n rows, row stride ld, each contiguous along k. Reads one
+ * row at a time, front to back; the writes stride through the panel, which sits in L1. */
+static void pack_transposed(int n, int w, const float *src, size_t ld, int kc,
+                            float *restrict dst)
+{
+    for (int r = 0; r < n; r++) {
+        const float *s = src + (size_t)r * ld;
+        for (int p = 0; p < kc; p++)
+            dst[p * w + r] = s[p];
+    }
+    for (int r = n; r < w; r++)
+        for (int p = 0; p < kc; p++)
+            dst[p * w + r] = 0.0f;
+}
+
+/* Row p of dst takes n contiguous floats at src + p * ld. (Full rows copy a constant size: a
+ * memcpy of variable size becomes a slow `rep movs` under gcc.) */
+static void pack_straight(int n, int w, const float *src, size_t ld, int kc, float *restrict dst)
+{
+    for (int p = 0; p < kc; p++, src += ld, dst += w) {
+        if (n == NR && w == NR)
+            memcpy(dst, src, NR * sizeof(float));
+        else if (n == MR && w == MR)
+            memcpy(dst, src, MR * sizeof(float));
+        else
+            for (int r = 0; r < w; r++)
+                dst[r] = r < n ? src[r] : 0.0f;
+    }
+}
+
+#if GEMM_X86
+/* pack_transposed eight lanes and eight steps of k at a time: load 8 x 8 floats (lanes past n
+ * read as zero), transpose them in registers, store 8 rows of the panel. w is MR (6: stores of
+ * 4 + 2 floats, nothing past the row) or NR (16: two groups of 8 lanes). Written out without
+ * arrays so that gcc, like clang, keeps everything in registers. */
+__attribute__((target("avx2,fma")))
+static void pack_transposed_avx2(int n, int w, const float *src, size_t ld, int kc,
+                                 float *restrict dst)
+{
+    int p = 0;
+    for (; p + 8 <= kc; p += 8)
+        for (int g = 0; g < w; g += 8) {
+#define ROW(i) (g + (i) < n ? _mm256_loadu_ps(src + (size_t)(g + (i)) * ld + p) \
+                            : _mm256_setzero_ps())
+            __m256 r0 = ROW(0), r1 = ROW(1), r2 = ROW(2), r3 = ROW(3);
+            __m256 r4 = ROW(4), r5 = ROW(5), r6 = ROW(6), r7 = ROW(7);
+#undef ROW
+            /* pairs of lanes: t0 = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5], ... */
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            /* quads of lanes: uk = lanes 0-3 (or 4-7) at k = k | k + 4 */
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+            /* all eight lanes at k = 0..7 */
+            __m256 k0 = _mm256_permute2f128_ps(u0, u4, 0x20);
+            __m256 k1 = _mm256_permute2f128_ps(u1, u5, 0x20);
+            __m256 k2 = _mm256_permute2f128_ps(u2, u6, 0x20);
+            __m256 k3 = _mm256_permute2f128_ps(u3, u7, 0x20);
+            __m256 k4 = _mm256_permute2f128_ps(u0, u4, 0x31);
+            __m256 k5 = _mm256_permute2f128_ps(u1, u5, 0x31);
+            __m256 k6 = _mm256_permute2f128_ps(u2, u6, 0x31);
+            __m256 k7 = _mm256_permute2f128_ps(u3, u7, 0x31);
+            float *d = dst + (size_t)p * w + g;
+            if (w - g >= 8) {
+                _mm256_storeu_ps(d + 0 * w, k0);
+                _mm256_storeu_ps(d + 1 * w, k1);
+                _mm256_storeu_ps(d + 2 * w, k2);
+                _mm256_storeu_ps(d + 3 * w, k3);
+                _mm256_storeu_ps(d + 4 * w, k4);
+                _mm256_storeu_ps(d + 5 * w, k5);
+                _mm256_storeu_ps(d + 6 * w, k6);
+                _mm256_storeu_ps(d + 7 * w, k7);
+            } else {        /* w == 6: lanes 0-5 of each */
+                __m256 k[8] = {k0, k1, k2, k3, k4, k5, k6, k7};
+                for (int q = 0; q < 8; q++) {
+                    _mm_storeu_ps(d + q * w, _mm256_castps256_ps128(k[q]));
+                    _mm_storel_pi((__m64 *)(d + q * w + 4), _mm256_extractf128_ps(k[q], 1));
+                }
+            }
+        }
+    for (; p < kc; p++)
+        for (int i = 0; i < w; i++)
+            dst[(size_t)p * w + i] = i < n ? src[(size_t)i * ld + p] : 0.0f;
+}
+#endif
+
+/* Packs rows [i0, i0 + mc) and k in [p0, p0 + kc) of op(A) into MR-row micro-panels at dst. */
+static void pack_a_block(panel_packer *pack_t, int ta, int M, int K, const float *A, int i0,
+                         int mc, int p0, int kc, float *restrict dst)
+{
+    for (int ir = 0; ir < mc; ir += MR, dst += (size_t)MR * kc) {
+        int mr = KNOB_MIN(MR, mc - ir);
+        if (!ta)    /* A (M, K): row i of op(A) is contiguous along k */
+            pack_t(mr, MR, A + (size_t)(i0 + ir) * K + p0, (size_t)K, kc, dst);
+        else        /* A stored (K, M): column p of op(A) is contiguous */
+            pack_straight(mr, MR, A + (size_t)p0 * M + i0 + ir, (size_t)M, kc, dst);
+    }
+}
+
+/* Packs k in [p0, p0 + kc) and columns [j0, j0 + nc) of op(B) into NR-column micro-panels at
+ * dst. */
+static void pack_b_slice(panel_packer *pack_t, int tb, int N, int K, const float *B, int p0,
+                         int kc, int j0, int nc, float *restrict dst)
+{
+    for (int jr = 0; jr < nc; jr += NR, dst += (size_t)NR * kc) {
+        int nr = KNOB_MIN(NR, nc - jr);
+        if (!tb)    /* B (K, N): row p of op(B) is contiguous */
+            pack_straight(nr, NR, B + (size_t)p0 * N + j0 + jr, (size_t)N, kc, dst);
+        else        /* B stored (N, K): column j of op(B) is contiguous along k */
+            pack_t(nr, NR, B + (size_t)(j0 + jr) * K + p0, (size_t)K, kc, dst);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Choosing the instruction set, once per call */
+
+/* What differs between instruction sets: the micro-kernel and the transposing packer. */
+typedef struct {
+    const char *name;
+    micro_kernel *kernel;
+    panel_packer *pack_transposed;
+} gemm_isa;
+
+static const gemm_isa isa_portable = {"portable", kernel_portable, pack_transposed};
+#if GEMM_X86
+static const gemm_isa isa_avx2 = {"avx2+fma", kernel_avx2, pack_transposed_avx2};
+#endif
+
+static int force_portable;
+
+/* Tests and benchmarks only (not thread-safe to flip while a gemm runs): on != 0 makes knob_gemm
+ * use the portable code even where AVX2 is available. Declared here rather than in
+ * knob_internal.h because nothing in the library needs it. */
+void knob_gemm_force_portable(int on) { force_portable = on; }
+
+static const gemm_isa *pick_isa(void)
+{
+#if GEMM_X86
+    if (!force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return &isa_avx2;
+#endif
+    return &isa_portable;
+}
+
+/* The instruction set knob_gemm uses now: "avx2+fma" or "portable" (for benchmarks). */
+const char *knob_gemm_kernel_name(void) { return pick_isa()->name; }
+
+/* ------------------------------------------------------------------------------------------------
+ * Driver */
+
+typedef struct {
+    int ta, tb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    const gemm_isa *isa;
+} gemm_call;
+
+/* Computes the rectangle rows [m0, m1) x columns [n0, n1) of C. */
+static void gemm_rect(const gemm_call *g, int m0, int m1, int n0, int n1)
+{
+    const int N = g->N, K = g->K;
+    /* K in equal slices of at most KC (784 = 4 x 196, not 3 x 256 + 16): a thin last slice would
+     * pay for packing and for loading and storing C with little arithmetic to show for it. The
+     * slices depend on K alone, so the order of the sum does too. */
+    const int n_slices = (K + KC - 1) / KC, k_step = (K + n_slices - 1) / n_slices;
+    for (int jc = n0; jc < n1; jc += NC) {
+        int nc = KNOB_MIN(NC, n1 - jc);
+        for (int pc = 0; pc < K; pc += k_step) {
+            int kc = KNOB_MIN(k_step, K - pc);
+            float beta = pc == 0 ? g->beta : 1.0f;  /* later slices add to the first */
+            pack_b_slice(g->isa->pack_transposed, g->tb, N, K, g->B, pc, kc, jc, nc, pack_b);
+            for (int ic = m0; ic < m1; ic += MC) {
+                int mc = KNOB_MIN(MC, m1 - ic);
+                pack_a_block(g->isa->pack_transposed, g->ta, g->M, K, g->A, ic, mc, pc, kc,
+                             pack_a);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = KNOB_MIN(NR, nc - jr);
+                    const float *b = pack_b + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = KNOB_MIN(MR, mc - ir);
+                        const float *a = pack_a + (size_t)ir * kc;
+                        float *c = g->C + (size_t)(ic + ir) * N + jc + jr;
+                        if (mr == MR && nr == NR) {
+                            g->isa->kernel(kc, a, b, c, (size_t)N, g->alpha, beta);
+                            continue;
+                        }
+                        /* edge tile: full tile into scratch, then the part that exists */
+                        _Alignas(32) float t[MR * NR];
+                        g->isa->kernel(kc, a, b, t, NR, 1.0f, 0.0f);
+                        for (int i = 0; i < mr; i++)
+                            for (int j = 0; j < nr; j++) {
+                                float *cij = c + (size_t)i * N + j;
+                                float r = g->alpha * t[i * NR + j];
+                                *cij = beta != 0.0f ? r + beta * *cij : r;
+                            }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Plain loop for tiny products (and the same contract as the rest). */
+static void gemm_small(const gemm_call *g)
+{
+    const int M = g->M, N = g->N, K = g->K;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int p = 0; p < K; p++) {
+                float a = g->ta ? g->A[(size_t)p * M + i] : g->A[(size_t)i * K + p];
+                float b = g->tb ? g->B[(size_t)j * K + p] : g->B[(size_t)p * N + j];
+                s += a * b;
+            }
+            float *cij = g->C + (size_t)i * N + j;
+            float r = g->alpha * s;
+            *cij = g->beta != 0.0f ? r + g->beta * *cij : r;
+        }
+}
+
+/* The r-th of g equal parts of n_units micro-tiles of size unit, clipped to len: [*lo, *hi). */
+static void split_range(int len, int unit, int r, int g, int *lo, int *hi)
+{
+    long n_units = (len + unit - 1) / unit;
+    *lo = (int)(n_units * r / g) * unit;
+    *hi = r == g - 1 ? len : (int)(n_units * (r + 1) / g) * unit;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Matrix-vector products (M == 1 or N == 1, e.g. one token at a time through a GPT)
+ *
+ * Packing would copy the whole matrix to use each element once, so these read it in place. The
+ * vector x (K) and the result y (L) are contiguous whatever the transposes, which leaves two forms:
+ * a dot product per row of the matrix, or a sum of its rows scaled by x ("axpy"). Each element of y
+ * is summed by one thread in a fixed order, as in the packed path. */
+
+/* y (L) = alpha * Mat (L, K) @ x (K) + beta * y */
+static void gemv_dot(int L, int K, const float *Mat, const float *x, float *y, float alpha,
+                     float beta, int n_threads)
+{
+    #pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
+    for (int l = 0; l < L; l++) {
+        const float *row = Mat + (size_t)l * K;
+        v4f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+        int p = 0;
+        for (; p + 16 <= K; p += 16) {
+            v4f r0, r1, r2, r3, x0, x1, x2, x3;
+            memcpy(&r0, row + p, sizeof r0);
+            memcpy(&r1, row + p + 4, sizeof r1);
+            memcpy(&r2, row + p + 8, sizeof r2);
+            memcpy(&r3, row + p + 12, sizeof r3);
+            memcpy(&x0, x + p, sizeof x0);
+            memcpy(&x1, x + p + 4, sizeof x1);
+            memcpy(&x2, x + p + 8, sizeof x2);
+            memcpy(&x3, x + p + 12, sizeof x3);
+            s0 += r0 * x0;
+            s1 += r1 * x1;
+            s2 += r2 * x2;
+            s3 += r3 * x3;
+        }
+        s0 += s1 + (s2 + s3);
+        float s = (s0[0] + s0[1]) + (s0[2] + s0[3]);
+        for (; p < K; p++)
+            s += row[p] * x[p];
+        y[l] = beta != 0.0f ? alpha * s + beta * y[l] : alpha * s;
+    }
+}
+
+/* y (L) = alpha * x (K) @ Mat (K, L) + beta * y. Each thread takes a contiguous range of y and
+ * sweeps it GEMV_COLS columns at a time, so the partial sums stay in L1. */
+enum { GEMV_COLS = 256 };
+
+static void gemv_axpy(int L, int K, const float *Mat, const float *x, float *y, float alpha,
+                      float beta, int n_threads)
+{
+    n_threads = KNOB_MAX(1, KNOB_MIN(n_threads, L / 8));
+    #pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
+    for (int t = 0; t < n_threads; t++) {
+        int lo, hi;
+        split_range(L, 8, t, n_threads, &lo, &hi);
+        for (int l0 = lo; l0 < hi; l0 += GEMV_COLS) {
+            int n = KNOB_MIN(GEMV_COLS, hi - l0);
+            _Alignas(32) float acc[GEMV_COLS];
+            memset(acc, 0, sizeof acc);
+            for (int p = 0; p < K; p++) {
+                const float *row = Mat + (size_t)p * L + l0;
+                float xp = x[p];
+                int j = 0;
+                for (; j + 4 <= n; j += 4) {
+                    v4f r, a;
+                    memcpy(&r, row + j, sizeof r);
+                    memcpy(&a, acc + j, sizeof a);
+                    a += xp * r;
+                    memcpy(acc + j, &a, sizeof a);
+                }
+                for (; j < n; j++)
+                    acc[j] += xp * row[j];
+            }
+            for (int j = 0; j < n; j++)
+                y[l0 + j] = beta != 0.0f ? alpha * acc[j] + beta * y[l0 + j] : alpha * acc[j];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Splitting C between threads */
+
+/* Chooses a grid of gm x gn rectangles, one per thread, using as many of n_threads as the shape
+ * allows. Cutting along N makes every thread pack all of A (gn copies), cutting along M makes
+ * every thread pack all of B (gm copies): pick the grid that packs the least. */
+static void pick_grid(int M, int N, int n_threads, int *gm, int *gn)
+{
+    int units_m = (M + MR - 1) / MR, units_n = (N + NR - 1) / NR;
+    *gm = *gn = 1;
+    double best_cost = (double)M + N;
+    for (int m = 1; m <= n_threads && m <= units_m; m++)
+        for (int n = 1; m * n <= n_threads && n <= units_n; n++) {
+            double cost = (double)n * M + (double)m * N;
+            if (m * n > *gm * *gn || (m * n == *gm * *gn && cost < best_cost)) {
+                *gm = m;
+                *gn = n;
+                best_cost = cost;
+            }
+        }
+}
+
+void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
+               float beta, float *C)
+{
+    KNOB_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    if (M == 0 || N == 0)
+        return;
+    if (K == 0 || alpha == 0.0f) {  /* C = beta * C; A and B are not read (BLAS convention) */
+        size_t n = (size_t)M * N;
+        if (beta == 0.0f)
+            memset(C, 0, n * sizeof(float));
+        else if (beta != 1.0f)
+            for (size_t i = 0; i < n; i++)
+                C[i] *= beta;
+        return;
+    }
+    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa()};
+    double mnk = (double)M * N * K;
+    if (mnk <= SMALL_MNK) {
+        gemm_small(&g);
+        return;
+    }
+    int n_threads = 1;
+#ifdef _OPENMP
+    if (mnk >= PARALLEL_MNK && !omp_in_parallel())
+        n_threads = omp_get_max_threads();
+#endif
+    if (N == 1) {           /* x = B, y = C (M); A (M, K) rows, or stored (K, M) */
+        if (!ta || M == 1)
+            gemv_dot(M, K, A, B, C, alpha, beta, n_threads);
+        else
+            gemv_axpy(M, K, A, B, C, alpha, beta, n_threads);
+        return;
+    }
+    if (M == 1) {           /* x = A, y = C (N); B (K, N) rows, or stored (N, K) */
+        if (tb)
+            gemv_dot(N, K, B, A, C, alpha, beta, n_threads);
+        else
+            gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
+        return;
+    }
+    int gm, gn;
+    pick_grid(M, N, n_threads, &gm, &gn);
+    int n_rects = gm * gn;
+    #pragma omp parallel for schedule(static) num_threads(n_rects) if (n_rects > 1)
+    for (int r = 0; r < n_rects; r++) {
+        int m0, m1, n0, n1;
+        split_range(M, MR, r / gn, gm, &m0, &m1);
+        split_range(N, NR, r % gn, gn, &n0, &n1);
+        gemm_rect(&g, m0, m1, n0, n1);
+    }
+}

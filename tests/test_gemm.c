@@ -1,0 +1,284 @@
+/* test_gemm.c: knob_gemm_naive against hand-computed products, then knob_gemm (both micro-kernels)
+ * against knob_gemm_naive on many shapes, transposes, alphas and betas; determinism; no allocation.
+ *
+ * Tolerance. Computing s = sum_{p<K} a_p b_p in float with any order of additions, fused or not,
+ * satisfies |fl(s) - s| <= gamma_K * sum_p |a_p b_p|, gamma_K = K u / (1 - K u), u = 2^-24
+ * (Higham, Accuracy and Stability of Numerical Algorithms, 3.1). Scaling by alpha, adding beta * C
+ * and the reference's own final rounding to float add a few more roundings, so each element must
+ * satisfy |got - want| <= (K + 4) u' * (sum_p |alpha a_ip b_pj| + |beta c_ij|), u' = 1.01 u. That
+ * bound is rigorous (the test cannot flake), yet a wrong or missing term of size ~ scale / K is
+ * caught for every K here (K u << 1 / K while K < 4000). */
+#include "test.h"
+
+
+/* ------------------------------------------------------------------------------------------------
+ * Helpers */
+
+static float *fill_random(size_t n, knob_rng *r)
+{
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    KNOB_ASSERT(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = 2.0f * knob_rng_uniform(r) - 1.0f;
+    return x;
+}
+
+/* op(X)[r][c] for X stored (rows, cols), or (cols, rows) when t. */
+static float at(const float *X, int t, int rows, int cols, int r, int c)
+{
+    return t ? X[(size_t)c * rows + r] : X[(size_t)r * cols + c];
+}
+
+/* Runs knob_gemm on C_init and compares with knob_gemm_naive on a copy, within the bound in the
+ * file comment. Returns 1 when every element passes (and C_init's guard element is untouched). */
+static int gemm_agrees(const char *file, int line, int ta, int tb, int M, int N, int K,
+                       float alpha, float beta, const float *A, const float *B,
+                       const float *C_init)
+{
+    size_t mn = (size_t)M * N;
+    float *got = malloc((mn + 1) * sizeof(float)), *want = malloc((mn + 1) * sizeof(float));
+    KNOB_ASSERT(got && want);
+    memcpy(got, C_init, mn * sizeof(float));
+    memcpy(want, C_init, mn * sizeof(float));
+    got[mn] = want[mn] = 12345.0f;      /* guard: nothing may be written past C */
+    knob_gemm(ta, tb, M, N, K, alpha, A, B, beta, got);
+    knob_gemm_naive(ta, tb, M, N, K, alpha, A, B, beta, want);
+    const double u = 1.01 * 0x1p-24;
+    int ok = got[mn] == 12345.0f;
+    if (!ok)
+        test_fail_at(file, line, "gemm %c%c M=%d N=%d K=%d wrote past the end of C",
+                     ta ? 't' : 'n', tb ? 't' : 'n', M, N, K);
+    for (int i = 0; i < M && ok; i++)
+        for (int j = 0; j < N && ok; j++) {
+            double c = (double)C_init[(size_t)i * N + j];
+            double scale = beta != 0.0f ? fabs((double)beta * c) : 0.0;
+            for (int p = 0; p < K; p++)
+                scale += fabs((double)alpha * (double)at(A, ta, M, K, i, p) *
+                              (double)at(B, tb, K, N, p, j));
+            double g = (double)got[(size_t)i * N + j], w = (double)want[(size_t)i * N + j];
+            double tol = (K + 4) * u * scale;
+            if (!(fabs(g - w) <= tol)) {    /* also catches NaN */
+                test_fail_at(file, line,
+                             "gemm %c%c M=%d N=%d K=%d alpha=%g beta=%g: C[%d][%d] = %.9g, "
+                             "naive %.9g (diff %.3g, tolerance %.3g)",
+                             ta ? 't' : 'n', tb ? 't' : 'n', M, N, K, (double)alpha,
+                             (double)beta, i, j, g, w, fabs(g - w), tol);
+                ok = 0;
+            }
+        }
+    free(got);
+    free(want);
+    return ok;
+}
+
+/* Random A, B, C for the shape; C is all NaN when beta == 0 (it must be ignored). Checks all four
+ * transpose combinations. */
+static void check_shape(const char *file, int line, int M, int N, int K, float alpha, float beta,
+                        knob_rng *r)
+{
+    float *A = fill_random((size_t)M * K, r), *B = fill_random((size_t)K * N, r);
+    float *C = fill_random((size_t)M * N, r);
+    if (beta == 0.0f)
+        for (size_t i = 0; i < (size_t)M * N; i++)
+            C[i] = NAN;
+    for (int t = 0; t < 4; t++)
+        gemm_agrees(file, line, t >> 1, t & 1, M, N, K, alpha, beta, A, B, C);
+    free(A);
+    free(B);
+    free(C);
+}
+
+#define CHECK_SHAPE(M, N, K, alpha, beta, r)                                                  \
+    check_shape(__FILE__, __LINE__, M, N, K, alpha, beta, r)
+
+/* Shapes: degenerate, odd primes, and sizes just off the micro-tile (6 x 16) and the blocks
+ * (MC 144, KC 256, NC 512), several blocks deep along each of M, N and K, so that every edge
+ * path runs. */
+static void check_many_shapes(void)
+{
+    static const int dims[][3] = {
+        {1, 1, 1},    {1, 7, 1},     {7, 1, 1},     {1, 1, 13},   {1, 33, 1},   {33, 1, 67},
+        {2, 3, 4},    {6, 16, 1},    {6, 16, 256},  {5, 15, 7},   {7, 17, 9},   {7, 13, 33},
+        {13, 7, 67},  {33, 67, 13},  {67, 33, 129}, {129, 67, 7}, {12, 32, 257},
+        {12, 32, 600}, {300, 20, 30}, {40, 1100, 20}, {1, 600, 300}, {300, 1, 600},
+        {1, 1, 1500}, {1, 700, 400}, {530, 1, 600}, {12, 20, 1100}, {145, 513, 260},
+    };
+    static const float ab[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {-0.5f, 2.0f}, {3.0f, 0.0f}};
+    knob_rng r;
+    knob_rng_seed(&r, 42);
+    for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {
+        int M = dims[s][0], N = dims[s][1], K = dims[s][2];
+        int big = (double)M * N * K > 1e6;  /* big ones: two alpha/beta pairs are enough */
+        for (size_t v = 0; v < sizeof ab / sizeof ab[0]; v += big ? 2 : 1)
+            CHECK_SHAPE(M, N, K, ab[v][0], ab[v][1], &r);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The reference against independent math */
+
+TEST(gemm_naive_hand_2x2)
+{
+    /* A = [1 2; 3 4], B = [5 6; 7 8]:
+     *   A B     = [19 22; 43 50]      A^T B   = [26 30; 38 44]
+     *   A B^T   = [17 23; 39 53]      A^T B^T = [23 31; 34 46] */
+    const float A[4] = {1, 2, 3, 4}, B[4] = {5, 6, 7, 8};
+    const float want[4][4] = {{19, 22, 43, 50}, {17, 23, 39, 53}, {26, 30, 38, 44},
+                              {23, 31, 34, 46}};
+    for (int t = 0; t < 4; t++) {
+        int ta = t >> 1, tb = t & 1;
+        float C[4] = {NAN, NAN, NAN, NAN};
+        knob_gemm_naive(ta, tb, 2, 2, 2, 1.0f, A, B, 0.0f, C);
+        for (int i = 0; i < 4; i++)
+            CHECK_NEAR(C[i], want[t][i], 0, 0);
+        /* alpha = 2, beta = -1 on C = [1 1; 1 1]: 2 * A B - 1 */
+        float D[4] = {1, 1, 1, 1};
+        knob_gemm_naive(ta, tb, 2, 2, 2, 2.0f, A, B, -1.0f, D);
+        for (int i = 0; i < 4; i++)
+            CHECK_NEAR(D[i], 2 * want[t][i] - 1, 0, 0);
+    }
+}
+
+TEST(gemm_naive_hand_rect)
+{
+    /* (1, 3) @ (3, 2): [1 2 3] @ [1 0; 0 1; 2 -1] = [7 -1]; and (2, 1) @ (1, 3) outer product
+     * [2; -3] [1 2 4] = [2 4 8; -3 -6 -12], accumulated onto C = 0.5 with beta = 2. */
+    const float x[3] = {1, 2, 3}, W[6] = {1, 0, 0, 1, 2, -1};
+    float y[2] = {NAN, NAN};
+    knob_gemm_naive(0, 0, 1, 2, 3, 1.0f, x, W, 0.0f, y);
+    CHECK_NEAR(y[0], 7, 0, 0);
+    CHECK_NEAR(y[1], -1, 0, 0);
+    const float u[2] = {2, -3}, v[3] = {1, 2, 4};
+    float C[6] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+    knob_gemm_naive(0, 0, 2, 3, 1, 1.0f, u, v, 2.0f, C);
+    const float want[6] = {3, 5, 9, -2, -5, -11};
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(C[i], want[i], 0, 0);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The fast path against the reference */
+
+TEST(gemm_matches_naive)
+{
+    /* 4 threads, whatever the machine: C is cut along M, along N, or both (2 x 2 for 12 x 20) */
+    knob_threads_set(4);
+    check_many_shapes();
+    knob_threads_set(0);
+}
+
+TEST(gemm_portable_matches_naive)
+{
+    /* the fallback micro-kernel, on one thread: one rectangle spans all of C */
+    knob_gemm_force_portable(1);
+    knob_threads_set(1);
+    check_many_shapes();
+    knob_threads_set(0);
+    knob_gemm_force_portable(0);
+}
+
+TEST(gemm_beta_zero_ignores_nan)
+{
+    /* C full of NaN and Inf with beta = 0: every path (tiny loop, packed, edge tiles) overwrites */
+    static const int dims[][3] = {{1, 1, 1}, {3, 5, 2}, {6, 16, 8}, {37, 41, 43}, {200, 70, 300}};
+    knob_rng r;
+    knob_rng_seed(&r, 7);
+    for (int portable = 0; portable < 2; portable++) {
+        knob_gemm_force_portable(portable);
+        for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {
+            int M = dims[s][0], N = dims[s][1], K = dims[s][2];
+            float *A = fill_random((size_t)M * K, &r), *B = fill_random((size_t)K * N, &r);
+            float *C = malloc((size_t)M * N * sizeof(float));
+            KNOB_ASSERT(C);
+            for (size_t i = 0; i < (size_t)M * N; i++)
+                C[i] = i % 2 ? NAN : INFINITY;
+            knob_gemm(0, 1, M, N, K, 1.0f, A, B, 0.0f, C);
+            int finite = 1;
+            for (size_t i = 0; i < (size_t)M * N; i++)
+                finite &= isfinite(C[i]) != 0;
+            CHECK(finite);
+            free(A);
+            free(B);
+            free(C);
+        }
+    }
+    knob_gemm_force_portable(0);
+}
+
+TEST(gemm_k_zero_and_alpha_zero)
+{
+    /* K == 0 or alpha == 0: C = beta * C, and A and B are not read (NULL here) */
+    float C[6] = {1, 2, 3, 4, 5, 6};
+    knob_gemm(0, 0, 2, 3, 0, 1.0f, NULL, NULL, 2.0f, C);
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(C[i], 2.0f * (float)(i + 1), 0, 0);
+    knob_gemm(1, 1, 2, 3, 5, 0.0f, NULL, NULL, 0.5f, C);
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(C[i], (float)(i + 1), 0, 0);
+    float D[4] = {NAN, NAN, NAN, NAN};
+    knob_gemm(0, 0, 2, 2, 0, 1.0f, NULL, NULL, 0.0f, D);
+    for (int i = 0; i < 4; i++)
+        CHECK_NEAR(D[i], 0, 0, 0);
+    knob_gemm(0, 0, 0, 5, 5, 1.0f, NULL, NULL, 0.0f, NULL);    /* empty C: nothing to do */
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Determinism and allocation */
+
+TEST(gemm_deterministic)
+{
+    /* Same call twice: identical bits. The design also makes the bits independent of the thread
+     * count (C is split across threads, K never is), so 1 and 2 threads must agree too. Shapes:
+     * the packed path and both matrix-vector forms. */
+    static const int dims[][5] = {{301, 517, 700, 1, 0}, {1, 2000, 300, 0, 0}, {1, 2000, 300, 0, 1},
+                                  {2000, 1, 300, 1, 0}};
+    knob_rng r;
+    knob_rng_seed(&r, 3);
+    for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {
+        int M = dims[s][0], N = dims[s][1], K = dims[s][2], ta = dims[s][3], tb = dims[s][4];
+        size_t bytes = (size_t)M * N * sizeof(float);
+        float *A = fill_random((size_t)M * K, &r), *B = fill_random((size_t)K * N, &r);
+        float *C0 = fill_random((size_t)M * N, &r);
+        float *C1 = malloc(bytes), *C2 = malloc(bytes), *C3 = malloc(bytes);
+        KNOB_ASSERT(C1 && C2 && C3);
+        memcpy(C1, C0, bytes);
+        memcpy(C2, C0, bytes);
+        memcpy(C3, C0, bytes);
+        knob_threads_set(2);
+        knob_gemm(ta, tb, M, N, K, 0.75f, A, B, 0.5f, C1);
+        knob_gemm(ta, tb, M, N, K, 0.75f, A, B, 0.5f, C2);
+        CHECK(memcmp(C1, C2, bytes) == 0);
+        knob_threads_set(1);
+        knob_gemm(ta, tb, M, N, K, 0.75f, A, B, 0.5f, C3);
+        CHECK(memcmp(C1, C3, bytes) == 0);
+        knob_threads_set(0);
+        free(A);
+        free(B);
+        free(C0);
+        free(C1);
+        free(C2);
+        free(C3);
+    }
+}
+
+TEST(gemm_no_alloc)
+{
+    const int M = 200, N = 600, K = 300;
+    knob_rng r;
+    knob_rng_seed(&r, 5);
+    float *A = fill_random((size_t)M * K, &r), *B = fill_random((size_t)K * N, &r);
+    float *C = fill_random((size_t)M * N, &r);
+    knob_threads_set(2);
+    knob_gemm(0, 0, M, N, K, 1.0f, A, B, 0.0f, C);     /* first call: threads start up */
+    long before = knob_alloc_count();
+    for (int t = 0; t < 4; t++)
+        knob_gemm(t >> 1, t & 1, M, N, K, 1.0f, A, B, 1.0f, C);
+    knob_gemm(0, 0, 3, 4, 5, 1.0f, A, B, 0.0f, C);      /* the tiny-product path too */
+    knob_gemm(0, 1, 1, N, K, 1.0f, A, B, 0.0f, C);      /* and both matrix-vector forms */
+    knob_gemm(1, 0, M, 1, K, 1.0f, A, B, 0.0f, C);
+    CHECK(knob_alloc_count() == before);
+    knob_threads_set(0);
+    free(A);
+    free(B);
+    free(C);
+}
