@@ -47,6 +47,9 @@ knob_node *gc_param(gc_ctx *c, const char *name, int n_dims, const int *shape, g
 /* An int32 input (indices, targets) with random values in [lo, hi). */
 knob_node *gc_index(gc_ctx *c, const char *name, int n_dims, const int *shape, int lo, int hi);
 
+/* Runs one case outside the registry (random shapes); returns the number of mismatches. */
+int gc_run(const char *name, gc_case_fn fn, uint64_t seed);
+
 #define GRADCHECK(op, name)                                                                   \
     static knob_node *gc_##name(gc_ctx *c);                                                   \
     __attribute__((constructor)) static void gcreg_##name(void)                               \

@@ -87,21 +87,20 @@ static double eval(gc_ctx *c, knob_node *out, const float *w)
     return f;
 }
 
-/* Runs one case; returns the number of mismatching elements. */
-static int run_case(int k)
+int gc_run(const char *name, gc_case_fn fn, uint64_t seed)
 {
     gc_ctx c;
     memset(&c, 0, sizeof c);
     knob_err err = {0};
-    knob_rng_seed(&c.rng, 1000 + (uint64_t)k);
+    knob_rng_seed(&c.rng, seed);
     c.g = knob_graph_new(&err);
     c.training = 1;
-    knob_node *out = cases[k].fn(&c);
+    knob_node *out = fn(&c);
     int bad = 0;
     knob_node *w = out ? knob_input(c.g, "w", knob_node_tensor(out)->n_dims, knob_node_tensor(out)->shape) : NULL;
     knob_node *loss = knob_sum_all(c.g, knob_mul(c.g, out, w));
     if (knob_graph_compile(c.g, &err) != KNOB_OK) {
-        test_fail_at(__FILE__, __LINE__, "%s: build failed: %s", cases[k].name, err.msg);
+        test_fail_at(__FILE__, __LINE__, "%s: build failed: %s", name, err.msg);
         bad = 1;
         goto done;
     }
@@ -129,7 +128,7 @@ static int run_case(int k)
             if (!(fabs(num - ana) <= 2e-3 + 1e-2 * fabs(num))) {
                 if (bad < 5)
                     test_fail_at(__FILE__, __LINE__, "%s: d/d%s[%zu]: backward %.6g, finite difference %.6g",
-                                 cases[k].name, t->name, i, ana, num);
+                                 name, t->name, i, ana, num);
                 bad++;
             }
         }
@@ -146,7 +145,7 @@ TEST(gradcheck_every_op)
     int covered[KNOB_OP_COUNT] = {0};
     for (int k = 0; k < n_cases; k++) {
         covered[cases[k].op]++;
-        run_case(k);
+        gc_run(cases[k].name, cases[k].fn, 1000 + (uint64_t)k);
     }
     for (int op = 1; op < KNOB_OP_COUNT; op++)
         if (!covered[op])

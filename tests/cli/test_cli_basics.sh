@@ -3,13 +3,7 @@
 # help, --version, unknown commands, bad global flags and bad command flags. Every error must be
 # exactly one line on stderr, nothing on stdout, exit 2 for usage errors.
 # Run by tests/run.sh with $KNOB set to the binary's absolute path.
-KNOB=${KNOB:-$PWD/build/knob}
-[ -x "$KNOB" ] || { echo "FAIL: $KNOB is not an executable"; exit 1; }
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-failures=0
-
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/../cli_lib.sh"
 
 # run ARGS...: runs knob, keeps rc, stdout and stderr
 run() { "$KNOB" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }

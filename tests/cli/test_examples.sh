@@ -1,10 +1,8 @@
 #!/bin/sh
 # test_examples.sh: the programs in examples/ build against the public header alone and run:
 # fit_line must recover y = 3x - 1 and write a safetensors file that knob inspect reads.
-KNOB=${KNOB:-$PWD/build/knob}
+. "$(dirname "$0")/../cli_lib.sh"
 ex=$(dirname "$KNOB")/examples
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
 out=$("$ex/fit_line" "$tmp/line.safetensors") || { echo "FAIL: fit_line exited $?"; exit 1; }
 case $out in
     "w = 3.0000, b = -1.0000,"*) ;;

@@ -3,12 +3,7 @@
 # byte-identical files, --json is one object with every model, a CSV is read, and bad input
 # (malformed CSV, missing file, out-of-range flags) fails with one line and the right exit code
 # while leaving earlier output intact. Run by tests/run.sh with $KNOB set.
-KNOB=${KNOB:-$PWD/build/knob}
-[ -x "$KNOB" ] || { echo "FAIL: $KNOB is not an executable"; exit 1; }
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/../cli_lib.sh"
 
 # expect CODE PATTERN ARGS...: exit CODE, first stderr line matching the shell PATTERN, one line
 expect() {

@@ -3,13 +3,7 @@
 # length and the JSON header; no Python), then on a missing, a truncated, an empty and a garbage
 # file: each must fail with exit 1 and one line on stderr that names the file.
 # Run by tests/run.sh with $KNOB set to the binary's absolute path.
-KNOB=${KNOB:-$PWD/build/knob}
-[ -x "$KNOB" ] || { echo "FAIL: $KNOB is not an executable"; exit 1; }
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-failures=0
-
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/../cli_lib.sh"
 
 # le64 N: N as 8 little-endian bytes (printf octal escapes are portable)
 le64() {
