@@ -12,6 +12,7 @@ LDLIBS  := -lcjson -lm
 LDFLAGS ?=
 ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
 
+MAKEFLAGS += --no-print-directory
 BUILD   ?= build
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 CLI_SRC := $(sort $(wildcard cli/*.c))
