@@ -1,13 +1,15 @@
 #!/bin/sh
-# bench/run.sh [BUILD]: builds BUILD/bench_gemm, times knob_gemm on square and MLP-like shapes,
-# then times PyTorch on the same shapes with the same thread count and prints the comparison.
-# Threads: KNOB_THREADS (default 2) for both. Timing never decides pass or fail.
+# bench/run.sh [BUILD]: builds BUILD/bench_gemm and BUILD/bench_step. Times knob_gemm on square and
+# MLP-like shapes, then PyTorch on the same shapes; then times one whole training step (zero grads,
+# forward, backward, AdamW) of an MLP, a CNN and a small GPT, then PyTorch on the same models; and
+# prints both comparisons. Threads: KNOB_THREADS (default 2) for both. Timing never decides pass or
+# fail.
 set -e
 build=${1:-build}
 threads=${KNOB_THREADS:-2}
 cd "$(dirname "$0")/.."
 
-make -s -f Makefile -f bench/bench.mk BUILD="$build" "$build/bench_gemm"
+make -s -f Makefile -f bench/bench.mk BUILD="$build" "$build/bench_gemm" "$build/bench_step"
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -20,3 +22,10 @@ py=/usr/bin/python3
 echo
 echo "== knob vs PyTorch ($threads threads): $py bench/gemm_torch.py --threads $threads"
 "$py" bench/gemm_torch.py --threads "$threads" --knob "$out"
+
+echo
+echo "== training steps ($threads threads): $build/bench_step --threads $threads"
+"$build/bench_step" --threads "$threads" | tee "$out"
+echo
+echo "== knob vs PyTorch, one training step ($threads threads): $py bench/step_torch.py --threads $threads"
+"$py" bench/step_torch.py --threads "$threads" --knob "$out"

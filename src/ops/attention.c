@@ -9,6 +9,11 @@
  * dqkv is that head's slice of its own batch row, so each gradient element is written by exactly one
  * thread, in a fixed order (t, then t2): the same bits for any thread count.
  *
+ * The loops over the HS elements of a head carry "omp simd", so they vectorize (the compiler
+ * cannot otherwise see that out, dqkv and qkv do not overlap): ~2x forward, ~2.5x backward on
+ * GPT-sized heads (HS 32). The dot products then add in vector-lane order rather than 0..HS-1;
+ * that order is fixed when the file is compiled, so results still repeat bit for bit.
+ *
  * The two kernels below are pure loops over pointers and sizes, with no graph in sight, so they can
  * move to src/kernels/ (and later CUDA) unchanged once knob_internal.h declares them.
  *
@@ -16,6 +21,12 @@
 #include "knob_internal.h"
 
 #include <math.h>
+
+/* The "omp simd" loops here are requests to vectorize; clang warns (an error under WERROR) where
+ * it cannot comply, as under the sanitizers or -Os, and such a loop then simply runs scalar. */
+#ifdef __clang__
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
 
 /* ------------------------------------------------------------------------------------------------
  * Kernels */
@@ -45,6 +56,7 @@ static void attention_forward_kernel(float *out,         // (B, T, C)
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float *k = qkv_b + (size_t)t2 * C3 + (size_t)C;   // (HS)
                     float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                     for (int i = 0; i < HS; i++)
                         dot += q[i] * k[i];
                     a[t2] = dot * scale;
@@ -65,6 +77,7 @@ static void attention_forward_kernel(float *out,         // (B, T, C)
                     o[i] = 0.0f;
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float *v = qkv_b + (size_t)t2 * C3 + 2 * (size_t)C;   // (HS)
+#pragma omp simd
                     for (int i = 0; i < HS; i++)
                         o[i] += a[t2] * v[i];
                 }
@@ -115,6 +128,7 @@ static void attention_backward_kernel(float *dqkv,          // (B, T, 3C), accum
                     const float *v = qkv_b + (size_t)t2 * C3 + 2 * (size_t)C;   // (HS)
                     float *dv = dqkv_b + (size_t)t2 * C3 + 2 * (size_t)C;       // (HS)
                     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
                     for (int i = 0; i < HS; i++) {
                         s += dout_t[i] * v[i];
                         dv[i] += a[t2] * dout_t[i];
@@ -131,6 +145,7 @@ static void attention_backward_kernel(float *dqkv,          // (B, T, 3C), accum
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float *k = qkv_b + (size_t)t2 * C3 + (size_t)C;   // (HS)
                     float *dk = dqkv_b + (size_t)t2 * C3 + (size_t)C;       // (HS)
+#pragma omp simd
                     for (int i = 0; i < HS; i++) {
                         dq[i] += d[t2] * k[i];
                         dk[i] += d[t2] * q[i];

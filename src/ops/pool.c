@@ -57,6 +57,33 @@ static knob_status pool_shape(knob_node *y, knob_err *err)
 /* One int32 index into the (H, W) plane per output element. */
 static size_t maxpool_saved(const knob_node *y) { return y->t.n_elems * sizeof(int32_t); }
 
+/* Index into the plane x of the max of the k x k window whose top-left element is x[m0]: the
+ * same pick as scanning the window in row order with "if (x[m] > x[best] || x[m] != x[m])
+ * best = m" (first max on ties, the last NaN if any), written without a branch. On real data that
+ * comparison is a coin flip, and a mispredicted branch per element made maxpool about 4 ns per
+ * input. maxv is the running max of the non-NaN values (the v > maxv ? v : maxv form compiles to
+ * maxss); once a NaN has been seen only a later NaN moves best. Called with a constant k = 2 and
+ * unrolled (gcc and clang both read "GCC unroll"), the 2x2 pool runs ~4x faster than the branchy
+ * loop did. */
+static inline int window_argmax(const float *x, int m0, int W, int k)
+{
+    int best = m0, seen_nan = 0;
+    float maxv = x[m0];
+#pragma GCC unroll 2
+    for (int a = 0; a < k; a++)
+#pragma GCC unroll 2
+        for (int b = 0; b < k; b++) {
+            int m = m0 + a * W + b;
+            float v = x[m];
+            int is_nan = v != v;
+            int take = is_nan | ((v > maxv) & !seen_nan);   /* 0 or 1 */
+            best += (m - best) & -take;
+            seen_nan |= is_nan;
+            maxv = v > maxv ? v : maxv;
+        }
+    return best;
+}
+
 /* maxpool: y[i, j] = max over the window x[i*s + a, j*s + b], 0 <= a, b < k
  * dx[m] += dy[i, j] where m = argmax of window (i, j) (first on ties); other x get nothing.
  * A NaN in the window wins, so it reaches the loss instead of vanishing. */
@@ -69,17 +96,14 @@ static void maxpool_forward(knob_node *y)
     int32_t *arg = y->saved;             // (BC, OH, OW) index into the (H, W) plane
 #pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
     for (int p = 0; p < d.BC; p++) {
-        const float *x = X + (size_t)p * d.H * d.W;   // (H, W)
-        size_t o = (size_t)p * d.OH * d.OW;
-        for (int i = 0; i < d.OH; i++)
-            for (int j = 0; j < d.OW; j++, o++) {
-                int best = i * d.s * d.W + j * d.s;
-                for (int a = 0; a < d.k; a++)
-                    for (int b = 0; b < d.k; b++) {
-                        int m = (i * d.s + a) * d.W + j * d.s + b;
-                        if (x[m] > x[best] || x[m] != x[m])
-                            best = m;
-                    }
+        /* sizes in locals: the stores to Y and arg could alias d, which is shared */
+        const int W = d.W, OH = d.OH, OW = d.OW, k = d.k, s = d.s;
+        const float *x = X + (size_t)p * d.H * W;   // (H, W)
+        size_t o = (size_t)p * OH * OW;
+        for (int i = 0; i < OH; i++)
+            for (int j = 0; j < OW; j++, o++) {
+                int m0 = i * s * W + j * s;
+                int best = k == 2 ? window_argmax(x, m0, W, 2) : window_argmax(x, m0, W, k);
                 Y[o] = x[best];
                 arg[o] = best;
             }

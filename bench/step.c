@@ -1,0 +1,365 @@
+/* bench/step.c: time of one whole training step of three small models, in milliseconds.
+ *
+ *   bench_step [--threads N] [--min-time SECONDS] [MODEL]...      MODEL: mlp, cnn, gpt
+ *
+ * One step = knob_params_zero_grad + knob_graph_forward + knob_graph_backward + knob_optim_step
+ * (AdamW, lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on matrices), on one fixed batch
+ * of random data. The models, built with the public builder API only:
+ *   mlp  784-256-128-10, ReLU, softmax cross-entropy, batch 128 (the digit classifier)
+ *   cnn  conv 1->16 3x3 pad 1, relu, maxpool 2, conv 16->32 3x3 pad 1, relu, maxpool 2,
+ *        linear 32*7*7 -> 10, cross-entropy; batch 64 of 28x28 (Fashion-MNIST size)
+ *   gpt  GPT-2-style: token + position embeddings (V 256, C 128, T 64, B 8), 2 pre-LayerNorm
+ *        blocks (ln, linear C->3C, attention with 4 heads, linear C->C, residual; ln, linear C->4C,
+ *        gelu, linear 4C->C, residual), final ln, output linear tied to the token embedding,
+ *        cross-entropy
+ * Linear weights are stored (out, in) and applied with knob_matmul(x, w, 0, 1) plus a broadcast
+ * bias. Initial weights are seeded; bench/step_torch.py builds the same models in PyTorch (with its
+ * own random weights) from the same description.
+ *
+ * Output: '#' comment lines, then one line per model,
+ *   model params graph_bytes loss0 steps median_ms best_ms
+ * where loss0 is the loss of the first step's forward (about ln 10 = 2.30 for the classifiers, and
+ * ln 256 = 5.55 for the GPT), graph_bytes is knob_graph_bytes (the one arena holding every value,
+ * gradient and saved buffer), and the times are the median and the fastest step over at least
+ * min_time seconds (default 1) after a tenth of that spent warming up. bench/step_torch.py reads
+ * these lines. Timing never decides pass or fail.
+ *
+ * For profiling, run one model for longer: perf record -g build/bench_step --min-time 10 gpt */
+#include "knob_internal.h"   /* knob_gemm_kernel_name, for the header line; the models use knob.h */
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    const char *name;
+    knob_params P;
+    knob_graph *g;
+    knob_node *loss;
+    knob_optim opt;
+} model;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void die(const char *what, const knob_err *err)
+{
+    fprintf(stderr, "bench_step: %s: %s\n", what, err->msg);
+    exit(1);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Model builders. Each declares its parameters, initialises them, builds and compiles the graph
+ * and fills the inputs; every error is caught once, at compile. */
+
+static knob_tensor *add_param(model *m, const char *name, int n_dims, const int *shape)
+{
+    knob_err err;
+    knob_tensor *t = knob_params_add(&m->P, name, n_dims, shape, &err);
+    if (!t)
+        die(name, &err);
+    return t;
+}
+
+/* "h.<l>.<what>": a parameter of transformer block l */
+static knob_tensor *add_block_param(model *m, int l, const char *what, int n_dims, const int *shape)
+{
+    char name[KNOB_NAME_MAX];
+    snprintf(name, sizeof name, "h.%d.%s", l, what);
+    return add_param(m, name, n_dims, shape);
+}
+
+/* PyTorch's default for nn.Linear and nn.Conv2d: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias too */
+static void init_torch_default(knob_tensor *w, knob_tensor *b, knob_rng *r)
+{
+    int fan_in;
+    knob_fan(w, &fan_in, NULL);
+    float a = 1.0f / sqrtf((float)fan_in);
+    knob_init_uniform(w, -a, a, r);
+    if (b)
+        knob_init_uniform(b, -a, a, r);
+}
+
+/* y (..., out) = x (..., in) @ w^T + b, w (out, in), b (out) */
+static knob_node *linear(knob_graph *g, knob_node *x, knob_tensor *w, knob_tensor *b)
+{
+    knob_node *y = knob_matmul(g, x, knob_param(g, w), 0, 1);
+    return b ? knob_add(g, y, knob_param(g, b)) : y;
+}
+
+static void fill_uniform(float *x, size_t n, knob_rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = knob_rng_uniform(r);
+}
+
+static void fill_labels(int32_t *t, size_t n, uint32_t classes, knob_rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        t[i] = (int32_t)knob_rng_below(r, classes);
+}
+
+static void alloc_params(model *m)
+{
+    knob_err err;
+    if (knob_params_alloc(&m->P, &err))
+        die(m->name, &err);
+}
+
+static knob_graph *new_graph(model *m)
+{
+    knob_err err;
+    knob_graph *g = knob_graph_new(&err);
+    if (!g)
+        die(m->name, &err);
+    return g;
+}
+
+/* 784-256-128-10 MLP, batch 128 */
+static void build_mlp(model *m, knob_rng *r)
+{
+    enum { N = 128, D0 = 784, D1 = 256, D2 = 128, D3 = 10 };
+    knob_tensor *w1 = add_param(m, "fc1.weight", 2, (int[]){D1, D0});
+    knob_tensor *b1 = add_param(m, "fc1.bias", 1, (int[]){D1});
+    knob_tensor *w2 = add_param(m, "fc2.weight", 2, (int[]){D2, D1});
+    knob_tensor *b2 = add_param(m, "fc2.bias", 1, (int[]){D2});
+    knob_tensor *w3 = add_param(m, "fc3.weight", 2, (int[]){D3, D2});
+    knob_tensor *b3 = add_param(m, "fc3.bias", 1, (int[]){D3});
+    alloc_params(m);
+    init_torch_default(w1, b1, r);
+    init_torch_default(w2, b2, r);
+    init_torch_default(w3, b3, r);
+
+    knob_graph *g = m->g = new_graph(m);
+    knob_node *x = knob_input(g, "x", 2, (int[]){N, D0});          // (N, 784)
+    knob_node *y = knob_input_i32(g, "y", 1, (int[]){N});          // (N)
+    knob_node *h = knob_relu(g, linear(g, x, w1, b1));             // (N, 256)
+    h = knob_relu(g, linear(g, h, w2, b2));                        // (N, 128)
+    m->loss = knob_cross_entropy(g, linear(g, h, w3, b3), y, -1);  // logits (N, 10)
+    knob_err err;
+    if (knob_graph_compile(g, &err))
+        die(m->name, &err);
+    fill_uniform(knob_node_data(x), (size_t)N * D0, r);
+    fill_labels(knob_node_data_i32(y), N, D3, r);
+}
+
+/* two conv + relu + maxpool stages and a linear layer, batch 64 of (1, 28, 28) */
+static void build_cnn(model *m, knob_rng *r)
+{
+    enum { B = 64, H = 28, C1 = 16, C2 = 32, K = 10 };
+    knob_tensor *w1 = add_param(m, "conv1.weight", 4, (int[]){C1, 1, 3, 3});
+    knob_tensor *b1 = add_param(m, "conv1.bias", 1, (int[]){C1});
+    knob_tensor *w2 = add_param(m, "conv2.weight", 4, (int[]){C2, C1, 3, 3});
+    knob_tensor *b2 = add_param(m, "conv2.bias", 1, (int[]){C2});
+    knob_tensor *w3 = add_param(m, "fc.weight", 2, (int[]){K, C2 * 7 * 7});
+    knob_tensor *b3 = add_param(m, "fc.bias", 1, (int[]){K});
+    alloc_params(m);
+    init_torch_default(w1, b1, r);
+    init_torch_default(w2, b2, r);
+    init_torch_default(w3, b3, r);
+
+    knob_graph *g = m->g = new_graph(m);
+    knob_node *x = knob_input(g, "x", 4, (int[]){B, 1, H, H});     // (B, 1, 28, 28)
+    knob_node *y = knob_input_i32(g, "y", 1, (int[]){B});          // (B)
+    knob_node *h = knob_conv2d(g, x, knob_param(g, w1), knob_param(g, b1), 1, 1);   // (B, 16, 28, 28)
+    h = knob_maxpool2d(g, knob_relu(g, h), 2, 2);                  // (B, 16, 14, 14)
+    h = knob_conv2d(g, h, knob_param(g, w2), knob_param(g, b2), 1, 1);              // (B, 32, 14, 14)
+    h = knob_maxpool2d(g, knob_relu(g, h), 2, 2);                  // (B, 32, 7, 7)
+    h = knob_reshape(g, h, 2, (int[]){B, C2 * 7 * 7});             // (B, 1568)
+    m->loss = knob_cross_entropy(g, linear(g, h, w3, b3), y, -1);  // logits (B, 10)
+    knob_err err;
+    if (knob_graph_compile(g, &err))
+        die(m->name, &err);
+    fill_uniform(knob_node_data(x), (size_t)B * H * H, r);
+    fill_labels(knob_node_data_i32(y), B, K, r);
+}
+
+/* GPT-2-style stack: 2 pre-LayerNorm blocks, tied output layer */
+static void build_gpt(model *m, knob_rng *r)
+{
+    enum { V = 256, C = 128, T = 64, B = 8, NH = 4, L = 2 };
+    knob_tensor *wte = add_param(m, "wte", 2, (int[]){V, C});
+    knob_tensor *wpe = add_param(m, "wpe", 2, (int[]){T, C});
+    struct {
+        knob_tensor *ln1w, *ln1b, *wqkv, *bqkv, *wproj, *bproj, *ln2w, *ln2b, *wfc, *bfc, *wfc2, *bfc2;
+    } blk[L];
+    for (int l = 0; l < L; l++) {
+        blk[l].ln1w = add_block_param(m, l, "ln_1.weight", 1, (int[]){C});
+        blk[l].ln1b = add_block_param(m, l, "ln_1.bias", 1, (int[]){C});
+        blk[l].wqkv = add_block_param(m, l, "attn.c_attn.weight", 2, (int[]){3 * C, C});
+        blk[l].bqkv = add_block_param(m, l, "attn.c_attn.bias", 1, (int[]){3 * C});
+        blk[l].wproj = add_block_param(m, l, "attn.c_proj.weight", 2, (int[]){C, C});
+        blk[l].bproj = add_block_param(m, l, "attn.c_proj.bias", 1, (int[]){C});
+        blk[l].ln2w = add_block_param(m, l, "ln_2.weight", 1, (int[]){C});
+        blk[l].ln2b = add_block_param(m, l, "ln_2.bias", 1, (int[]){C});
+        blk[l].wfc = add_block_param(m, l, "mlp.c_fc.weight", 2, (int[]){4 * C, C});
+        blk[l].bfc = add_block_param(m, l, "mlp.c_fc.bias", 1, (int[]){4 * C});
+        blk[l].wfc2 = add_block_param(m, l, "mlp.c_proj.weight", 2, (int[]){C, 4 * C});
+        blk[l].bfc2 = add_block_param(m, l, "mlp.c_proj.bias", 1, (int[]){C});
+    }
+    knob_tensor *lnfw = add_param(m, "ln_f.weight", 1, (int[]){C});
+    knob_tensor *lnfb = add_param(m, "ln_f.bias", 1, (int[]){C});
+    alloc_params(m);
+    /* GPT-2's: N(0, 0.02) for matrices and embeddings (0.01 for positions), zero biases, unit
+     * LayerNorm gains; the output layer reuses wte */
+    knob_init_normal(wte, 0.02f, r);
+    knob_init_normal(wpe, 0.01f, r);
+    for (int l = 0; l < L; l++) {
+        knob_init_const(blk[l].ln1w, 1.0f);
+        knob_init_const(blk[l].ln2w, 1.0f);
+        knob_init_normal(blk[l].wqkv, 0.02f, r);
+        knob_init_normal(blk[l].wproj, 0.02f, r);
+        knob_init_normal(blk[l].wfc, 0.02f, r);
+        knob_init_normal(blk[l].wfc2, 0.02f, r);
+    }
+    knob_init_const(lnfw, 1.0f);
+
+    knob_graph *g = m->g = new_graph(m);
+    knob_node *idx = knob_input_i32(g, "idx", 2, (int[]){B, T});   // (B, T)
+    knob_node *pos = knob_input_i32(g, "pos", 1, (int[]){T});      // (T): 0, 1, ..., T-1
+    knob_node *tgt = knob_input_i32(g, "targets", 2, (int[]){B, T});   // (B, T)
+    knob_node *te = knob_param(g, wte);
+    knob_node *x = knob_add(g, knob_embedding(g, te, idx),          // (B, T, C)
+                            knob_embedding(g, knob_param(g, wpe), pos));   // + (T, C)
+    for (int l = 0; l < L; l++) {
+        knob_node *h = knob_layernorm(g, x, knob_param(g, blk[l].ln1w), knob_param(g, blk[l].ln1b));
+        h = linear(g, h, blk[l].wqkv, blk[l].bqkv);                 // (B, T, 3C)
+        h = knob_attention(g, h, NH);                               // (B, T, C)
+        x = knob_add(g, x, linear(g, h, blk[l].wproj, blk[l].bproj));
+        h = knob_layernorm(g, x, knob_param(g, blk[l].ln2w), knob_param(g, blk[l].ln2b));
+        h = knob_gelu(g, linear(g, h, blk[l].wfc, blk[l].bfc));     // (B, T, 4C)
+        x = knob_add(g, x, linear(g, h, blk[l].wfc2, blk[l].bfc2));
+    }
+    x = knob_layernorm(g, x, knob_param(g, lnfw), knob_param(g, lnfb));
+    knob_node *logits = knob_matmul(g, x, te, 0, 1);               // (B, T, V), tied to wte
+    m->loss = knob_cross_entropy(g, logits, tgt, -1);
+    knob_err err;
+    if (knob_graph_compile(g, &err))
+        die(m->name, &err);
+    fill_labels(knob_node_data_i32(idx), (size_t)B * T, V, r);
+    for (int t = 0; t < T; t++)
+        knob_node_data_i32(pos)[t] = t;
+    fill_labels(knob_node_data_i32(tgt), (size_t)B * T, V, r);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Timing */
+
+static void step(model *m)
+{
+    knob_err err;
+    knob_params_zero_grad(&m->P);
+    if (knob_graph_forward(m->g, &err))
+        die(m->name, &err);
+    knob_graph_backward(m->g, m->loss);
+    knob_optim_step(&m->opt, 1e-3f);
+}
+
+static void run(const char *name, double min_time)
+{
+    model m = {.name = name};
+    knob_params_init(&m.P);
+    knob_rng r;
+    knob_rng_seed(&r, 42);
+    if (!strcmp(name, "mlp"))
+        build_mlp(&m, &r);
+    else if (!strcmp(name, "cnn"))
+        build_cnn(&m, &r);
+    else
+        build_gpt(&m, &r);
+    knob_err err;
+    knob_optim_config cfg = {.kind = KNOB_OPTIM_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f,
+                             .eps = 1e-8f, .weight_decay = 0.01f};
+    if (knob_optim_init(&m.opt, &m.P, &cfg, &err))
+        die(name, &err);
+
+    step(&m);   /* the first step's forward gives the untrained loss */
+    float loss0 = knob_node_data(m.loss)[0];
+    double start = now();
+    do      /* warm-up: threads started, caches and clocks up to speed */
+        step(&m);
+    while (now() - start < min_time / 10);
+
+    size_t n = 0, cap = 1024;
+    double *t = malloc(cap * sizeof *t);
+    start = now();
+    while (t && (n < 5 || now() - start < min_time)) {
+        if (n == cap) {
+            double *more = realloc(t, 2 * cap * sizeof *t);
+            if (!more)
+                break;
+            t = more;
+            cap *= 2;
+        }
+        double t0 = now();
+        step(&m);
+        t[n++] = now() - t0;
+    }
+    if (!t) {
+        fprintf(stderr, "bench_step: out of memory\n");
+        exit(1);
+    }
+    qsort(t, n, sizeof *t, cmp_double);
+    double median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    printf("%s %zu %zu %.4f %zu %.4f %.4f\n", name, m.P.n_elems, knob_graph_bytes(m.g),
+           (double)loss0, n, 1e3 * median, 1e3 * t[0]);
+    fflush(stdout);
+    free(t);
+    knob_optim_free(&m.opt);
+    knob_graph_free(m.g);
+    knob_params_free(&m.P);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_step [--threads N] [--min-time SECONDS] [mlp|cnn|gpt]...\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 0;    /* 0: KNOB_THREADS, else all cores */
+    double min_time = 1.0;
+    const char *models[16];
+    int n_models = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            threads = atoi(argv[++i]);
+            if (threads <= 0)
+                return usage();
+        } else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) {
+            min_time = atof(argv[++i]);
+            if (!(min_time > 0))
+                return usage();
+        } else if ((!strcmp(argv[i], "mlp") || !strcmp(argv[i], "cnn") || !strcmp(argv[i], "gpt")) &&
+                   n_models < 16) {
+            models[n_models++] = argv[i];
+        } else {
+            return usage();
+        }
+    }
+    if (n_models == 0) {
+        models[n_models++] = "mlp";
+        models[n_models++] = "cnn";
+        models[n_models++] = "gpt";
+    }
+    knob_threads_set(threads);
+    printf("# bench_step: knob %s, %s gemm kernel, %d threads; one step = zero grads + forward + "
+           "backward + AdamW; ms per step\n",
+           KNOB_VERSION, knob_gemm_kernel_name(), knob_threads_get());
+    printf("# model params graph_bytes loss0 steps median_ms best_ms\n");
+    fflush(stdout);
+    for (int i = 0; i < n_models; i++)
+        run(models[i], min_time);
+    return 0;
+}
