@@ -6,7 +6,7 @@ OPT     ?= -O2
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wvla -Wformat=2 -Wno-format-nonliteral
 CFLAGS  ?= $(OPT) -g
-ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp $(WARN) $(if $(WERROR),-Werror) \
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fno-math-errno $(WARN) $(if $(WERROR),-Werror) \
               -Iinclude -Isrc $(CFLAGS) $(SAN)
 LDLIBS  := -lcjson -lm
 LDFLAGS ?=

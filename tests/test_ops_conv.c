@@ -3,7 +3,6 @@
  * direct convolution (src/kernels/conv.c) on random shapes, backward against the adjoint identity,
  * shape errors, and the no-allocation guarantee of a training step. */
 #include "gradcheck.h"
-#include "kernels/conv.h"
 
 /* ------------------------------------------------------------------------------------------------
  * Gradient checks */

@@ -1,26 +1,17 @@
 /* conv.c: the image kernels behind conv2d (src/ops/conv.c): im2col turns one image into a column
  * matrix so a convolution becomes one knob_gemm; col2im is its adjoint and carries column
  * gradients back to the image. knob_conv2d_naive is the direct seven-loop convolution that tests
- * compare the fast path against. The layout is described in conv.h.
+ * compare the fast path against. The layout is described in knob_internal.h.
  *
  * Threads: im2col splits rows of cols (disjoint writes). col2im splits input channels: the rows of
  * channel c only ever add into dx plane c, and within a plane the additions run in one fixed order,
  * so the result has the same bits for any thread count.
  *
  * Not here: batching, bias, the gemm itself (src/kernels/gemm.c). */
-#include "kernels/conv.h"
+#include "knob_internal.h"
 
 #include <stddef.h>
 #include <string.h>
-
-/* The "omp simd" loops here are requests to vectorize; clang warns (an error under WERROR) where
- * it cannot comply, as under the sanitizers or -Os, and such a loop then simply runs scalar. */
-#ifdef __clang__
-#pragma clang diagnostic ignored "-Wpass-failed"
-#endif
-
-/* Below this many floats a parallel region costs more than the copy. */
-#define CONV_PAR_MIN 32768
 
 int knob_conv_out_size(int n, int k, int stride, int pad) { return (n + 2 * pad - k) / stride + 1; }
 
@@ -48,7 +39,7 @@ void knob_im2col(const float *x, int C, int H, int W, int KH, int KW, int stride
     int OH = knob_conv_out_size(H, KH, stride, pad), OW = knob_conv_out_size(W, KW, stride, pad);
     size_t P = (size_t)OH * OW;
     long n_rows = (long)C * KH * KW;
-#pragma omp parallel for schedule(static) if ((size_t)n_rows * P >= CONV_PAR_MIN)
+#pragma omp parallel for schedule(static) if ((size_t)n_rows * P >= KNOB_PAR_MIN)
     for (long r = 0; r < n_rows; r++) {
         int c = (int)(r / (KH * KW)), kh = (int)(r / KW % KH), kw = (int)(r % KW);
         const float *xc = x + (size_t)c * H * W;     // (H, W)
@@ -106,7 +97,7 @@ void knob_col2im(const float *dcols, int C, int H, int W, int KH, int KW, int st
     /* dcols (C*KH*KW, OH*OW) -> dx (C, H, W) += */
     int OH = knob_conv_out_size(H, KH, stride, pad), OW = knob_conv_out_size(W, KW, stride, pad);
     size_t P = (size_t)OH * OW;
-#pragma omp parallel for schedule(static) if ((size_t)C * KH * KW * P >= CONV_PAR_MIN)
+#pragma omp parallel for schedule(static) if ((size_t)C * KH * KW * P >= KNOB_PAR_MIN)
     for (int c = 0; c < C; c++) {
         float *dxc = dx + (size_t)c * H * W;          // (H, W)
         for (int kh = 0; kh < KH; kh++)

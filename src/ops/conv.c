@@ -13,15 +13,8 @@
  *
  * Not here: the kernels (src/kernels/conv.c), pooling (pool.c). */
 #include "knob_internal.h"
-#include "kernels/conv.h"
 
 #include <limits.h>
-
-/* The "omp simd" loops here are requests to vectorize; clang warns (an error under WERROR) where
- * it cannot comply, as under the sanitizers or -Os, and such a loop then simply runs scalar. */
-#ifdef __clang__
-#pragma clang diagnostic ignored "-Wpass-failed"
-#endif
 
 /* ip[0] stride, ip[1] pad; inputs x, w and optionally b */
 

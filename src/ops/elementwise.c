@@ -12,12 +12,6 @@
 
 #include <math.h>
 
-/* The "omp simd" loops here are requests to vectorize; clang warns (an error under WERROR) where
- * it cannot comply, as under the sanitizers or -Os, and such a loop then simply runs scalar. */
-#ifdef __clang__
-#pragma clang diagnostic ignored "-Wpass-failed"
-#endif
-
 #define BIAS_COL_BLOCK 64   /* columns of a broadcast b per thread task in backward */
 
 /* ------------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@
 #include <string.h>
 
 /* Tensors smaller than this are updated by one thread: forking a team costs more than the loop. */
-#define PAR_MIN 16384
 
 const char *knob_optim_name(knob_optim_kind kind)
 {
@@ -121,7 +120,7 @@ static void sgd_update(float *w, const float *g, float *m, size_t n, float lr, f
 {
     /* plain (momentum 0):  g' = g + wd w;  w -= lr g' */
     if (momentum == 0.0f) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= KNOB_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
             float gi = g[i] + wd * w[i];
             w[i] -= lr * gi;
@@ -130,7 +129,7 @@ static void sgd_update(float *w, const float *g, float *m, size_t n, float lr, f
     }
     /* momentum:  g' = g + wd w;  buf = momentum buf + g'  (buf starts at 0, so step 1 gives g');
      * w -= lr (g' + momentum buf) with Nesterov, w -= lr buf without */
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= KNOB_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + wd * w[i];
         float buf = momentum * m[i] + gi;
@@ -139,32 +138,25 @@ static void sgd_update(float *w, const float *g, float *m, size_t n, float lr, f
     }
 }
 
-/* Adam, with L2 weight decay wd folded into the gradient (pass 0 for AdamW, whose decay is done
- * before this call). With bc1 = 1 - beta1^t, bc2 = 1 - beta2^t:
+/* Adam, with L2 weight decay wd folded into the gradient (Adam), or AdamW's decoupled decay as
+ * keep = 1 - lr wd applied to w first (pass wd 0; keep 1 for Adam). With bc1 = 1 - beta1^t,
+ * bc2 = 1 - beta2^t:
  *   g' = g + wd w;  m = beta1 m + (1 - beta1) g';  v = beta2 v + (1 - beta2) g'^2
- *   w -= lr m_hat / (sqrt(v_hat) + eps),  m_hat = m / bc1,  v_hat = v / bc2
- * written as PyTorch does: w -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps). */
-static void adam_update(float *w, const float *g, float *m, float *v, size_t n, float wd,
+ *   w = keep w - lr m_hat / (sqrt(v_hat) + eps),  m_hat = m / bc1,  v_hat = v / bc2
+ * written as PyTorch does: w -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps). One pass over memory. */
+static void adam_update(float *w, const float *g, float *m, float *v, size_t n, float wd, float keep,
                         float beta1, float beta2, float eps, float step_size, float bc2_sqrt)
 {
     float one_b1 = 1.0f - beta1, one_b2 = 1.0f - beta2;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= KNOB_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + wd * w[i];
         float mi = beta1 * m[i] + one_b1 * gi;
         float vi = beta2 * v[i] + one_b2 * gi * gi;
         m[i] = mi;
         v[i] = vi;
-        w[i] -= step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
+        w[i] = w[i] * keep - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
     }
-}
-
-/* AdamW's decoupled decay, before the Adam update: w = w (1 - lr wd) */
-static void decoupled_decay(float *w, size_t n, float keep)
-{
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++)
-        w[i] *= keep;
 }
 
 void knob_optim_step(knob_optim *o, float lr)
@@ -192,12 +184,11 @@ void knob_optim_step(knob_optim *o, float lr)
             sgd_update(w, g, m, n, lr, wd, c->momentum, c->nesterov);
             break;
         case KNOB_OPTIM_ADAM:
-            adam_update(w, g, m, o->v + at, n, wd, c->beta1, c->beta2, c->eps, step_size, bc2_sqrt);
+            adam_update(w, g, m, o->v + at, n, wd, 1.0f, c->beta1, c->beta2, c->eps, step_size, bc2_sqrt);
             break;
         case KNOB_OPTIM_ADAMW:
-            if (wd != 0.0f)
-                decoupled_decay(w, n, keep);
-            adam_update(w, g, m, o->v + at, n, 0.0f, c->beta1, c->beta2, c->eps, step_size, bc2_sqrt);
+            adam_update(w, g, m, o->v + at, n, 0.0f, wd != 0.0f ? keep : 1.0f, c->beta1, c->beta2, c->eps,
+                        step_size, bc2_sqrt);
             break;
         }
         at += n;
@@ -227,7 +218,7 @@ float knob_clip_grad_norm(knob_params *p, float max_norm)
     size_t chunk = (n + N_CHUNKS - 1) / N_CHUNKS;
     int n_chunks = (int)((n + chunk - 1) / chunk);
     double partial[N_CHUNKS];
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
     for (int c = 0; c < n_chunks; c++) {
         size_t lo = (size_t)c * chunk, hi = KNOB_MIN(n, lo + chunk);
         double s = 0.0;
@@ -243,7 +234,7 @@ float knob_clip_grad_norm(knob_params *p, float max_norm)
     if (isfinite(norm) && max_norm > 0.0f && norm > (double)max_norm) {
         float scale = (float)((double)max_norm / norm);
         float *gw = p->grad;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
         for (size_t i = 0; i < n; i++)
             gw[i] *= scale;
     }
