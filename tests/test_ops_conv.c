@@ -355,6 +355,21 @@ TEST(pool_max_hand_ties)
     run_free(&r);
 }
 
+/* A NaN in a window wins (it must reach the loss, not vanish): windows {1, NaN, 3, 4} and
+ * {5, 6, 7, 8} give NaN and 8, and the NaN's position receives that window's gradient. */
+TEST(pool_max_nan_propagates)
+{
+    const float x[8] = {1, NAN, 5, 6, 3, 4, 7, 8};   /* (1, 1, 2, 4): two 2x2 windows side by side */
+    run r;
+    if (pool_run(&r, KNOB_OP_MAXPOOL2D, (int[]){1, 1, 2, 4}, x, 2, 2) == 0) {
+        const float *y = knob_node_data(r.y);
+        CHECK(isnan(y[0]));
+        CHECK(y[1] == 8);
+        check_all("dx", r.t[0]->grad, (const float[]){0, 1, 0, 0, 0, 0, 0, 1}, 8);
+    }
+    run_free(&r);
+}
+
 /* k2 s2: (1+5+3+4)/4 = 3.25, (2+0+8+1)/4 = 2.75, (0+2+6+1)/4 = 2.25, (9+7+3+4)/4 = 5.75;
  * every input lies in exactly one window: dx = 1/4. */
 TEST(pool_avg_hand_k2_s2)
