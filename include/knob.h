@@ -125,7 +125,8 @@ void knob_threads_set(int n);
 int  knob_threads_get(void);
 
 /* ------------------------------------------------------------------------------------------------
- * Tensors: float32 (or int32 for indices and targets), row-major, contiguous, up to 4 dims.
+ * Tensors: float32 (or int32 for indices and targets), row-major, contiguous, up to 4 dims and at
+ * most 2^40 elements (a params block: 2^40 in all); larger shapes are refused when declared or built.
  * A tensor does not own its data: a knob_params block or a graph arena does. */
 
 typedef enum { KNOB_F32 = 0, KNOB_I32 = 1 } knob_dtype;

@@ -29,6 +29,19 @@
 #define KNOB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define KNOB_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Most elements one tensor (or one params block) may have: 2^40, far beyond any memory, yet small
+ * enough that byte counts (elements x 4 bytes x a few buffers) cannot wrap a size_t. Shapes come
+ * from users, so every product is checked against it before anything is sized from it. */
+#define KNOB_MAX_ELEMS ((size_t)1 << 40)
+
+/* n = product of the shape; 0 (n untouched) when a dim is negative or the product passes
+ * KNOB_MAX_ELEMS. */
+int knob_shape_elems_checked(int n_dims, const int *shape, size_t *n);
+
+/* a * b and a + b, saturating at SIZE_MAX: byte counts that an allocation then refuses. */
+static inline size_t knob_mul_sat(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+static inline size_t knob_add_sat(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
 /* ------------------------------------------------------------------------------------------------
  * Ops */
 
@@ -58,6 +71,7 @@ struct knob_node {
     knob_tensor t;              /* value (t.data) and gradient (t.grad) */
     int requires_grad;          /* a parameter is upstream */
     int is_view;                /* data and grad alias in[0]'s (reshape) */
+    int live;                   /* backward: the loss depends on this node (set each pass) */
     knob_tensor *param;         /* leaves made by knob_param */
     int ip[8];                  /* integer attributes (axis, stride, ...) */
     float fp[4];                /* float attributes (scale, p, ...) */

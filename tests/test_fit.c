@@ -172,6 +172,26 @@ TEST(fit_csv_reader)
     CHECK_FAILS_WITH(knob_fit_read_csv(&d, missing, &c, &err), KNOB_ERR_IO, "nope.csv: cannot open");
 }
 
+/* A CSV whose split leaves too few training points: the message keeps the reason after the path
+ * (it was built from err->msg into err->msg, which vsnprintf overwrote as it read it). */
+TEST(fit_csv_holdout_error_message_intact)
+{
+    knob_err err;
+    knob_fit_config c;
+    knob_fit_config_default(&c);
+    c.holdout = 0.5;
+    knob_fit_data d;
+    CHECK_FAILS_WITH(knob_fit_read_csv(&d, write_tmp("held.csv", "1,2\n2,3\n3,4\n4,5\n5,6\n"), &c, &err),
+                     KNOB_ERR_USAGE, "held.csv: fit: 4 points with 2 held out leaves 2 to train on; need at least 3");
+}
+
+/* An empty directory name is refused (the loop used to start reading at buf[1], past the NUL). */
+TEST(fit_mkdirs_empty_name)
+{
+    knob_err err;
+    CHECK_FAILS_WITH(knob_mkdirs("", &err), KNOB_ERR_USAGE, "directory name is empty");
+}
+
 TEST(fit_same_seed_same_bits)
 {
     knob_err err;

@@ -3,6 +3,8 @@
  * no allocation in a step, a two-layer net's hand-derived gradient). */
 #include "gradcheck.h"
 
+#include <limits.h>
+
 /* ------------------------------------------------------------------------------------------------
  * Gradient checks */
 
@@ -524,4 +526,90 @@ TEST(graph_fault_injection_build_and_compile)
         knob_params_free(&P);
     }
     CHECK(!"compile never succeeded");
+}
+
+/* Backward visits only the loss's ancestors. A side branch built before the loss (here log(p) as a
+ * metric, at p = 0 where d log / dp is inf) used to run its backward with dy = 0 and add
+ * 0 * inf = nan into p's gradient. */
+TEST(graph_backward_skips_side_branches)
+{
+    knob_err err;
+    knob_params P;
+    knob_params_init(&P);
+    knob_tensor *p = knob_params_add(&P, "p", 1, (int[]){2}, &err);
+    CHECK_OK(knob_params_alloc(&P, &err));
+    p->data[0] = 0.0f;
+    p->data[1] = 3.0f;
+    knob_graph *g = knob_graph_new(&err);
+    knob_node *pn = knob_param(g, p);
+    knob_node *metric = knob_log(g, pn);                        /* not part of the loss */
+    knob_node *loss = knob_sum_all(g, knob_mul(g, pn, pn));     /* d/dp = 2p */
+    knob_node *after = knob_sum_all(g, knob_div(g, pn, pn));   /* built after the loss */
+    CHECK(metric && loss && after);
+    CHECK_OK(knob_graph_compile(g, &err));
+    knob_params_zero_grad(&P);
+    CHECK_OK(knob_graph_forward(g, &err));
+    knob_graph_backward(g, loss);
+    CHECK(p->grad[0] == 0.0f);
+    CHECK_NEAR(p->grad[1], 6.0, 0, 1e-6);
+    knob_graph_free(g);
+    knob_params_free(&P);
+}
+
+/* Shapes whose element count passes 2^40 (or wraps a size_t: 65536^4 = 2^64 is 0) are refused
+ * when built, instead of sizing a tiny buffer that kernels then overrun; so are int overflows in
+ * concat, conv2d's padding and split's sizes. Forward before compile is a status, not an abort. */
+TEST(graph_huge_shapes_are_refused)
+{
+    knob_err err;
+    knob_graph *g = knob_graph_new(&err);
+    CHECK(knob_input(g, "x", 4, (int[]){65536, 65536, 65536, 65536}) == NULL);
+    CHECK_FAILS_WITH(knob_graph_compile(g, &err), KNOB_ERR_SHAPE, "input 'x': (65536, 65536, 65536, 65536) has more than 2^40");
+    knob_graph_free(g);
+
+    g = knob_graph_new(&err);
+    knob_node *a = knob_input(g, "a", 2, (int[]){1 << 21, 1 << 10});
+    knob_node *b = knob_input(g, "b", 2, (int[]){1 << 10, 1 << 20});
+    CHECK(a && b && knob_matmul(g, a, b, 0, 0) == NULL);   /* (2^21, 2^20): 2^41 elements */
+    CHECK_FAILS_WITH(knob_graph_compile(g, &err), KNOB_ERR_SHAPE, "matmul: output (2097152, 1048576)");
+    knob_graph_free(g);
+
+    g = knob_graph_new(&err);
+    a = knob_input(g, "a", 2, (int[]){1, 1});
+    CHECK(knob_reshape(g, a, 4, (int[]){65536, 65536, 65536, 65536}) == NULL);
+    CHECK_FAILS_WITH(knob_graph_compile(g, &err), KNOB_ERR_SHAPE, "reshape");
+    knob_graph_free(g);
+
+    g = knob_graph_new(&err);
+    a = knob_input(g, "a", 1, (int[]){INT_MAX});
+    CHECK(knob_concat(g, 2, (knob_node *[]){a, a}, 0) == NULL);
+    CHECK_FAILS_WITH(knob_graph_compile(g, &err), KNOB_ERR_SHAPE, "concat: axis 0 adds up to more than");
+    knob_graph_free(g);
+
+    g = knob_graph_new(&err);
+    knob_node *x = knob_input(g, "x", 4, (int[]){1, 1, 4, 4});
+    knob_node *w = knob_input(g, "w", 4, (int[]){1, 1, 3, 3});
+    CHECK(knob_conv2d(g, x, w, NULL, 1, INT_MAX) == NULL);
+    CHECK_FAILS_WITH(knob_graph_compile(g, &err), KNOB_ERR_SHAPE, "conv2d: pad 2147483647 is too large");
+    knob_graph_free(g);
+
+    g = knob_graph_new(&err);
+    a = knob_input(g, "a", 1, (int[]){4});
+    knob_node *parts[3];
+    CHECK(knob_split(g, a, 0, 3, (int[]){INT_MAX, INT_MAX, INT_MAX}, parts) == KNOB_ERR_SHAPE);
+    CHECK(knob_slice(g, a, 0, 1, INT_MAX) == NULL);
+    knob_graph_free(g);
+
+    g = knob_graph_new(&err);
+    a = knob_input(g, "a", 1, (int[]){4});
+    CHECK_FAILS_WITH(knob_graph_forward(g, &err), KNOB_ERR_USAGE, "before knob_graph_compile");
+    knob_graph_free(g);
+
+    knob_params P;
+    knob_params_init(&P);
+    CHECK(knob_params_add(&P, "big", 4, (int[]){65536, 65536, 65536, 65536}, &err) == NULL);
+    CHECK(err.code == KNOB_ERR_SHAPE && strstr(err.msg, "too large"));
+    CHECK(knob_params_add(&P, "a", 2, (int[]){1 << 20, 1 << 20}, &err) != NULL);   /* 2^40: the limit */
+    CHECK(knob_params_add(&P, "b", 1, (int[]){1}, &err) == NULL);                  /* in all */
+    knob_params_free(&P);
 }

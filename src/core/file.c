@@ -92,6 +92,8 @@ knob_status knob_mkdirs(const char *dir, knob_err *err)
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
         return knob_fail(err, KNOB_ERR_USAGE, "%.128s...: path too long", dir);
+    if (!buf[0])   /* the loop below starts at buf[1] */
+        return knob_fail(err, KNOB_ERR_USAGE, "directory name is empty");
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == 0) {
             char c = *p;

@@ -12,6 +12,20 @@ size_t knob_shape_elems(int n_dims, const int *shape)
     return n;
 }
 
+int knob_shape_elems_checked(int n_dims, const int *shape, size_t *n)
+{
+    size_t p = 1;
+    for (int i = 0; i < n_dims; i++) {
+        if (shape[i] < 0)
+            return 0;
+        if (shape[i] && p > KNOB_MAX_ELEMS / (size_t)shape[i])
+            return 0;
+        p *= (size_t)shape[i];
+    }
+    *n = p;
+    return 1;
+}
+
 char *knob_shape_str(char *buf, size_t size, int n_dims, const int *shape)
 {
     size_t at = 0;
@@ -52,6 +66,13 @@ knob_tensor *knob_params_add(knob_params *p, const char *name, int n_dims, const
             knob_fail(err, KNOB_ERR_SHAPE, "params: '%s' dim %d is %d; dims must be positive", name, i, shape[i]);
             return NULL;
         }
+    size_t n_elems;
+    if (!knob_shape_elems_checked(n_dims, shape, &n_elems) || n_elems > KNOB_MAX_ELEMS - p->n_elems) {
+        char s[64];
+        knob_fail(err, KNOB_ERR_SHAPE, "params: '%s' %s is too large (at most 2^40 elements in all)", name,
+                  knob_shape_str(s, sizeof s, n_dims, shape));
+        return NULL;
+    }
     if (knob_params_find(p, name)) {
         knob_fail(err, KNOB_ERR_USAGE, "params: duplicate name '%s'", name);
         return NULL;

@@ -136,6 +136,13 @@ static knob_node *leaf(knob_graph *g, const char *name, knob_dtype dtype, int n_
             knob_fail(&g->err, KNOB_ERR_SHAPE, "input '%.128s': dim %d is %d; dims must be positive", name, i, shape[i]);
             return NULL;
         }
+    size_t n_elems;
+    if (!knob_shape_elems_checked(n_dims, shape, &n_elems)) {
+        char s[64];
+        knob_fail(&g->err, KNOB_ERR_SHAPE, "input '%.128s': %s has more than 2^40 elements", name,
+                  knob_shape_str(s, sizeof s, n_dims, shape));
+        return NULL;
+    }
     knob_node *y = new_node(g, KNOB_OP_NONE);
     if (!y)
         return NULL;
@@ -203,7 +210,16 @@ knob_node *knob_node_make(knob_graph *g, knob_op op, int n_in, knob_node *const 
     if (n_fp)
         memcpy(y->fp, fp, (size_t)n_fp * sizeof *fp);
     y->t.dtype = KNOB_F32;
+    size_t n_elems;
     if (def->shape(y, &g->err) != KNOB_OK) {
+        g->n--;
+        knob_free(y);
+        return NULL;
+    }
+    if (!knob_shape_elems_checked(y->t.n_dims, y->t.shape, &n_elems)) {
+        char s[64];
+        knob_fail(&g->err, KNOB_ERR_SHAPE, "%s: output %s has more than 2^40 elements", def->name,
+                  knob_shape_str(s, sizeof s, y->t.n_dims, y->t.shape));
         g->n--;
         knob_free(y);
         return NULL;
@@ -215,7 +231,7 @@ knob_node *knob_node_make(knob_graph *g, knob_op op, int n_in, knob_node *const 
 /* ------------------------------------------------------------------------------------------------
  * Compile: one arena for all values, gradients and saved buffers. */
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+static size_t align64(size_t n) { return n > SIZE_MAX - 63 ? SIZE_MAX : (n + 63) & ~(size_t)63; }
 
 knob_status knob_graph_compile(knob_graph *g, knob_err *err)
 {
@@ -234,13 +250,15 @@ knob_status knob_graph_compile(knob_graph *g, knob_err *err)
         knob_node *y = g->nodes[i];
         if (y->param || y->is_view)
             continue;
-        bytes += align64(y->t.n_elems * sizeof(float));
+        /* element counts are at most KNOB_MAX_ELEMS; saved sizes and the sum saturate, so a graph
+         * too large for memory fails in knob_arena_init instead of wrapping to a small arena */
+        bytes = knob_add_sat(bytes, align64(y->t.n_elems * sizeof(float)));
         if (y->requires_grad)
-            bytes += align64(y->t.n_elems * sizeof(float));
+            bytes = knob_add_sat(bytes, align64(y->t.n_elems * sizeof(float)));
         if (y->op && knob_ops[y->op]->saved)
-            bytes += align64(knob_ops[y->op]->saved(y));
+            bytes = knob_add_sat(bytes, align64(knob_ops[y->op]->saved(y)));
     }
-    if (knob_arena_init(&g->arena, bytes + 64, err) != KNOB_OK)
+    if (knob_arena_init(&g->arena, knob_add_sat(bytes, 64), err) != KNOB_OK)
         return err ? err->code : KNOB_ERR_NOMEM;
     /* place */
     for (int i = 0; i < g->n; i++) {
@@ -277,7 +295,8 @@ knob_status knob_graph_compile(knob_graph *g, knob_err *err)
 
 knob_status knob_graph_forward(knob_graph *g, knob_err *err)
 {
-    KNOB_ASSERT(g->compiled);
+    if (!g || !g->compiled)
+        return knob_fail(err, KNOB_ERR_USAGE, "graph: forward before knob_graph_compile");
     for (int i = 0; i < g->n; i++) {
         knob_node *y = g->nodes[i];
         if (!y->op)
@@ -305,9 +324,18 @@ void knob_graph_backward(knob_graph *g, knob_node *loss)
             memset(y->t.grad, 0, y->t.n_elems * sizeof(float));
     }
     loss->t.grad[0] = 1.0f;
+    /* only the loss's ancestors: a side branch (a metric, a second head) would add 0 * its local
+     * derivative, which is nan where that derivative is inf (log at 0, div by 0) */
+    for (int i = 0; i < loss->id; i++)
+        g->nodes[i]->live = 0;
+    loss->live = 1;
     for (int i = loss->id; i >= 0; i--) {
         knob_node *y = g->nodes[i];
-        if (y->op && y->requires_grad)
+        if (!y->live || !y->requires_grad)
+            continue;
+        for (int k = 0; k < y->n_in; k++)
+            y->in[k]->live = 1;
+        if (y->op)
             knob_ops[y->op]->backward(y);
     }
 }

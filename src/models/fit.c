@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -143,10 +144,14 @@ knob_status knob_fit_read_csv(knob_fit_data *d, const char *path, const knob_fit
     knob_status s = knob_read_file(path, &buf, &len, err);
     if (s)
         return s;
-    int cap = 1;
+    size_t lines = 1;   /* an upper bound on the points; counted in size_t, an int could wrap */
     for (size_t i = 0; i < len; i++)
-        cap += buf[i] == '\n';
-    s = data_alloc(d, cap, err);
+        lines += buf[i] == '\n';
+    if (lines > INT_MAX) {
+        knob_free(buf);
+        return knob_fail(err, KNOB_ERR_FORMAT, "%s: %zu lines; at most %d supported", path, lines, INT_MAX);
+    }
+    s = data_alloc(d, (int)lines, err);
     if (s) {
         knob_free(buf);
         return s;
@@ -220,7 +225,11 @@ knob_status knob_fit_read_csv(knob_fit_data *d, const char *path, const knob_fit
     knob_free(sorted);
     knob_free(idx);
     if (s) {
-        knob_fail(err, s, "%s: %.400s", path, err ? err->msg : "");
+        /* err->msg cannot be both the destination and an argument of one knob_fail (vsnprintf
+         * would read what it is overwriting): prefix the path from a copy */
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        knob_fail(err, s, "%s: %.400s", path, why);
         knob_fit_data_free(d);
     }
     return s;

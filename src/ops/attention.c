@@ -34,7 +34,9 @@ static size_t attention_saved(const knob_node *y)
 {
     const knob_tensor *x = &y->in[0]->t;
     size_t B = (size_t)x->shape[0], T = (size_t)x->shape[1], NH = (size_t)y->ip[0];
-    return (B * NH * T * T + B * NH * T) * sizeof(float);
+    size_t bnh = knob_mul_sat(B, NH);   /* (B, NH, T, T) can pass 2^64 bytes when qkv is huge */
+    size_t n = knob_add_sat(knob_mul_sat(knob_mul_sat(bnh, T), T), knob_mul_sat(bnh, T));
+    return knob_mul_sat(n, sizeof(float));
 }
 
 /* per head: y_t = sum_{t2 <= t} softmax_t2(q_t . k_t2 / sqrt(HS)) v_t2;

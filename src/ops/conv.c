@@ -62,9 +62,12 @@ static knob_status conv2d_shape(knob_node *y, knob_err *err)
         return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: x has %d channels, weight expects %d: x is %s, weight is %s",
                          x->shape[1], w->shape[1], sx, sw);
     int H = x->shape[2], W = x->shape[3], KH = w->shape[2], KW = w->shape[3];
-    if (KH > H + 2 * pad || KW > W + 2 * pad)
-        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: kernel %dx%d is larger than the padded input %dx%d (x is %s, pad %d)",
-                         KH, KW, H + 2 * pad, W + 2 * pad, sx, pad);
+    long long PH = H + 2LL * pad, PW = W + 2LL * pad;   /* in int, a large pad would overflow */
+    if (PH > INT_MAX || PW > INT_MAX)
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: pad %d is too large for x %s", pad, sx);
+    if (KH > PH || KW > PW)
+        return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: kernel %dx%d is larger than the padded input %lldx%lld (x is %s, pad %d)",
+                         KH, KW, PH, PW, sx, pad);
     if (b && (b->n_dims != 1 || b->shape[0] != w->shape[0]))
         return knob_fail(err, KNOB_ERR_SHAPE, "conv2d: bias must be (%d), one per output channel, got %s",
                          w->shape[0], knob_shape_str(sb, sizeof sb, b->n_dims, b->shape));
@@ -83,8 +86,8 @@ static size_t conv2d_saved(const knob_node *y)
     conv_plan(y, &d);
     if (d.direct)
         return 0;
-    size_t one = (size_t)d.CKK * (size_t)d.P * sizeof(float);
-    return y->in[0]->requires_grad ? 2 * one : one;
+    size_t one = knob_mul_sat((size_t)d.CKK * (size_t)d.P, sizeof(float));
+    return y->in[0]->requires_grad ? knob_mul_sat(one, 2) : one;
 }
 
 /* conv2d, per image n: x_n (C, H, W), y_n (OC, OH, OW)

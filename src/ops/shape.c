@@ -4,6 +4,7 @@
  * that copy where it matters most. */
 #include "knob_internal.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------------------
@@ -176,6 +177,9 @@ static knob_status concat_shape(knob_node *y, knob_err *err)
         return knob_fail(err, KNOB_ERR_SHAPE, "concat: axis %d out of range for %d dims", y->ip[0], a->n_dims);
     y->ip[0] = axis;
     memcpy(shape, a->shape, sizeof shape);
+    if (a->dtype != KNOB_F32)
+        return knob_fail(err, KNOB_ERR_SHAPE, "concat: part 0 must be float32");
+    long long total = shape[axis];   /* the sum of ints can pass INT_MAX */
     for (int k = 1; k < y->n_in; k++) {
         const knob_tensor *b = &y->in[k]->t;
         int ok = b->n_dims == a->n_dims && b->dtype == KNOB_F32;
@@ -187,7 +191,10 @@ static knob_status concat_shape(knob_node *y, knob_err *err)
                              knob_shape_str(sb, sizeof sb, b->n_dims, b->shape),
                              knob_shape_str(sa, sizeof sa, a->n_dims, a->shape), axis);
         }
-        shape[axis] += b->shape[axis];
+        total += b->shape[axis];
+        if (total > INT_MAX)
+            return knob_fail(err, KNOB_ERR_SHAPE, "concat: axis %d adds up to more than %d", axis, INT_MAX);
+        shape[axis] = (int)total;
     }
     knob_node_set_shape(y, a->n_dims, shape);
     return KNOB_OK;
@@ -245,8 +252,8 @@ static knob_status slice_shape(knob_node *y, knob_err *err)
     if (axis < 0)
         return knob_fail(err, KNOB_ERR_SHAPE, "slice: axis %d out of range for %d dims", y->ip[0], a->n_dims);
     if (start < 0 || len < 1 || start > a->shape[axis] - len)
-        return knob_fail(err, KNOB_ERR_SHAPE, "slice: [%d, %d) is outside axis %d of size %d", start, start + len,
-                         axis, a->shape[axis]);
+        return knob_fail(err, KNOB_ERR_SHAPE, "slice: [%d, %lld) is outside axis %d of size %d", start,
+                         (long long)start + len, axis, a->shape[axis]);
     y->ip[0] = axis;
     memcpy(shape, a->shape, sizeof shape);
     shape[axis] = len;
@@ -288,14 +295,15 @@ knob_node *knob_slice(knob_graph *g, knob_node *a, int axis, int start, int len)
 
 knob_status knob_split(knob_graph *g, knob_node *a, int axis, int n, const int *sizes, knob_node **out)
 {
-    int start = 0, ax = a ? knob_axis(axis, a->t.n_dims) : -1;
+    int ax = a ? knob_axis(axis, a->t.n_dims) : -1;
+    long long start = 0;   /* a sum of user sizes: kept out of int until it is known to fit */
     for (int i = 0; i < n; i++)
         out[i] = NULL;
     for (int i = 0; i < n; i++) {
-        out[i] = knob_slice(g, a, axis, start, sizes[i]);
+        out[i] = knob_slice(g, a, axis, start <= INT_MAX ? (int)start : -1, sizes[i]);
         start += sizes[i];
     }
     if (a && ax >= 0 && start != a->t.shape[ax])
-        knob_graph_error(g, KNOB_ERR_SHAPE, "split: sizes add up to %d, axis %d has %d", start, ax, a->t.shape[ax]);
+        knob_graph_error(g, KNOB_ERR_SHAPE, "split: sizes add up to %lld, axis %d has %d", start, ax, a->t.shape[ax]);
     return knob_graph_status(g);
 }
