@@ -6,11 +6,11 @@ KNOB_BENCH_MK := 1
 
 BENCH_BIN := $(BUILD)/bench_gemm $(BUILD)/bench_step
 
-$(BUILD)/bench_gemm: bench/gemm.c $(BUILD)/libknob.a $(HEADERS)
+$(BUILD)/bench_gemm: bench/gemm.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/gemm.c $(BUILD)/libknob.a $(LDLIBS) -o $@
 
-$(BUILD)/bench_step: bench/step.c $(BUILD)/libknob.a $(HEADERS)
+$(BUILD)/bench_step: bench/step.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/step.c $(BUILD)/libknob.a $(LDLIBS) -o $@
 

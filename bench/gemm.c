@@ -11,6 +11,7 @@
  * 2 threads on 2 cores, one busy neighbour makes every call wait for a time slice); a flop is one
  * multiply or one add (2 M N K per product). Timing never decides pass or fail. */
 #include "knob_internal.h"
+#include "bench.h"
 
 #include <string.h>
 #include <time.h>
@@ -33,19 +34,6 @@ static const shape default_shapes[] = {
 /* The naive loop runs only up to this many multiply-adds (about 0.1 s each). */
 #define NAIVE_MAX_MNK (256.0 * 256 * 784)
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef void gemm_fn(int, int, int, int, int, float, const float *, const float *, float,
                      float *);
 
@@ -56,18 +44,18 @@ static double time_gemm(gemm_fn *f, const shape *s, const float *A, const float 
 {
     enum { MAX_REPS = 1000 };
     static double t[MAX_REPS];
-    double start = now();
+    double start = bench_now();
     do      /* warm-up: threads started, caches and clocks up to speed */
         f(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, B, 0.0f, C);
-    while (now() - start < min_time / 10);
+    while (bench_now() - start < min_time / 10);
     int n = 0;
-    start = now();
-    while (n < MAX_REPS && (n < 3 || now() - start < min_time)) {
-        double t0 = now();
+    start = bench_now();
+    while (n < MAX_REPS && (n < 3 || bench_now() - start < min_time)) {
+        double t0 = bench_now();
         f(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, B, 0.0f, C);
-        t[n++] = now() - t0;
+        t[n++] = bench_now() - t0;
     }
-    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    qsort(t, (size_t)n, sizeof t[0], bench_cmp_double);
     return t[0];
 }
 

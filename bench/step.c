@@ -26,6 +26,7 @@
  *
  * For profiling, run one model for longer: perf record -g build/bench_step --min-time 10 gpt */
 #include "knob_internal.h"   /* knob_gemm_kernel_name, for the header line; the models use knob.h */
+#include "bench.h"
 
 #include <math.h>
 #include <string.h>
@@ -38,19 +39,6 @@ typedef struct {
     knob_node *loss;
     knob_optim opt;
 } model;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void die(const char *what, const knob_err *err)
 {
@@ -285,15 +273,15 @@ static void run(const char *name, double min_time)
 
     step(&m);   /* the first step's forward gives the untrained loss */
     float loss0 = knob_node_data(m.loss)[0];
-    double start = now();
+    double start = bench_now();
     do      /* warm-up: threads started, caches and clocks up to speed */
         step(&m);
-    while (now() - start < min_time / 10);
+    while (bench_now() - start < min_time / 10);
 
     size_t n = 0, cap = 1024;
     double *t = malloc(cap * sizeof *t);
-    start = now();
-    while (t && (n < 5 || now() - start < min_time)) {
+    start = bench_now();
+    while (t && (n < 5 || bench_now() - start < min_time)) {
         if (n == cap) {
             double *more = realloc(t, 2 * cap * sizeof *t);
             if (!more)
@@ -301,15 +289,15 @@ static void run(const char *name, double min_time)
             t = more;
             cap *= 2;
         }
-        double t0 = now();
+        double t0 = bench_now();
         step(&m);
-        t[n++] = now() - t0;
+        t[n++] = bench_now() - t0;
     }
     if (!t) {
         fprintf(stderr, "bench_step: out of memory\n");
         exit(1);
     }
-    qsort(t, n, sizeof *t, cmp_double);
+    qsort(t, n, sizeof *t, bench_cmp_double);
     double median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     printf("%s %zu %zu %.4f %zu %.4f %.4f\n", name, m.P.n_elems, knob_graph_bytes(m.g),
            (double)loss0, n, 1e3 * median, 1e3 * t[0]);
