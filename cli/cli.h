@@ -60,5 +60,10 @@ void cli_json_str(FILE *f, const char *s);
 /* The commands */
 knob_status cmd_fit(int argc, char **argv, knob_err *err);
 knob_status cmd_inspect(int argc, char **argv, knob_err *err);
+knob_status cmd_train(int argc, char **argv, knob_err *err);
+knob_status cmd_eval(int argc, char **argv, knob_err *err);
+knob_status cmd_predict(int argc, char **argv, knob_err *err);
+/* The confusion matrix of an evaluation as a table with class names (cmd_eval.c). */
+void cli_print_confusion(FILE *f, const knob_eval_result *r, const char names[][24], int n_classes);
 
 #endif

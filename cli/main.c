@@ -28,6 +28,9 @@ static const struct command {
 } commands[] = {
     { "fit",     cmd_fit,     "fit a line, a quadratic and a small neural net to falling-ball timings" },
     { "inspect", cmd_inspect, "list the tensors and metadata in a safetensors file" },
+    { "train",   cmd_train,   "train an MLP or CNN image classifier on digits, Fashion-MNIST or IDX files" },
+    { "eval",    cmd_eval,    "test accuracy and confusion matrix of a trained classifier" },
+    { "predict", cmd_predict, "classify a PNG or PGM image with a trained classifier" },
     { "help",    cmd_help,    "show this list, or a command's flags: knob help COMMAND" },
 };
 enum { N_COMMANDS = (int)(sizeof commands / sizeof commands[0]) };

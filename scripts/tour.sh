@@ -14,4 +14,22 @@ $KNOB fit --out "$OUT"
 echo
 $KNOB inspect "$OUT/fit.safetensors"
 
+chapter "2. Seeing: a neural net learns to read handwritten digits"
+$KNOB train --dataset digits --model mlp --epochs 30 --shift 2 --out "$OUT"
+echo
+$KNOB train --dataset digits --model cnn --epochs 8 --shift 2 --out "$OUT"
+echo
+$KNOB eval "$OUT/digits-cnn-best.safetensors"
+# a "7" drawn as dark ink on white paper, 48x64 pixels: predict fits it to 28x28 first
+awk 'BEGIN { print "P2"; print "48 64"; print "255";
+  for (y = 0; y < 64; y++) { row = "";
+    for (x = 0; x < 48; x++) { d = (x - 40) * 44 + (y - 14) * 22; d = d < 0 ? -d : d;
+      ink = (y >= 10 && y <= 16 && x >= 8 && x <= 40) || (y >= 14 && y <= 58 && d <= 200);
+      row = row (ink ? " 0" : " 255") }
+    print row } }' >"$OUT/seven.pgm"
+$KNOB predict "$OUT/digits-cnn-best.safetensors" "$OUT/seven.pgm"
+printf '\nPictures: %s/digits-cnn-curves.svg (loss and accuracy per epoch), digits-cnn-filters.png (the first\n' "$OUT"
+printf 'layer'"'"'s 3x3 filters), digits-cnn-features.png (one digit through both conv layers) and\n'
+printf 'digits-cnn-errors.png (the test digits it got wrong, captioned true>predicted).\n'
+
 printf '\nTour done. Open %s/fit.svg to see the data, the three fitted curves and their loss curves.\n' "$OUT"
