@@ -60,5 +60,16 @@ void cli_json_str(FILE *f, const char *s);
 /* The commands */
 knob_status cmd_fit(int argc, char **argv, knob_err *err);
 knob_status cmd_inspect(int argc, char **argv, knob_err *err);
+knob_status cmd_tokenize(int argc, char **argv, knob_err *err);
+knob_status cmd_bpe(int argc, char **argv, knob_err *err);
+knob_status cmd_train_gpt(int argc, char **argv, knob_err *err);
+knob_status cmd_generate(int argc, char **argv, knob_err *err);
+knob_status cmd_score(int argc, char **argv, knob_err *err);
+knob_status cmd_next(int argc, char **argv, knob_err *err);
+knob_status cmd_chat(int argc, char **argv, knob_err *err);
+knob_status cmd_ngram(int argc, char **argv, knob_err *err);
+knob_status cmd_convert(int argc, char **argv, knob_err *err);
+knob_status cmd_embed(int argc, char **argv, knob_err *err);
+knob_status cmd_attention(int argc, char **argv, knob_err *err);
 
 #endif
