@@ -14,4 +14,9 @@ $(BUILD)/bench_step: bench/step.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/step.c $(BUILD)/libknob.a $(LDLIBS) -o $@
 
+# tokenizer speed on the fortunes corpus (js-tiktoken column with --js PATH or KNOB_BENCH_JS)
+$(BUILD)/bench_tokenize: bench/tokenize.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/tokenize.c $(BUILD)/libknob.a $(LDLIBS) -o $@
+
 endif

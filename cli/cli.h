@@ -65,5 +65,16 @@ knob_status cmd_eval(int argc, char **argv, knob_err *err);
 knob_status cmd_predict(int argc, char **argv, knob_err *err);
 /* The confusion matrix of an evaluation as a table with class names (cmd_eval.c). */
 void cli_print_confusion(FILE *f, const knob_eval_result *r, const char names[][24], int n_classes);
+knob_status cmd_tokenize(int argc, char **argv, knob_err *err);
+knob_status cmd_bpe(int argc, char **argv, knob_err *err);
+knob_status cmd_train_gpt(int argc, char **argv, knob_err *err);
+knob_status cmd_generate(int argc, char **argv, knob_err *err);
+knob_status cmd_score(int argc, char **argv, knob_err *err);
+knob_status cmd_next(int argc, char **argv, knob_err *err);
+knob_status cmd_chat(int argc, char **argv, knob_err *err);
+knob_status cmd_ngram(int argc, char **argv, knob_err *err);
+knob_status cmd_convert(int argc, char **argv, knob_err *err);
+knob_status cmd_embed(int argc, char **argv, knob_err *err);
+knob_status cmd_attention(int argc, char **argv, knob_err *err);
 
 #endif

@@ -31,6 +31,17 @@ static const struct command {
     { "train",   cmd_train,   "train an MLP or CNN image classifier on digits, Fashion-MNIST or IDX files" },
     { "eval",    cmd_eval,    "test accuracy and confusion matrix of a trained classifier" },
     { "predict", cmd_predict, "classify a PNG or PGM image with a trained classifier" },
+    { "tokenize", cmd_tokenize, "text -> token ids and pieces (GPT-2 BPE, bytes, a trained BPE); --decode for ids -> text" },
+    { "bpe",     cmd_bpe,     "train a byte-level BPE tokenizer: knob bpe train CORPUS... --vocab N --out DIR" },
+    { "train-gpt", cmd_train_gpt, "train a GPT on text (default: the fortune files); resumable checkpoints" },
+    { "generate", cmd_generate, "continue a prompt with a GPT: temperature, top-k, top-p, stop text" },
+    { "score",   cmd_score,   "a GPT's cross-entropy and perplexity on a text file" },
+    { "next",    cmd_next,    "the most likely next tokens after a text, at temperatures 0.5, 1 and 2" },
+    { "chat",    cmd_chat,    "talk with a GPT, one line a turn (stdin)" },
+    { "ngram",   cmd_ngram,   "count letter or word n-grams in a corpus and sample text at n = 1..N" },
+    { "convert", cmd_convert, "convert a GPT between knob, Hugging Face (safetensors) and llm.c (.bin) files" },
+    { "embed",   cmd_embed,   "nearest tokens to words by embedding cosine, and a 2-D PCA plot of them" },
+    { "attention", cmd_attention, "per-layer, per-head attention heat maps of a GPT reading a text" },
     { "help",    cmd_help,    "show this list, or a command's flags: knob help COMMAND" },
 };
 enum { N_COMMANDS = (int)(sizeof commands / sizeof commands[0]) };

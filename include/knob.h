@@ -754,6 +754,343 @@ knob_status knob_vision_features_png(const char *path, knob_vision *m, const kno
 knob_status knob_vision_errors_png(const char *path, const knob_dataset *d, const int32_t *pred, int *n_shown,
                                    knob_err *err);
 
+/* ------------------------------------------------------------------------------------------------
+ * GPT: a GPT-2 style decoder (pre-LayerNorm blocks, GELU tanh, causal self-attention, learned
+ * positions, token embedding tied to the output projection).
+ *
+ * Parameter names and shapes (linear weights are (out, in), y = x W^T + b; L = layer from 0):
+ *   wte.weight (V, C)  wpe.weight (T, C)
+ *   h.L.ln_1.weight (C)  h.L.ln_1.bias (C)
+ *   h.L.attn.c_attn.weight (3C, C)  h.L.attn.c_attn.bias (3C)   rows q | k | v, heads NH x HS inside
+ *   h.L.attn.c_proj.weight (C, C)   h.L.attn.c_proj.bias (C)
+ *   h.L.ln_2.weight (C)  h.L.ln_2.bias (C)
+ *   h.L.mlp.c_fc.weight (4C, C)     h.L.mlp.c_fc.bias (4C)
+ *   h.L.mlp.c_proj.weight (C, 4C)   h.L.mlp.c_proj.bias (C)
+ *   ln_f.weight (C)  ln_f.bias (C)
+ * With bias 0 the *.bias tensors are absent. LayerNorm eps 1e-5. */
+
+typedef struct knob_gpt_config {
+    int n_layer, n_head, n_embd, block_size, vocab_size;
+    float dropout;      /* training graph only */
+    int bias;           /* 1: linear and layernorm biases (GPT-2); 0: none */
+} knob_gpt_config;
+
+/* Checks ranges and that n_head divides n_embd; "gpt: ..." errors. */
+knob_status knob_gpt_config_check(const knob_gpt_config *c, knob_err *err);
+/* {"n_layer":..,"n_head":..,"n_embd":..,"block_size":..,"vocab_size":..,"bias":1,"dropout":0.0};
+ * knob_malloc'd. Parse accepts the same keys (missing bias -> 1, dropout -> 0). */
+char       *knob_gpt_config_json(const knob_gpt_config *c);
+knob_status knob_gpt_config_parse(knob_gpt_config *c, const char *json, knob_err *err);
+/* Declares the tensors above in P (initialised, empty) and allocates them (zeros). */
+knob_status knob_gpt_params(knob_params *P, const knob_gpt_config *c, knob_err *err);
+/* GPT-2 init: weights N(0, 0.02), c_proj weights N(0, 0.02 / sqrt(2 n_layer)), biases 0, LN
+ * weights 1. Same seed -> same bits. */
+knob_status knob_gpt_init(knob_params *P, const knob_gpt_config *c, uint64_t seed, knob_err *err);
+/* Number of parameters (embeddings included). */
+size_t      knob_gpt_n_params(const knob_gpt_config *c);
+
+/* Training graph for batches of B windows of T tokens (T <= block_size): inputs "idx" and
+ * "targets", int32 (B, T); logits (B, T, V); loss = mean cross-entropy (targets -1 ignored).
+ * The graph references P's tensors, so P must outlive it. */
+typedef struct knob_gpt_graph {
+    knob_graph *g;
+    knob_node *idx, *targets;   /* (B, T) int32 */
+    knob_node *logits;          /* (B, T, V) */
+    knob_node *loss;            /* (1) */
+    int B, T;
+} knob_gpt_graph;
+
+knob_status knob_gpt_graph_build(knob_gpt_graph *m, knob_params *P, const knob_gpt_config *c,
+                                 int B, int T, knob_err *err);
+void        knob_gpt_graph_free(knob_gpt_graph *m);
+
+/* KV-cache inference over params P (any source; P must outlive m). */
+typedef struct knob_gpt_infer knob_gpt_infer;
+knob_status knob_gpt_infer_new(knob_gpt_infer **m, const knob_params *P, const knob_gpt_config *c, knob_err *err);
+void        knob_gpt_infer_free(knob_gpt_infer *m);
+void        knob_gpt_infer_reset(knob_gpt_infer *m);                 /* empty the cache */
+int         knob_gpt_infer_len(const knob_gpt_infer *m);             /* tokens in the cache */
+/* Appends one token at position len; *logits gets the logits (V) for the next token (valid until
+ * the next call). Error when the cache is full (len == block_size) or the token is out of range. */
+knob_status knob_gpt_infer_step(knob_gpt_infer *m, int token, const float **logits, knob_err *err);
+/* Drops the first k tokens of the cache, keeping the rest (recomputed: learned positions shift). */
+knob_status knob_gpt_infer_drop(knob_gpt_infer *m, int k, const float **logits, knob_err *err);
+/* Attention capture for visualisation: when buf is non-NULL, each step writes row `pos` of every
+ * layer/head's attention matrix into buf laid out (L, NH, block_size, block_size); NULL stops. */
+void        knob_gpt_infer_capture_attention(knob_gpt_infer *m, float *buf);
+/* The final hidden state (after ln_f) of the last step, (C); NULL before any step. */
+const float *knob_gpt_infer_hidden(const knob_gpt_infer *m);
+/* The tokens in the cache, (len). */
+const int32_t *knob_gpt_infer_tokens(const knob_gpt_infer *m);
+
+/* Sampling from logits (V): temperature <= 0 is greedy (argmax, lowest id on ties, no random draw);
+ * top_k <= 0 or >= V keeps all; top_p outside (0, 1) keeps all, else the smallest set of most
+ * likely tokens (ties: lower id first) whose probability reaches top_p. Scratch: probs (V) and
+ * idx (V); nothing is allocated. Returns the token id. */
+typedef struct knob_sampler {
+    float temperature;
+    int   top_k;
+    float top_p;
+} knob_sampler;
+
+int  knob_sample(const float *logits, int V, const knob_sampler *s, knob_rng *r, float *probs, int *idx);
+/* probs (V) = softmax(logits / temperature), temperature > 0 */
+void knob_softmax_temp(const float *logits, int V, float temperature, float *probs);
+/* The distribution knob_sample draws from: probs (V), zero outside the kept set and renormalised
+ * inside it (greedy: one-hot); returns the number kept. idx (V) is scratch. */
+int  knob_sample_probs(const float *logits, int V, const knob_sampler *s, float *probs, int *idx);
+
+/* Chat context trimming: turns of turn_len[0..n) tokens, oldest first, must fit in budget tokens.
+ * Returns the index of the first turn to keep (the oldest ones go first; the newest turn is always
+ * kept) and sets *skip to the tokens to cut from the front of that turn when the newest turn alone
+ * is longer than the budget (else 0). */
+int knob_chat_trim(const int *turn_len, int n, int budget, int *skip);
+
+/* Corpus and token cache (src/io/tokens.c).
+ * knob_corpus_files expands paths: a folder stands for its regular files (sorted by name), leaving
+ * out dotfiles, *.dat and *.u8 (fortune's index files) and files with a NUL byte in their first 4 KiB
+ * (not text). *files is knob_malloc'd (free with knob_corpus_files_free). An empty result is an
+ * error naming the paths. */
+knob_status knob_corpus_files(const char *const *paths, int n_paths, char ***files, int *n_files, knob_err *err);
+void        knob_corpus_files_free(char **files, int n_files);
+/* The files' bytes joined (a newline added after a file that does not end in one); knob_malloc'd,
+ * NUL-terminated. */
+knob_status knob_corpus_read(char *const *files, int n_files, char **text, size_t *len, knob_err *err);
+/* A 64-bit key for the cache: FNV-1a over the tokenizer description and each file's path, size and
+ * modification time. */
+uint64_t    knob_corpus_key(char *const *files, int n_files, const char *tok_desc);
+/* Token cache file: magic "KNOBTOK1", uint64 key, uint64 count, uint32 vocab size, uint32 0, then
+ * count uint16 ids, little-endian. Written atomically. Read returns KNOB_ERR_FORMAT for a damaged
+ * file and sets *match 0 (without reading ids) when the key or vocab size differ. */
+knob_status knob_tokens_write(const char *path, uint64_t key, int vocab, const uint16_t *ids, size_t n, knob_err *err);
+knob_status knob_tokens_read(const char *path, uint64_t key, int vocab, uint16_t **ids, size_t *n, int *match,
+                             knob_err *err);
+
+/* GPT training (src/models/gpt_train.c): AdamW on random windows of a token array, cosine schedule
+ * with linear warm-up, gradient accumulation and clipping; exact resume from a checkpoint. */
+typedef struct knob_gpt_train_config {
+    knob_gpt_config model;
+    int   batch;          /* B windows per micro-batch */
+    int   seq_len;        /* T tokens per window, <= model.block_size */
+    int   accum;          /* micro-batches per optimizer step */
+    long  steps;          /* optimizer steps in all (the schedule's length) */
+    long  warmup;         /* linear warm-up steps */
+    float lr, lr_min;     /* peak and final learning rate (cosine) */
+    float weight_decay;   /* AdamW, matrices only (2-D weights and embeddings) */
+    float beta1, beta2, eps;
+    float clip;           /* global gradient-norm limit; 0: none */
+    uint64_t seed;        /* init, data order and dropout */
+} knob_gpt_train_config;
+
+typedef struct knob_gpt_step_info {
+    long step;            /* steps done, this one included */
+    float loss;           /* mean over the micro-batches */
+    float grad_norm;      /* before clipping */
+    float lr;
+} knob_gpt_step_info;
+
+typedef struct knob_gpt_trainer knob_gpt_trainer;
+/* Defaults: 4 layers, 4 heads, C 128, block 64; batch 32 x 64, accum 1, 2000 steps, warm-up 100,
+ * lr 3e-3 cosine to 1e-4, AdamW 0.9/0.95, wd 0.1, clip 1, seed 42. */
+void        knob_gpt_train_config_default(knob_gpt_train_config *c);
+char       *knob_gpt_train_config_json(const knob_gpt_train_config *c);   /* knob_malloc'd */
+/* train (n_train) and val (n_val) token ids stay the caller's and must outlive tr; every id must be
+ * below the vocab size (checked here). val may be empty (no validation). */
+knob_status knob_gpt_trainer_new(knob_gpt_trainer **tr, const knob_gpt_train_config *c, const uint16_t *train,
+                                 size_t n_train, const uint16_t *val, size_t n_val, knob_err *err);
+void        knob_gpt_trainer_free(knob_gpt_trainer *tr);
+/* One optimizer step. A non-finite loss or gradient stops with KNOB_ERR_NUMERIC:
+ * "step N: loss is nan (last finite X at step M); try a lower --lr". */
+knob_status knob_gpt_trainer_step(knob_gpt_trainer *tr, knob_gpt_step_info *info, knob_err *err);
+/* Mean loss over n_batches x B fixed, evenly spaced windows of val (dropout off): the same windows
+ * every call, so values are comparable along a run. */
+knob_status knob_gpt_trainer_eval(knob_gpt_trainer *tr, int n_batches, float *loss, knob_err *err);
+/* Checkpoint: the parameters (contract names), AdamW moments as optim.m.<name> / optim.v.<name>,
+ * metadata knob.model, gpt.config, tokenizer, gpt.train, train.step, rng.data, rng.dropout. */
+knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_err *err);
+/* Reads a checkpoint's training config and tokenizer description (knob_malloc'd), to make the
+ * trainer that knob_gpt_trainer_resume then fills. */
+knob_status knob_gpt_checkpoint_config(const char *path, knob_gpt_train_config *c, char **tok_desc, knob_err *err);
+knob_status knob_gpt_trainer_resume(knob_gpt_trainer *tr, const char *path, knob_err *err);
+long        knob_gpt_trainer_step_count(const knob_gpt_trainer *tr);
+/* Changes the schedule's length (before the first step: --time-limit sizes a run after timing). */
+void        knob_gpt_trainer_set_steps(knob_gpt_trainer *tr, long steps);
+knob_params *knob_gpt_trainer_params(knob_gpt_trainer *tr);
+
+/* ------------------------------------------------------------------------------------------------
+ * Tokenizers (src/text/tokenizer.c, bpe.c, bpe_train.c; src/io/llmc_tokenizer.c)
+ *
+ * A tokenizer turns bytes into token ids and back. Kinds: byte (256 ids, id = byte value), char
+ * (the distinct UTF-8 characters of a training text, sorted by code point), GPT-2 byte-level BPE
+ * (encoder.json + vocab.bpe: GPT-2's own files or ones written by knob_bpe_train), and a
+ * decode-only table of pieces read from an llm.c tokenizer file.
+ *
+ * Byte-level BPE covers every byte string: decode(encode(b)) == b for any b, invalid UTF-8
+ * included. Valid text gives exactly GPT-2's ids. Invalid UTF-8 bytes are kept as raw bytes (each
+ * run of them is its own pre-token) where reference tokenizers that take Unicode strings first
+ * replace them with U+FFFD.
+ *
+ * Decoding is concatenating pieces. A multi-byte UTF-8 character may be split across tokens, so a
+ * caller printing token by token should hold back an incomplete UTF-8 sequence (knob_utf8_complete). */
+
+typedef struct knob_tokenizer knob_tokenizer;    /* opaque */
+typedef enum { KNOB_TOK_BYTE, KNOB_TOK_CHAR, KNOB_TOK_BPE, KNOB_TOK_PIECES } knob_tok_kind;
+
+/* GPT-2 byte-level BPE from encoder.json + vocab.bpe (also the files written by knob_bpe_train).
+ * Malformed files (bad JSON, duplicate ids, merges naming unknown tokens, a merge result missing from
+ * the vocabulary) fail with one line naming the file. */
+knob_status knob_tok_load_bpe(knob_tokenizer **t, const char *encoder_json, const char *vocab_bpe, knob_err *err);
+/* GPT-2's own files from knob_data_dir()/gpt2 */
+knob_status knob_tok_load_gpt2(knob_tokenizer **t, knob_err *err);
+knob_status knob_tok_new_byte(knob_tokenizer **t, knob_err *err);                       /* 256 ids */
+/* char-level: vocabulary = the distinct UTF-8 characters of text (sorted by code point); text must
+ * be valid UTF-8 (else an error naming the byte offset). */
+knob_status knob_tok_new_char(knob_tokenizer **t, const char *text, size_t n, knob_err *err);
+void        knob_tok_free(knob_tokenizer *t);
+knob_tok_kind knob_tok_kind_of(const knob_tokenizer *t);
+const char *knob_tok_kind_name(knob_tok_kind kind);            /* "byte", "char", "bpe", "pieces" */
+int         knob_tok_vocab_size(const knob_tokenizer *t);
+int         knob_tok_eot(const knob_tokenizer *t);            /* <|endoftext|> id, or -1 */
+/* encode: *ids is knob_malloc'd (caller knob_free's; NULL when *n_ids is 0). allow_special:
+ * "<|endoftext|>" -> the eot id; otherwise it is ordinary text. Char tokenizer: a character not in
+ * the vocabulary -> an error naming the character and its byte offset. A pieces tokenizer cannot
+ * encode (KNOB_ERR_USAGE). */
+knob_status knob_tok_encode(const knob_tokenizer *t, const char *text, size_t n, int allow_special,
+                            int32_t **ids, size_t *n_ids, knob_err *err);
+/* the bytes of one token (not NUL-terminated); NULL for an id out of range */
+const char *knob_tok_piece(const knob_tokenizer *t, int id, size_t *len);
+/* ids -> bytes: *text is knob_malloc'd and NUL-terminated (*len excludes the NUL); an id out of
+ * range is an error naming it and its position. */
+knob_status knob_tok_decode(const knob_tokenizer *t, const int32_t *ids, size_t n_ids, char **text,
+                            size_t *len, knob_err *err);
+/* a short description that round-trips through checkpoint metadata: "byte", "char:<json string of
+ * the characters>", "gpt2" (GPT-2 files from knob_data_dir()/gpt2), "bpe:<dir>" (a trained BPE:
+ * <dir>/encoder.json and <dir>/vocab.bpe). A pieces tokenizer has no description (error). */
+knob_status knob_tok_describe(const knob_tokenizer *t, char **desc, knob_err *err);   /* knob_malloc'd */
+knob_status knob_tok_from_desc(knob_tokenizer **t, const char *desc, knob_err *err);
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8 sequence: print
+ * s[0..k), keep s[k..n) for the next piece. Invalid bytes count as complete. */
+size_t      knob_utf8_complete(const char *s, size_t n);
+/* Strict UTF-8: the length (1..4) of the character at s[0..n) and its code point, or 0 when the
+ * bytes there are not a valid character (overlong, surrogate, past U+10FFFF, truncated). */
+int         knob_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+int         knob_utf8_encode(uint32_t cp, unsigned char *out);   /* cp <= U+10FFFF: 1..4 bytes */
+
+/* llm.c tokenizer files (gpt2_tokenizer.bin): a header of 256 int32 (magic 20240328, version 1 or
+ * 2, vocab size, version 2: eot id), then per token a uint8 length (>= 1) and the bytes.
+ * write: version 2 (eot -1 when t has none), atomically; every piece must be 1..255 bytes.
+ * read: a decode-only tokenizer of kind KNOB_TOK_PIECES (knob_tok_piece, knob_tok_decode,
+ * knob_tok_eot work; encode does not). Wrong magic or version, truncation, a zero-length token or
+ * trailing bytes -> one line naming the file. */
+knob_status knob_tok_write_llmc(const knob_tokenizer *t, const char *path, knob_err *err);
+knob_status knob_tok_read_llmc_pieces(knob_tokenizer **t, const char *path, knob_err *err);
+
+/* BPE trainer: count the pre-tokenized words of a corpus (GPT-2's pattern, as encoding uses), then
+ * learn merges over the unique words, most frequent pair first (ties: lowest left id, then lowest
+ * right id), until the vocabulary holds vocab_size ids: 256 bytes (in GPT-2's order), the merged
+ * tokens, and <|endoftext|> last; fewer when no pair occurs twice. Deterministic. Writes
+ * <dir>/encoder.json and <dir>/vocab.bpe in GPT-2's format (atomically), which knob_tok_load_bpe
+ * reads back. */
+typedef struct knob_bpe_trainer knob_bpe_trainer;
+typedef struct knob_bpe_stats {
+    size_t n_bytes;       /* text given to add */
+    size_t n_words;       /* pre-tokens counted */
+    size_t n_unique;      /* distinct pre-tokens */
+    int n_merges;         /* merges learned (fewer than asked when no pair occurs twice) */
+    int vocab_size;       /* ids in the written vocabulary */
+} knob_bpe_stats;
+
+knob_status knob_bpe_trainer_new(knob_bpe_trainer **tr, knob_err *err);
+knob_status knob_bpe_trainer_add(knob_bpe_trainer *tr, const char *text, size_t n, knob_err *err);
+/* vocab_size in [257, 1 << 20]; st may be NULL */
+knob_status knob_bpe_trainer_save(knob_bpe_trainer *tr, int vocab_size, const char *dir,
+                                  knob_bpe_stats *st, knob_err *err);
+void        knob_bpe_trainer_free(knob_bpe_trainer *tr);
+
+/* ------------------------------------------------------------------------------------------------
+ * GPT weights from the ecosystem, n-grams, looking inside: GPT files in knob, Hugging Face GPT-2 and
+ * llm.c layouts (src/io/gpt_formats.c), n-gram language models (src/text/ngram.c), embedding
+ * neighbours and PCA (src/models/embed.c). */
+
+typedef enum { KNOB_GPT_FMT_KNOB, KNOB_GPT_FMT_HF, KNOB_GPT_FMT_LLMC } knob_gpt_format;
+
+/* Opens any supported GPT file by its content (never its name):
+ *   - knob-native safetensors (metadata knob.model = gpt, gpt.config, tokenizer);
+ *   - Hugging Face GPT-2 model.safetensors (names with or without "transformer."; Conv1D weights
+ *     (in, out) transposed to knob's (out, in); F32, F16 or BF16) with config.json beside it, or
+ *     the path of a folder holding both; lm_head.weight, when present, must equal wte.weight;
+ *   - llm.c gpt2_*.bin (magic 20240326, version 3 float32 or 5 bfloat16; padded vocab rows dropped).
+ * OUT: P (initialised here: the contract's tensors, f32; caller knob_params_free's it), c (dropout
+ * 0), tok_desc (knob_malloc'd knob_tok_describe string: "gpt2" for llm.c and for HF unless its
+ * metadata holds "knob.tokenizer"), fmt (may be
+ * NULL). On failure P is empty, *tok_desc NULL, and err names the file and the tensor or field. */
+knob_status knob_gpt_open(const char *path, knob_params *P, knob_gpt_config *c, char **tok_desc,
+                          knob_gpt_format *fmt, knob_err *err);
+/* Writers check that P holds exactly the tensors c declares. Atomic. */
+knob_status knob_gpt_save_knob(const char *path, const knob_params *P, const knob_gpt_config *c,
+                               const char *tok_desc, knob_err *err);
+/* dir/model.safetensors (HF names, no prefix, Conv1D layout, F32) + dir/config.json (dir created).
+ * A model without biases gets zero biases (HF's GPT-2 always has them). */
+knob_status knob_gpt_save_hf(const char *dir, const knob_params *P, const knob_gpt_config *c, knob_err *err);
+/* The same, keeping a tokenizer other than "gpt2" in the safetensors metadata ("knob.tokenizer",
+ * ignored by other readers; knob_gpt_open reads it back). tok_desc NULL or "gpt2": none kept. */
+knob_status knob_gpt_save_hf_tok(const char *dir, const knob_params *P, const knob_gpt_config *c,
+                                 const char *tok_desc, knob_err *err);
+/* llm.c .bin: version 3 (float32) or, with bf16, version 5 (bfloat16, rounded to nearest even);
+ * vocab padded to a multiple of 128 with zero rows; zero biases for a model without them. */
+knob_status knob_gpt_save_llmc(const char *path, const knob_params *P, const knob_gpt_config *c, int bf16,
+                               knob_err *err);
+const char *knob_gpt_format_name(knob_gpt_format fmt);   /* "knob", "hf", "llmc" */
+
+/* N-gram language models (src/text/ngram.c): counts of every k-gram, k = 1..n_max, of letters
+ * (UTF-8 characters) or words (runs of letters, digits, ' and -; other characters one each),
+ * in hash maps; P(next | last k-1 units) = count(context next) / count(context). Texts added
+ * separately are separate documents (no n-gram spans two). Add texts, build once, then query. */
+
+#define KNOB_NGRAM_MAX 6
+
+typedef struct knob_ngram knob_ngram;
+typedef enum { KNOB_NGRAM_LETTER = 0, KNOB_NGRAM_WORD } knob_ngram_level;
+
+typedef struct knob_ngram_next {
+    int id;             /* unit: knob_ngram_unit */
+    uint64_t count;     /* occurrences after the context */
+    double prob;        /* count / the context's total */
+} knob_ngram_next;
+
+knob_status knob_ngram_new(knob_ngram **m, int n_max, knob_ngram_level level, knob_err *err);
+void        knob_ngram_free(knob_ngram *m);
+knob_status knob_ngram_add_text(knob_ngram *m, const char *text, size_t n, knob_err *err);
+knob_status knob_ngram_build(knob_ngram *m, knob_err *err);     /* "no letters/words" when empty */
+int         knob_ngram_n_max(const knob_ngram *m);
+int         knob_ngram_vocab_size(const knob_ngram *m);         /* distinct units */
+size_t      knob_ngram_n_tokens(const knob_ngram *m);           /* units counted */
+size_t      knob_ngram_n_distinct(const knob_ngram *m, int n);  /* distinct n-grams, after build */
+const char *knob_ngram_unit(const knob_ngram *m, int id, size_t *len);   /* not NUL-terminated */
+/* Occurrences of the n-gram written as text (1 to n_max units); 0 when unseen. */
+knob_status knob_ngram_count(const knob_ngram *m, const char *text, uint64_t *count, knob_err *err);
+/* The k_max most likely units after context at order n (its last n-1 units; fewer when it is
+ * shorter), most likely first, ties by id. An unseen context backs off to lower orders: *order
+ * gets the order used (0: none), *total the context's count. Returns the number written. */
+int         knob_ngram_top(const knob_ngram *m, int n, const char *context, knob_ngram_next *out, int k_max,
+                           uint64_t *total, int *order);
+/* length units drawn at order n (backing off where a context was never continued), after the
+ * units of start (NULL or ""), which are not repeated in *text (knob_malloc'd). Words are joined
+ * with spaces (none before . , ; : ! ? and closing brackets). Same r state -> same text. */
+knob_status knob_ngram_sample(const knob_ngram *m, int n, int length, const char *start, knob_rng *r,
+                              char **text, knob_err *err);
+
+/* Looking at embeddings (src/models/embed.c).
+ * knob_cosine_top: the k rows of E (n, C) most similar to v (C) by cosine (a zero row scores 0),
+ * leaving out the ids in skip (n_skip); ids (k) and sims (k) best first, ties by lower id.
+ * Returns the number written (min(k, rows left)).
+ * knob_pca2: out (n, 2) = the n points X (n, C) projected on their two leading principal axes
+ * (centred; deterministic; each axis's largest-magnitude coordinate positive); var_frac (2, or
+ * NULL) the fraction of the variance along each. */
+int         knob_cosine_top(const float *E, int n, int C, const float *v, const int *skip, int n_skip, int k,
+                            int *ids, float *sims);
+knob_status knob_pca2(const float *X, int n, int C, float *out, float *var_frac, knob_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -162,5 +162,30 @@ void knob_conv2d_naive(const float *x, const float *w, const float *b, int B, in
 void knob_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
 void knob_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                              const float *att, int B, int T, int C, int NH);
+/* Tests: 1 makes both run the plain loops instead of the per-head matrix products. */
+void knob_attention_force_loops(int on);
+
+/* ------------------------------------------------------------------------------------------------
+ * Text (src/text): GPT-2 byte-level BPE behind knob_tokenizer, and what the trainer shares. */
+
+typedef struct knob_bpe knob_bpe;
+knob_status knob_bpe_load(knob_bpe **b, const char *encoder_json, const char *vocab_bpe, knob_err *err);
+void        knob_bpe_free(knob_bpe *b);
+int         knob_bpe_vocab_size(const knob_bpe *b);
+int         knob_bpe_eot(const knob_bpe *b);
+const char *knob_bpe_piece(const knob_bpe *b, int id, size_t *len);
+knob_status knob_bpe_encode(const knob_bpe *b, const char *text, size_t n, int allow_special,
+                            int32_t **ids, size_t *n_ids, knob_err *err);
+/* GPT-2's printable alphabet: byte -> code point, and back (-1 for a code point outside it) */
+int         knob_bpe_byte_to_cp(int byte);
+int         knob_bpe_cp_to_byte(uint32_t cp);
+/* GPT-2's pre-tokenizer: calls fn for each pre-token of text in order: every match of the pattern,
+ * and every run of invalid UTF-8 bytes between matches, so the spans cover text exactly. */
+typedef knob_status (*knob_pretok_fn)(const char *s, size_t n, void *ctx, knob_err *err);
+knob_status knob_pretok_split(const char *text, size_t n, knob_pretok_fn fn, void *ctx, knob_err *err);
+/* A tokenizer over a table of pieces (id i = bytes[off[i] .. off[i+1])); takes ownership of the
+ * knob_malloc'd bytes and off (n + 1 entries), also on failure. kind: byte or pieces. */
+knob_status knob_tok_new_pieces(knob_tokenizer **t, knob_tok_kind kind, int n, unsigned char *bytes,
+                                size_t *off, int eot, knob_err *err);
 
 #endif /* KNOB_INTERNAL_H */

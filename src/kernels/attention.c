@@ -12,17 +12,30 @@
  * GPT-sized heads (HS 32). The dot products then add in vector-lane order rather than 0..HS-1;
  * that order is fixed when the file is compiled, so results still repeat bit for bit.
  *
+ * Two implementations: those loops (the reference, and the path for shapes beyond a fixed scratch
+ * buffer), and at the end of the file the same math as per-head matrix products on knob_gemm,
+ * which knob_attention_forward / _backward use when the shape fits: 2-2.7x faster on GPT-sized
+ * heads (README, Speed). knob_attention_force_loops(1) selects the loops, for tests.
+ *
  * Not here: a key/value cache for sampling (src/models/), flash-style tiling, dropout on att. */
 #include "knob_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Per batch b, head h, query position t (q_t, k_t2, v_t2 are that head's HS-slices of qkv):
  *   pre[t2] = q_t . k_t2 / sqrt(HS)                      for t2 <= t (causal)
  *   att[t2] = exp(pre[t2] - max) / sum_{t3<=t} exp(pre[t3] - max),  att[t2] = 0 for t2 > t
  *   out_t   = sum_{t2<=t} att[t2] v_t2
  * The max is subtracted for range only; it cancels in the ratio. */
-void knob_attention_forward(float *out,         // (B, T, C)
+/* Small problems (tests, one short window) run on one thread: a parallel region costs more than
+ * they do, and far more when other processes hold the cores. */
+static int worth_threads(int B, int T, int C, int NH)
+{
+    return B * NH > 1 && (double)B * T * (double)T * C >= (double)KNOB_PAR_MIN * 64;
+}
+
+static void forward_loops(float *out,            // (B, T, C)
                             float *att,         // (B, NH, T, T)
                             const float *qkv,   // (B, T, 3C)
                             int B, int T, int C, int NH)
@@ -30,7 +43,7 @@ void knob_attention_forward(float *out,         // (B, T, C)
     int HS = C / NH;
     size_t C3 = 3 * (size_t)C;
     float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(B, T, C, NH))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             const float *qkv_b = qkv + (size_t)b * (size_t)T * C3 + (size_t)h * (size_t)HS;   // (T, 3C), at head h
@@ -85,7 +98,7 @@ void knob_attention_forward(float *out,         // (B, T, C)
  *       dk_t2    += scale dpre[t2] q_t
  * Only t2 <= t take part: masked positions have att = 0 and pass no gradient.
  * scratch (B, NH, T) holds datt, then dpre, for one row at a time. */
-void knob_attention_backward(float *dqkv,          // (B, T, 3C), accumulated
+static void backward_loops(float *dqkv,           // (B, T, 3C), accumulated
                              float *scratch,       // (B, NH, T)
                              const float *dout,    // (B, T, C)
                              const float *qkv,     // (B, T, 3C)
@@ -95,7 +108,7 @@ void knob_attention_backward(float *dqkv,          // (B, T, 3C), accumulated
     int HS = C / NH;
     size_t C3 = 3 * (size_t)C;
     float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(B, T, C, NH))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             size_t bh = (size_t)b * (size_t)NH + (size_t)h;
@@ -140,4 +153,159 @@ void knob_attention_backward(float *dqkv,          // (B, T, 3C), accumulated
             }
         }
     }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The same math as matrix products, per (b, h) and per block of ATT_R query rows.
+ *
+ * The loops above spend their time on short dot products (HS floats) with a horizontal sum each.
+ * Here a head's q, k, v (and dout) are first copied into contiguous (T, HS) matrices, and then,
+ * for query rows [t0, t1) and the keys they may see, [0, t1):
+ *   forward:   S = scale Q_blk K^T (R x t1)  ->  causal softmax per row (att)  ->  O_blk = P V
+ *   backward:  dP = dO_blk V^T;  dpre = P (dP - rowsum(P dP)) scale;  dV += P^T dO_blk;
+ *              dQ_blk = dpre K;  dK += dpre^T Q_blk
+ * each product one knob_gemm call (single-threaded inside the (b, h) loop). Blocks skip the keys
+ * above the diagonal block, so about half of the T x T work is saved, as in the loops.
+ *
+ * Scratch is a fixed thread-local buffer (no allocation in a step); shapes beyond it (T HS above
+ * ATT_MAX_THS or T above ATT_MAX_T) take the loops. Results equal the loops' to float rounding
+ * (tests/test_gpt.c compares them); for a given build they repeat bit for bit for any thread count,
+ * since each (b, h) is one thread's and knob_gemm's sums do not depend on threads. */
+
+enum { ATT_R = 32, ATT_MAX_THS = 32768, ATT_MAX_T = 2048 };
+
+static _Thread_local float att_work[6 * ATT_MAX_THS + 2 * ATT_R * ATT_MAX_T + ATT_R * 64 * 16];
+static int att_force_loops;
+
+void knob_attention_force_loops(int on) { att_force_loops = on; }
+
+static int use_gemm(int T, int HS)
+{
+    return !att_force_loops && (size_t)T * (size_t)HS <= ATT_MAX_THS && T <= ATT_MAX_T && HS <= 64 * 16;
+}
+
+/* dst (T, HS) = the head-h slice at column offset off of src rows with stride C3 */
+static void gather(float *dst, const float *src, int T, int HS, size_t stride)
+{
+    for (int t = 0; t < T; t++)
+        memcpy(dst + (size_t)t * HS, src + (size_t)t * stride, (size_t)HS * sizeof(float));
+}
+
+static void forward_gemm(float *out, float *att, const float *qkv, int B, int T, int C, int NH)
+{
+    int HS = C / NH;
+    size_t C3 = 3 * (size_t)C, THS = (size_t)T * HS;
+    float scale = 1.0f / sqrtf((float)HS);
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(B, T, C, NH))
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            float *Q = att_work, *K = Q + THS, *V = K + THS;   // (T, HS) each
+            float *S = V + THS;                                 // (R, T)
+            float *O = S + (size_t)ATT_R * T;                   // (R, HS)
+            const float *base = qkv + (size_t)b * T * C3 + (size_t)h * HS;
+            gather(Q, base, T, HS, C3);
+            gather(K, base + C, T, HS, C3);
+            gather(V, base + 2 * (size_t)C, T, HS, C3);
+            float *att_bh = att + ((size_t)b * NH + (size_t)h) * (size_t)T * (size_t)T;   // (T, T)
+            for (int t0 = 0; t0 < T; t0 += ATT_R) {
+                int t1 = KNOB_MIN(T, t0 + ATT_R), R = t1 - t0, n = t1;
+                knob_gemm(0, 1, R, n, HS, scale, Q + (size_t)t0 * HS, K, 0.0f, S);   // (R, n)
+                for (int i = 0; i < R; i++) {
+                    int t = t0 + i;
+                    float *s = S + (size_t)i * n, maxv = -INFINITY, sum = 0.0f;
+                    for (int t2 = 0; t2 <= t; t2++)
+                        maxv = s[t2] > maxv ? s[t2] : maxv;
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        s[t2] = expf(s[t2] - maxv);
+                        sum += s[t2];
+                    }
+                    float inv = 1.0f / sum;
+                    for (int t2 = 0; t2 <= t; t2++)
+                        s[t2] *= inv;
+                    for (int t2 = t + 1; t2 < n; t2++)
+                        s[t2] = 0.0f;
+                    float *a = att_bh + (size_t)t * T;
+                    memcpy(a, s, (size_t)n * sizeof(float));
+                    memset(a + n, 0, (size_t)(T - n) * sizeof(float));
+                }
+                knob_gemm(0, 0, R, HS, n, 1.0f, S, V, 0.0f, O);   // (R, HS)
+                for (int i = 0; i < R; i++)
+                    memcpy(out + ((size_t)b * T + (size_t)(t0 + i)) * C + (size_t)h * HS, O + (size_t)i * HS,
+                           (size_t)HS * sizeof(float));
+            }
+        }
+    }
+}
+
+static void backward_gemm(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
+                          int NH)
+{
+    int HS = C / NH;
+    size_t C3 = 3 * (size_t)C, THS = (size_t)T * HS;
+    float scale = 1.0f / sqrtf((float)HS);
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(B, T, C, NH))
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            float *Q = att_work, *K = Q + THS, *V = K + THS, *dO = V + THS;   // (T, HS) each
+            float *dK = dO + THS, *dV = dK + THS;                              // (T, HS) accumulators
+            float *P = dV + THS, *dP = P + (size_t)ATT_R * T;                  // (R, T) each
+            float *dQ = dP + (size_t)ATT_R * T;                                // (R, HS)
+            const float *base = qkv + (size_t)b * T * C3 + (size_t)h * HS;
+            gather(Q, base, T, HS, C3);
+            gather(K, base + C, T, HS, C3);
+            gather(V, base + 2 * (size_t)C, T, HS, C3);
+            gather(dO, dout + (size_t)b * T * C + (size_t)h * HS, T, HS, (size_t)C);
+            memset(dK, 0, 2 * THS * sizeof(float));
+            const float *att_bh = att + ((size_t)b * NH + (size_t)h) * (size_t)T * (size_t)T;   // (T, T)
+            float *dbase = dqkv + (size_t)b * T * C3 + (size_t)h * HS;
+            for (int t0 = 0; t0 < T; t0 += ATT_R) {
+                int t1 = KNOB_MIN(T, t0 + ATT_R), R = t1 - t0, n = t1;
+                for (int i = 0; i < R; i++)
+                    memcpy(P + (size_t)i * n, att_bh + (size_t)(t0 + i) * T, (size_t)n * sizeof(float));
+                knob_gemm(0, 1, R, n, HS, 1.0f, dO + (size_t)t0 * HS, V, 0.0f, dP);   // datt (R, n)
+                for (int i = 0; i < R; i++) {
+                    const float *p = P + (size_t)i * n;
+                    float *d = dP + (size_t)i * n, dot = 0.0f;
+                    for (int t2 = 0; t2 < n; t2++)   /* p is 0 above the diagonal */
+                        dot += p[t2] * d[t2];
+                    for (int t2 = 0; t2 < n; t2++)
+                        d[t2] = p[t2] * (d[t2] - dot) * scale;   /* dpre, scale folded in */
+                }
+                knob_gemm(1, 0, n, HS, R, 1.0f, P, dO + (size_t)t0 * HS, 1.0f, dV);   // dV[0:n] += P^T dO_blk
+                knob_gemm(0, 0, R, HS, n, 1.0f, dP, K, 0.0f, dQ);                    // dQ_blk = dpre K
+                knob_gemm(1, 0, n, HS, R, 1.0f, dP, Q + (size_t)t0 * HS, 1.0f, dK);  // dK[0:n] += dpre^T Q_blk
+                for (int i = 0; i < R; i++) {
+                    float *dq = dbase + (size_t)(t0 + i) * C3;
+                    const float *src = dQ + (size_t)i * HS;
+                    for (int k = 0; k < HS; k++)
+                        dq[k] += src[k];
+                }
+            }
+            for (int t = 0; t < T; t++) {
+                float *dk = dbase + (size_t)t * C3 + C, *dv = dk + C;
+                const float *sk = dK + (size_t)t * HS, *sv = dV + (size_t)t * HS;
+                for (int k = 0; k < HS; k++) {
+                    dk[k] += sk[k];
+                    dv[k] += sv[k];
+                }
+            }
+        }
+    }
+}
+
+void knob_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH)
+{
+    if (use_gemm(T, C / NH))
+        forward_gemm(out, att, qkv, B, T, C, NH);
+    else
+        forward_loops(out, att, qkv, B, T, C, NH);
+}
+
+void knob_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att,
+                             int B, int T, int C, int NH)
+{
+    if (use_gemm(T, C / NH))
+        backward_gemm(dqkv, dout, qkv, att, B, T, C, NH);
+    else
+        backward_loops(dqkv, scratch, dout, qkv, att, B, T, C, NH);
 }

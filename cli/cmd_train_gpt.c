@@ -1,0 +1,479 @@
+/* cmd_train_gpt.c: `knob train-gpt [CORPUS...]`: train a GPT on text files.
+ *
+ * Reads the corpus (default: fortune's text files), builds the tokenizer (--tokenizer), tokenizes
+ * once into DIR/tokens.bin (reused while the files and the tokenizer stay the same), holds back the
+ * last --val-frac of the tokens for validation, and trains with src/models/gpt_train.c. Prints a
+ * progress line on a terminal (plain lines otherwise), the validation loss every --eval-every steps,
+ * and writes DIR/gpt.safetensors (weights, optimizer and RNG state; resumable with --resume) and
+ * DIR/loss.svg (training and validation loss). --time-limit sizes the run to the clock: the first
+ * steps are timed and the cosine schedule is fitted to the time left.
+ *
+ * Not here: the model, the training step and checkpoints (src/models/), tokenizers (src/text/). */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_CORPUS "/usr/share/games/fortunes"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_duration(char *buf, size_t n, double s)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, n, "?");
+    else if (s < 60)
+        snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Tokenizer and tokens */
+
+static int tokenizer_name_ok(const char *spec)
+{
+    return strcmp(spec, "char") == 0 || strcmp(spec, "byte") == 0 || strcmp(spec, "gpt2") == 0 ||
+           strncmp(spec, "bpe:", 4) == 0;
+}
+
+static knob_status make_tokenizer(const char *spec, const char *text, size_t len, knob_tokenizer **t, knob_err *err)
+{
+    if (strcmp(spec, "char") == 0)
+        return knob_tok_new_char(t, text, len, err);
+    if (strcmp(spec, "byte") == 0 || strcmp(spec, "gpt2") == 0 || strncmp(spec, "bpe:", 4) == 0)
+        return knob_tok_from_desc(t, spec, err);
+    return knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: unknown tokenizer '%.64s' (expected char, byte, gpt2 or bpe:DIR)",
+                     spec);
+}
+
+/* ids from the cache when it matches, else encoded now and cached */
+static knob_status load_tokens(const char *cache, char **files, int n_files, const char *text, size_t len,
+                               const knob_tokenizer *tok, const char *desc, uint16_t **ids, size_t *n, int *cached,
+                               knob_err *err)
+{
+    int V = knob_tok_vocab_size(tok), match = 0;
+    uint64_t key = knob_corpus_key(files, n_files, desc);
+    knob_err ignore;
+    if (knob_tokens_read(cache, key, V, ids, n, &match, &ignore) == KNOB_OK && match) {
+        *cached = 1;
+        return KNOB_OK;
+    }
+    *cached = 0;
+    if (V > 65536)
+        return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: the tokenizer has %d ids; token files hold at most 65536", V);
+    int32_t *raw;
+    size_t m;
+    knob_status s = knob_tok_encode(tok, text, len, 0, &raw, &m, err);
+    if (s)
+        return s;
+    uint16_t *out = knob_malloc(m ? m * sizeof *out : 1);
+    if (!out) {
+        knob_free(raw);
+        return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory for %zu tokens", m);
+    }
+    for (size_t i = 0; i < m; i++)
+        out[i] = (uint16_t)raw[i];
+    knob_free(raw);
+    if ((s = knob_tokens_write(cache, key, V, out, m, err)) != KNOB_OK) {
+        knob_free(out);
+        return s;
+    }
+    *ids = out;
+    *n = m;
+    return KNOB_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Loss curve */
+
+typedef struct curve {
+    double *step, *train;   /* (n) */
+    double *vstep, *val;    /* (nv) */
+    long n, nv, cap, vcap;
+} curve;
+
+static int curve_push(double **x, double **y, long *n, long *cap, double a, double b)
+{
+    if (*n == *cap) {
+        long c = *cap ? 2 * *cap : 256;
+        double *nx = knob_realloc(*x, (size_t)c * sizeof *nx);
+        if (!nx)
+            return 0;
+        *x = nx;
+        double *ny = knob_realloc(*y, (size_t)c * sizeof *ny);
+        if (!ny)
+            return 0;
+        *y = ny;
+        *cap = c;
+    }
+    (*x)[*n] = a;
+    (*y)[*n] = b;
+    (*n)++;
+    return 1;
+}
+
+static void curve_free(curve *c)
+{
+    knob_free(c->step);
+    knob_free(c->train);
+    knob_free(c->vstep);
+    knob_free(c->val);
+}
+
+static knob_status write_svg(const char *path, const curve *cv, const char *title, knob_err *err)
+{
+    if (cv->n == 0)
+        return KNOB_OK;
+    /* a running mean over 20 steps shows the trend under the batch noise */
+    double *smooth = knob_malloc((size_t)cv->n * sizeof *smooth);
+    if (!smooth)
+        return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
+    double acc = 0;
+    for (long i = 0; i < cv->n; i++) {
+        acc += cv->train[i];
+        if (i >= 20)
+            acc -= cv->train[i - 20];
+        smooth[i] = acc / (double)(i + 1 < 20 ? i + 1 : 20);
+    }
+    double lo, hi, vlo = INFINITY, vhi = -INFINITY;
+    knob_range(smooth, (int)cv->n, &lo, &hi);
+    for (long i = 0; i < cv->nv; i++) {
+        vlo = fmin(vlo, cv->val[i]);
+        vhi = fmax(vhi, cv->val[i]);
+    }
+    lo = fmin(lo, vlo);
+    hi = fmax(hi, vhi);
+    knob_chart ch = {.left = 70, .top = 40, .width = 600, .height = 330, .xmin = cv->step[0] - 1,
+                     .xmax = cv->step[cv->n - 1], .ymin = lo, .ymax = hi, .title = title,
+                     .xlabel = "step", .ylabel = "loss (nats/token)"};
+    if (!(ch.xmax > ch.xmin))
+        ch.xmax = ch.xmin + 1;
+    knob_atomic a;
+    knob_status s = knob_atomic_open(&a, path, err);
+    if (s) {
+        knob_free(smooth);
+        return s;
+    }
+    knob_svg_begin(a.f, 720, 420);
+    knob_chart_axes(a.f, &ch);
+    knob_chart_line(a.f, &ch, cv->step, smooth, (int)cv->n, "#2980b9", 0);
+    if (cv->nv) {
+        knob_chart_line(a.f, &ch, cv->vstep, cv->val, (int)cv->nv, "#c0392b", 0);
+        knob_chart_points(a.f, &ch, cv->vstep, cv->val, (int)cv->nv, "#c0392b", 0);
+    }
+    const char *labels[2] = {"train (mean of 20 steps)", "validation (held-out text)"};
+    const char *colors[2] = {"#2980b9", "#c0392b"};
+    knob_chart_legend(a.f, &ch, cv->nv ? 2 : 1, labels, colors);
+    knob_svg_end(a.f);
+    knob_free(smooth);
+    return knob_atomic_commit(&a, err);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The command */
+
+typedef struct opts {
+    const char *tokenizer, *out, *resume;
+    int layers, heads, embd, block, batch, seq_len, accum, warmup, eval_every, eval_batches, ckpt_every, log_every;
+    int no_bias, json, stop_after;
+    long steps;
+    float dropout, lr, lr_min, wd, clip, val_frac, time_limit;
+    uint64_t seed;
+} opts;
+
+static void print_json(const opts *o, const knob_gpt_train_config *c, long steps, double secs, double tok_s,
+                       float train_loss, float val_loss, size_t n_train, size_t n_val, const char *desc,
+                       const char *ckpt, const char *svg)
+{
+    printf("{\"steps\":%ld,\"seconds\":%.3f,\"tokens_per_s\":%.1f,\"train_loss\":%.6g,", steps, secs, tok_s,
+           (double)train_loss);
+    if (isfinite(val_loss))
+        printf("\"val_loss\":%.6g,\"val_perplexity\":%.6g,", (double)val_loss, exp((double)val_loss));
+    else
+        printf("\"val_loss\":null,\"val_perplexity\":null,");
+    printf("\"train_tokens\":%zu,\"val_tokens\":%zu,\"params\":%zu,\"tokenizer\":", n_train, n_val,
+           knob_gpt_n_params(&c->model));
+    cli_json_str(stdout, desc);
+    printf(",\"config\":{\"n_layer\":%d,\"n_head\":%d,\"n_embd\":%d,\"block_size\":%d,\"vocab_size\":%d,"
+           "\"batch\":%d,\"seq_len\":%d,\"accum\":%d,\"lr\":%g},\"files\":{\"checkpoint\":",
+           c->model.n_layer, c->model.n_head, c->model.n_embd, c->model.block_size, c->model.vocab_size, c->batch,
+           c->seq_len, c->accum, (double)c->lr);
+    cli_json_str(stdout, ckpt);
+    printf(",\"loss_svg\":");
+    cli_json_str(stdout, svg);
+    printf("}}\n");
+    (void)o;
+}
+
+knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
+{
+    knob_gpt_train_config d;
+    knob_gpt_train_config_default(&d);
+    opts o = {.tokenizer = "char", .out = "out/gpt", .resume = NULL, .layers = d.model.n_layer,
+              .heads = d.model.n_head, .embd = d.model.n_embd, .block = d.model.block_size, .batch = d.batch,
+              .seq_len = 0, .accum = 1, .warmup = (int)d.warmup, .eval_every = 200, .eval_batches = 8,
+              .ckpt_every = 500, .log_every = 50, .steps = 0, .dropout = 0.0f, .lr = d.lr, .lr_min = d.lr_min,
+              .wd = d.weight_decay, .clip = d.clip, .val_frac = 0.1f, .time_limit = 0, .seed = d.seed};
+    int steps = 0;
+    const arg_def args[] = {
+        {"tokenizer", ARG_STRING, &o.tokenizer, "NAME", 0, 0, NULL, "char, byte, gpt2 or bpe:DIR (a knob bpe train folder)"},
+        {"out", ARG_STRING, &o.out, "DIR", 0, 0, NULL, "folder for gpt.safetensors, loss.svg and the token cache"},
+        {"layers", ARG_INT, &o.layers, "N", 1, 64, NULL, "transformer blocks"},
+        {"heads", ARG_INT, &o.heads, "N", 1, 64, NULL, "attention heads (must divide --embd)"},
+        {"embd", ARG_INT, &o.embd, "N", 8, 4096, NULL, "embedding width C"},
+        {"block", ARG_INT, &o.block, "N", 2, 4096, NULL, "context length T (tokens the model sees)"},
+        {"dropout", ARG_FLOAT, &o.dropout, "P", 0, 0.9, NULL, "dropout after embeddings and each residual branch"},
+        {"no-bias", ARG_BOOL, &o.no_bias, NULL, 0, 0, NULL, "no biases in linear layers and layernorms"},
+        {"batch", ARG_INT, &o.batch, "B", 1, 4096, NULL, "windows per micro-batch"},
+        {"seq-len", ARG_INT, &o.seq_len, "T", 0, 4096, NULL, "tokens per training window (0: --block)"},
+        {"accum", ARG_INT, &o.accum, "N", 1, 1024, NULL, "micro-batches per optimizer step (gradient accumulation)"},
+        {"steps", ARG_INT, &steps, "N", 0, 100000000, NULL, "optimizer steps (0: 2000, or what --time-limit allows)"},
+        {"warmup", ARG_INT, &o.warmup, "N", 0, 100000000, NULL, "linear warm-up steps"},
+        {"lr", ARG_FLOAT, &o.lr, "FLOAT", 1e-7, 1, NULL, "peak learning rate (then cosine decay)"},
+        {"lr-min", ARG_FLOAT, &o.lr_min, "FLOAT", 0, 1, NULL, "learning rate at the end of the cosine"},
+        {"weight-decay", ARG_FLOAT, &o.wd, "FLOAT", 0, 10, NULL, "AdamW decay on weight matrices and embeddings"},
+        {"clip", ARG_FLOAT, &o.clip, "NORM", 0, 1e6, NULL, "clip the global gradient norm (0: off)"},
+        {"val-frac", ARG_FLOAT, &o.val_frac, "F", 0, 0.5, NULL, "last fraction of the tokens held out for validation"},
+        {"eval-every", ARG_INT, &o.eval_every, "N", 1, 100000000, NULL, "steps between validation losses"},
+        {"eval-batches", ARG_INT, &o.eval_batches, "N", 1, 10000, NULL, "batches per validation loss"},
+        {"ckpt-every", ARG_INT, &o.ckpt_every, "N", 1, 100000000, NULL, "steps between checkpoints (and one at the end)"},
+        {"log-every", ARG_INT, &o.log_every, "N", 1, 100000000, NULL, "steps between progress lines when not on a terminal"},
+        {"time-limit", ARG_FLOAT, &o.time_limit, "SECONDS", 0, 1e7, NULL, "stop after this long; the schedule is sized to fit (0: none)"},
+        {"seed", ARG_U64, &o.seed, "N", 0, 1.8446744073709552e19, NULL, "seed for init, batches and dropout"},
+        {"stop-after", ARG_INT, &o.stop_after, "N", 0, 100000000, NULL, "end this run after N steps, checkpointed (continue with --resume)"},
+        {"resume", ARG_STRING, &o.resume, "FILE", 0, 0, NULL, "continue a checkpoint (its model, tokenizer and settings)"},
+        {"json", ARG_BOOL, &o.json, NULL, 0, 0, NULL, "print the summary as one JSON object"},
+        {NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
+    };
+    const cli_spec spec = {
+        "train-gpt", "knob train-gpt [CORPUS...] [options]",
+        "Train a GPT on text files (default: the fortune files in " DEFAULT_CORPUS "; a folder means its\n"
+        "text files). Tokenizes once into DIR/tokens.bin, holds back the last --val-frac for validation, trains\n"
+        "with AdamW (betas 0.9, 0.95), a cosine schedule with warm-up and gradient clipping, and writes\n"
+        "DIR/gpt.safetensors (resumable) and DIR/loss.svg. Then: knob generate DIR/gpt.safetensors --prompt TEXT.",
+        args, 0, -1,
+    };
+    char **pos = knob_malloc((size_t)(argc > 0 ? argc : 1) * sizeof *pos);
+    if (!pos)
+        return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
+    int help = 0, n_pos = 0;
+    knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
+    if (s || help) {
+        if (help)
+            cli_usage(&spec, stdout);
+        knob_free(pos);
+        return s;
+    }
+    o.steps = steps;
+    int tty = cli_is_tty();
+    char **files = NULL, *text = NULL, *desc = NULL, *resume_desc = NULL;
+    int n_files = 0, cached = 0;
+    size_t len = 0, n_tok = 0;
+    uint16_t *tok = NULL;
+    knob_tokenizer *tk = NULL;
+    knob_gpt_trainer *tr = NULL;
+    curve cv = {0};
+    char ckpt[4096], svg[4096], cache[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/gpt.safetensors", o.out);
+    snprintf(svg, sizeof svg, "%s/loss.svg", o.out);
+    snprintf(cache, sizeof cache, "%s/tokens.bin", o.out);
+
+    /* settings: from the flags, or from the checkpoint when resuming */
+    knob_gpt_train_config c = d;
+    if (o.resume) {
+        if ((s = knob_gpt_checkpoint_config(o.resume, &c, &resume_desc, err)) != KNOB_OK)
+            goto done;
+    } else {
+        c.model = (knob_gpt_config){.n_layer = o.layers, .n_head = o.heads, .n_embd = o.embd, .block_size = o.block,
+                                    .vocab_size = 0, .dropout = o.dropout, .bias = !o.no_bias};
+        if (o.embd % o.heads) {
+            s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: --embd %d is not a multiple of --heads %d", o.embd, o.heads);
+            goto done;
+        }
+        c.batch = o.batch;
+        c.seq_len = o.seq_len ? o.seq_len : o.block;
+        if (c.seq_len > o.block) {
+            s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: --seq-len %d is longer than --block %d", c.seq_len, o.block);
+            goto done;
+        }
+        c.accum = o.accum;
+        c.steps = o.steps ? o.steps : 2000;
+        c.warmup = o.warmup;
+        c.lr = o.lr;
+        c.lr_min = fminf(o.lr_min, o.lr);
+        c.weight_decay = o.wd;
+        c.clip = o.clip;
+        c.seed = o.seed;
+    }
+    if (!o.resume && !tokenizer_name_ok(o.tokenizer)) {   /* before the corpus is read */
+        s = make_tokenizer(o.tokenizer, "", 0, &tk, err);
+        goto done;
+    }
+
+    const char *def[1] = {DEFAULT_CORPUS};
+    if ((s = knob_corpus_files(n_pos ? (const char *const *)pos : def, n_pos ? n_pos : 1, &files, &n_files, err)) ||
+        (s = knob_corpus_read(files, n_files, &text, &len, err)))
+        goto done;
+    if (len == 0) {
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s%s: the corpus is empty", files[0], n_files > 1 ? " ..." : "");
+        goto done;
+    }
+    s = o.resume ? knob_tok_from_desc(&tk, resume_desc, err) : make_tokenizer(o.tokenizer, text, len, &tk, err);
+    if (s || (s = knob_tok_describe(tk, &desc, err)) || (s = knob_mkdirs(o.out, err)))
+        goto done;
+    double t0 = now_s();
+    if ((s = load_tokens(cache, files, n_files, text, len, tk, desc, &tok, &n_tok, &cached, err)) != KNOB_OK)
+        goto done;
+    double t_tok = now_s() - t0;
+    if (!o.resume)
+        c.model.vocab_size = knob_tok_vocab_size(tk);
+    if (c.model.vocab_size != knob_tok_vocab_size(tk)) {
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: the model has %d token ids but its tokenizer %d", o.resume,
+                      c.model.vocab_size, knob_tok_vocab_size(tk));
+        goto done;
+    }
+    size_t n_val = (size_t)((double)n_tok * (double)o.val_frac);
+    if (n_val > 0 && n_val < (size_t)c.seq_len + 1)
+        n_val = 0;   /* too little to hold out a single window */
+    size_t n_train = n_tok - n_val;
+    if ((s = knob_gpt_trainer_new(&tr, &c, tok, n_train, tok + n_train, n_val, err)) != KNOB_OK)
+        goto done;
+    if (o.resume && (s = knob_gpt_trainer_resume(tr, o.resume, err)) != KNOB_OK)
+        goto done;
+    long step0 = knob_gpt_trainer_step_count(tr);
+    if (!o.json) {
+        printf("Corpus: %d file%s, %zu bytes -> %zu tokens (%s tokenizer, %d ids; %s %s in %.1f s).\n", n_files,
+               n_files == 1 ? "" : "s", len, n_tok, knob_tok_kind_name(knob_tok_kind_of(tk)), c.model.vocab_size,
+               cached ? "read from" : "cached in", cache, t_tok);
+        printf("Model: %d layers, %d heads, C %d, context %d, %zu parameters. Batch %d x %d tokens x %d accum.\n",
+               c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.block_size, knob_gpt_n_params(&c.model),
+               c.batch, c.seq_len, c.accum);
+        printf("Training on %zu tokens, validating on %zu; AdamW lr %g (cosine to %g, warm-up %ld), wd %g, clip %g.\n",
+               n_train, n_val, (double)c.lr, (double)c.lr_min, c.warmup, (double)c.weight_decay, (double)c.clip);
+        if (o.resume)
+            printf("Resuming %s at step %ld of %ld.\n", o.resume, step0, c.steps);
+        fflush(stdout);
+    }
+
+    /* the loop */
+    double start = now_s(), last_eval_t = 0;
+    long tokens_per_step = (long)c.batch * c.seq_len * c.accum;
+    int sized = 0;
+    float train_loss = NAN, val_loss = NAN;
+    long step = step0;
+    int stopped_by_clock = 0;
+    while (step < c.steps) {
+        knob_gpt_step_info info;
+        if ((s = knob_gpt_trainer_step(tr, &info, err)) != KNOB_OK)
+            goto done;
+        step = info.step;
+        train_loss = info.loss;
+        if (!curve_push(&cv.step, &cv.train, &cv.n, &cv.cap, (double)step, (double)info.loss)) {
+            s = knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
+            goto done;
+        }
+        double el = now_s() - start;
+        /* --time-limit: fit the schedule to the clock after 4 steps, and again every 50 steps as
+         * the speed settles (on a shared machine it moves), from the mean time per step so far,
+         * validation included (its share estimated until the first one has run) */
+        long done_steps = step - step0;
+        if (o.time_limit > 0 && (done_steps == 4 || (sized && done_steps % 50 == 0)) && el < o.time_limit) {
+            double per = el / (double)done_steps;
+            if (last_eval_t == 0)
+                per *= 1.0 + (double)o.eval_batches / (3.0 * o.eval_every);
+            long fit = step + (long)((o.time_limit - el) / per);
+            if (fit < step + 1)
+                fit = step + 1;
+            c.steps = o.steps && o.steps < fit ? o.steps : fit;
+            knob_gpt_trainer_set_steps(tr, c.steps);
+            if (!sized && !o.json) {
+                printf("Time limit %.0f s: %.3f s a step, so about %ld steps (refitted as the run goes).\n",
+                       (double)o.time_limit, per, c.steps);
+                fflush(stdout);
+            }
+            sized = 1;
+        }
+        int last = step >= c.steps || (o.time_limit > 0 && el >= o.time_limit) ||
+                   (o.stop_after > 0 && step - step0 >= o.stop_after);
+        double tok_s = (double)(step - step0) * (double)tokens_per_step / fmax(el, 1e-9);
+        double eta = (double)(c.steps - step) * el / (double)(step - step0);
+        char eta_s[32];
+        fmt_duration(eta_s, sizeof eta_s, o.time_limit > 0 ? fmin(eta, o.time_limit - el) : eta);
+        if (tty && !o.json)
+            fprintf(stderr, "\r\033[K  step %ld/%ld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s", step, c.steps,
+                    (double)info.loss, (double)info.lr, tok_s, eta_s);
+        else if (!o.json && (step % o.log_every == 0 || step == step0 + 1))
+            printf("step %ld/%ld  loss %.4f  lr %.2e  norm %.3f  %.0f tok/s  ETA %s\n", step, c.steps,
+                   (double)info.loss, (double)info.lr, (double)info.grad_norm, tok_s, eta_s);
+        if (n_val && (step % o.eval_every == 0 || last)) {
+            double te = now_s();
+            if ((s = knob_gpt_trainer_eval(tr, o.eval_batches, &val_loss, err)) != KNOB_OK)
+                goto done;
+            last_eval_t += now_s() - te;
+            if (!curve_push(&cv.vstep, &cv.val, &cv.nv, &cv.vcap, (double)step, (double)val_loss)) {
+                s = knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
+                goto done;
+            }
+            if (!o.json) {
+                if (tty)
+                    fputs("\r\033[K", stderr);
+                printf("step %ld: train loss %.4f, val loss %.4f (perplexity %.2f)\n", step, (double)info.loss,
+                       (double)val_loss, exp((double)val_loss));
+            }
+        }
+        if (step % o.ckpt_every == 0 || last) {
+            if ((s = knob_gpt_trainer_save(tr, ckpt, desc, err)) != KNOB_OK)
+                goto done;
+        }
+        fflush(stdout);
+        if (last) {
+            stopped_by_clock = step < c.steps;
+            break;
+        }
+    }
+    if (tty && !o.json)
+        fputs("\r\033[K", stderr);
+    double secs = now_s() - start;
+    if (step == step0 && (s = knob_gpt_trainer_save(tr, ckpt, desc, err)) != KNOB_OK)
+        goto done;
+    char title[160];
+    snprintf(title, sizeof title, "GPT %dL %dH C%d on %zu tokens (%s)", c.model.n_layer, c.model.n_head,
+             c.model.n_embd, n_tok, knob_tok_kind_name(knob_tok_kind_of(tk)));
+    if ((s = write_svg(svg, &cv, title, err)) != KNOB_OK)
+        goto done;
+    double tok_s = (double)(step - step0) * (double)tokens_per_step / fmax(secs, 1e-9);
+    if (o.json) {
+        print_json(&o, &c, step, secs, tok_s, train_loss, val_loss, n_train, n_val, desc, ckpt, svg);
+    } else {
+        printf("\n%s %ld steps (%ld tokens) in %.1f s: %.0f tokens/s (validation took %.1f s).\n",
+               stopped_by_clock ? "Stopped early after" : "Trained", step - step0,
+               (step - step0) * tokens_per_step, secs, tok_s, last_eval_t);
+        if (isfinite(val_loss))
+            printf("Final train loss %.4f, validation loss %.4f nats/token (perplexity %.2f).\n", (double)train_loss,
+                   (double)val_loss, exp((double)val_loss));
+        printf("Wrote %s and %s. Try: knob generate %s --prompt \"A\"\n", ckpt, svg, ckpt);
+    }
+done:
+    if (tty && s)
+        fputs("\r\033[K", stderr);
+    curve_free(&cv);
+    knob_gpt_trainer_free(tr);
+    knob_tok_free(tk);
+    knob_free(tok);
+    knob_free(desc);
+    knob_free(resume_desc);
+    knob_free(text);
+    knob_corpus_files_free(files, n_files);
+    knob_free(pos);
+    return s;
+}
