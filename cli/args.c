@@ -384,8 +384,11 @@ knob_status cli_parse(const cli_spec *spec, int argc, char **argv, char **pos, i
     help = help ? help : &dummy_help;
     *n_pos = 0;
     *help = wants_help(argc, argv);
-    if (*help)
+    if (*help) {
+        if (spec->cmd)   /* a command's --help: its usage; the global flags' help is main's */
+            cli_usage(spec, stdout);
         return KNOB_OK;
+    }
 
     int got = 0, first_extra = -1, flags_done = 0;
     for (int i = 1; i < argc; i++) {

@@ -40,7 +40,8 @@ typedef struct cli_spec {
 /* Parses argv (argv[0] is the command name). Positional arguments go to pos[0 .. *n_pos).
  * Returns KNOB_OK, or KNOB_ERR_USAGE with a message such as
  * "knob fit: unknown flag '--lr0' (did you mean '--lr'?)". Sets *help when --help/-h was given
- * (then nothing else is checked). */
+ * (then nothing else is checked) and, for a command's spec (cmd not NULL), prints its usage on
+ * stdout, so the command only returns. */
 knob_status cli_parse(const cli_spec *spec, int argc, char **argv, char **pos, int *n_pos, int *help, knob_err *err);
 /* Prints usage, summary and every flag with its default and range. */
 void cli_usage(const cli_spec *spec, FILE *f);

@@ -180,8 +180,6 @@ knob_status cmd_bpe(int argc, char **argv, knob_err *err)
         return knob_fail(err, KNOB_ERR_NOMEM, "out of memory");
     knob_status s = cli_parse(&spec, argc - 1, argv + 1, pos, &n_pos, &help, err);
     if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
         knob_free(pos);
         return s;
     }

@@ -47,11 +47,8 @@ knob_status cmd_convert(int argc, char **argv, knob_err *err)
     char *pos[2];
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
     const char *in = pos[0], *out = pos[1];
     knob_gpt_format fmt_out = KNOB_GPT_FMT_HF;
     if (to)

@@ -168,11 +168,8 @@ knob_status cmd_embed(int argc, char **argv, knob_err *err)
     char *pos[64];
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
     model m;
     if ((s = model_open(&m, pos[0], err)))
         return s;
@@ -367,11 +364,8 @@ knob_status cmd_attention(int argc, char **argv, knob_err *err)
     char *pos[2];
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
     model m;
     if ((s = model_open(&m, pos[0], err)))
         return s;

@@ -42,11 +42,8 @@ knob_status cmd_eval(int argc, char **argv, knob_err *err)
     char *pos[1];
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
     const char *path = pos[0];
     knob_vision m;
     knob_checkpoint_info info;

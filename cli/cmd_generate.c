@@ -289,11 +289,8 @@ knob_status cmd_generate(int argc, char **argv, knob_err *err)
     char *pos[1];
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
     char *stop_s = stop ? dup_str(stop) : NULL;
     if (stop && !stop_s)
         return knob_fail(err, KNOB_ERR_NOMEM, "generate: out of memory");
@@ -379,11 +376,8 @@ knob_status cmd_score(int argc, char **argv, knob_err *err)
     char *pos[2];
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
     model m;
     if ((s = model_open(&m, pos[0], err)) != KNOB_OK)
         return s;
@@ -481,11 +475,8 @@ knob_status cmd_next(int argc, char **argv, knob_err *err)
     char *pos[2];
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
     model m;
     if ((s = model_open(&m, pos[0], err)) != KNOB_OK)
         return s;
@@ -652,11 +643,8 @@ knob_status cmd_chat(int argc, char **argv, knob_err *err)
     char *pos[1];
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
     model m;
     if ((s = model_open(&m, pos[0], err)) != KNOB_OK)
         return s;

@@ -222,10 +222,8 @@ knob_status cmd_inspect(int argc, char **argv, knob_err *err)
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
     if (s)
         return s;
-    if (help) {
-        cli_usage(&spec, stdout);
+    if (help)
         return KNOB_OK;
-    }
     knob_st st;
     if ((s = knob_st_open(&st, pos[0], err)))
         return s;

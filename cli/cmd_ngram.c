@@ -138,8 +138,6 @@ knob_status cmd_ngram(int argc, char **argv, knob_err *err)
         return knob_fail(err, KNOB_ERR_NOMEM, "ngram: out of memory");
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
     if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
         knob_free(pos);
         return s;
     }

@@ -177,10 +177,8 @@ knob_status cmd_tokenize(int argc, char **argv, knob_err *err)
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
     if (s)
         return s;
-    if (help) {
-        cli_usage(&spec, stdout);
+    if (help)
         return KNOB_OK;
-    }
     if (text && n_pos)
         return knob_fail(err, KNOB_ERR_USAGE, "knob tokenize: give FILE or --text, not both");
     if (ids_only && json)

@@ -154,11 +154,8 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     };
     int help = 0;
     knob_status s = cli_parse(&spec, argc, argv, NULL, NULL, &help, err);
-    if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
+    if (s || help)
         return s;
-    }
 
     knob_vision m = {0};
     knob_checkpoint_info info;

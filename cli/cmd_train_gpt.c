@@ -269,8 +269,6 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
     if (s || help) {
-        if (help)
-            cli_usage(&spec, stdout);
         knob_free(pos);
         return s;
     }
