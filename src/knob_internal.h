@@ -188,4 +188,11 @@ knob_status knob_pretok_split(const char *text, size_t n, knob_pretok_fn fn, voi
 knob_status knob_tok_new_pieces(knob_tokenizer **t, knob_tok_kind kind, int n, unsigned char *bytes,
                                 size_t *off, int eot, knob_err *err);
 
+/* ------------------------------------------------------------------------------------------------
+ * Hashing (core/hash.c), for hash tables and cache keys */
+#define KNOB_FNV_SEED 0xcbf29ce484222325ull
+uint64_t knob_fnv1a(uint64_t h, const void *p, size_t n);   /* FNV-1a over n bytes, continuing h */
+uint64_t knob_hash_bytes(const void *p, size_t n);          /* FNV-1a from the seed, high bits folded in */
+uint64_t knob_hash_u64(uint64_t x);                         /* murmur3 fmix64 */
+
 #endif /* KNOB_INTERNAL_H */

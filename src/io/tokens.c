@@ -166,22 +166,12 @@ knob_status knob_corpus_read(char *const *files, int n_files, char **text, size_
     return KNOB_OK;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 uint64_t knob_corpus_key(char *const *files, int n_files, const char *tok_desc)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv(h, tok_desc, strlen(tok_desc) + 1);
+    uint64_t h = KNOB_FNV_SEED;
+    h = knob_fnv1a(h, tok_desc, strlen(tok_desc) + 1);
     for (int i = 0; i < n_files; i++) {
-        h = fnv(h, files[i], strlen(files[i]) + 1);
+        h = knob_fnv1a(h, files[i], strlen(files[i]) + 1);
         struct stat st;
         int64_t v[3] = {-1, -1, -1};
         if (stat(files[i], &st) == 0) {
@@ -189,7 +179,7 @@ uint64_t knob_corpus_key(char *const *files, int n_files, const char *tok_desc)
             v[1] = (int64_t)st.st_mtim.tv_sec;
             v[2] = (int64_t)st.st_mtim.tv_nsec;
         }
-        h = fnv(h, v, sizeof v);
+        h = knob_fnv1a(h, v, sizeof v);
     }
     return h;
 }

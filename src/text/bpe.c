@@ -148,23 +148,6 @@ knob_status knob_pretok_split(const char *text, size_t n, knob_pretok_fn fn, voi
 /* ------------------------------------------------------------------------------------------------
  * Hash tables */
 
-static uint64_t hash_bytes(const unsigned char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_u64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
 static size_t pow2_at_least(size_t n)
 {
     size_t c = 16;
@@ -177,7 +160,7 @@ static size_t pow2_at_least(size_t n)
 static int merge_find(const knob_bpe *b, int x, int y, int *out)
 {
     uint64_t key = ((uint64_t)(uint32_t)x << 32 | (uint32_t)y) + 1;
-    for (size_t i = hash_u64(key) & (b->mcap - 1);; i = (i + 1) & (b->mcap - 1)) {
+    for (size_t i = knob_hash_u64(key) & (b->mcap - 1);; i = (i + 1) & (b->mcap - 1)) {
         if (b->mkey[i] == key) {
             *out = b->mout[i];
             return b->mrank[i];
@@ -195,7 +178,7 @@ typedef struct {
 
 static int token_find(const knob_bpe *b, const token_index *ix, const unsigned char *p, size_t n, size_t *where)
 {
-    size_t i = hash_bytes(p, n) & (ix->cap - 1);
+    size_t i = knob_hash_bytes(p, n) & (ix->cap - 1);
     for (;; i = (i + 1) & (ix->cap - 1)) {
         int32_t v = ix->slot[i];
         if (!v)
@@ -597,7 +580,7 @@ static knob_status load_merges(knob_bpe *b, const char *path, const token_index 
             goto done;
         }
         uint64_t key = ((uint64_t)(uint32_t)ia << 32 | (uint32_t)ib) + 1;
-        size_t slot = hash_u64(key) & (b->mcap - 1);
+        size_t slot = knob_hash_u64(key) & (b->mcap - 1);
         while (b->mkey[slot])
             slot = (slot + 1) & (b->mcap - 1);
         b->mkey[slot] = key;
@@ -800,7 +783,7 @@ static knob_status cache_grow(enc_state *e, knob_err *err)
         cache_slot *o = &e->cache[i];
         if (!o->len)
             continue;
-        size_t k = hash_bytes((const unsigned char *)e->text + o->text_off, o->len) & (cap - 1);
+        size_t k = knob_hash_bytes((const unsigned char *)e->text + o->text_off, o->len) & (cap - 1);
         while (c[k].len)
             k = (k + 1) & (cap - 1);
         c[k] = *o;
@@ -820,7 +803,7 @@ static knob_status encode_pretoken(const char *s, size_t n, void *ctx, knob_err 
     knob_status st;
     if (2 * (e->cache_n + 1) > e->cache_cap && (st = cache_grow(e, err)))
         return st;
-    size_t k = hash_bytes(w, n) & (e->cache_cap - 1);
+    size_t k = knob_hash_bytes(w, n) & (e->cache_cap - 1);
     for (; e->cache[k].len; k = (k + 1) & (e->cache_cap - 1)) {
         cache_slot *c = &e->cache[k];
         if (c->len == n && memcmp(e->text + c->text_off, w, n) == 0) {

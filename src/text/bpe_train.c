@@ -34,23 +34,6 @@ struct knob_bpe_trainer {
     size_t n_bytes, n_words;
 };
 
-static uint64_t hash_bytes(const unsigned char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_u64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
 static knob_status grow(void **p, size_t *cap, size_t need, size_t elem, knob_err *err)
 {
     if (need <= *cap)
@@ -102,7 +85,7 @@ static knob_status words_rehash(knob_bpe_trainer *tr, knob_err *err)
     for (size_t i = 0; i < tr->cap; i++) {
         if (!tr->slot[i].len)
             continue;
-        size_t k = hash_bytes(tr->blob + tr->slot[i].off, tr->slot[i].len) & (cap - 1);
+        size_t k = knob_hash_bytes(tr->blob + tr->slot[i].off, tr->slot[i].len) & (cap - 1);
         while (s[k].len)
             k = (k + 1) & (cap - 1);
         s[k] = tr->slot[i];
@@ -123,7 +106,7 @@ static knob_status count_word(const char *s, size_t n, void *ctx, knob_err *err)
     knob_status st;
     if (2 * (tr->n_unique + 1) > tr->cap && (st = words_rehash(tr, err)))
         return st;
-    size_t k = hash_bytes(w, n) & (tr->cap - 1);
+    size_t k = knob_hash_bytes(w, n) & (tr->cap - 1);
     for (; tr->slot[k].len; k = (k + 1) & (tr->cap - 1))
         if (tr->slot[k].len == n && memcmp(tr->blob + tr->slot[k].off, w, n) == 0) {
             tr->slot[k].count++;
@@ -251,7 +234,7 @@ static pair_info *pair_get(trainer_state *t, int32_t a, int32_t b, int create)
         for (size_t i = 0; i < t->pcap; i++) {
             if (!t->pkey[i])
                 continue;
-            size_t j = hash_u64(t->pkey[i]) & (cap - 1);
+            size_t j = knob_hash_u64(t->pkey[i]) & (cap - 1);
             while (k[j])
                 j = (j + 1) & (cap - 1);
             k[j] = t->pkey[i];
@@ -266,7 +249,7 @@ static pair_info *pair_get(trainer_state *t, int32_t a, int32_t b, int create)
     if (!t->pcap)
         return NULL;
     uint64_t key = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
-    size_t j = hash_u64(key) & (t->pcap - 1);
+    size_t j = knob_hash_u64(key) & (t->pcap - 1);
     for (; t->pkey[j]; j = (j + 1) & (t->pcap - 1))
         if (t->pkey[j] == key)
             return &t->pi[t->pval[j]];
@@ -300,7 +283,7 @@ static knob_status pair_add(trainer_state *t, int32_t a, int32_t b, int64_t delt
 
 static int token_find(const trainer_state *t, const unsigned char *p, size_t n, size_t *where)
 {
-    size_t j = hash_bytes(p, n) & (t->tcap - 1);
+    size_t j = knob_hash_bytes(p, n) & (t->tcap - 1);
     for (; t->tslot[j]; j = (j + 1) & (t->tcap - 1)) {
         int id = t->tslot[j] - 1;
         if (t->toff[id + 1] - t->toff[id] == n && memcmp(t->tb + t->toff[id], p, n) == 0)
@@ -320,7 +303,7 @@ static knob_status token_add(trainer_state *t, const unsigned char *p, size_t n)
         if (!slot)
             return knob_fail(t->err, KNOB_ERR_NOMEM, "bpe train: out of memory");
         for (int id = 0; id < t->n_tok; id++) {
-            size_t j = hash_bytes(t->tb + t->toff[id], t->toff[id + 1] - t->toff[id]) & (cap - 1);
+            size_t j = knob_hash_bytes(t->tb + t->toff[id], t->toff[id + 1] - t->toff[id]) & (cap - 1);
             while (slot[j])
                 j = (j + 1) & (cap - 1);
             slot[j] = id + 1;

@@ -201,19 +201,9 @@ void knob_ngram_free(knob_ngram *m)
 /* ------------------------------------------------------------------------------------------------
  * Units */
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325u;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3u;
-    }
-    return h;
-}
-
 static size_t vocab_slot(const knob_ngram *m, const char *s, size_t n)
 {
-    size_t mask = m->vcap - 1, i = (size_t)hash_bytes(s, n) & mask;
+    size_t mask = m->vcap - 1, i = (size_t)knob_fnv1a(KNOB_FNV_SEED, s, n) & mask;
     for (;; i = (i + 1) & mask) {
         int32_t id = m->vslot[i];
         if (id < 0 || (m->len[id] == n && memcmp(m->pool + m->off[id], s, n) == 0))
