@@ -195,4 +195,65 @@ uint64_t knob_fnv1a(uint64_t h, const void *p, size_t n);   /* FNV-1a over n byt
 uint64_t knob_hash_bytes(const void *p, size_t n);          /* FNV-1a from the seed, high bits folded in */
 uint64_t knob_hash_u64(uint64_t x);                         /* murmur3 fmix64 */
 
+/* ------------------------------------------------------------------------------------------------
+ * Small helpers (core/util.c) */
+char  *knob_strdup(const char *s);                 /* knob_malloc'd copy; NULL for NULL or no memory */
+char  *knob_strndup(const char *s, size_t n);      /* the first n bytes, NUL-terminated */
+double knob_now(void);                             /* monotonic clock, seconds */
+/* Rewrites err->msg as "<prefix>: <old message>", keeping err->code; returns the code. */
+knob_status knob_err_prefix(knob_err *err, const char *fmt, ...) KNOB_PRINTF(2, 3);
+
+/* ------------------------------------------------------------------------------------------------
+ * JSON (core/json.c): cJSON behind one file, knob's allocator installed once. A knob_json is a
+ * cJSON node; only json.c looks inside it. */
+typedef struct cJSON knob_json;
+#define KNOB_JSON_MAX_BYTES ((size_t)1 << 30)   /* a parse refuses longer text */
+#define KNOB_JSON_MAX_DEPTH 64                  /* ... and deeper nesting of [ and { */
+/* Parses text[0, n); *end (may be NULL) gets the offset just past the value (trailing bytes are
+ * the caller's business). Errors name `what`: "<what>: malformed JSON near byte N", or NOMEM. */
+knob_status knob_json_parse(knob_json **out, const char *text, size_t n, size_t *end, const char *what,
+                            knob_err *err);
+/* The same for a NUL-terminated string, with nothing but whitespace allowed after the value. */
+knob_status knob_json_parse_str(knob_json **out, const char *text, const char *what, knob_err *err);
+void        knob_json_free(knob_json *j);
+int knob_json_is_object(const knob_json *j);
+int knob_json_is_array(const knob_json *j);
+int knob_json_is_string(const knob_json *j);
+int knob_json_is_number(const knob_json *j);
+int knob_json_is_null(const knob_json *j);
+int knob_json_is_bool(const knob_json *j);
+int knob_json_is_true(const knob_json *j);
+const knob_json *knob_json_get(const knob_json *obj, const char *key);   /* NULL: absent or not an object */
+const knob_json *knob_json_child(const knob_json *j);                    /* first member or element */
+const knob_json *knob_json_next(const knob_json *j);
+const char *knob_json_key(const knob_json *j);                           /* a member's key */
+int         knob_json_size(const knob_json *j);                          /* members or elements */
+double      knob_json_number(const knob_json *j);                        /* NAN unless a number */
+const char *knob_json_string(const knob_json *j);                        /* NULL unless a string */
+int         knob_json_as_long(const knob_json *j, long lo, long hi, long *out);   /* 1: an integer in [lo, hi] */
+/* Typed getters: a missing key is an error only when required (out is then left as it was); a
+ * wrong type or range is "<what>: '<key>' must be ...". */
+knob_status knob_json_get_long(const knob_json *obj, const char *key, long lo, long hi, int required, long *out,
+                               const char *what, knob_err *err);
+knob_status knob_json_get_int(const knob_json *obj, const char *key, int lo, int hi, int required, int *out,
+                              const char *what, knob_err *err);
+knob_status knob_json_get_double(const knob_json *obj, const char *key, int required, double *out,
+                                 const char *what, knob_err *err);
+knob_status knob_json_get_string(const knob_json *obj, const char *key, int required, const char **out,
+                                 const char *what, knob_err *err);
+/* Builders: NULL / 0 when an allocation fails; add and push take ownership of item (freed on
+ * failure) and fail on a NULL item or container, so a chain of adds needs one check. A
+ * non-finite number is written as null. */
+knob_json *knob_json_new_object(void);
+knob_json *knob_json_new_array(void);
+knob_json *knob_json_new_number(double v);
+knob_json *knob_json_new_string(const char *s);
+knob_json *knob_json_new_null(void);
+knob_json *knob_json_new_bool(int v);
+int   knob_json_add(knob_json *obj, const char *key, knob_json *item);
+int   knob_json_push(knob_json *arr, knob_json *item);
+int   knob_json_add_number(knob_json *obj, const char *key, double v);
+int   knob_json_add_string(knob_json *obj, const char *key, const char *s);
+char *knob_json_print(const knob_json *j);   /* one line, knob_malloc'd (knob_free it); NULL: no memory */
+
 #endif /* KNOB_INTERNAL_H */

@@ -1,0 +1,81 @@
+#!/bin/sh
+# check_layers.sh BUILD: checks the call graph of the built objects against the layer order of
+# DESIGN.md. For every object under BUILD/src and BUILD/cli it reads the symbols it defines and
+# the ones it uses (nm), joins them into file -> file edges, and fails when
+#   - a file uses a symbol defined by a file of a higher layer (the one sanctioned exception: the
+#     op files under src/ops call graph.c's node constructor, and graph.c walks the op table), or
+#   - files call each other in a loop (any cycle of two or more files), or
+#   - a file includes a project header of a higher layer.
+# Prints each violation on a line of its own and "layers: ok (N files, M edges)" when there are none.
+set -eu
+B=${1:-build}
+cd "$(dirname "$0")/../.."
+[ -d "$B/src" ] || { echo "check_layers: $B/src not found; build first" >&2; exit 2; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+for o in $(find "$B/src" "$B/cli" -name '*.o' | sort); do
+    f=${o#"$B"/}
+    f=${f%.o}.c
+    nm "$o" | awk -v f="$f" '$1 ~ /^[0-9a-f]+$/ && $2 ~ /^[TDBRVW]$/ { print "D", f, $3 }
+                             $1 == "U" { print "U", f, $2 }'
+done > "$tmp/syms"
+
+awk '
+function layer(f) {
+    if (f ~ /^src\/core\//) return 1;   if (f ~ /^src\/kernels\//) return 2
+    if (f ~ /^src\/ops\//) return 3;    if (f ~ /^src\/graph\//) return 4
+    if (f ~ /^src\/io\//) return 5;     if (f ~ /^src\/text\//) return 6
+    if (f ~ /^src\/data\//) return 7;   if (f ~ /^src\/train\//) return 8
+    if (f ~ /^src\/models\//) return 9; if (f ~ /^src\/serve\//) return 10
+    if (f ~ /^cli\//) return 11
+    return 0
+}
+$1 == "D" { def[$3] = $2; files[$2] = 1 }
+$1 == "U" { n_use++; uf[n_use] = $2; us[n_use] = $3; files[$2] = 1 }
+END {
+    bad = 0
+    for (i = 1; i <= n_use; i++) {
+        if (!(us[i] in def)) continue
+        a = uf[i]; b = def[us[i]]
+        if (a == b) continue
+        sanctioned = (a ~ /^src\/ops\// && b == "src/graph/graph.c") || (a == "src/graph/graph.c" && b ~ /^src\/ops\//)
+        if (layer(b) > layer(a) && !sanctioned) {
+            printf "upward call: %s (layer %d) uses %s from %s (layer %d)\n", a, layer(a), us[i], b, layer(b)
+            bad++
+        }
+        if (a == "src/graph/graph.c" && b ~ /^src\/ops\//) continue   # the table walk closes no loop
+        key = a SUBSEP b
+        if (!(key in edge)) { edge[key] = us[i]; n_out[a]++; out[a, n_out[a]] = b; n_edges++ }
+    }
+    # cycles: depth-first search with colours (0 new, 1 on the stack, 2 done)
+    for (f in files) if (!color[f]) {
+        sp = 1; st[1] = f; it[1] = 0; color[f] = 1
+        while (sp > 0) {
+            v = st[sp]
+            if (it[sp] < n_out[v]) {
+                it[sp]++; w = out[v, it[sp]]
+                if (color[w] == 1) {
+                    path = w
+                    for (k = sp; k >= 1 && st[k] != w; k--) path = st[k] " -> " path
+                    printf "loop: %s -> %s (%s)\n", w, path, edge[v, w]
+                    bad++
+                } else if (!color[w]) { sp++; st[sp] = w; it[sp] = 0; color[w] = 1 }
+            } else { color[v] = 2; sp-- }
+        }
+    }
+    n_files = 0; for (f in files) n_files++
+    if (bad) { printf "layers: %d violation%s\n", bad, bad == 1 ? "" : "s"; exit 1 }
+    printf "layers: ok (%d files, %d edges)\n", n_files, n_edges
+}' "$tmp/syms" > "$tmp/report" || { cat "$tmp/report"; exit 1; }
+
+# includes: a src/ file may include knob.h, knob_internal.h, or a header in its own layer or below
+bad=0
+for f in $(find src cli -name '*.c' -o -name '*.h' | sort); do
+    grep -o '^#include "[^"]*"' "$f" | sed 's/#include "\(.*\)"/\1/' | while read -r h; do
+        case $h in knob.h|knob_internal.h|cli.h) continue ;; esac
+        echo "include: $f includes \"$h\" (only knob.h, knob_internal.h and cli.h are shared headers)"
+    done
+done > "$tmp/inc"
+if [ -s "$tmp/inc" ]; then cat "$tmp/inc"; exit 1; fi
+cat "$tmp/report"
