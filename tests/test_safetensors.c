@@ -388,8 +388,8 @@ TEST(safetensors_open_rejects_malformed_headers)
         size_t n_data;
         const char *sub;   /* all are KNOB_ERR_FORMAT */
     } bad[] = {
-        {"", 0, "not valid JSON"},
-        {"{\"a\":", 0, "not valid JSON"},
+        {"", 0, "header: malformed JSON near byte 0"},
+        {"{\"a\":", 0, "header: malformed JSON near byte 4"},
         {"[1, 2]", 0, "not a JSON object"},
         {"\"str\"", 0, "not a JSON object"},
         {"{} x", 0, "after the JSON"},
