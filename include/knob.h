@@ -344,6 +344,8 @@ knob_status knob_mkdirs(const char *dir, knob_err *err);
  * the data/ folder of the checkout the running knob binary was built in (found from
  * /proc/self/exe: <repo>/build/knob -> <repo>/data), else "data". Writes into buf (size n). */
 const char *knob_data_dir(char *buf, size_t n);
+/* A monotonic clock in seconds (src/core/util.c), for timing and progress lines. */
+double      knob_now(void);
 
 /* safetensors: 8-byte little-endian header length, JSON header, raw little-endian data.
  * Saving writes F32 tensors and a __metadata__ map of strings; loading reads F32, F16 and BF16. */

@@ -237,7 +237,7 @@ size_t knob_utf8_len(const unsigned char *s, size_t n);
  * Small helpers (core/util.c) */
 char  *knob_strdup(const char *s);                 /* knob_malloc'd copy; NULL for NULL or no memory */
 char  *knob_strndup(const char *s, size_t n);      /* the first n bytes, NUL-terminated */
-double knob_now(void);                             /* monotonic clock, seconds */
+/* knob_now, the monotonic clock, is public (knob.h): the CLI times with it too. */
 /* Rewrites err->msg as "<prefix>: <old message>", keeping err->code; returns the code. */
 knob_status knob_err_prefix(knob_err *err, const char *fmt, ...) KNOB_PRINTF(2, 3);
 

@@ -11,7 +11,6 @@
 #include "test.h"
 
 #include <sys/stat.h>
-#include <time.h>
 
 /* ------------------------------------------------------------------------------------------------
  * Helpers */
@@ -37,13 +36,6 @@ static knob_tokenizer *gpt2_or_skip(void)
             SKIP("data/gpt2/encoder.json is absent (scripts/setup.sh fetches it)");           \
         return;                                                                               \
     }
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int write_text(const char *path, const void *p, size_t n)
 {
@@ -287,9 +279,9 @@ TEST(tok_gpt2_long_inputs_fast)
     for (size_t f = 0; f < sizeof fill; f++) {
         size_t m = f == 0 ? n : n / 4;   /* 1 MB of letters, 256 kB of the other classes */
         memset(s, fill[f], m);
-        double t0 = now_s();
+        double t0 = knob_now();
         CHECK(round_trips(t, s, m));
-        double dt = now_s() - t0;
+        double dt = knob_now() - t0;
         if (dt > 10)
             test_fail_at(__FILE__, __LINE__, "%zu bytes of '%c' took %.1f s", m, fill[f] == '\n' ? 'n' : fill[f], dt);
     }
