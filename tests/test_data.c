@@ -356,7 +356,7 @@ TEST(digits_read_generated)
 {
     knob_err err;
     char dir[512];
-    make_digits_dir(dir, sizeof dir, "digits_gen", 1);   /* 3.json takes the general (cJSON) path */
+    make_digits_dir(dir, sizeof dir, "digits_gen", 1);   /* 3.json takes the general (knob_json) path */
     float *images;
     int32_t *labels;
     int n;
@@ -717,7 +717,7 @@ TEST(data_load_survives_failed_allocations)
         }
         CHECK(ok);
     }
-    /* the general JSON path (cJSON allocates per value): a sample of failure points */
+    /* the general JSON path (the parser allocates per value): a sample of failure points */
     make_dir(ddir, sizeof ddir, "oom_json");
     for (int k = 0; k < 10; k++)
         write_digit_file(ddir, k, 2 * 784, 1);

@@ -679,7 +679,7 @@ TEST(safetensors_open_alloc_failures)
         knob_st_close(&st);
     }
     CHECK(done);
-    CHECK(fails >= 8);   /* file buffer, cJSON nodes, entries, names, metadata, checks */
+    CHECK(fails >= 8);   /* file buffer, JSON nodes, entries, names, metadata, checks */
     knob_free(file);
 }
 
