@@ -850,7 +850,7 @@ int  knob_sample_probs(const float *logits, int V, const knob_sampler *s, float 
  * is longer than the budget (else 0). */
 int knob_chat_trim(const int *turn_len, int n, int budget, int *skip);
 
-/* Corpus and token cache (src/io/tokens.c).
+/* Corpus and token cache (src/data/tokens.c).
  * knob_corpus_files expands paths: a folder stands for its regular files (sorted by name), leaving
  * out dotfiles, *.dat and *.u8 (fortune's index files) and files with a NUL byte in their first 4 KiB
  * (not text). *files is knob_malloc'd (free with knob_corpus_files_free). An empty result is an
