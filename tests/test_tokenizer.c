@@ -561,6 +561,22 @@ TEST(tok_utf8_helpers)
     CHECK(knob_utf8_decode((const unsigned char *)"\xed\xa0\x80", 3, &cp) == 0);
     CHECK(knob_utf8_decode((const unsigned char *)"\xf4\x8f\xbf\xbf", 4, &cp) == 4 && cp == 0x10ffff);
     CHECK(knob_utf8_decode((const unsigned char *)"\xe0\x9f\xbf", 3, &cp) == 0);
+    /* the lenient length (n-gram units): lead byte and continuation bytes only */
+    static const struct {
+        const char *s;
+        size_t n, want;
+    } l[] = {
+        {"a", 1, 1}, {"\xc3\xa9x", 3, 2}, {"\xe6\x97\xa5", 3, 3}, {"\xf0\x9f\x91\x8d", 4, 4},
+        {"\xe6\x97", 2, 1},      /* cut */
+        {"\xc3x", 2, 1},          /* no continuation */
+        {"\xc1\xbf", 2, 1},      /* 0xc0, 0xc1 never lead */
+        {"\xed\xa0\x80", 3, 3},  /* a surrogate still spans 3 bytes here */
+        {"\x80", 1, 1}, {"\xff", 1, 1}, {"", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof l / sizeof l[0]; i++)
+        if (knob_utf8_len((const unsigned char *)l[i].s, l[i].n) != l[i].want)
+            test_fail_at(__FILE__, __LINE__, "case %zu: knob_utf8_len = %zu, want %zu", i,
+                         knob_utf8_len((const unsigned char *)l[i].s, l[i].n), l[i].want);
 }
 
 /* ------------------------------------------------------------------------------------------------
