@@ -125,36 +125,6 @@ static knob_status write_svg(const char *path, const knob_fit_data *d, knob_fit_
     return knob_atomic_commit(&a, err);
 }
 
-static knob_status write_models(const char *path, const knob_fit_config *c, knob_fit_result *res, knob_err *err)
-{
-    knob_tensor copies[32];
-    const knob_tensor *list[32];
-    int n = 0;
-    for (int m = 0; m < KNOB_FIT_N_MODELS; m++)
-        for (int i = 0; i < res[m].P.n && n < 32; i++, n++) {
-            copies[n] = *res[m].P.t[i];
-            snprintf(copies[n].name, sizeof copies[n].name, "%.16s.%.100s", res[m].name, res[m].P.t[i]->name);
-            list[n] = &copies[n];
-        }
-    char norm[KNOB_FIT_N_MODELS][256], config[400];
-    knob_kv meta[2 + KNOB_FIT_N_MODELS];
-    meta[0] = (knob_kv){"format", "knob-fit"};
-    snprintf(config, sizeof config,
-             "{\"optim\":\"%s\",\"lr\":%g,\"epochs\":%d,\"batch\":%d,\"loss\":\"%s\",\"hidden\":%d,\"seed\":%llu}",
-             knob_optim_name(c->optim), (double)c->lr, c->epochs, c->batch, c->loss_mae ? "mae" : "mse", c->hidden,
-             (unsigned long long)c->seed);
-    meta[1] = (knob_kv){"config", config};
-    /* per model: the standardisation that maps x and y to the knobs' units, and the training state */
-    static const char *keys[KNOB_FIT_N_MODELS] = {"line.state", "quadratic.state", "mlp.state"};
-    for (int m = 0; m < KNOB_FIT_N_MODELS; m++) {
-        snprintf(norm[m], sizeof norm[m],
-                 "{\"x_mean\":%.17g,\"x_std\":%.17g,\"y_mean\":%.17g,\"y_std\":%.17g,\"epochs\":%d,\"train_loss\":%.9g}",
-                 res[m].xm, res[m].xs, res[m].ym, res[m].ys, res[m].epochs, res[m].train_loss);
-        meta[2 + m] = (knob_kv){keys[m], norm[m]};
-    }
-    return knob_st_save(path, list, n, meta, 2 + KNOB_FIT_N_MODELS, err);
-}
-
 static void print_json_number(double v)
 {
     if (isfinite(v))
@@ -323,7 +293,7 @@ knob_status cmd_fit(int argc, char **argv, knob_err *err)
         if (s)
             goto done;
     }
-    if ((s = write_svg(svg, &d, res, err)) != KNOB_OK || (s = write_models(st, &c, res, err)) != KNOB_OK)
+    if ((s = write_svg(svg, &d, res, err)) != KNOB_OK || (s = knob_fit_save(st, &c, res, err)) != KNOB_OK)
         goto done;
     if (json) {
         print_json(&d, &c, res, svg, st);

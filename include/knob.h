@@ -485,6 +485,12 @@ knob_status knob_fit_train(knob_fit_result *r, knob_fit_kind kind, const knob_fi
 /* Predictions in physical units for n points x. */
 knob_status knob_fit_predict(const knob_fit_result *r, const double *x, double *y, int n, knob_err *err);
 void        knob_fit_result_free(knob_fit_result *r);
+/* The three models (res[KNOB_FIT_N_MODELS]) in one safetensors file: parameters "<model>.<name>",
+ * metadata format "knob-fit", config (JSON) and "<model>.state" (the standardisation, JSON), atomic.
+ * Load rebuilds the three results (knobs, standardisation, training loss; no loss curve) for
+ * knob_fit_predict; free each with knob_fit_result_free. */
+knob_status knob_fit_save(const char *path, const knob_fit_config *c, const knob_fit_result *res, knob_err *err);
+knob_status knob_fit_load(knob_fit_result *res, const char *path, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
  * Image data, augmentation and pictures (src/io/idx.c, src/io/digits.c, src/io/image.c,

@@ -480,7 +480,7 @@ TEST(vision_checkpoint_errors)
     CHECK(m2.P.n == 0);
     knob_kv fit_meta[] = {{"format", "knob-fit"}};
     CHECK_OK(knob_params_save(&m.P, other, fit_meta, 1, &err));
-    CHECK_FAILS_WITH(knob_vision_load(&m2, &info, other, &err), KNOB_ERR_FORMAT, "(format 'knob-fit', expected 'knob-classifier')");
+    CHECK_FAILS_WITH(knob_vision_load(&m2, &info, other, &err), KNOB_ERR_FORMAT, "not a knob classifier checkpoint (format 'knob-fit')");
     /* truncated */
     unsigned char *buf;
     size_t len;

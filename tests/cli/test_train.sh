@@ -58,7 +58,7 @@ grep -q '^test accuracy: best model' "$tmp/a.txt" || fail "train printed no test
 grep -q '<svg' "$tmp/a/idx-mlp-curves.svg" && grep -q '</svg>' "$tmp/a/idx-mlp-curves.svg" || fail "curves are not a whole SVG"
 [ "$(head -c 8 "$tmp/a/idx-mlp-filters.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "filters.png is not a PNG"
 "$KNOB" inspect "$tmp/a/idx-mlp.safetensors" >"$tmp/i.txt" 2>&1 || fail "inspect of a checkpoint failed"
-grep -q 'optim.v.fc1.weight' "$tmp/i.txt" && grep -q 'knob-classifier' "$tmp/i.txt" || fail "checkpoint lacks optimizer state or format"
+grep -q 'optim.v.fc1.weight' "$tmp/i.txt" && grep -q 'classifier.config' "$tmp/i.txt" || fail "checkpoint lacks optimizer state or format"
 
 "$KNOB" --threads 2 train --dataset "idx:$tmp/d" --val 12 --hidden 16 --epochs 2 --batch-size 8 --json --out "$tmp/j" \
     >"$tmp/j.txt" 2>"$tmp/j.err" || fail "train --json failed: $(cat "$tmp/j.err")"
