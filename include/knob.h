@@ -922,6 +922,54 @@ long        knob_gpt_trainer_step_count(const knob_gpt_trainer *tr);
 /* Changes the schedule's length (before the first step: --time-limit sizes a run after timing). */
 void        knob_gpt_trainer_set_steps(knob_gpt_trainer *tr, long steps);
 knob_params *knob_gpt_trainer_params(knob_gpt_trainer *tr);
+const knob_gpt_train_config *knob_gpt_trainer_config(const knob_gpt_trainer *tr);
+
+/* The corpus a run trains on, recorded in its checkpoints (the files and a 64-bit hash of the
+ * text, knob_gpt_corpus_hash), so --resume without a corpus finds it again and a resume with other
+ * text is refused. files are copied. */
+uint64_t    knob_gpt_corpus_hash(const char *text, size_t len);
+knob_status knob_gpt_trainer_set_corpus(knob_gpt_trainer *tr, char *const *files, int n_files, const char *text,
+                                        size_t len, knob_err *err);
+/* The corpus a checkpoint recorded: *files (knob_malloc'd, free with knob_corpus_files_free) and
+ * the hash; *n_files 0 when it records none (files from before the record). */
+knob_status knob_gpt_checkpoint_corpus(const char *path, char ***files, int *n_files, uint64_t *hash, knob_err *err);
+
+/* A run: steps until the schedule's end, stop_after steps of this run, or time_limit seconds; a
+ * validation loss every eval_every steps and after the last (when there are validation tokens);
+ * a checkpoint every ckpt_every steps and after the last (also when no step was left to run).
+ * time_limit > 0 fits the schedule to the clock after 4 steps and again every 50 (capped at
+ * max_steps when that is not 0), and scales a warm-up longer than the fitted run to the fraction
+ * of the steps it was of the planned run. Progress goes to cb (may be NULL). */
+typedef struct knob_gpt_run {
+    int eval_every, eval_batches, ckpt_every;
+    long stop_after;           /* 0: none */
+    long max_steps;            /* the user's own step count with time_limit (0: none) */
+    double time_limit;         /* seconds; 0: none */
+    const char *ckpt_path;     /* NULL: no checkpoints */
+    const char *tok_desc;      /* stored in checkpoints */
+} knob_gpt_run;
+
+typedef enum { KNOB_GPT_EV_STEP, KNOB_GPT_EV_EVAL, KNOB_GPT_EV_SIZED } knob_gpt_event_kind;
+typedef struct knob_gpt_event {
+    knob_gpt_event_kind kind;  /* a step done; a validation loss after it; the schedule fitted to the clock (once) */
+    knob_gpt_step_info step;   /* the step just done */
+    long steps;                /* the schedule's length now */
+    double elapsed, tok_s, eta;   /* seconds since the run began, tokens a second, seconds left */
+    float val_loss;            /* EVAL */
+    double sec_per_step;       /* SIZED: the estimate used */
+    long warmup, warmup_was;   /* SIZED: the warm-up now and as asked */
+} knob_gpt_event;
+typedef void (*knob_gpt_run_cb)(const knob_gpt_event *e, void *ctx);
+
+typedef struct knob_gpt_run_result {
+    long steps_done;           /* in this run */
+    double seconds, eval_seconds, tok_s;
+    float train_loss, val_loss;   /* the last ones (NaN: none) */
+    int stopped_by_clock;      /* ended by time_limit or stop_after before the schedule's end */
+} knob_gpt_run_result;
+
+knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, knob_gpt_run_cb cb, void *ctx,
+                                 knob_gpt_run_result *res, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
  * Tokenizers (src/text/tokenizer.c, bpe.c, bpe_train.c; src/io/llmc_tokenizer.c)
