@@ -363,6 +363,8 @@ knob_status knob_ckpt_open(knob_ckpt_file *f, const char *path, const char *fami
         }
         /* else: a model file without training state (loads; cannot resume) */
     }
+    if (!s && f->legacy && strcmp(f->family, family) != 0)
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: a knob '%s' checkpoint, not a %s one", path, f->family, family);
     if (!s && f->tree && !knob_json_is_object(f->tree))
         s = knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata 'knob.train' is not a JSON object", path);
     if (!s && f->tree) {
