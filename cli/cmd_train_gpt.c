@@ -441,9 +441,9 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         printf("Corpus: %d file%s, %zu bytes -> %zu tokens (%s tokenizer, %d ids; %s %s in %.1f s).\n", n_files,
                n_files == 1 ? "" : "s", len, n_tok, tok_name, c.model.vocab_size, cached ? "read from" : "cached in",
                cache, t_tok);
-        printf("Model: %d layers, %d heads, C %d, context %d, %zu parameters. Batch %d x %d tokens x %d accum.\n",
-               c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.block_size, knob_gpt_n_params(&c.model),
-               c.batch, c.seq_len, c.accum);
+        printf("Model: %d layer%s, %d head%s, C %d, context %d, %zu parameters. Batch %d x %d tokens x %d accum.\n",
+               c.model.n_layer, c.model.n_layer == 1 ? "" : "s", c.model.n_head, c.model.n_head == 1 ? "" : "s",
+               c.model.n_embd, c.model.block_size, knob_gpt_n_params(&c.model), c.batch, c.seq_len, c.accum);
         printf("Training on %zu tokens, validating on %zu; AdamW lr %g (cosine to %g, warm-up %ld), wd %g, clip %g.\n",
                n_train, n_val, (double)c.lr, (double)c.lr_min, c.warmup, (double)c.weight_decay, (double)c.clip);
         if (o.resume)
