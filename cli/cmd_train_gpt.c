@@ -215,6 +215,7 @@ static void print_json(const opts *o, const knob_gpt_train_config *c, long steps
 typedef struct run_view {
     int tty, json, log_every, oom;
     long step0;
+    double time_limit;
     curve cv;
 } run_view;
 
@@ -244,7 +245,8 @@ static void on_event(const knob_gpt_event *e, void *ctx)
             return;
         if (v->tty)
             fputs("\r\033[K", stderr);   /* the note on a line of its own, not inside the progress line */
-        printf("Time limit: %.3f s a step, so about %ld steps (refitted as the run goes)", e->sec_per_step, e->steps);
+        printf("Time limit %.0f s: %.3f s a step, so about %ld step%s (refitted as the run goes)", v->time_limit,
+               e->sec_per_step, e->steps, e->steps == 1 ? "" : "s");
         if (e->warmup != e->warmup_was)
             printf("; warm-up scaled from %ld to %ld step%s to keep its share of the run", e->warmup_was, e->warmup,
                    e->warmup == 1 ? "" : "s");
@@ -343,7 +345,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     uint16_t *tok = NULL;
     knob_tokenizer *tk = NULL;
     knob_gpt_trainer *tr = NULL;
-    run_view v = {.tty = tty, .json = o.json, .log_every = o.log_every};
+    run_view v = {.tty = tty, .json = o.json, .log_every = o.log_every, .time_limit = o.time_limit};
     char ckpt[4096], svg[4096], cache[4096];
     snprintf(ckpt, sizeof ckpt, "%s/gpt.safetensors", o.out);
     snprintf(svg, sizeof svg, "%s/loss.svg", o.out);

@@ -110,7 +110,7 @@ expect 2 "knob train-gpt: error: --lr-min 0.1 is above --lr 0.01" train-gpt "$tm
 # --time-limit with fewer steps than --warmup: the warm-up keeps its share of the planned run, said once
 "$KNOB" train-gpt "$tmp/corpus" $TINY --steps 100000 --warmup 50000 --time-limit 1 --out "$tmp/tl" >"$tmp/tl.txt" 2>&1 \
     || fail "train-gpt --time-limit exited $?: $(tail -n 1 "$tmp/tl.txt")"
-note=$(grep '^Time limit: ' "$tmp/tl.txt")
+note=$(grep '^Time limit 1 s: ' "$tmp/tl.txt")
 fit=$(echo "$note" | sed -n 's/.*so about \([0-9]*\) steps.*/\1/p')
 wu=$(echo "$note" | sed -n 's/.*warm-up scaled from 50000 to \([0-9]*\) step.*/\1/p')
 [ -n "$fit" ] && [ -n "$wu" ] && [ $((wu * 2)) -le "$fit" ] && [ $((wu * 2 + 2)) -ge "$fit" ] \
