@@ -594,8 +594,8 @@ knob_status knob_grid_save(const knob_grid *g, const char *path, knob_err *err);
 void        knob_grid_free(knob_grid *g);
 
 /* ------------------------------------------------------------------------------------------------
- * Image classifiers: MLP and CNN models, the training loop, checkpoints, evaluation and pictures
- * (src/models/vision.c, src/train/loop.c, src/train/checkpoint.c; knob train, eval, predict).
+ * Image classifiers: MLP and CNN models, the trainer, checkpoints, evaluation and pictures
+ * (src/models/vision.c, src/models/vision_train.c on src/train/; knob train, eval, predict).
  *
  * Parameters: CNN stage i (1-based) "conv<i>.weight" (OC, C, K, K) and "conv<i>.bias" (OC): a
  * K x K convolution with "same" padding, ReLU, 2x2 max pooling. Then dense layers "fc<i>.weight"
@@ -719,18 +719,19 @@ void        knob_train_config_default(knob_train_config *c);
 void        knob_train_config_str(const knob_train_config *c, char *buf, size_t size);
 knob_status knob_train_config_parse(knob_train_config *c, const char *s, knob_err *err);
 /* Trains m on s->train, validating on s->val after each epoch. st: a fresh state from
- * knob_train_state_init, or one loaded with knob_checkpoint_load (resume; then opt_state holds
- * that file's optimizer moments). Stops at tc->epochs, at patience, or after stop_after epochs of
- * this call. A non-finite loss stops it with an error naming the epoch and step. */
+ * knob_train_state_init, or, with resume_path, the state of that checkpoint (read here with its
+ * optimizer moments). Stops at tc->epochs, at patience, or after stop_after epochs of this call. A
+ * non-finite loss or gradient stops it with an error naming the epoch and step (and the tensor). */
 void        knob_train_state_init(knob_train_state *st, uint64_t seed);
 knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_train_config *tc,
                               knob_train_state *st, const char *resume_path, knob_train_progress cb,
                               void *ctx, knob_err *err);
 
-/* Checkpoints: safetensors with the parameters, optimizer moments as "optim.m.<name>" and
- * "optim.v.<name>", and metadata strings: format "knob-classifier", model (config text), dataset,
- * classes ("0|1|..."), train (config text), state (JSON: epoch, step, RNG states, best val loss,
- * history). */
+/* Checkpoints: the one training checkpoint (src/train/checkpoint.c) with family "classifier":
+ * the parameters, optimizer moments as "optim.m.<name>" and "optim.v.<name>", metadata knob.model,
+ * classifier.config (JSON: model config text, dataset, class names) and knob.train (JSON: step,
+ * RNG states order/aug/dropout, the training config's keys, state: epoch, best val loss, history).
+ * Files written before it (format "knob-classifier") still load and resume. */
 knob_status knob_checkpoint_save(const char *path, const knob_vision *m, const knob_optim *o,
                                  const knob_train_config *tc, const knob_train_state *st,
                                  knob_err *err);
@@ -911,8 +912,11 @@ knob_status knob_gpt_trainer_step(knob_gpt_trainer *tr, knob_gpt_step_info *info
 /* Mean loss over n_batches x B fixed, evenly spaced windows of val (dropout off): the same windows
  * every call, so values are comparable along a run. */
 knob_status knob_gpt_trainer_eval(knob_gpt_trainer *tr, int n_batches, float *loss, knob_err *err);
-/* Checkpoint: the parameters (contract names), AdamW moments as optim.m.<name> / optim.v.<name>,
- * metadata knob.model, gpt.config, tokenizer, gpt.train, train.step, rng.data, rng.dropout. */
+/* Checkpoint: the one training checkpoint (src/train/checkpoint.c) with family "gpt": the
+ * parameters (contract names), AdamW moments as optim.m.<name> / optim.v.<name>, metadata
+ * knob.model, gpt.config, tokenizer (what knob generate reads) and knob.train (JSON: step, RNG
+ * states data/dropout, the training config, state: the corpus). Files written before it (gpt.train,
+ * train.step, rng.data, ...) still resume. */
 knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_err *err);
 /* Reads a checkpoint's training config and tokenizer description (knob_malloc'd), to make the
  * trainer that knob_gpt_trainer_resume then fills. */

@@ -115,6 +115,15 @@ fit=$(echo "$note" | sed -n 's/.*so about \([0-9]*\) steps.*/\1/p')
 wu=$(echo "$note" | sed -n 's/.*warm-up scaled from 50000 to \([0-9]*\) step.*/\1/p')
 [ -n "$fit" ] && [ -n "$wu" ] && [ $((wu * 2)) -le "$fit" ] && [ $((wu * 2 + 2)) -ge "$fit" ] \
     || fail "time-limit note does not scale the warm-up to half the run: '$note'"
+# on a terminal the note is a line of its own, not written into the progress line
+if command -v script >/dev/null 2>&1; then
+    script -qec "'$KNOB' train-gpt '$tmp/corpus' $TINY --steps 100000 --time-limit 1 --out '$tmp/tty'" /dev/null \
+        >"$tmp/tty.txt" 2>&1 || fail "train-gpt on a terminal exited $?"
+    tr '\r' '\n' <"$tmp/tty.txt" | grep -a -q 'Time limit 1 s' || fail "no time-limit note on a terminal"
+    tr '\r' '\n' <"$tmp/tty.txt" | grep -a -q 'ETA.*Time limit' && fail "the time-limit note was printed into the progress line"
+else
+    echo "SKIP terminal note: no script(1)"
+fi
 # the summary names the tokenizer as it is stored (gpt2), not by its kind (bpe)
 GPT2="$(dirname "$0")/../../data/gpt2"
 if [ -f "$GPT2/encoder.json" ]; then
