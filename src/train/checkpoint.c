@@ -74,8 +74,9 @@ static int rng_from_json(const knob_json *a, knob_rng *r)
     return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) != 0;   /* all-zero is not a xoshiro state */
 }
 
-/* "a=1 b=x" -> {"a":1,"b":"x"}: a value becomes a number when it reads back as the same text's
- * number exactly (so a 64-bit seed stays a string); NULL when out of memory or a word lacks '='. */
+/* "a=1 b=x" -> {"a":1,"b":"x"}: a value that reads as a number below 2^53 becomes a JSON number
+ * (%.17g prints it back exactly), anything else a string (so a 64-bit seed keeps its digits); NULL
+ * when out of memory or a word lacks '='. */
 knob_json *knob_ckpt_kv_to_json(const char *text)
 {
     knob_json *o = knob_json_new_object();
@@ -89,15 +90,11 @@ knob_json *knob_ckpt_kv_to_json(const char *text)
         char *key = eq ? knob_strndup(p, (size_t)(eq - p)) : NULL, *val = eq ? knob_strndup(eq + 1, len - (size_t)(eq - p) - 1) : NULL;
         int ok = key && val;
         if (ok) {
-            char *end, back[64];
+            char *end;
             errno = 0;
             double x = strtod(val, &end);
-            int num = *val && !*end && !errno && isfinite(x);
-            if (num) {   /* the number must print back to a value that parses the same */
-                snprintf(back, sizeof back, "%.17g", x);
-                num = strtod(back, NULL) == x && (strchr(val, '.') || strchr(val, 'e') || x == floor(x)) &&
-                      fabs(x) < 9007199254740992.0;
-            }
+            /* beyond 2^53 a double no longer holds every integer: such values (seeds) stay text */
+            int num = *val && !*end && !errno && isfinite(x) && fabs(x) < 9007199254740992.0;
             ok = knob_json_add(o, key, num ? knob_json_new_number(x) : knob_json_new_string(val));
         }
         knob_free(key);
@@ -293,6 +290,8 @@ static knob_status legacy_classifier(knob_ckpt_file *f, knob_err *err)
     f->config = f->owned_config;
     f->tree = knob_json_new_object();
     knob_json *tc = knob_ckpt_kv_to_json(train ? train : "");
+    if (!tc)
+        return knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata 'train' is not key=value text (or memory ran out)", path);
     ok = f->tree && knob_json_add(f->tree, "config", tc);
     if (ok && state) {
         knob_json *old = NULL;
