@@ -315,7 +315,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         {"time-limit", ARG_FLOAT, &o.time_limit, "SECONDS", 0, 1e7, NULL, "stop after this long; the schedule is sized to fit (0: none)"},
         {"seed", ARG_U64, &o.seed, "N", 0, 1.8446744073709552e19, NULL, "seed for init, batches and dropout"},
         {"stop-after", ARG_INT, &o.stop_after, "N", 0, 100000000, NULL, "end this run after N steps, checkpointed (continue with --resume)"},
-        {"resume", ARG_STRING, &o.resume, "FILE", 0, 0, NULL, "continue a checkpoint (its model, tokenizer and settings)"},
+        {"resume", ARG_STRING, &o.resume, "FILE", 0, 0, NULL, "continue a checkpoint (its model, tokenizer, settings and corpus)"},
         {"json", ARG_BOOL, &o.json, NULL, 0, 0, NULL, "print the summary as one JSON object"},
         {NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
     };

@@ -1,5 +1,5 @@
 /* test_vision.c: the image classifiers (src/models/vision.c), their training loop
- * (src/train/loop.c) and checkpoints (src/train/checkpoint.c), on small generated images.
+ * (src/models/vision_train.c) and checkpoints (src/train/checkpoint.c), on small generated images.
  * Logits are checked against a forward pass written out by hand here (dense layers as loops, the
  * convolution by knob_conv2d_naive, pooling and ReLU as loops); evaluation against per-image
  * classification; the loop by learning a separable task, by same-seed runs giving the same bits,
