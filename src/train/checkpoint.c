@@ -251,9 +251,10 @@ static knob_status legacy_gpt(knob_ckpt_file *f, knob_err *err)
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata rng.data / rng.dropout missing or malformed", path);
     }
     f->tree = knob_json_new_object();
-    ok = knob_json_add_number(f->tree, "step", (double)st_step) &&
-         knob_json_add_number(f->tree, "optim_step", (double)op_step) && knob_json_add(f->tree, "rng", rng) &&
-         knob_json_add(f->tree, "config", cfg);
+    ok = knob_json_add(f->tree, "rng", rng);   /* each add owns its item, also when it fails */
+    ok = knob_json_add(f->tree, "config", cfg) && ok;
+    ok = ok && knob_json_add_number(f->tree, "step", (double)st_step) &&
+         knob_json_add_number(f->tree, "optim_step", (double)op_step);
     return ok ? KNOB_OK : knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
 }
 
@@ -292,7 +293,7 @@ static knob_status legacy_classifier(knob_ckpt_file *f, knob_err *err)
     knob_json *tc = knob_ckpt_kv_to_json(train ? train : "");
     if (!tc)
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata 'train' is not key=value text (or memory ran out)", path);
-    ok = f->tree && knob_json_add(f->tree, "config", tc);
+    ok = knob_json_add(f->tree, "config", tc);   /* owns tc, also when it fails */
     if (ok && state) {
         knob_json *old = NULL;
         knob_status s = knob_json_parse_str(&old, state, "metadata 'state'", err);
@@ -317,7 +318,10 @@ static knob_status legacy_classifier(knob_ckpt_file *f, knob_err *err)
             ok = knob_json_add(f->tree, "rng", rng);
         else
             knob_json_free(rng);
-        ok = ok && knob_json_add(f->tree, "state", old);
+        if (ok)
+            ok = knob_json_add(f->tree, "state", old);
+        else
+            knob_json_free(old);
         if (!ok)
             return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
     }
