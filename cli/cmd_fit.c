@@ -43,8 +43,13 @@ static void on_progress(const knob_fit_result *r, int epoch, double loss, void *
 /* ------------------------------------------------------------------------------------------------
  * Outputs */
 
-static knob_status write_svg(const char *path, const knob_fit_data *d, knob_fit_result *res, knob_err *err)
+static knob_status write_svg(const char *path, const knob_fit_data *d, knob_fit_result *res, const char *csv, knob_err *err)
 {
+    char title[200];
+    if (csv)
+        snprintf(title, sizeof title, "%.120s: measurements and three models", csv);
+    else
+        snprintf(title, sizeof title, "Falling ball: measurements and three models");
     enum { NP = 241 };
     double xmax_data = 0, xmax_measured = 0;
     for (int i = 0; i < d->n; i++) {
@@ -70,7 +75,7 @@ static knob_status write_svg(const char *path, const knob_fit_data *d, knob_fit_
     knob_range(d->y, d->n, &ylo, &yhi);
     double pad = 0.25 * (yhi - ylo);   /* room for curves that wander off when extrapolating */
     knob_chart left = {.left = 70, .top = 40, .width = 470, .height = 330, .xmin = x0, .xmax = x1,
-                       .ymin = ylo - pad, .ymax = yhi + pad, .title = "Falling ball: measurements and three models",
+                       .ymin = ylo - pad, .ymax = yhi + pad, .title = title,
                        .xlabel = d->xname, .ylabel = d->yname};
     double lmin = INFINITY, lmax = 0;
     int epochs = res[0].epochs;
@@ -123,36 +128,6 @@ static knob_status write_svg(const char *path, const knob_fit_data *d, knob_fit_
                   "filled: training points; hollow: held-out points (and, beyond the dotted line, points to extrapolate to)");
     knob_svg_end(f);
     return knob_atomic_commit(&a, err);
-}
-
-static knob_status write_models(const char *path, const knob_fit_config *c, knob_fit_result *res, knob_err *err)
-{
-    knob_tensor copies[32];
-    const knob_tensor *list[32];
-    int n = 0;
-    for (int m = 0; m < KNOB_FIT_N_MODELS; m++)
-        for (int i = 0; i < res[m].P.n && n < 32; i++, n++) {
-            copies[n] = *res[m].P.t[i];
-            snprintf(copies[n].name, sizeof copies[n].name, "%.16s.%.100s", res[m].name, res[m].P.t[i]->name);
-            list[n] = &copies[n];
-        }
-    char norm[KNOB_FIT_N_MODELS][256], config[400];
-    knob_kv meta[2 + KNOB_FIT_N_MODELS];
-    meta[0] = (knob_kv){"format", "knob-fit"};
-    snprintf(config, sizeof config,
-             "{\"optim\":\"%s\",\"lr\":%g,\"epochs\":%d,\"batch\":%d,\"loss\":\"%s\",\"hidden\":%d,\"seed\":%llu}",
-             knob_optim_name(c->optim), (double)c->lr, c->epochs, c->batch, c->loss_mae ? "mae" : "mse", c->hidden,
-             (unsigned long long)c->seed);
-    meta[1] = (knob_kv){"config", config};
-    /* per model: the standardisation that maps x and y to the knobs' units, and the training state */
-    static const char *keys[KNOB_FIT_N_MODELS] = {"line.state", "quadratic.state", "mlp.state"};
-    for (int m = 0; m < KNOB_FIT_N_MODELS; m++) {
-        snprintf(norm[m], sizeof norm[m],
-                 "{\"x_mean\":%.17g,\"x_std\":%.17g,\"y_mean\":%.17g,\"y_std\":%.17g,\"epochs\":%d,\"train_loss\":%.9g}",
-                 res[m].xm, res[m].xs, res[m].ym, res[m].ys, res[m].epochs, res[m].train_loss);
-        meta[2 + m] = (knob_kv){keys[m], norm[m]};
-    }
-    return knob_st_save(path, list, n, meta, 2 + KNOB_FIT_N_MODELS, err);
 }
 
 static void print_json_number(double v)
@@ -212,8 +187,10 @@ static void print_json(const knob_fit_data *d, const knob_fit_config *c, knob_fi
 
 static void print_table(const knob_fit_data *d, const knob_fit_config *c, knob_fit_result *res)
 {
-    const char *unit = c->loss_mae ? "s" : "s^2";
-    printf("\nmodel       knobs  train loss (%s)  held-out RMSE (s)  extrapolation RMSE (s)\n", unit);
+    if (d->has_truth)   /* seconds; a CSV's y has no known unit */
+        printf("\nmodel       knobs  train loss (%s)  held-out RMSE (s)  extrapolation RMSE (s)\n", c->loss_mae ? "s" : "s^2");
+    else
+        printf("\nmodel       knobs  %-16s  %-17s  %s\n", "train loss", "held-out RMSE", "extrapolation RMSE");
     for (int m = 0; m < KNOB_FIT_N_MODELS; m++)
         printf("%-10s %6zu  %16.6f  %17.4f  %22.4f\n", res[m].name, res[m].P.n_elems, res[m].train_loss,
                res[m].heldout_rmse, res[m].extra_rmse);
@@ -313,8 +290,9 @@ knob_status cmd_fit(int argc, char **argv, knob_err *err)
             printf("%s: %d points.\n", csv, d.n);
         printf("%d points to train on, %d held out, %d beyond the largest measured x to extrapolate to.\n", n_train,
                n_held, n_extra);
-        printf("Training with %s, lr %g (cosine), %d epochs, %s loss, batch %s.\n\n", knob_optim_name(c.optim),
-               (double)c.lr, c.epochs, c.loss_mae ? "mae" : "mse", c.batch ? "size set by --batch-size" : "all points");
+        printf("Training with %s, lr %g (cosine), %d epoch%s, %s loss, batch %s.\n\n", knob_optim_name(c.optim),
+               (double)c.lr, c.epochs, c.epochs == 1 ? "" : "s", c.loss_mae ? "mae" : "mse",
+               c.batch ? "size set by --batch-size" : "all points");
     }
     for (int m = 0; m < KNOB_FIT_N_MODELS; m++) {
         s = knob_fit_train(&res[m], (knob_fit_kind)m, &d, &c, on_progress, &view, err);
@@ -323,7 +301,7 @@ knob_status cmd_fit(int argc, char **argv, knob_err *err)
         if (s)
             goto done;
     }
-    if ((s = write_svg(svg, &d, res, err)) != KNOB_OK || (s = write_models(st, &c, res, err)) != KNOB_OK)
+    if ((s = write_svg(svg, &d, res, csv, err)) != KNOB_OK || (s = knob_fit_save(st, &c, res, err)) != KNOB_OK)
         goto done;
     if (json) {
         print_json(&d, &c, res, svg, st);

@@ -169,7 +169,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         if ((s = knob_vision_load(&m, &info, resume, err)) != KNOB_OK)
             goto done;
         if ((s = knob_train_config_parse(&tc, info.train, err)) != KNOB_OK) {
-            char msg[sizeof err->msg];
+            char msg[sizeof err->msg];   /* knob_err_prefix is internal; the CLI sees knob.h only */
             snprintf(msg, sizeof msg, "%s", err->msg);
             s = knob_fail(err, KNOB_ERR_FORMAT, "%s: %s", resume, msg);
             goto done;
@@ -188,6 +188,10 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         tc.batch = batch;
         if ((s = knob_optim_parse(optim, &tc.optim.kind, err)) || (s = knob_sched_parse(schedule, &tc.sched.kind, err)))
             goto done;
+        if (lr_min > lr) {
+            s = knob_fail(err, KNOB_ERR_USAGE, "knob train: --lr-min %g is above --lr %g", (double)lr_min, (double)lr);
+            goto done;
+        }
         tc.sched.lr = lr;
         tc.sched.lr_min = lr_min;
         tc.sched.warmup = warmup;
@@ -248,9 +252,11 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         printf("%s: %d training, %d validation, %d test images of %dx%d; %d classes\n", data.name, data.train.n,
                data.val.n, data.test.n, data.train.h, data.train.w, data.train.n_classes);
         printf("model: %s (%zu parameters)\n", mdesc, m.P.n_elems);
-        printf("training: %d epochs of batch %d, %s lr %g (%s), weight decay %g, seed %llu, %d threads\n", tc.epochs,
-               tc.batch, knob_optim_name(tc.optim.kind), (double)tc.sched.lr, knob_sched_name(tc.sched.kind),
-               (double)tc.optim.weight_decay, (unsigned long long)tc.seed, knob_threads_get());
+        int threads = knob_threads_get();
+        printf("training: %d epoch%s of batch %d, %s lr %g (%s), weight decay %g, seed %llu, %d thread%s\n", tc.epochs,
+               tc.epochs == 1 ? "" : "s", tc.batch, knob_optim_name(tc.optim.kind), (double)tc.sched.lr,
+               knob_sched_name(tc.sched.kind), (double)tc.optim.weight_decay, (unsigned long long)tc.seed, threads,
+               threads == 1 ? "" : "s");
         if (knob_augment_active(&tc.aug))
             printf("augmentation: shift %d px, rotate %g deg, scale %g, noise %g\n", tc.aug.shift,
                    (double)tc.aug.rotate_deg, (double)tc.aug.scale, (double)tc.aug.noise);
@@ -333,9 +339,10 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         printf("}}\n");
     } else {
         if (st->stopped_early)
-            printf("stopped early: no lower validation loss for %d epochs\n", st->bad_epochs);
-        printf("\ntrained %d epochs in %.1f s; last epoch: train acc %.2f%%", st->epoch, train_s,
-               100 * e->train_acc);
+            printf("stopped early: no lower validation loss for %d epoch%s\n", st->bad_epochs,
+                   st->bad_epochs == 1 ? "" : "s");
+        printf("\ntrained %d epoch%s in %.1f s; last epoch: train acc %.2f%%", st->epoch, st->epoch == 1 ? "" : "s",
+               train_s, 100 * e->train_acc);
         if (isfinite(e->val_acc))
             printf(", val acc %.2f%%", 100 * e->val_acc);
         printf("\ntest accuracy: best model (epoch %d) %.2f%% (%d/%d, loss %.4f); last model %.2f%%\n", st->best_epoch,

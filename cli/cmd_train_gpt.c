@@ -5,10 +5,11 @@
  * last --val-frac of the tokens for validation, and trains with src/models/gpt_train.c. Prints a
  * progress line on a terminal (plain lines otherwise), the validation loss every --eval-every steps,
  * and writes DIR/gpt.safetensors (weights, optimizer and RNG state; resumable with --resume) and
- * DIR/loss.svg (training and validation loss). --time-limit sizes the run to the clock: the first
- * steps are timed and the cosine schedule is fitted to the time left.
+ * DIR/loss.svg (training and validation loss). --resume without a corpus trains on the one the
+ * checkpoint recorded; with one, it must be the same text.
  *
- * Not here: the model, the training step and checkpoints (src/models/), tokenizers (src/text/). */
+ * Not here: the run (its evaluation and checkpoint schedule, --time-limit's fitting), the model
+ * and checkpoints (src/models/gpt_train.c), tokenizers (src/text/). */
 #include "cli.h"
 
 #include <math.h>
@@ -17,13 +18,6 @@
 #include <time.h>
 
 #define DEFAULT_CORPUS "/usr/share/games/fortunes"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void fmt_duration(char *buf, size_t n, double s)
 {
@@ -215,6 +209,76 @@ static void print_json(const opts *o, const knob_gpt_train_config *c, long steps
     (void)o;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Progress: printing what the run reports */
+
+typedef struct run_view {
+    int tty, json, log_every, oom;
+    long step0;
+    double time_limit;
+    curve cv;
+} run_view;
+
+static double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* whether argv names the flag (as "--flag V" or "--flag=V"): a default is not a choice */
+static int flag_given(int argc, char **argv, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], flag, n) == 0 && (argv[i][n] == 0 || argv[i][n] == '='))
+            return 1;
+    return 0;
+}
+
+static void on_event(const knob_gpt_event *e, void *ctx)
+{
+    run_view *v = ctx;
+    const knob_gpt_step_info *i = &e->step;
+    if (e->kind == KNOB_GPT_EV_SIZED) {
+        if (v->json)
+            return;
+        if (v->tty)
+            fputs("\r\033[K", stderr);   /* the note on a line of its own, not inside the progress line */
+        printf("Time limit %.0f s: %.3f s a step, so about %ld step%s (refitted as the run goes)", v->time_limit,
+               e->sec_per_step, e->steps, e->steps == 1 ? "" : "s");
+        if (e->warmup != e->warmup_was)
+            printf("; warm-up scaled from %ld to %ld step%s to keep its share of the run", e->warmup_was, e->warmup,
+                   e->warmup == 1 ? "" : "s");
+        printf(".\n");
+        fflush(stdout);
+        return;
+    }
+    if (e->kind == KNOB_GPT_EV_EVAL) {
+        if (!curve_push(&v->cv.vstep, &v->cv.val, &v->cv.nv, &v->cv.vcap, (double)i->step, (double)e->val_loss))
+            v->oom = 1;
+        if (!v->json) {
+            if (v->tty)
+                fputs("\r\033[K", stderr);
+            printf("step %ld: train loss %.4f, val loss %.4f (perplexity %.2f)\n", i->step, (double)i->loss,
+                   (double)e->val_loss, exp((double)e->val_loss));
+            fflush(stdout);
+        }
+        return;
+    }
+    if (!curve_push(&v->cv.step, &v->cv.train, &v->cv.n, &v->cv.cap, (double)i->step, (double)i->loss))
+        v->oom = 1;
+    char eta_s[32];
+    fmt_duration(eta_s, sizeof eta_s, e->eta);
+    if (v->tty && !v->json)
+        fprintf(stderr, "\r\033[K  step %ld/%ld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s", i->step, e->steps,
+                (double)i->loss, (double)i->lr, e->tok_s, eta_s);
+    else if (!v->json && (i->step % v->log_every == 0 || i->step == v->step0 + 1))
+        printf("step %ld/%ld  loss %.4f  lr %.2e  norm %.3f  %.0f tok/s  ETA %s\n", i->step, e->steps, (double)i->loss,
+               (double)i->lr, (double)i->grad_norm, e->tok_s, eta_s);
+    fflush(stdout);
+}
+
 knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
 {
     knob_gpt_train_config d;
@@ -251,7 +315,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         {"time-limit", ARG_FLOAT, &o.time_limit, "SECONDS", 0, 1e7, NULL, "stop after this long; the schedule is sized to fit (0: none)"},
         {"seed", ARG_U64, &o.seed, "N", 0, 1.8446744073709552e19, NULL, "seed for init, batches and dropout"},
         {"stop-after", ARG_INT, &o.stop_after, "N", 0, 100000000, NULL, "end this run after N steps, checkpointed (continue with --resume)"},
-        {"resume", ARG_STRING, &o.resume, "FILE", 0, 0, NULL, "continue a checkpoint (its model, tokenizer and settings)"},
+        {"resume", ARG_STRING, &o.resume, "FILE", 0, 0, NULL, "continue a checkpoint (its model, tokenizer, settings and corpus)"},
         {"json", ARG_BOOL, &o.json, NULL, 0, 0, NULL, "print the summary as one JSON object"},
         {NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
     };
@@ -274,13 +338,14 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     }
     o.steps = steps;
     int tty = cli_is_tty();
-    char **files = NULL, *text = NULL, *desc = NULL, *resume_desc = NULL;
-    int n_files = 0, cached = 0;
+    char **files = NULL, **rec_files = NULL, *text = NULL, *desc = NULL, *resume_desc = NULL;
+    int n_files = 0, n_rec = 0, cached = 0;
+    uint64_t rec_hash = 0;
     size_t len = 0, n_tok = 0;
     uint16_t *tok = NULL;
     knob_tokenizer *tk = NULL;
     knob_gpt_trainer *tr = NULL;
-    curve cv = {0};
+    run_view v = {.tty = tty, .json = o.json, .log_every = o.log_every, .time_limit = o.time_limit};
     char ckpt[4096], svg[4096], cache[4096];
     snprintf(ckpt, sizeof ckpt, "%s/gpt.safetensors", o.out);
     snprintf(svg, sizeof svg, "%s/loss.svg", o.out);
@@ -289,8 +354,14 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     /* settings: from the flags, or from the checkpoint when resuming */
     knob_gpt_train_config c = d;
     if (o.resume) {
-        if ((s = knob_gpt_checkpoint_config(o.resume, &c, &resume_desc, err)) != KNOB_OK)
+        if ((s = knob_gpt_checkpoint_config(o.resume, &c, &resume_desc, err)) != KNOB_OK ||
+            (s = knob_gpt_checkpoint_corpus(o.resume, &rec_files, &n_rec, &rec_hash, err)) != KNOB_OK)
             goto done;
+        if (!n_pos && !n_rec) {
+            s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: %s records no corpus (written before knob kept one); "
+                          "name the corpus it was trained on", o.resume);
+            goto done;
+        }
     } else {
         c.model = (knob_gpt_config){.n_layer = o.layers, .n_head = o.heads, .n_embd = o.embd, .block_size = o.block,
                                     .vocab_size = 0, .dropout = o.dropout, .bias = !o.no_bias};
@@ -304,11 +375,16 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
             s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: --seq-len %d is longer than --block %d", c.seq_len, o.block);
             goto done;
         }
+        if (o.lr_min > o.lr && flag_given(argc, argv, "--lr-min")) {
+            s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: --lr-min %g is above --lr %g", (double)o.lr_min,
+                          (double)o.lr);
+            goto done;
+        }
         c.accum = o.accum;
         c.steps = o.steps ? o.steps : 2000;
         c.warmup = o.warmup;
         c.lr = o.lr;
-        c.lr_min = fminf(o.lr_min, o.lr);
+        c.lr_min = fminf(o.lr_min, o.lr);   /* the default floor under a lower --lr */
         c.weight_decay = o.wd;
         c.clip = o.clip;
         c.seed = o.seed;
@@ -319,20 +395,31 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     }
 
     const char *def[1] = {DEFAULT_CORPUS};
-    if ((s = knob_corpus_files(n_pos ? (const char *const *)pos : def, n_pos ? n_pos : 1, &files, &n_files, err)) ||
-        (s = knob_corpus_read(files, n_files, &text, &len, err)))
+    if (n_pos)
+        s = knob_corpus_files((const char *const *)pos, n_pos, &files, &n_files, err);
+    else if (o.resume)
+        s = knob_corpus_files((const char *const *)rec_files, n_rec, &files, &n_files, err);
+    else
+        s = knob_corpus_files(def, 1, &files, &n_files, err);
+    if (s || (s = knob_corpus_read(files, n_files, &text, &len, err)))
         goto done;
     if (len == 0) {
         s = knob_fail(err, KNOB_ERR_FORMAT, "%s%s: the corpus is empty", files[0], n_files > 1 ? " ..." : "");
         goto done;
     }
+    if (o.resume && n_rec && knob_gpt_corpus_hash(text, len) != rec_hash) {
+        s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: %s was trained on %.200s%s, not on %.200s%s (the text "
+                      "differs); leave the corpus out to resume on its own", o.resume, rec_files[0],
+                      n_rec > 1 ? " ..." : "", files[0], n_files > 1 ? " ..." : "");
+        goto done;
+    }
     s = o.resume ? knob_tok_from_desc(&tk, resume_desc, err) : make_tokenizer(o.tokenizer, text, len, &tk, err);
     if (s || (s = knob_tok_describe(tk, &desc, err)) || (s = knob_mkdirs(o.out, err)))
         goto done;
-    double t0 = now_s();
+    double t0 = cli_now();
     if ((s = load_tokens(cache, files, n_files, text, len, tk, desc, &tok, &n_tok, &cached, err)) != KNOB_OK)
         goto done;
-    double t_tok = now_s() - t0;
+    double t_tok = cli_now() - t0;
     if (!o.resume)
         c.model.vocab_size = knob_tok_vocab_size(tk);
     if (c.model.vocab_size != knob_tok_vocab_size(tk)) {
@@ -344,18 +431,21 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     if (n_val > 0 && n_val < (size_t)c.seq_len + 1)
         n_val = 0;   /* too little to hold out a single window */
     size_t n_train = n_tok - n_val;
-    if ((s = knob_gpt_trainer_new(&tr, &c, tok, n_train, tok + n_train, n_val, err)) != KNOB_OK)
+    if ((s = knob_gpt_trainer_new(&tr, &c, tok, n_train, tok + n_train, n_val, err)) != KNOB_OK ||
+        (s = knob_gpt_trainer_set_corpus(tr, files, n_files, text, len, err)) != KNOB_OK)
         goto done;
     if (o.resume && (s = knob_gpt_trainer_resume(tr, o.resume, err)) != KNOB_OK)
         goto done;
     long step0 = knob_gpt_trainer_step_count(tr);
+    char tok_name[64];
+    snprintf(tok_name, sizeof tok_name, "%.63s", strncmp(desc, "char:", 5) == 0 ? "char" : desc);
     if (!o.json) {
         printf("Corpus: %d file%s, %zu bytes -> %zu tokens (%s tokenizer, %d ids; %s %s in %.1f s).\n", n_files,
-               n_files == 1 ? "" : "s", len, n_tok, knob_tok_kind_name(knob_tok_kind_of(tk)), c.model.vocab_size,
-               cached ? "read from" : "cached in", cache, t_tok);
-        printf("Model: %d layers, %d heads, C %d, context %d, %zu parameters. Batch %d x %d tokens x %d accum.\n",
-               c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.block_size, knob_gpt_n_params(&c.model),
-               c.batch, c.seq_len, c.accum);
+               n_files == 1 ? "" : "s", len, n_tok, tok_name, c.model.vocab_size, cached ? "read from" : "cached in",
+               cache, t_tok);
+        printf("Model: %d layer%s, %d head%s, C %d, context %d, %zu parameters. Batch %d x %d tokens x %d accum.\n",
+               c.model.n_layer, c.model.n_layer == 1 ? "" : "s", c.model.n_head, c.model.n_head == 1 ? "" : "s",
+               c.model.n_embd, c.model.block_size, knob_gpt_n_params(&c.model), c.batch, c.seq_len, c.accum);
         printf("Training on %zu tokens, validating on %zu; AdamW lr %g (cosine to %g, warm-up %ld), wd %g, clip %g.\n",
                n_train, n_val, (double)c.lr, (double)c.lr_min, c.warmup, (double)c.weight_decay, (double)c.clip);
         if (o.resume)
@@ -363,108 +453,41 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         fflush(stdout);
     }
 
-    /* the loop */
-    double start = now_s(), last_eval_t = 0;
-    long tokens_per_step = (long)c.batch * c.seq_len * c.accum;
-    int sized = 0;
-    float train_loss = NAN, val_loss = NAN;
-    long step = step0;
-    int stopped_by_clock = 0;
-    while (step < c.steps) {
-        knob_gpt_step_info info;
-        if ((s = knob_gpt_trainer_step(tr, &info, err)) != KNOB_OK)
-            goto done;
-        step = info.step;
-        train_loss = info.loss;
-        if (!curve_push(&cv.step, &cv.train, &cv.n, &cv.cap, (double)step, (double)info.loss)) {
-            s = knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
-            goto done;
-        }
-        double el = now_s() - start;
-        /* --time-limit: fit the schedule to the clock after 4 steps, and again every 50 steps as
-         * the speed settles (on a shared machine it moves), from the mean time per step so far,
-         * validation included (its share estimated until the first one has run) */
-        long done_steps = step - step0;
-        if (o.time_limit > 0 && (done_steps == 4 || (sized && done_steps % 50 == 0)) && el < o.time_limit) {
-            double per = el / (double)done_steps;
-            if (last_eval_t == 0)
-                per *= 1.0 + (double)o.eval_batches / (3.0 * o.eval_every);
-            long fit = step + (long)((o.time_limit - el) / per);
-            if (fit < step + 1)
-                fit = step + 1;
-            c.steps = o.steps && o.steps < fit ? o.steps : fit;
-            knob_gpt_trainer_set_steps(tr, c.steps);
-            if (!sized && !o.json) {
-                printf("Time limit %.0f s: %.3f s a step, so about %ld steps (refitted as the run goes).\n",
-                       (double)o.time_limit, per, c.steps);
-                fflush(stdout);
-            }
-            sized = 1;
-        }
-        int last = step >= c.steps || (o.time_limit > 0 && el >= o.time_limit) ||
-                   (o.stop_after > 0 && step - step0 >= o.stop_after);
-        double tok_s = (double)(step - step0) * (double)tokens_per_step / fmax(el, 1e-9);
-        double eta = (double)(c.steps - step) * el / (double)(step - step0);
-        char eta_s[32];
-        fmt_duration(eta_s, sizeof eta_s, o.time_limit > 0 ? fmin(eta, o.time_limit - el) : eta);
-        if (tty && !o.json)
-            fprintf(stderr, "\r\033[K  step %ld/%ld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s", step, c.steps,
-                    (double)info.loss, (double)info.lr, tok_s, eta_s);
-        else if (!o.json && (step % o.log_every == 0 || step == step0 + 1))
-            printf("step %ld/%ld  loss %.4f  lr %.2e  norm %.3f  %.0f tok/s  ETA %s\n", step, c.steps,
-                   (double)info.loss, (double)info.lr, (double)info.grad_norm, tok_s, eta_s);
-        if (n_val && (step % o.eval_every == 0 || last)) {
-            double te = now_s();
-            if ((s = knob_gpt_trainer_eval(tr, o.eval_batches, &val_loss, err)) != KNOB_OK)
-                goto done;
-            last_eval_t += now_s() - te;
-            if (!curve_push(&cv.vstep, &cv.val, &cv.nv, &cv.vcap, (double)step, (double)val_loss)) {
-                s = knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
-                goto done;
-            }
-            if (!o.json) {
-                if (tty)
-                    fputs("\r\033[K", stderr);
-                printf("step %ld: train loss %.4f, val loss %.4f (perplexity %.2f)\n", step, (double)info.loss,
-                       (double)val_loss, exp((double)val_loss));
-            }
-        }
-        if (step % o.ckpt_every == 0 || last) {
-            if ((s = knob_gpt_trainer_save(tr, ckpt, desc, err)) != KNOB_OK)
-                goto done;
-        }
-        fflush(stdout);
-        if (last) {
-            stopped_by_clock = step < c.steps;
-            break;
-        }
-    }
+    knob_gpt_run run = {.eval_every = o.eval_every, .eval_batches = o.eval_batches, .ckpt_every = o.ckpt_every,
+                        .stop_after = o.stop_after, .max_steps = o.steps, .time_limit = o.time_limit,
+                        .ckpt_path = ckpt, .tok_desc = desc};
+    knob_gpt_run_result r;
+    v.step0 = step0;
+    s = knob_gpt_trainer_run(tr, &run, on_event, &v, &r, err);
+    if (!s && v.oom)
+        s = knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
+    if (s)
+        goto done;
     if (tty && !o.json)
         fputs("\r\033[K", stderr);
-    double secs = now_s() - start;
-    if (step == step0 && (s = knob_gpt_trainer_save(tr, ckpt, desc, err)) != KNOB_OK)
-        goto done;
+    const knob_gpt_train_config *cf = knob_gpt_trainer_config(tr);
     char title[160];
     snprintf(title, sizeof title, "GPT %dL %dH C%d on %zu tokens (%s)", c.model.n_layer, c.model.n_head,
              c.model.n_embd, n_tok, knob_tok_kind_name(knob_tok_kind_of(tk)));
-    if ((s = write_svg(svg, &cv, title, err)) != KNOB_OK)
+    if ((s = write_svg(svg, &v.cv, title, err)) != KNOB_OK)
         goto done;
-    double tok_s = (double)(step - step0) * (double)tokens_per_step / fmax(secs, 1e-9);
+    long tokens_per_step = (long)c.batch * c.seq_len * c.accum;
     if (o.json) {
-        print_json(&o, &c, step, secs, tok_s, train_loss, val_loss, n_train, n_val, desc, ckpt, svg);
+        print_json(&o, cf, step0 + r.steps_done, r.seconds, r.tok_s, r.train_loss, r.val_loss, n_train, n_val, desc,
+                   ckpt, svg);
     } else {
-        printf("\n%s %ld steps (%ld tokens) in %.1f s: %.0f tokens/s (validation took %.1f s).\n",
-               stopped_by_clock ? "Stopped early after" : "Trained", step - step0,
-               (step - step0) * tokens_per_step, secs, tok_s, last_eval_t);
-        if (isfinite(val_loss))
-            printf("Final train loss %.4f, validation loss %.4f nats/token (perplexity %.2f).\n", (double)train_loss,
-                   (double)val_loss, exp((double)val_loss));
+        printf("\n%s %ld step%s (%ld tokens) in %.1f s: %.0f tokens/s (validation took %.1f s).\n",
+               r.stopped_by_clock ? "Stopped early after" : "Trained", r.steps_done, r.steps_done == 1 ? "" : "s",
+               r.steps_done * tokens_per_step, r.seconds, r.tok_s, r.eval_seconds);
+        if (isfinite(r.val_loss))
+            printf("Final train loss %.4f, validation loss %.4f nats/token (perplexity %.2f).\n", (double)r.train_loss,
+                   (double)r.val_loss, exp((double)r.val_loss));
         printf("Wrote %s and %s. Try: knob generate %s --prompt \"A\"\n", ckpt, svg, ckpt);
     }
 done:
     if (tty && s)
         fputs("\r\033[K", stderr);
-    curve_free(&cv);
+    curve_free(&v.cv);
     knob_gpt_trainer_free(tr);
     knob_tok_free(tk);
     knob_free(tok);
@@ -472,6 +495,7 @@ done:
     knob_free(resume_desc);
     knob_free(text);
     knob_corpus_files_free(files, n_files);
+    knob_corpus_files_free(rec_files, n_rec);
     knob_free(pos);
     return s;
 }

@@ -487,6 +487,12 @@ knob_status knob_fit_train(knob_fit_result *r, knob_fit_kind kind, const knob_fi
 /* Predictions in physical units for n points x. */
 knob_status knob_fit_predict(const knob_fit_result *r, const double *x, double *y, int n, knob_err *err);
 void        knob_fit_result_free(knob_fit_result *r);
+/* The three models (res[KNOB_FIT_N_MODELS]) in one safetensors file: parameters "<model>.<name>",
+ * metadata format "knob-fit", config (JSON) and "<model>.state" (the standardisation, JSON), atomic.
+ * Load rebuilds the three results (knobs, standardisation, training loss; no loss curve) for
+ * knob_fit_predict; free each with knob_fit_result_free. */
+knob_status knob_fit_save(const char *path, const knob_fit_config *c, const knob_fit_result *res, knob_err *err);
+knob_status knob_fit_load(knob_fit_result *res, const char *path, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
  * Image data, augmentation and pictures (readers: src/io/idx.c, src/io/digits.c, src/io/image.c,
@@ -592,8 +598,8 @@ knob_status knob_grid_save(const knob_grid *g, const char *path, knob_err *err);
 void        knob_grid_free(knob_grid *g);
 
 /* ------------------------------------------------------------------------------------------------
- * Image classifiers: MLP and CNN models, the training loop, checkpoints, evaluation and pictures
- * (src/models/vision.c, src/train/loop.c, src/train/checkpoint.c; knob train, eval, predict).
+ * Image classifiers: MLP and CNN models, the trainer, checkpoints, evaluation and pictures
+ * (src/models/vision.c, src/models/vision_train.c on src/train/; knob train, eval, predict).
  *
  * Parameters: CNN stage i (1-based) "conv<i>.weight" (OC, C, K, K) and "conv<i>.bias" (OC): a
  * K x K convolution with "same" padding, ReLU, 2x2 max pooling. Then dense layers "fc<i>.weight"
@@ -717,18 +723,19 @@ void        knob_train_config_default(knob_train_config *c);
 void        knob_train_config_str(const knob_train_config *c, char *buf, size_t size);
 knob_status knob_train_config_parse(knob_train_config *c, const char *s, knob_err *err);
 /* Trains m on s->train, validating on s->val after each epoch. st: a fresh state from
- * knob_train_state_init, or one loaded with knob_checkpoint_load (resume; then opt_state holds
- * that file's optimizer moments). Stops at tc->epochs, at patience, or after stop_after epochs of
- * this call. A non-finite loss stops it with an error naming the epoch and step. */
+ * knob_train_state_init, or, with resume_path, the state of that checkpoint (read here with its
+ * optimizer moments). Stops at tc->epochs, at patience, or after stop_after epochs of this call. A
+ * non-finite loss or gradient stops it with an error naming the epoch and step (and the tensor). */
 void        knob_train_state_init(knob_train_state *st, uint64_t seed);
 knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_train_config *tc,
                               knob_train_state *st, const char *resume_path, knob_train_progress cb,
                               void *ctx, knob_err *err);
 
-/* Checkpoints: safetensors with the parameters, optimizer moments as "optim.m.<name>" and
- * "optim.v.<name>", and metadata strings: format "knob-classifier", model (config text), dataset,
- * classes ("0|1|..."), train (config text), state (JSON: epoch, step, RNG states, best val loss,
- * history). */
+/* Checkpoints: the one training checkpoint (src/train/checkpoint.c) with family "classifier":
+ * the parameters, optimizer moments as "optim.m.<name>" and "optim.v.<name>", metadata knob.model,
+ * classifier.config (JSON: model config text, dataset, class names) and knob.train (JSON: step,
+ * RNG states order/aug/dropout, the training config's keys, state: epoch, best val loss, history).
+ * Files written before it (format "knob-classifier") still load and resume. */
 knob_status knob_checkpoint_save(const char *path, const knob_vision *m, const knob_optim *o,
                                  const knob_train_config *tc, const knob_train_state *st,
                                  knob_err *err);
@@ -909,8 +916,11 @@ knob_status knob_gpt_trainer_step(knob_gpt_trainer *tr, knob_gpt_step_info *info
 /* Mean loss over n_batches x B fixed, evenly spaced windows of val (dropout off): the same windows
  * every call, so values are comparable along a run. */
 knob_status knob_gpt_trainer_eval(knob_gpt_trainer *tr, int n_batches, float *loss, knob_err *err);
-/* Checkpoint: the parameters (contract names), AdamW moments as optim.m.<name> / optim.v.<name>,
- * metadata knob.model, gpt.config, tokenizer, gpt.train, train.step, rng.data, rng.dropout. */
+/* Checkpoint: the one training checkpoint (src/train/checkpoint.c) with family "gpt": the
+ * parameters (contract names), AdamW moments as optim.m.<name> / optim.v.<name>, metadata
+ * knob.model, gpt.config, tokenizer (what knob generate reads) and knob.train (JSON: step, RNG
+ * states data/dropout, the training config, state: the corpus). Files written before it (gpt.train,
+ * train.step, rng.data, ...) still resume. */
 knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_err *err);
 /* Reads a checkpoint's training config and tokenizer description (knob_malloc'd), to make the
  * trainer that knob_gpt_trainer_resume then fills. */
@@ -920,6 +930,54 @@ long        knob_gpt_trainer_step_count(const knob_gpt_trainer *tr);
 /* Changes the schedule's length (before the first step: --time-limit sizes a run after timing). */
 void        knob_gpt_trainer_set_steps(knob_gpt_trainer *tr, long steps);
 knob_params *knob_gpt_trainer_params(knob_gpt_trainer *tr);
+const knob_gpt_train_config *knob_gpt_trainer_config(const knob_gpt_trainer *tr);
+
+/* The corpus a run trains on, recorded in its checkpoints (the files and a 64-bit hash of the
+ * text, knob_gpt_corpus_hash), so --resume without a corpus finds it again and a resume with other
+ * text is refused. files are copied. */
+uint64_t    knob_gpt_corpus_hash(const char *text, size_t len);
+knob_status knob_gpt_trainer_set_corpus(knob_gpt_trainer *tr, char *const *files, int n_files, const char *text,
+                                        size_t len, knob_err *err);
+/* The corpus a checkpoint recorded: *files (knob_malloc'd, free with knob_corpus_files_free) and
+ * the hash; *n_files 0 when it records none (files from before the record). */
+knob_status knob_gpt_checkpoint_corpus(const char *path, char ***files, int *n_files, uint64_t *hash, knob_err *err);
+
+/* A run: steps until the schedule's end, stop_after steps of this run, or time_limit seconds; a
+ * validation loss every eval_every steps and after the last (when there are validation tokens);
+ * a checkpoint every ckpt_every steps and after the last (also when no step was left to run).
+ * time_limit > 0 fits the schedule to the clock after 4 steps and again every 50 (capped at
+ * max_steps when that is not 0), and scales a warm-up longer than the fitted run to the fraction
+ * of the steps it was of the planned run. Progress goes to cb (may be NULL). */
+typedef struct knob_gpt_run {
+    int eval_every, eval_batches, ckpt_every;
+    long stop_after;           /* 0: none */
+    long max_steps;            /* the user's own step count with time_limit (0: none) */
+    double time_limit;         /* seconds; 0: none */
+    const char *ckpt_path;     /* NULL: no checkpoints */
+    const char *tok_desc;      /* stored in checkpoints */
+} knob_gpt_run;
+
+typedef enum { KNOB_GPT_EV_STEP, KNOB_GPT_EV_EVAL, KNOB_GPT_EV_SIZED } knob_gpt_event_kind;
+typedef struct knob_gpt_event {
+    knob_gpt_event_kind kind;  /* a step done; a validation loss after it; the schedule fitted to the clock (once) */
+    knob_gpt_step_info step;   /* the step just done */
+    long steps;                /* the schedule's length now */
+    double elapsed, tok_s, eta;   /* seconds since the run began, tokens a second, seconds left */
+    float val_loss;            /* EVAL */
+    double sec_per_step;       /* SIZED: the estimate used */
+    long warmup, warmup_was;   /* SIZED: the warm-up now and as asked */
+} knob_gpt_event;
+typedef void (*knob_gpt_run_cb)(const knob_gpt_event *e, void *ctx);
+
+typedef struct knob_gpt_run_result {
+    long steps_done;           /* in this run */
+    double seconds, eval_seconds, tok_s;
+    float train_loss, val_loss;   /* the last ones (NaN: none) */
+    int stopped_by_clock;      /* ended by time_limit or stop_after before the schedule's end */
+} knob_gpt_run_result;
+
+knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, knob_gpt_run_cb cb, void *ctx,
+                                 knob_gpt_run_result *res, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
  * Tokenizers (src/text/tokenizer.c, bpe.c, bpe_train.c, llmc_tokenizer.c; src/core/utf8.c)

@@ -221,6 +221,106 @@ knob_status knob_tok_new_pieces(knob_tokenizer **t, knob_tok_kind kind, int n, u
                                 size_t *off, int eot, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
+ * Training pieces (src/train/step.c, src/train/checkpoint.c), shared by every family's trainer
+ * (src/models/fit.c, vision_train.c, gpt_train.c). */
+
+typedef struct cJSON knob_json;   /* as in the JSON section below */
+
+/* Fills the graph's inputs for micro-batch (or evaluation batch) i. For evaluation, *rows is set
+ * to the rows of the batch that count (the rest is padding). */
+typedef knob_status (*knob_fill_fn)(void *ctx, int i, int *rows, knob_err *err);
+
+/* One optimizer step: zero the grads; for each of accum micro-batches fill, forward, check the
+ * loss is finite, backward (grads accumulate); scale the grads by 1/accum; clip the global norm
+ * (clip 0: measure only) and check it is finite, naming the first tensor whose gradient is not;
+ * the optimizer step at lr. Allocates nothing. last_finite / last_finite_step (start them at NAN
+ * and -1) feed the message "step 812: loss is nan (last finite 2.31 at step 811); try a lower --lr". */
+typedef struct knob_step {
+    knob_graph *g;
+    knob_node *loss;           /* scalar, the mean over the micro-batch */
+    knob_params *P;
+    knob_optim *opt;
+    int accum;                 /* micro-batches per step, >= 1 */
+    float clip;                /* global gradient-norm limit; 0: none */
+    knob_fill_fn fill;         /* NULL: the inputs are already filled (accum 1) */
+    void *ctx;
+    double last_finite;
+    long last_finite_step;
+} knob_step;
+
+typedef struct knob_step_result {
+    double loss;               /* mean over the micro-batches */
+    float grad_norm;           /* before clipping */
+} knob_step_result;
+
+/* step: the 1-based number of this step, for messages. */
+knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *out, knob_err *err);
+
+/* Evaluation over n_batches batches from fill: the mean of a scalar loss node over the batches
+ * (batches weighted equally), or, with logits (B, K) and targets (B) that fill writes, the mean
+ * cross-entropy per counted row, the accuracy and (pred, one per counted row, or NULL) the argmax. */
+typedef struct knob_eval {
+    knob_graph *g;
+    knob_node *loss;           /* or NULL: from logits and targets */
+    knob_node *logits;         /* (B, K) or NULL */
+    const int32_t *targets;    /* (B) or NULL */
+    int n_batches;
+    knob_fill_fn fill;
+    void *ctx;
+} knob_eval;
+
+typedef struct knob_eval_stats {
+    long n, correct;           /* rows counted, argmax == target */
+    double loss, accuracy;     /* NaN when nothing was counted (accuracy: without targets) */
+} knob_eval_stats;
+
+knob_status knob_eval_run(const knob_eval *e, knob_eval_stats *out, int32_t *pred, knob_err *err);
+
+/* The one checkpoint (see checkpoint.c for the layout). The family names itself, passes its model
+ * config as JSON text and its training config (and any state of its own) as JSON objects. */
+typedef struct knob_ckpt_rng { const char *name; knob_rng *rng; } knob_ckpt_rng;
+#define KNOB_CKPT_MAX_RNG 4
+typedef struct knob_ckpt {
+    const char *family;        /* "gpt", "classifier": metadata knob.model */
+    const char *config;        /* metadata "<family>.config" */
+    const knob_params *P;
+    const knob_optim *opt;     /* NULL: no moments */
+    long step;
+    int n_rng;
+    knob_ckpt_rng rng[KNOB_CKPT_MAX_RNG];
+    const knob_json *train;    /* the training config */
+    const knob_json *state;    /* or NULL */
+    const knob_kv *extra;      /* more metadata strings, e.g. a GPT's "tokenizer" */
+    int n_extra;
+} knob_ckpt;
+knob_status knob_ckpt_save(const char *path, const knob_ckpt *c, knob_err *err);
+
+/* An open checkpoint. tree is NULL for a model file without training state (it loads but cannot
+ * resume); older encodings are converted on open (legacy 1). */
+typedef struct knob_ckpt_file {
+    knob_st st;
+    const char *family, *config;
+    knob_json *tree;           /* the knob.train object */
+    const knob_json *train, *state;   /* its "config" and "state", or NULL */
+    long step, optim_step;
+    int legacy;
+    char *owned_config;
+} knob_ckpt_file;
+/* family: the one expected; another one, or a file that is no knob checkpoint, is an error. */
+knob_status knob_ckpt_open(knob_ckpt_file *f, const char *path, const char *family, knob_err *err);
+void        knob_ckpt_close(knob_ckpt_file *f);
+knob_status knob_ckpt_need_state(const knob_ckpt_file *f, knob_err *err);   /* error unless resumable */
+/* P's tensors, each named prefix + name ("" for the values, "optim.m." / "optim.v." for the
+ * moments), into out (P->n_elems) in P's order; shapes must match. */
+knob_status knob_ckpt_read(const knob_ckpt_file *f, const knob_params *P, const char *prefix, float *out, knob_err *err);
+knob_status knob_ckpt_read_rng(const knob_ckpt_file *f, const char *name, knob_rng *r, knob_err *err);
+/* JSON pieces: an RNG state as the file stores it; key=value text <-> a flat object (classifier
+ * training configs, whose text form predates the JSON). */
+knob_json  *knob_ckpt_rng_json(const knob_rng *r);
+knob_json  *knob_ckpt_kv_to_json(const char *text);
+char       *knob_ckpt_json_to_kv(const knob_json *o);
+
+/* ------------------------------------------------------------------------------------------------
  * Hashing (core/hash.c), for hash tables and cache keys */
 #define KNOB_FNV_SEED 0xcbf29ce484222325ull
 uint64_t knob_fnv1a(uint64_t h, const void *p, size_t n);   /* FNV-1a over n bytes, continuing h */

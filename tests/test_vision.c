@@ -1,5 +1,5 @@
 /* test_vision.c: the image classifiers (src/models/vision.c), their training loop
- * (src/train/loop.c) and checkpoints (src/train/checkpoint.c), on small generated images.
+ * (src/models/vision_train.c) and checkpoints (src/train/checkpoint.c), on small generated images.
  * Logits are checked against a forward pass written out by hand here (dense layers as loops, the
  * convolution by knob_conv2d_naive, pooling and ReLU as loops); evaluation against per-image
  * classification; the loop by learning a separable task, by same-seed runs giving the same bits,
@@ -480,7 +480,7 @@ TEST(vision_checkpoint_errors)
     CHECK(m2.P.n == 0);
     knob_kv fit_meta[] = {{"format", "knob-fit"}};
     CHECK_OK(knob_params_save(&m.P, other, fit_meta, 1, &err));
-    CHECK_FAILS_WITH(knob_vision_load(&m2, &info, other, &err), KNOB_ERR_FORMAT, "(format 'knob-fit', expected 'knob-classifier')");
+    CHECK_FAILS_WITH(knob_vision_load(&m2, &info, other, &err), KNOB_ERR_FORMAT, "not a knob classifier checkpoint (format 'knob-fit')");
     /* truncated */
     unsigned char *buf;
     size_t len;

@@ -225,11 +225,7 @@ knob_status knob_fit_read_csv(knob_fit_data *d, const char *path, const knob_fit
     knob_free(sorted);
     knob_free(idx);
     if (s) {
-        /* err->msg cannot be both the destination and an argument of one knob_fail (vsnprintf
-         * would read what it is overwriting): prefix the path from a copy */
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        knob_fail(err, s, "%s: %.400s", path, why);
+        knob_err_prefix(err, "%s", path);
         knob_fit_data_free(d);
     }
     return s;
@@ -411,6 +407,30 @@ static void normalise(knob_fit_result *r, const knob_fit_data *d)
     r->ys = syy > 0 ? sqrt(syy / n) : 1;
 }
 
+/* one batch of standardised points, order[start .. start + rows) */
+typedef struct {
+    const knob_fit_result *r;
+    const knob_fit_data *d;
+    const int *order;
+    train_graph *t;
+    int start;
+} fit_fill;
+
+static knob_status fit_fill_batch(void *ctx, int micro, int *rows, knob_err *err)
+{
+    fit_fill *f = ctx;
+    const knob_fit_result *r = f->r;
+    for (int i = 0; i < f->t->rows; i++) {
+        int j = f->order[f->start + i];
+        knob_node_data(f->t->u)[i] = (float)((f->d->x[j] - r->xm) / r->xs);
+        knob_node_data(f->t->v)[i] = (float)((f->d->y[j] - r->ym) / r->ys);
+    }
+    *rows = f->t->rows;
+    (void)micro;
+    (void)err;
+    return KNOB_OK;
+}
+
 knob_status knob_fit_train(knob_fit_result *r, knob_fit_kind kind, const knob_fit_data *d, const knob_fit_config *c,
                            knob_fit_progress progress, void *ctx, knob_err *err)
 {
@@ -463,34 +483,29 @@ knob_status knob_fit_train(knob_fit_result *r, knob_fit_kind kind, const knob_fi
     knob_rng_seed(&data_rng, c->seed ^ 0x64617461ULL);
     int n_batches = (n_train + B - 1) / B;
     knob_schedule sched = {.kind = KNOB_SCHED_COSINE, .lr = c->lr, .lr_min = 0, .total_steps = (long)c->epochs * n_batches};
+    fit_fill fill = {r, d, order, &full, 0};
+    knob_step stp = {.P = &r->P, .opt = &opt, .accum = 1, .fill = fit_fill_batch, .ctx = &fill,
+                     .last_finite = NAN, .last_finite_step = -1};
     long step = 0;
-    double last_finite = NAN;
     for (int epoch = 0; epoch < c->epochs; epoch++) {
         if (B < n_train)
             knob_rng_shuffle(&data_rng, order, (size_t)n_train);
         double epoch_loss = 0;
         for (int start = 0; start < n_train; start += B) {
             train_graph *t = n_train - start >= B ? &full : &tail;
-            for (int i = 0; i < t->rows; i++) {
-                int j = order[start + i];
-                knob_node_data(t->u)[i] = (float)((d->x[j] - r->xm) / r->xs);
-                knob_node_data(t->v)[i] = (float)((d->y[j] - r->ym) / r->ys);
-            }
-            knob_params_zero_grad(&r->P);
-            if ((s = knob_graph_forward(t->g, err)) != KNOB_OK)
-                goto done;
-            double loss = knob_node_data(t->loss)[0];
-            if (!isfinite(loss)) {
-                s = knob_fail(err, KNOB_ERR_NUMERIC, "fit %s: epoch %d: loss is %s (last finite %.4g); try a lower --lr",
-                              r->name, epoch + 1, isnan(loss) ? "nan" : "inf", last_finite);
+            knob_step_result res;
+            fill.t = t;
+            fill.start = start;
+            stp.g = t->g;
+            stp.loss = t->loss;
+            if ((s = knob_step_run(&stp, step + 1, knob_schedule_lr(&sched, step), &res, err)) != KNOB_OK) {
+                knob_err_prefix(err, "fit %s: epoch %d", r->name, epoch + 1);
                 goto done;
             }
-            epoch_loss += loss * t->rows;
-            knob_graph_backward(t->g, t->loss);
-            knob_optim_step(&opt, knob_schedule_lr(&sched, step++));
+            step++;
+            epoch_loss += res.loss * t->rows;
         }
         r->loss_curve[epoch] = epoch_loss / n_train;
-        last_finite = r->loss_curve[epoch];
         if (progress) {
             physical_knobs(r);
             progress(r, epoch + 1, r->loss_curve[epoch], ctx);
@@ -515,5 +530,113 @@ done:
         knob_free(r->loss_curve);
         r->loss_curve = NULL;
     }
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The models' file: fit.safetensors holds the three models' parameters as "<model>.<name>" and
+ * metadata format "knob-fit", config (the run's settings, JSON) and per model "<model>.state"
+ * (JSON: the standardisation x_mean, x_std, y_mean, y_std, epochs and the training loss). It is a
+ * file of fitted models, not a resumable checkpoint: no optimizer state, no RNG. */
+
+knob_status knob_fit_save(const char *path, const knob_fit_config *c, const knob_fit_result *res, knob_err *err)
+{
+    knob_tensor copies[32];
+    const knob_tensor *list[32];
+    int n = 0;
+    for (int m = 0; m < KNOB_FIT_N_MODELS; m++)
+        for (int i = 0; i < res[m].P.n && n < 32; i++, n++) {
+            copies[n] = *res[m].P.t[i];
+            snprintf(copies[n].name, sizeof copies[n].name, "%.16s.%.100s", res[m].name, res[m].P.t[i]->name);
+            list[n] = &copies[n];
+        }
+    char norm[KNOB_FIT_N_MODELS][256], config[400];
+    knob_kv meta[2 + KNOB_FIT_N_MODELS];
+    meta[0] = (knob_kv){"format", "knob-fit"};
+    snprintf(config, sizeof config,
+             "{\"optim\":\"%s\",\"lr\":%g,\"epochs\":%d,\"batch\":%d,\"loss\":\"%s\",\"hidden\":%d,\"seed\":%llu}",
+             knob_optim_name(c->optim), (double)c->lr, c->epochs, c->batch, c->loss_mae ? "mae" : "mse", c->hidden,
+             (unsigned long long)c->seed);
+    meta[1] = (knob_kv){"config", config};
+    static const char *keys[KNOB_FIT_N_MODELS] = {"line.state", "quadratic.state", "mlp.state"};
+    for (int m = 0; m < KNOB_FIT_N_MODELS; m++) {
+        snprintf(norm[m], sizeof norm[m],
+                 "{\"x_mean\":%.17g,\"x_std\":%.17g,\"y_mean\":%.17g,\"y_std\":%.17g,\"epochs\":%d,\"train_loss\":%.9g}",
+                 res[m].xm, res[m].xs, res[m].ym, res[m].ys, res[m].epochs, res[m].train_loss);
+        meta[2 + m] = (knob_kv){(char *)keys[m], norm[m]};
+    }
+    return knob_st_save(path, list, n, meta, 2 + KNOB_FIT_N_MODELS, err);
+}
+
+static knob_status load_one(knob_fit_result *r, const knob_st *st, const knob_fit_config *c, knob_err *err)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%s.state", r->name);
+    const char *text = knob_st_meta(st, key);
+    if (!text)
+        return knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata '%s' missing", st->path, key);
+    knob_json *j = NULL;
+    knob_status s = knob_json_parse_str(&j, text, key, err);
+    if (!s && !(s = knob_json_get_double(j, "x_mean", 1, &r->xm, key, err)) &&
+        !(s = knob_json_get_double(j, "x_std", 1, &r->xs, key, err)) &&
+        !(s = knob_json_get_double(j, "y_mean", 1, &r->ym, key, err)) &&
+        !(s = knob_json_get_double(j, "y_std", 1, &r->ys, key, err)) &&
+        !(s = knob_json_get_int(j, "epochs", 1, 100000000, 1, &r->epochs, key, err)))
+        s = knob_json_get_double(j, "train_loss", 0, &r->train_loss, key, err);
+    knob_json_free(j);
+    if (s)
+        return knob_err_prefix(err, "%s", st->path);
+    if (!(r->xs > 0) || !(r->ys > 0))
+        return knob_fail(err, KNOB_ERR_FORMAT, "%s: %s: x_std and y_std must be positive", st->path, key);
+    if ((s = declare_params(r, c, err)) != KNOB_OK)
+        return s;
+    for (int i = 0; i < r->P.n; i++) {
+        knob_tensor *t = r->P.t[i];
+        char name[KNOB_NAME_MAX + 24];
+        snprintf(name, sizeof name, "%s.%s", r->name, t->name);
+        const knob_st_entry *e = knob_st_find(st, name);
+        size_t n = 1;
+        for (int d = 0; e && d < e->n_dims; d++)
+            n *= (size_t)e->shape[d];
+        if (!e)
+            return knob_fail(err, KNOB_ERR_FORMAT, "%s: tensor '%s' missing", st->path, name);
+        if (n != t->n_elems)
+            return knob_fail(err, KNOB_ERR_SHAPE, "%s: '%s' has %zu values, the model %zu", st->path, name, n, t->n_elems);
+        if ((s = knob_st_read_f32(st, e, t->data, t->n_elems, err)) != KNOB_OK)
+            return s;
+    }
+    physical_knobs(r);
+    return KNOB_OK;
+}
+
+knob_status knob_fit_load(knob_fit_result *res, const char *path, knob_err *err)
+{
+    memset(res, 0, KNOB_FIT_N_MODELS * sizeof *res);
+    knob_st st;
+    knob_status s = knob_st_open(&st, path, err);
+    if (s)
+        return s;
+    const char *fmt = knob_st_meta(&st, "format"), *cfg = knob_st_meta(&st, "config");
+    knob_fit_config c;
+    knob_fit_config_default(&c);
+    knob_json *j = NULL;
+    if (!fmt || strcmp(fmt, "knob-fit") != 0)
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: not a knob fit file (format '%.64s')", path, fmt ? fmt : "");
+    else if (!cfg)
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata 'config' missing", path);
+    else if ((s = knob_json_parse_str(&j, cfg, "config", err)) ||
+             (s = knob_json_get_int(j, "hidden", 1, 1 << 20, 1, &c.hidden, "config", err)))
+        knob_err_prefix(err, "%s", path);
+    knob_json_free(j);
+    for (int m = 0; !s && m < KNOB_FIT_N_MODELS; m++) {
+        res[m].kind = (knob_fit_kind)m;
+        res[m].name = model_names[m];
+        knob_params_init(&res[m].P);
+        s = load_one(&res[m], &st, &c, err);
+    }
+    knob_st_close(&st);
+    if (s)
+        for (int m = 0; m < KNOB_FIT_N_MODELS; m++)
+            knob_fit_result_free(&res[m]);
     return s;
 }

@@ -14,7 +14,6 @@
  * other formats (src/io/gpt_formats.c). */
 #include "knob_internal.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 
@@ -56,44 +55,37 @@ char *knob_gpt_config_json(const knob_gpt_config *c)
     return s;
 }
 
-static knob_status json_int(const cJSON *root, const char *key, int *out, int required, knob_err *err)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!j) {
-        if (required)
-            return knob_fail(err, KNOB_ERR_FORMAT, "gpt.config: missing \"%s\"", key);
-        return KNOB_OK;
-    }
-    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || fabs(j->valuedouble) > 1e9)
-        return knob_fail(err, KNOB_ERR_FORMAT, "gpt.config: \"%s\" is not an integer", key);
-    *out = (int)j->valuedouble;
-    return KNOB_OK;
-}
-
 knob_status knob_gpt_config_parse(knob_gpt_config *c, const char *json, knob_err *err)
 {
     memset(c, 0, sizeof *c);
     c->bias = 1;
-    cJSON *root = json ? cJSON_Parse(json) : NULL;
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    knob_json *root = NULL;
+    knob_err e2;
+    if (!json || knob_json_parse_str(&root, json, "gpt.config", &e2) != KNOB_OK || !knob_json_is_object(root)) {
+        knob_json_free(root);
         return knob_fail(err, KNOB_ERR_FORMAT, "gpt.config: not a JSON object");
     }
+    static const char *const keys[6] = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias"};
+    int *dst[6] = {&c->n_layer, &c->n_head, &c->n_embd, &c->block_size, &c->vocab_size, &c->bias};
     knob_status s = KNOB_OK;
-    if (!s) s = json_int(root, "n_layer", &c->n_layer, 1, err);
-    if (!s) s = json_int(root, "n_head", &c->n_head, 1, err);
-    if (!s) s = json_int(root, "n_embd", &c->n_embd, 1, err);
-    if (!s) s = json_int(root, "block_size", &c->block_size, 1, err);
-    if (!s) s = json_int(root, "vocab_size", &c->vocab_size, 1, err);
-    if (!s) s = json_int(root, "bias", &c->bias, 0, err);
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dropout");
+    for (int i = 0; !s && i < 6; i++) {
+        const knob_json *v = knob_json_get(root, keys[i]);
+        long x;
+        if (!v && i < 5)
+            s = knob_fail(err, KNOB_ERR_FORMAT, "gpt.config: missing \"%s\"", keys[i]);
+        else if (v && !knob_json_as_long(v, -1000000000L, 1000000000L, &x))
+            s = knob_fail(err, KNOB_ERR_FORMAT, "gpt.config: \"%s\" is not an integer", keys[i]);
+        else if (v)
+            *dst[i] = (int)x;
+    }
+    const knob_json *d = knob_json_get(root, "dropout");
     if (!s && d) {
-        if (!cJSON_IsNumber(d))
+        if (!knob_json_is_number(d))
             s = knob_fail(err, KNOB_ERR_FORMAT, "gpt.config: \"dropout\" is not a number");
         else
-            c->dropout = (float)d->valuedouble;
+            c->dropout = (float)knob_json_number(d);
     }
-    cJSON_Delete(root);
+    knob_json_free(root);
     if (!s)
         s = knob_gpt_config_check(c, err);
     return s;

@@ -1,14 +1,25 @@
-/* gpt_train.c: training a GPT on a token array, and its checkpoints.
+/* gpt_train.c: the GPT trainer: training a GPT on a token array, its run schedule and its
+ * checkpoints.
  *
- * A step: zero the parameter grads; for each of accum micro-batches, draw B random windows of T + 1
- * tokens (inputs and next-token targets), forward, backward (parameter grads accumulate); scale the
- * grads by 1/accum (each micro-batch's loss is a mean); clip the global norm; AdamW at the cosine
+ * A step (src/train/step.c): zero the parameter grads; for each of accum micro-batches, draw B
+ * random windows of T + 1 tokens (inputs and next-token targets), forward, backward (parameter
+ * grads accumulate); scale the grads by 1/accum; clip the global norm; AdamW at the cosine
  * schedule's rate for this step. The graph is built once; a step allocates nothing.
  *
- * Exact resume: a checkpoint holds everything the next step reads: parameters, AdamW's moments and
- * step count, the data generator's state, the dropout generator's state, the steps done and the
- * training config (the schedule is a pure function of the step). Resuming and training to the end
- * gives the same bits as an uninterrupted run (tests/test_gpt.c checks it).
+ * A run (knob_gpt_trainer_run): steps to the schedule's end, --stop-after or the clock, with a
+ * validation loss every eval_every steps and at the end, and a checkpoint every ckpt_every steps
+ * and at the end. --time-limit fits the schedule to the clock: after 4 steps, and every 50 as the
+ * speed settles, the steps left are what the mean time per step so far allows (validation
+ * included); a warm-up longer than the run is scaled to the same fraction of the steps. Progress
+ * goes to a callback; printing is the CLI's.
+ *
+ * Exact resume: a checkpoint (src/train/checkpoint.c, family "gpt") holds everything the next
+ * step reads: parameters, AdamW's moments and step count, the data generator's state ("data"),
+ * the dropout generator's state ("dropout"), the steps done and the training config (the
+ * schedule is a pure function of the step); its state records the corpus (files and a hash of the
+ * text), so a resume finds it again. Metadata gpt.config and tokenizer make it a model file for
+ * knob generate as well. Resuming and training to the end gives the same bits as an
+ * uninterrupted run (tests/test_gpt.c checks it).
  *
  * Validation: fixed, evenly spaced windows of the held-out tokens, dropout off.
  *
@@ -16,7 +27,6 @@
  * command with its progress line and loss curve (cli/cmd_train_gpt.c). */
 #include "knob_internal.h"
 
-#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -31,8 +41,11 @@ struct knob_gpt_trainer {
     const uint16_t *train, *val;
     size_t n_train, n_val;
     long step;
-    float last_finite;
-    long last_finite_step;
+    knob_step st;              /* the step helper, over m.g */
+    int fill_val;              /* eval fill: which windows */
+    char **corpus;             /* the corpus files (n_corpus), recorded in checkpoints */
+    int n_corpus;
+    uint64_t corpus_hash;
 };
 
 void knob_gpt_train_config_default(knob_gpt_train_config *c)
@@ -57,19 +70,30 @@ void knob_gpt_train_config_default(knob_gpt_train_config *c)
     c->seed = 42;
 }
 
+static knob_json *train_config_obj(const knob_gpt_train_config *c)
+{
+    char seed[32];
+    snprintf(seed, sizeof seed, "%" PRIu64, c->seed);   /* a string: a JSON number would lose bits */
+    knob_json *j = knob_json_new_object();
+    int ok = knob_json_add_number(j, "batch", c->batch) && knob_json_add_number(j, "seq_len", c->seq_len) &&
+             knob_json_add_number(j, "accum", c->accum) && knob_json_add_number(j, "steps", (double)c->steps) &&
+             knob_json_add_number(j, "warmup", (double)c->warmup) && knob_json_add_number(j, "lr", c->lr) &&
+             knob_json_add_number(j, "lr_min", c->lr_min) && knob_json_add_number(j, "weight_decay", c->weight_decay) &&
+             knob_json_add_number(j, "beta1", c->beta1) && knob_json_add_number(j, "beta2", c->beta2) &&
+             knob_json_add_number(j, "eps", c->eps) && knob_json_add_number(j, "clip", c->clip) &&
+             knob_json_add_string(j, "seed", seed);
+    if (!ok) {
+        knob_json_free(j);
+        return NULL;
+    }
+    return j;
+}
+
 char *knob_gpt_train_config_json(const knob_gpt_train_config *c)
 {
-    char buf[512];
-    int n = snprintf(buf, sizeof buf,
-                     "{\"batch\":%d,\"seq_len\":%d,\"accum\":%d,\"steps\":%ld,\"warmup\":%ld,\"lr\":%.9g,"
-                     "\"lr_min\":%.9g,\"weight_decay\":%.9g,\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,"
-                     "\"clip\":%.9g,\"seed\":\"%" PRIu64 "\"}",
-                     c->batch, c->seq_len, c->accum, c->steps, c->warmup, (double)c->lr, (double)c->lr_min,
-                     (double)c->weight_decay, (double)c->beta1, (double)c->beta2, (double)c->eps, (double)c->clip,
-                     c->seed);
-    char *s = knob_malloc((size_t)n + 1);
-    if (s)
-        memcpy(s, buf, (size_t)n + 1);
+    knob_json *j = train_config_obj(c);
+    char *s = knob_json_print(j);
+    knob_json_free(j);
     return s;
 }
 
@@ -90,11 +114,41 @@ static knob_status check_train_config(const knob_gpt_train_config *c, knob_err *
     if (!(c->lr > 0.0f) || !(c->lr_min >= 0.0f) || !(c->clip >= 0.0f))
         return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: lr %g, lr_min %g, clip %g: need lr > 0, lr_min >= 0, clip >= 0",
                          (double)c->lr, (double)c->lr_min, (double)c->clip);
+    if (c->lr_min > c->lr)
+        return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: --lr-min %g is above --lr %g", (double)c->lr_min, (double)c->lr);
     return KNOB_OK;
 }
 
 /* ------------------------------------------------------------------------------------------------
  * Life cycle */
+
+/* window b of the batch starts at off: idx = tok[off .. off+T), targets = tok[off+1 .. off+T+1) */
+static void fill_window(knob_gpt_trainer *tr, const uint16_t *tok, int b, size_t off)
+{
+    int T = tr->m.T;
+    int32_t *idx = knob_node_data_i32(tr->m.idx) + (size_t)b * T;
+    int32_t *tgt = knob_node_data_i32(tr->m.targets) + (size_t)b * T;
+    for (int t = 0; t < T; t++) {
+        idx[t] = tok[off + (size_t)t];
+        tgt[t] = tok[off + (size_t)t + 1];
+    }
+}
+
+/* a training micro-batch: B random windows */
+static knob_status fill_train(void *ctx, int micro, int *rows, knob_err *err)
+{
+    knob_gpt_trainer *tr = ctx;
+    size_t span = tr->n_train - (size_t)tr->m.T;   /* window starts in [0, span) */
+    for (int b = 0; b < tr->m.B; b++) {
+        size_t off = span > UINT32_MAX ? (size_t)(knob_rng_u64(&tr->data_rng) % span)
+                                       : (size_t)knob_rng_below(&tr->data_rng, (uint32_t)span);
+        fill_window(tr, tr->train, b, off);
+    }
+    *rows = tr->m.B;
+    (void)micro;
+    (void)err;
+    return KNOB_OK;
+}
 
 knob_status knob_gpt_trainer_new(knob_gpt_trainer **out, const knob_gpt_train_config *c, const uint16_t *train,
                                  size_t n_train, const uint16_t *val, size_t n_val, knob_err *err)
@@ -122,8 +176,6 @@ knob_status knob_gpt_trainer_new(knob_gpt_trainer **out, const knob_gpt_train_co
     tr->n_train = n_train;
     tr->val = val;
     tr->n_val = n_val;
-    tr->last_finite = NAN;
-    tr->last_finite_step = -1;
     knob_rng_seed(&tr->data_rng, c->seed ^ 0x5eed0da7aULL);
     knob_optim_config oc = {.kind = KNOB_OPTIM_ADAMW, .beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
                             .weight_decay = c->weight_decay};
@@ -134,14 +186,26 @@ knob_status knob_gpt_trainer_new(knob_gpt_trainer **out, const knob_gpt_train_co
         return s;
     }
     knob_graph_seed(tr->m.g, c->seed ^ 0xd50b0u);
+    tr->st = (knob_step){.g = tr->m.g, .loss = tr->m.loss, .P = &tr->P, .opt = &tr->opt, .accum = c->accum,
+                         .clip = c->clip, .fill = fill_train, .ctx = tr, .last_finite = NAN, .last_finite_step = -1};
     *out = tr;
     return KNOB_OK;
+}
+
+static void free_corpus(knob_gpt_trainer *tr)
+{
+    for (int i = 0; i < tr->n_corpus; i++)
+        knob_free(tr->corpus[i]);
+    knob_free(tr->corpus);
+    tr->corpus = NULL;
+    tr->n_corpus = 0;
 }
 
 void knob_gpt_trainer_free(knob_gpt_trainer *tr)
 {
     if (!tr)
         return;
+    free_corpus(tr);
     knob_optim_free(&tr->opt);
     knob_gpt_graph_free(&tr->m);
     knob_params_free(&tr->P);
@@ -151,21 +215,28 @@ void knob_gpt_trainer_free(knob_gpt_trainer *tr)
 long knob_gpt_trainer_step_count(const knob_gpt_trainer *tr) { return tr->step; }
 void knob_gpt_trainer_set_steps(knob_gpt_trainer *tr, long steps) { tr->c.steps = steps; }
 knob_params *knob_gpt_trainer_params(knob_gpt_trainer *tr) { return &tr->P; }
+const knob_gpt_train_config *knob_gpt_trainer_config(const knob_gpt_trainer *tr) { return &tr->c; }
+
+uint64_t knob_gpt_corpus_hash(const char *text, size_t len) { return knob_hash_bytes(text, len); }
+
+knob_status knob_gpt_trainer_set_corpus(knob_gpt_trainer *tr, char *const *files, int n_files, const char *text,
+                                        size_t len, knob_err *err)
+{
+    free_corpus(tr);
+    tr->corpus = knob_calloc((size_t)KNOB_MAX(n_files, 1), sizeof *tr->corpus);
+    for (int i = 0; tr->corpus && i < n_files; i++, tr->n_corpus++)
+        if (!(tr->corpus[i] = knob_strdup(files[i]))) {
+            free_corpus(tr);
+            break;
+        }
+    if (!tr->corpus)
+        return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
+    tr->corpus_hash = knob_gpt_corpus_hash(text, len);
+    return KNOB_OK;
+}
 
 /* ------------------------------------------------------------------------------------------------
  * Steps */
-
-/* window b of the batch starts at off: idx = tok[off .. off+T), targets = tok[off+1 .. off+T+1) */
-static void fill_window(knob_gpt_trainer *tr, const uint16_t *tok, int b, size_t off)
-{
-    int T = tr->m.T;
-    int32_t *idx = knob_node_data_i32(tr->m.idx) + (size_t)b * T;
-    int32_t *tgt = knob_node_data_i32(tr->m.targets) + (size_t)b * T;
-    for (int t = 0; t < T; t++) {
-        idx[t] = tok[off + (size_t)t];
-        tgt[t] = tok[off + (size_t)t + 1];
-    }
-}
 
 static float schedule_lr(const knob_gpt_train_config *c, long step)
 {
@@ -176,278 +247,317 @@ static float schedule_lr(const knob_gpt_train_config *c, long step)
 
 knob_status knob_gpt_trainer_step(knob_gpt_trainer *tr, knob_gpt_step_info *info, knob_err *err)
 {
-    const knob_gpt_train_config *c = &tr->c;
     long step = tr->step + 1;
-    knob_params_zero_grad(&tr->P);
+    float lr = schedule_lr(&tr->c, tr->step);
+    knob_step_result r;
     knob_graph_set_training(tr->m.g, 1);
-    double sum = 0;
-    size_t span = tr->n_train - (size_t)tr->m.T;   /* window starts in [0, span) */
-    for (int a = 0; a < c->accum; a++) {
-        for (int b = 0; b < tr->m.B; b++) {
-            size_t off = span > UINT32_MAX ? (size_t)(knob_rng_u64(&tr->data_rng) % span)
-                                           : (size_t)knob_rng_below(&tr->data_rng, (uint32_t)span);
-            fill_window(tr, tr->train, b, off);
-        }
-        knob_status s = knob_graph_forward(tr->m.g, err);
-        if (s)
-            return s;
-        float loss = knob_node_data(tr->m.loss)[0];
-        if (!isfinite(loss))
-            return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: loss is %s (last finite %.4g at step %ld); try a lower --lr",
-                             step, isnan(loss) ? "nan" : "inf", (double)tr->last_finite, tr->last_finite_step);
-        sum += loss;
-        knob_graph_backward(tr->m.g, tr->m.loss);
-    }
-    if (c->accum > 1) {
-        float inv = 1.0f / (float)c->accum;
-        for (size_t i = 0; i < tr->P.n_elems; i++)
-            tr->P.grad[i] *= inv;
-    }
-    float norm = knob_clip_grad_norm(&tr->P, c->clip);
-    if (!isfinite(norm))
-        return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: gradient norm is %s (loss %.4g); try a lower --lr", step,
-                         isnan(norm) ? "nan" : "inf", sum / c->accum);
-    float lr = schedule_lr(c, tr->step);
-    knob_optim_step(&tr->opt, lr);
+    knob_status s = knob_step_run(&tr->st, step, lr, &r, err);
+    if (s)
+        return s;
     tr->step = step;
-    tr->last_finite = (float)(sum / c->accum);
-    tr->last_finite_step = step;
     if (info)
-        *info = (knob_gpt_step_info){.step = step, .loss = tr->last_finite, .grad_norm = norm, .lr = lr};
+        *info = (knob_gpt_step_info){.step = step, .loss = (float)r.loss, .grad_norm = r.grad_norm, .lr = lr};
+    return KNOB_OK;
+}
+
+/* validation batch k: windows k*B .. k*B+B-1 of n_windows evenly spaced over the held-out tokens */
+static knob_status fill_val(void *ctx, int k, int *rows, knob_err *err)
+{
+    knob_gpt_trainer *tr = ctx;
+    int B = tr->m.B, T = tr->m.T;
+    size_t span = tr->n_val - (size_t)T - 1;   /* last start */
+    long n = (long)tr->fill_val * B;
+    for (int b = 0; b < B; b++) {
+        long w = (long)k * B + b;
+        size_t off = n > 1 ? (size_t)((double)span * (double)w / (double)(n - 1)) : 0;
+        fill_window(tr, tr->val, b, off);
+    }
+    *rows = B;
+    (void)err;
     return KNOB_OK;
 }
 
 knob_status knob_gpt_trainer_eval(knob_gpt_trainer *tr, int n_batches, float *loss, knob_err *err)
 {
-    int B = tr->m.B, T = tr->m.T;
+    int T = tr->m.T;
     *loss = NAN;
     if (tr->n_val < (size_t)T + 1 || n_batches < 1)
         return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: %zu validation tokens; need at least %d for one window",
                          tr->n_val, T + 1);
-    size_t span = tr->n_val - (size_t)T - 1;   /* last start */
-    long n = (long)n_batches * B;
+    tr->fill_val = n_batches;
+    knob_eval e = {.g = tr->m.g, .loss = tr->m.loss, .n_batches = n_batches, .fill = fill_val, .ctx = tr};
+    knob_eval_stats es;
     knob_graph_set_training(tr->m.g, 0);
-    double sum = 0;
-    for (int k = 0; k < n_batches; k++) {
-        for (int b = 0; b < B; b++) {
-            long w = (long)k * B + b;
-            size_t off = n > 1 ? (size_t)((double)span * (double)w / (double)(n - 1)) : 0;
-            fill_window(tr, tr->val, b, off);
-        }
-        knob_status s = knob_graph_forward(tr->m.g, err);
-        if (s) {
-            knob_graph_set_training(tr->m.g, 1);
-            return s;
-        }
-        sum += knob_node_data(tr->m.loss)[0];
-    }
+    knob_status s = knob_eval_run(&e, &es, NULL, err);
     knob_graph_set_training(tr->m.g, 1);
-    *loss = (float)(sum / n_batches);
+    if (!s)
+        *loss = (float)es.loss;
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The run */
+
+/* --time-limit: the schedule's length from the mean time per step so far (validation's share
+ * estimated until the first one has run); a warm-up longer than the run keeps its planned
+ * fraction of the steps */
+static void fit_to_clock(knob_gpt_trainer *tr, const knob_gpt_run *run, long step, long done_steps, double el,
+                         double eval_s, long planned, long warmup0, double *per_out)
+{
+    double per = el / (double)done_steps;
+    if (eval_s == 0)
+        per *= 1.0 + (double)run->eval_batches / (3.0 * run->eval_every);
+    long fit = step + (long)((run->time_limit - el) / per);
+    if (fit < step + 1)
+        fit = step + 1;
+    tr->c.steps = run->max_steps && run->max_steps < fit ? run->max_steps : fit;
+    tr->c.warmup = warmup0;
+    if (tr->c.steps < warmup0 && planned > 0)
+        tr->c.warmup = KNOB_MIN(warmup0, (long)((double)warmup0 * (double)tr->c.steps / (double)planned));
+    *per_out = per;
+}
+
+knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, knob_gpt_run_cb cb, void *ctx,
+                                 knob_gpt_run_result *res, knob_err *err)
+{
+    memset(res, 0, sizeof *res);
+    res->train_loss = res->val_loss = NAN;
+    if (run->eval_every < 1 || run->eval_batches < 1 || run->ckpt_every < 1)
+        return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: eval_every, eval_batches and ckpt_every must be positive");
+    const knob_gpt_train_config *c = &tr->c;
+    long step0 = tr->step, step = step0, planned = c->steps, warmup0 = c->warmup;
+    long tokens_per_step = (long)c->batch * c->seq_len * c->accum;
+    double start = knob_now(), eval_s = 0;
+    int sized = 0;
+    knob_status s;
+    while (step < c->steps) {
+        knob_gpt_event ev = {.kind = KNOB_GPT_EV_STEP};
+        if ((s = knob_gpt_trainer_step(tr, &ev.step, err)) != KNOB_OK)
+            return s;
+        step = ev.step.step;
+        res->train_loss = ev.step.loss;
+        double el = knob_now() - start;
+        long done_steps = step - step0;
+        if (run->time_limit > 0 && (done_steps == 4 || (sized && done_steps % 50 == 0)) && el < run->time_limit) {
+            double per;
+            fit_to_clock(tr, run, step, done_steps, el, eval_s, planned, warmup0, &per);
+            if (!sized && cb) {
+                knob_gpt_event note = {.kind = KNOB_GPT_EV_SIZED, .step = ev.step, .steps = c->steps, .elapsed = el,
+                                       .sec_per_step = per, .warmup = c->warmup, .warmup_was = warmup0};
+                cb(&note, ctx);
+            }
+            sized = 1;
+        }
+        int last = step >= c->steps || (run->time_limit > 0 && el >= run->time_limit) ||
+                   (run->stop_after > 0 && step - step0 >= run->stop_after);
+        ev.steps = c->steps;
+        ev.elapsed = el;
+        ev.tok_s = (double)(step - step0) * (double)tokens_per_step / fmax(el, 1e-9);
+        ev.eta = (double)(c->steps - step) * el / (double)(step - step0);
+        if (run->time_limit > 0)
+            ev.eta = fmin(ev.eta, run->time_limit - el);
+        if (cb)
+            cb(&ev, ctx);
+        if (tr->n_val && (step % run->eval_every == 0 || last)) {
+            double te = knob_now();
+            if ((s = knob_gpt_trainer_eval(tr, run->eval_batches, &res->val_loss, err)) != KNOB_OK)
+                return s;
+            eval_s += knob_now() - te;
+            ev.kind = KNOB_GPT_EV_EVAL;
+            ev.val_loss = res->val_loss;
+            if (cb)
+                cb(&ev, ctx);
+        }
+        if ((step % run->ckpt_every == 0 || last) && run->ckpt_path &&
+            (s = knob_gpt_trainer_save(tr, run->ckpt_path, run->tok_desc, err)) != KNOB_OK)
+            return s;
+        if (last) {
+            res->stopped_by_clock = step < c->steps;
+            break;
+        }
+    }
+    res->seconds = knob_now() - start;
+    res->eval_seconds = eval_s;
+    res->steps_done = step - step0;
+    res->tok_s = (double)(step - step0) * (double)tokens_per_step / fmax(res->seconds, 1e-9);
+    if (step == step0 && run->ckpt_path && (s = knob_gpt_trainer_save(tr, run->ckpt_path, run->tok_desc, err)) != KNOB_OK)
+        return s;
     return KNOB_OK;
 }
 
 /* ------------------------------------------------------------------------------------------------
  * Checkpoints */
 
-static void rng_str(char *buf, size_t n, const knob_rng *r)
+static knob_json *corpus_state(const knob_gpt_trainer *tr)
 {
-    snprintf(buf, n, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64, r->s[0], r->s[1], r->s[2], r->s[3]);
-}
-
-static int rng_parse(const char *s, knob_rng *r)
-{
-    if (!s)
-        return 0;
-    for (int i = 0; i < 4; i++) {
-        char *end;
-        unsigned long long v = strtoull(s, &end, 16);
-        if (end == s || (i < 3 && *end != ' ') || (i == 3 && *end))
-            return 0;
-        r->s[i] = (uint64_t)v;
-        s = end;
+    knob_json *st = knob_json_new_object(), *co = knob_json_new_object(), *files = knob_json_new_array();
+    char hash[24];
+    snprintf(hash, sizeof hash, "%016" PRIx64, tr->corpus_hash);
+    int ok = st && co && files;
+    for (int i = 0; ok && i < tr->n_corpus; i++)
+        ok = knob_json_push(files, knob_json_new_string(tr->corpus[i]));
+    if (ok) {
+        ok = knob_json_add(co, "files", files) && knob_json_add_string(co, "hash", hash);
+        files = NULL;
     }
-    return 1;
+    if (ok) {
+        ok = knob_json_add(st, "corpus", co);
+        co = NULL;
+    }
+    knob_json_free(files);
+    knob_json_free(co);
+    if (!ok) {
+        knob_json_free(st);
+        return NULL;
+    }
+    return st;
 }
 
 knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_err *err)
 {
-    knob_params *P = &tr->P;
-    int n = 3 * P->n;
-    knob_tensor *views = knob_calloc((size_t)n, sizeof *views);
-    const knob_tensor **list = knob_calloc((size_t)n, sizeof *list);
-    char *config = knob_gpt_config_json(&tr->c.model), *train = knob_gpt_train_config_json(&tr->c);
-    knob_status s = KNOB_OK;
-    if (!views || !list || !config || !train) {
+    char *config = knob_gpt_config_json(&tr->c.model);
+    knob_json *train = train_config_obj(&tr->c), *state = tr->n_corpus ? corpus_state(tr) : NULL;
+    knob_status s;
+    if (!config || !train || (tr->n_corpus && !state)) {
         s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory saving", path);
-        goto done;
+    } else {
+        knob_kv extra[1] = {{"tokenizer", (char *)(tok_desc ? tok_desc : "")}};
+        knob_ckpt c = {.family = "gpt", .config = config, .P = &tr->P, .opt = &tr->opt, .step = tr->step, .n_rng = 2,
+                       .rng = {{"data", &tr->data_rng}, {"dropout", knob_graph_rng(tr->m.g)}}, .train = train,
+                       .state = state, .extra = extra, .n_extra = 1};
+        s = knob_ckpt_save(path, &c, err);
     }
-    size_t at = 0;
-    for (int i = 0; i < P->n; i++) {
-        list[i] = P->t[i];
-        for (int k = 0; k < 2; k++) {
-            knob_tensor *v = &views[(1 + k) * P->n + i];
-            *v = *P->t[i];
-            snprintf(v->name, sizeof v->name, "optim.%c.%.100s", k ? 'v' : 'm', P->t[i]->name);
-            v->data = (k ? tr->opt.v : tr->opt.m) + at;
-            v->grad = NULL;
-            list[(1 + k) * P->n + i] = v;
-        }
-        at += P->t[i]->n_elems;
-    }
-    char step[32], ostep[32], rd[80], rg[80];
-    snprintf(step, sizeof step, "%ld", tr->step);
-    snprintf(ostep, sizeof ostep, "%ld", tr->opt.step);
-    rng_str(rd, sizeof rd, &tr->data_rng);
-    rng_str(rg, sizeof rg, knob_graph_rng(tr->m.g));
-    knob_kv meta[] = {
-        {"knob.model", "gpt"}, {"gpt.config", config}, {"tokenizer", tok_desc ? tok_desc : ""},
-        {"gpt.train", train},  {"train.step", step},   {"optim.step", ostep},
-        {"rng.data", rd},      {"rng.dropout", rg},
-    };
-    s = knob_st_save(path, list, n, meta, (int)(sizeof meta / sizeof meta[0]), err);
-done:
-    knob_free(views);
-    knob_free(list);
     knob_free(config);
-    knob_free(train);
+    knob_json_free(train);
+    knob_json_free(state);
     return s;
 }
 
-static knob_status json_num(const char *path, const cJSON *root, const char *key, double *out, knob_err *err)
+static knob_status open_gpt(knob_ckpt_file *f, const char *path, knob_err *err)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!cJSON_IsNumber(j))
-        return knob_fail(err, KNOB_ERR_FORMAT, "%s: gpt.train lacks a number \"%s\"", path, key);
-    *out = j->valuedouble;
-    return KNOB_OK;
+    knob_status s = knob_ckpt_open(f, path, "gpt", err);
+    if (!s && ((s = knob_ckpt_need_state(f, err)) || !f->train || !knob_st_meta(&f->st, "tokenizer"))) {
+        if (!s)
+            s = knob_fail(err, KNOB_ERR_FORMAT, "%s: not a knob GPT training checkpoint (training config and "
+                          "tokenizer needed)", path);
+        knob_ckpt_close(f);
+    }
+    return s;
 }
 
 knob_status knob_gpt_checkpoint_config(const char *path, knob_gpt_train_config *c, char **tok_desc, knob_err *err)
 {
     *tok_desc = NULL;
     knob_gpt_train_config_default(c);
-    knob_st st;
-    knob_status s = knob_st_open(&st, path, err);
+    knob_ckpt_file f;
+    knob_status s = open_gpt(&f, path, err);
     if (s)
         return s;
-    const char *model = knob_st_meta(&st, "knob.model"), *cfg = knob_st_meta(&st, "gpt.config");
-    const char *train = knob_st_meta(&st, "gpt.train"), *tok = knob_st_meta(&st, "tokenizer");
-    if (!model || strcmp(model, "gpt") != 0 || !cfg || !train || !tok) {
-        knob_st_close(&st);
-        return knob_fail(err, KNOB_ERR_FORMAT, "%s: not a knob GPT training checkpoint (metadata knob.model, "
-                         "gpt.config, gpt.train and tokenizer needed)", path);
+    if ((s = knob_gpt_config_parse(&c->model, f.config, err)) != KNOB_OK) {
+        knob_err_prefix(err, "%s", path);
+        knob_ckpt_close(&f);
+        return s;
     }
-    if ((s = knob_gpt_config_parse(&c->model, cfg, err)) != KNOB_OK) {
-        char msg[sizeof err->msg];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        knob_st_close(&st);
-        return knob_fail(err, s, "%s: %s", path, msg);
-    }
-    cJSON *root = cJSON_Parse(train);
-    double v[11];
-    static const char *keys[11] = {"batch", "seq_len", "accum", "steps", "warmup", "lr", "lr_min", "weight_decay",
-                                   "beta1", "beta2", "eps"};
-    if (!root)
-        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: gpt.train is not JSON", path);
-    for (int i = 0; !s && i < 11; i++)
-        s = json_num(path, root, keys[i], &v[i], err);
-    double clip = 0;
-    if (!s)
-        s = json_num(path, root, "clip", &clip, err);
-    const cJSON *seed = root ? cJSON_GetObjectItemCaseSensitive(root, "seed") : NULL;
-    if (!s && !cJSON_IsString(seed))
-        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: gpt.train lacks \"seed\"", path);
-    if (!s) {
-        c->batch = (int)v[0];
-        c->seq_len = (int)v[1];
-        c->accum = (int)v[2];
-        c->steps = (long)v[3];
-        c->warmup = (long)v[4];
-        c->lr = (float)v[5];
-        c->lr_min = (float)v[6];
-        c->weight_decay = (float)v[7];
-        c->beta1 = (float)v[8];
-        c->beta2 = (float)v[9];
-        c->eps = (float)v[10];
-        c->clip = (float)clip;
-        c->seed = strtoull(seed->valuestring, NULL, 10);
+    const knob_json *t = f.train;
+    const char *what = "gpt.train", *seed = NULL;
+    double v[8];
+    static const char *const keys[8] = {"lr", "lr_min", "weight_decay", "beta1", "beta2", "eps", "clip", NULL};
+    for (int i = 0; !s && keys[i]; i++)
+        s = knob_json_get_double(t, keys[i], 1, &v[i], what, err);
+    if (!s && !(s = knob_json_get_int(t, "batch", 1, 1 << 20, 1, &c->batch, what, err)) &&
+        !(s = knob_json_get_int(t, "seq_len", 1, 1 << 20, 1, &c->seq_len, what, err)) &&
+        !(s = knob_json_get_int(t, "accum", 1, 1 << 20, 1, &c->accum, what, err)) &&
+        !(s = knob_json_get_long(t, "steps", 1, 1L << 50, 1, &c->steps, what, err)) &&
+        !(s = knob_json_get_long(t, "warmup", 0, 1L << 50, 1, &c->warmup, what, err)))
+        s = knob_json_get_string(t, "seed", 1, &seed, what, err);
+    if (s) {
+        knob_err_prefix(err, "%s", path);
+    } else {
+        c->lr = (float)v[0];
+        c->lr_min = (float)v[1];
+        c->weight_decay = (float)v[2];
+        c->beta1 = (float)v[3];
+        c->beta2 = (float)v[4];
+        c->eps = (float)v[5];
+        c->clip = (float)v[6];
+        c->seed = strtoull(seed, NULL, 10);
         s = check_train_config(c, err);
     }
-    cJSON_Delete(root);
-    if (!s) {
-        size_t n = strlen(tok);
-        *tok_desc = knob_malloc(n + 1);
-        if (*tok_desc)
-            memcpy(*tok_desc, tok, n + 1);
-        else
-            s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
-    }
-    knob_st_close(&st);
+    if (!s && !(*tok_desc = knob_strdup(knob_st_meta(&f.st, "tokenizer"))))
+        s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
+    knob_ckpt_close(&f);
     return s;
 }
 
-static knob_status read_tensor(const knob_st *st, const char *name, const knob_tensor *like, float *out, knob_err *err)
+knob_status knob_gpt_checkpoint_corpus(const char *path, char ***files, int *n_files, uint64_t *hash, knob_err *err)
 {
-    const knob_st_entry *e = knob_st_find(st, name);
-    if (!e)
-        return knob_fail(err, KNOB_ERR_FORMAT, "%s: tensor '%s' is missing", st->path, name);
-    int same = e->n_dims == like->n_dims;
-    for (int d = 0; same && d < e->n_dims; d++)
-        same = e->shape[d] == like->shape[d];
-    if (!same) {
-        char want[64];
-        knob_shape_str(want, sizeof want, like->n_dims, like->shape);
-        return knob_fail(err, KNOB_ERR_SHAPE, "%s: tensor '%s' does not have the shape %s of the config", st->path,
-                         name, want);
+    *files = NULL;
+    *n_files = 0;
+    *hash = 0;
+    knob_ckpt_file f;
+    knob_status s = open_gpt(&f, path, err);
+    if (s)
+        return s;
+    const knob_json *co = knob_json_get(f.state, "corpus"), *list = knob_json_get(co, "files");
+    const char *h = knob_json_string(knob_json_get(co, "hash"));
+    int n = knob_json_size(list);
+    if (co && (!h || strlen(h) != 16 || !knob_json_is_array(list) || n < 1))
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: the recorded corpus is malformed", path);
+    if (!s && co) {
+        *hash = (uint64_t)strtoull(h, NULL, 16);
+        *files = knob_calloc((size_t)n, sizeof **files);
+        int i = 0;
+        for (const knob_json *e = knob_json_child(list); *files && e; e = knob_json_next(e), i++) {
+            if (!knob_json_string(e)) {
+                s = knob_fail(err, KNOB_ERR_FORMAT, "%s: the recorded corpus is malformed", path);
+                break;
+            }
+            if (!((*files)[i] = knob_strdup(knob_json_string(e)))) {
+                s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+        }
+        if (!*files)
+            s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
+        *n_files = i;
+        if (s) {
+            for (int k = 0; *files && k < n; k++)
+                knob_free((*files)[k]);
+            knob_free(*files);
+            *files = NULL;
+            *n_files = 0;
+        }
     }
-    return knob_st_read_f32(st, e, out, like->n_elems, err);
+    knob_ckpt_close(&f);
+    return s;
 }
 
 knob_status knob_gpt_trainer_resume(knob_gpt_trainer *tr, const char *path, knob_err *err)
 {
-    knob_st st;
-    knob_status s = knob_st_open(&st, path, err);
+    knob_ckpt_file f;
+    knob_status s = open_gpt(&f, path, err);
     if (s)
         return s;
     knob_params *P = &tr->P;
     /* read everything into fresh buffers first, so a damaged file leaves the trainer unchanged */
     size_t n = P->n_elems;
     float *buf = knob_malloc(3 * n * sizeof(float));
-    if (!buf) {
-        knob_st_close(&st);
-        return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t at = 0;
-    for (int i = 0; !s && i < P->n; i++) {
-        const knob_tensor *t = P->t[i];
-        char name[KNOB_NAME_MAX + 16];
-        s = read_tensor(&st, t->name, t, buf + at, err);
-        snprintf(name, sizeof name, "optim.m.%s", t->name);
-        if (!s)
-            s = read_tensor(&st, name, t, buf + n + at, err);
-        snprintf(name, sizeof name, "optim.v.%s", t->name);
-        if (!s)
-            s = read_tensor(&st, name, t, buf + 2 * n + at, err);
-        at += t->n_elems;
-    }
-    const char *step = knob_st_meta(&st, "train.step"), *ostep = knob_st_meta(&st, "optim.step");
     knob_rng rd, rg;
-    char *end1 = NULL, *end2 = NULL;
-    long st_step = step ? strtol(step, &end1, 10) : -1, op_step = ostep ? strtol(ostep, &end2, 10) : -1;
-    if (!s && (!step || *end1 || st_step < 0 || !ostep || *end2 || op_step < 0))
-        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata train.step / optim.step missing or not a count", path);
-    if (!s && (!rng_parse(knob_st_meta(&st, "rng.data"), &rd) || !rng_parse(knob_st_meta(&st, "rng.dropout"), &rg)))
-        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata rng.data / rng.dropout missing or malformed", path);
+    if (!buf)
+        s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
+    if (!s && !(s = knob_ckpt_read(&f, P, "", buf, err)) && !(s = knob_ckpt_read(&f, P, "optim.m.", buf + n, err)) &&
+        !(s = knob_ckpt_read(&f, P, "optim.v.", buf + 2 * n, err)) && !(s = knob_ckpt_read_rng(&f, "data", &rd, err)))
+        s = knob_ckpt_read_rng(&f, "dropout", &rg, err);
     if (!s) {
         memcpy(P->data, buf, n * sizeof(float));
         memcpy(tr->opt.m, buf + n, n * sizeof(float));
         memcpy(tr->opt.v, buf + 2 * n, n * sizeof(float));
-        tr->step = st_step;
-        tr->opt.step = op_step;
+        tr->step = f.step;
+        tr->opt.step = f.optim_step;
         tr->data_rng = rd;
         *knob_graph_rng(tr->m.g) = rg;
     }
     knob_free(buf);
-    knob_st_close(&st);
+    knob_ckpt_close(&f);
     return s;
 }

@@ -8,7 +8,7 @@
  *   CNN  x -> [conv K x K "same", relu, maxpool 2] x n_conv -> flatten
  *          -> [linear, relu, dropout] x n_hidden -> linear -> logits
  *
- * Not here: the training loop (src/train/loop.c), checkpoints (src/train/checkpoint.c), pictures
+ * Not here: the trainer and its checkpoints (vision_train.c, on src/train/), pictures
  * (vision_pictures.c), the ops (src/ops). */
 #include "knob_internal.h"
 
@@ -311,21 +311,6 @@ knob_status knob_vision_net_build(knob_vision_net *n, knob_vision *m, int B, int
  * Evaluation */
 
 /* -log softmax(z)[t] in double, and argmax z (first on ties) */
-static double nll_argmax(const float *z, int K, int t, int *arg)
-{
-    double mx = z[0];
-    int best = 0;
-    for (int k = 1; k < K; k++)
-        if (z[k] > z[best])
-            best = k;
-    mx = z[best];
-    double sum = 0;
-    for (int k = 0; k < K; k++)
-        sum += exp((double)z[k] - mx);
-    *arg = best;
-    return log(sum) + mx - (double)z[t];
-}
-
 static knob_status check_images(const knob_vision_net *n, const knob_dataset *d, knob_err *err)
 {
     const knob_tensor *x = knob_node_tensor(n->x);
@@ -338,6 +323,27 @@ static knob_status check_images(const knob_vision_net *n, const knob_dataset *d,
     return KNOB_OK;
 }
 
+typedef struct {
+    const knob_dataset *d;
+    float *x;          /* the net's input (B, c, h, w) */
+    int32_t *y;        /* (B) the batch's labels */
+    int B;
+} eval_fill;
+
+static knob_status fill_images(void *ctx, int i, int *rows, knob_err *err)
+{
+    eval_fill *f = ctx;
+    size_t img = (size_t)f->d->c * f->d->h * f->d->w;
+    int at = i * f->B, m = KNOB_MIN(f->B, f->d->n - at);
+    memcpy(f->x, f->d->x + (size_t)at * img, (size_t)m * img * sizeof *f->x);
+    if (m < f->B)   /* padding rows: computed, never counted */
+        memset(f->x + (size_t)m * img, 0, (size_t)(f->B - m) * img * sizeof *f->x);
+    memcpy(f->y, f->d->y + at, (size_t)m * sizeof *f->y);
+    *rows = m;
+    (void)err;
+    return KNOB_OK;
+}
+
 knob_status knob_vision_evaluate(knob_vision_net *n, const knob_dataset *d, knob_eval_result *r, int32_t *pred,
                                  knob_err *err)
 {
@@ -346,35 +352,34 @@ knob_status knob_vision_evaluate(knob_vision_net *n, const knob_dataset *d, knob
     if (s)
         return s;
     int B = n->B, K = knob_node_tensor(n->logits)->shape[1];
-    size_t img = (size_t)d->c * d->h * d->w;
-    float *x = knob_node_data(n->x);
-    const float *z = knob_node_data(n->logits);
     r->n_classes = K;
-    double loss = 0;
-    for (int at = 0; at < d->n; at += B) {
-        int m = KNOB_MIN(B, d->n - at);
-        memcpy(x, d->x + (size_t)at * img, (size_t)m * img * sizeof *x);
-        if (m < B)   /* padding rows: computed, never counted */
-            memset(x + (size_t)m * img, 0, (size_t)(B - m) * img * sizeof *x);
-        if ((s = knob_graph_forward(n->g, err)) != KNOB_OK)
-            return s;
-        for (int i = 0; i < m; i++) {
-            int t = d->y[at + i], p;
-            if (t < 0 || t >= K)
-                return knob_fail(err, KNOB_ERR_FORMAT, "image %d: label %d is outside the model's %d classes", at + i,
-                                 t, K);
-            loss += nll_argmax(z + (size_t)i * K, K, t, &p);
-            r->correct += p == t;
-            if (t < 16 && p < 16)
-                r->confusion[t][p]++;
-            if (pred)
-                pred[at + i] = p;
-        }
+    int32_t *y = knob_malloc((size_t)B * sizeof *y), *p = knob_malloc((size_t)KNOB_MAX(d->n, 1) * sizeof *p);
+    if (!y || !p) {
+        knob_free(y);
+        knob_free(p);
+        return knob_fail(err, KNOB_ERR_NOMEM, "evaluate: out of memory for %d labels", d->n);
     }
-    r->n = d->n;
-    r->loss = d->n ? loss / d->n : NAN;
-    r->accuracy = d->n ? (double)r->correct / d->n : NAN;
-    return KNOB_OK;
+    eval_fill f = {d, knob_node_data(n->x), y, B};
+    knob_eval e = {.g = n->g, .logits = n->logits, .targets = y, .n_batches = (d->n + B - 1) / B, .fill = fill_images,
+                   .ctx = &f};
+    knob_eval_stats es;
+    s = knob_eval_run(&e, &es, p, err);
+    for (int i = 0; !s && i < d->n; i++) {
+        int t = d->y[i];
+        if (t < 16 && p[i] < 16)
+            r->confusion[t][p[i]]++;
+        if (pred)
+            pred[i] = p[i];
+    }
+    if (!s) {
+        r->n = d->n;
+        r->correct = (int)es.correct;
+        r->loss = es.loss;
+        r->accuracy = es.accuracy;
+    }
+    knob_free(y);
+    knob_free(p);
+    return s;
 }
 
 knob_status knob_vision_classify(knob_vision_net *n, const float *img, float *probs, knob_err *err)

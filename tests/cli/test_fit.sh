@@ -64,4 +64,13 @@ printf '1,2\n2,3\n3,4\n4,5\n5,6\n' >"$tmp/five.csv"
 expect 2 "knob: error: $tmp/five.csv: fit: 4 points with 2 held out leaves 2 to train on*" \
     fit --csv "$tmp/five.csv" --holdout 0.5 --out "$tmp/five"
 
+# --csv: the plot and the table name the file and speak of x and y, not of a falling ball in seconds
+i=1; : >"$tmp/pts.csv"
+while [ $i -le 12 ]; do echo "$i,$((i * i + 3))" >>"$tmp/pts.csv"; i=$((i + 1)); done
+"$KNOB" fit --csv "$tmp/pts.csv" --epochs 20 --out "$tmp/csv" >"$tmp/csv.txt" 2>&1 || fail "fit --csv exited $?"
+grep -q "pts.csv: measurements and three models" "$tmp/csv/fit.svg" || fail "fit --csv: the plot is not titled with the file"
+grep -q "Falling ball" "$tmp/csv/fit.svg" && fail "fit --csv: the plot still says Falling ball"
+grep -q '^model .*train loss  .*held-out RMSE  .*extrapolation RMSE$' "$tmp/csv.txt" || fail "fit --csv: table header: $(grep '^model' "$tmp/csv.txt")"
+grep -q '(s)' "$tmp/csv.txt" && fail "fit --csv: the table gives seconds"
+
 [ "$failures" -eq 0 ]

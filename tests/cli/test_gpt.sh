@@ -106,4 +106,33 @@ expect 1 "knob: error: *corpus/a.txt*" generate "$tmp/corpus/a.txt" --prompt hi
 expect 2 "knob chat: error: --max-tokens 16 leaves no room*" chat "$M" --max-tokens 16
 expect 2 "knob generate: error: --top-p 0 is out of range*" generate "$M" --top-p 0
 expect 1 "knob: error: $tmp/corpus/a.txt: *" train-gpt "$tmp/corpus" --resume "$tmp/corpus/a.txt" --out "$tmp/e"
+expect 2 "knob train-gpt: error: --lr-min 0.1 is above --lr 0.01" train-gpt "$tmp/corpus" --lr 0.01 --lr-min 0.1
+# --time-limit with fewer steps than --warmup: the warm-up keeps its share of the planned run, said once
+"$KNOB" train-gpt "$tmp/corpus" $TINY --steps 100000 --warmup 50000 --time-limit 1 --out "$tmp/tl" >"$tmp/tl.txt" 2>&1 \
+    || fail "train-gpt --time-limit exited $?: $(tail -n 1 "$tmp/tl.txt")"
+note=$(grep '^Time limit 1 s: ' "$tmp/tl.txt")
+fit=$(echo "$note" | sed -n 's/.*so about \([0-9]*\) steps.*/\1/p')
+wu=$(echo "$note" | sed -n 's/.*warm-up scaled from 50000 to \([0-9]*\) step.*/\1/p')
+[ -n "$fit" ] && [ -n "$wu" ] && [ $((wu * 2)) -le "$fit" ] && [ $((wu * 2 + 2)) -ge "$fit" ] \
+    || fail "time-limit note does not scale the warm-up to half the run: '$note'"
+# on a terminal the note is a line of its own, not written into the progress line
+if command -v script >/dev/null 2>&1; then
+    script -qec "'$KNOB' train-gpt '$tmp/corpus' $TINY --steps 100000 --time-limit 1 --out '$tmp/tty'" /dev/null \
+        >"$tmp/tty.txt" 2>&1 || fail "train-gpt on a terminal exited $?"
+    tr '\r' '\n' <"$tmp/tty.txt" | grep -a -q 'Time limit 1 s' || fail "no time-limit note on a terminal"
+    tr '\r' '\n' <"$tmp/tty.txt" | grep -a -q 'ETA.*Time limit' && fail "the time-limit note was printed into the progress line"
+else
+    echo "SKIP terminal note: no script(1)"
+fi
+# the summary names the tokenizer as it is stored (gpt2), not by its kind (bpe)
+GPT2="$(dirname "$0")/../../data/gpt2"
+if [ -f "$GPT2/encoder.json" ]; then
+    "$KNOB" train-gpt "$tmp/corpus" --tokenizer gpt2 --layers 1 --heads 2 --embd 8 --block 8 --batch 2 --steps 1 \
+        --out "$tmp/g2" >"$tmp/g2.txt" 2>&1 || fail "train-gpt --tokenizer gpt2 exited $?: $(tail -n 1 "$tmp/g2.txt")"
+    grep -q '(gpt2 tokenizer, 50257 ids' "$tmp/g2.txt" || fail "summary: $(head -n 1 "$tmp/g2.txt")"
+    grep -q 'Trained 1 step (' "$tmp/g2.txt" || fail "singular step: $(grep Trained "$tmp/g2.txt")"
+    grep -q 'Model: 1 layer, 2 heads' "$tmp/g2.txt" || fail "singular layer: $(grep Model "$tmp/g2.txt")"
+else
+    echo "SKIP gpt2 tokenizer summary: data/gpt2 not found"
+fi
 [ "$failures" -eq 0 ]

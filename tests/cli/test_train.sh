@@ -58,7 +58,7 @@ grep -q '^test accuracy: best model' "$tmp/a.txt" || fail "train printed no test
 grep -q '<svg' "$tmp/a/idx-mlp-curves.svg" && grep -q '</svg>' "$tmp/a/idx-mlp-curves.svg" || fail "curves are not a whole SVG"
 [ "$(head -c 8 "$tmp/a/idx-mlp-filters.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "filters.png is not a PNG"
 "$KNOB" inspect "$tmp/a/idx-mlp.safetensors" >"$tmp/i.txt" 2>&1 || fail "inspect of a checkpoint failed"
-grep -q 'optim.v.fc1.weight' "$tmp/i.txt" && grep -q 'knob-classifier' "$tmp/i.txt" || fail "checkpoint lacks optimizer state or format"
+grep -q 'optim.v.fc1.weight' "$tmp/i.txt" && grep -q 'classifier.config' "$tmp/i.txt" || fail "checkpoint lacks optimizer state or format"
 
 "$KNOB" --threads 2 train --dataset "idx:$tmp/d" --val 12 --hidden 16 --epochs 2 --batch-size 8 --json --out "$tmp/j" \
     >"$tmp/j.txt" 2>"$tmp/j.err" || fail "train --json failed: $(cat "$tmp/j.err")"
@@ -139,6 +139,11 @@ expect 2 "knob: error: --hidden: '12x' is not a comma-separated list*" train --h
 expect 2 "knob train: error: unknown flag '--epoch' (did you mean '--epochs'?)*" train --epoch 3
 expect 2 "knob eval: error: *" eval
 expect 2 "knob: error: unknown data set 'cifar'*" train --dataset cifar
+expect 2 "knob train: error: --lr-min 0.1 is above --lr 0.01" train --lr 0.01 --lr-min 0.1
+"$KNOB" --threads 1 train --dataset "idx:$tmp/d" --val 12 --hidden 4 --epochs 1 --batch-size 8 --out "$tmp/one" \
+    >"$tmp/one.txt" 2>&1 || fail "one-epoch train failed: $(tail -n 1 "$tmp/one.txt")"
+grep -q '^training: 1 epoch of batch 8, .*, 1 thread$' "$tmp/one.txt" || fail "singular counts: $(grep '^training' "$tmp/one.txt")"
+grep -q '^trained 1 epoch in' "$tmp/one.txt" || fail "singular 'trained 1 epoch': $(grep '^trained' "$tmp/one.txt")"
 
 # ---- the real digits, one epoch of the MLP (skipped when the data is absent)
 if [ -f "$(dirname "$KNOB")/../data/mnist/0.json" ] || [ -f data/mnist/0.json ]; then

@@ -1,24 +1,31 @@
-/* loop.c: the training loop for image classifiers (knob train). Epochs of shuffled mini-batches
- * (the last partial batch of each epoch is dropped, so every step sees exactly `batch` images),
- * optional augmentation, gradient clipping, a learning-rate schedule over the whole run, and after
- * every epoch a validation pass, a history row, checkpoints and early stopping.
+/* vision_train.c: the trainer for image classifiers (knob train) and its checkpoints. Epochs of
+ * shuffled mini-batches (the last partial batch of each epoch is dropped, so every step sees exactly
+ * `batch` images), optional augmentation, gradient clipping, a learning-rate schedule over the whole
+ * run, and after every epoch a validation pass, a history row, checkpoints and early stopping. The
+ * step itself (zero, forward, finite checks, backward, clip, optimizer) is src/train/step.c's; the
+ * file format is src/train/checkpoint.c's, with family "classifier".
  *
  * Memory: the training graph (batch B) and the inference graph for validation are built and
- * compiled once; the step itself allocates nothing. Batches are copied (or augmented) straight
- * into the graph's input.
+ * compiled once; the step allocates nothing. Batches are copied (or augmented) straight into the
+ * graph's input.
  *
  * Determinism and resume: three RNGs (batch order, augmentation, dropout) are seeded from the run's
  * seed and saved in every checkpoint with the optimizer's moments and step, so a run resumed from
  * the checkpoint of epoch k ends with the same bits as one that never stopped (same threads).
  * The order is a Fisher-Yates shuffle of 0..n-1 drawn at the start of each epoch.
  *
- * Also here: the training config's text form (stored in checkpoints). */
+ * Checkpoint contents: classifier.config = {"model": config text (knob_vision_config_str),
+ * "dataset": spec, "classes": [names]}; the training config is the key=value text as a JSON
+ * object; state = {"epoch", "best_val_loss", "best_epoch", "bad_epochs", "stopped_early",
+ * "history": [[epoch, train loss, train acc, val loss, val acc, lr], ...]}; RNGs "order", "aug",
+ * "dropout". Files from before the one checkpoint load through checkpoint.c's conversion. */
 #include "knob_internal.h"
 
 #include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <time.h>
+
+#define FAMILY "classifier"
 
 /* ------------------------------------------------------------------------------------------------
  * Config */
@@ -127,13 +134,6 @@ void knob_train_state_init(knob_train_state *st, uint64_t seed)
     st->best_val_loss = INFINITY;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* ------------------------------------------------------------------------------------------------
  * The loop */
 
@@ -146,6 +146,35 @@ static knob_status check_data(const knob_vision *m, const knob_dataset *d, const
     if (d->n_classes > c->n_classes)
         return knob_fail(err, KNOB_ERR_SHAPE, "%s data has %d classes, the model %d", which, d->n_classes,
                          c->n_classes);
+    return KNOB_OK;
+}
+
+typedef struct {
+    const knob_dataset *tr;
+    const knob_augment *aug;       /* NULL: off */
+    knob_rng *aug_rng;
+    const int *perm;
+    float *x;                      /* (B, c, h, w) */
+    int32_t *y;                    /* (B) */
+    int B, h, w, b;                /* b: the batch of this epoch */
+    size_t img;
+} batch_fill;
+
+static knob_status fill_batch(void *ctx, int micro, int *rows, knob_err *err)
+{
+    batch_fill *f = ctx;
+    for (int i = 0; i < f->B; i++) {
+        int k = f->perm[f->b * f->B + i];
+        const float *src = f->tr->x + (size_t)k * f->img;
+        if (f->aug)
+            knob_augment_apply(f->aug, src, f->x + (size_t)i * f->img, f->h, f->w, f->aug_rng);
+        else
+            memcpy(f->x + (size_t)i * f->img, src, f->img * sizeof *f->x);
+        f->y[i] = f->tr->y[k];
+    }
+    *rows = f->B;
+    (void)micro;
+    (void)err;
     return KNOB_OK;
 }
 
@@ -167,7 +196,6 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     if (aug && m->cfg.c != 1)
         return knob_fail(err, KNOB_ERR_USAGE, "augmentation needs single-channel images, these have %d", m->cfg.c);
     int B = KNOB_MIN(tc->batch, tr->n), n_batches = tr->n / B, K = m->cfg.n_classes;
-    size_t img = (size_t)m->cfg.c * m->cfg.h * m->cfg.w;
 
     knob_vision_net tn = {0}, en = {0};
     knob_optim o = {0};
@@ -192,45 +220,31 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     *knob_graph_rng(tn.g) = st->drop_rng;
     st->stopped_early = 0;
 
-    float *x = knob_node_data(tn.x);            // (B, c, h, w)
-    int32_t *y = knob_node_data_i32(tn.y);      // (B)
+    batch_fill fill = {tr, aug ? &tc->aug : NULL, &st->aug_rng, perm, knob_node_data(tn.x), knob_node_data_i32(tn.y),
+                       B, m->cfg.h, m->cfg.w, 0, (size_t)m->cfg.c * m->cfg.h * m->cfg.w};
+    knob_step step = {.g = tn.g, .loss = tn.loss, .P = &m->P, .opt = &o, .accum = 1, .clip = tc->clip,
+                      .fill = fill_batch, .ctx = &fill, .last_finite = NAN, .last_finite_step = -1};
     const float *z = knob_node_data(tn.logits); // (B, K)
-    const float *loss = knob_node_data(tn.loss);
+    const int32_t *y = fill.y;
     int first_epoch = st->epoch + 1;
     int last_epoch = tc->stop_after ? KNOB_MIN(tc->epochs, st->epoch + tc->stop_after) : tc->epochs;
-    double t_start = now_s(), last_finite = NAN;
+    double t_start = knob_now();
     long images_done = 0, batches_left = (long)(last_epoch - st->epoch) * n_batches;
     for (int epoch = first_epoch; epoch <= last_epoch; epoch++) {
-        double t_epoch = now_s(), sum_loss = 0;
+        double t_epoch = knob_now(), sum_loss = 0;
         long correct = 0;
         for (int i = 0; i < tr->n; i++)
             perm[i] = i;
         knob_rng_shuffle(&st->order_rng, perm, (size_t)tr->n);
         for (int b = 0; b < n_batches; b++) {
-            for (int i = 0; i < B; i++) {
-                int k = perm[b * B + i];
-                const float *src = tr->x + (size_t)k * img;
-                if (aug)
-                    knob_augment_apply(&tc->aug, src, x + (size_t)i * img, m->cfg.h, m->cfg.w, &st->aug_rng);
-                else
-                    memcpy(x + (size_t)i * img, src, img * sizeof *x);
-                y[i] = tr->y[k];
-            }
-            knob_params_zero_grad(&m->P);
-            if ((rc = knob_graph_forward(tn.g, err)) != KNOB_OK)
-                goto done;
-            if (!isfinite(loss[0])) {
-                rc = knob_fail(err, KNOB_ERR_NUMERIC, "epoch %d step %ld: loss is %g (last finite %.4g); try a lower --lr",
-                               epoch, st->step + 1, (double)loss[0], last_finite);
+            knob_step_result res;
+            fill.b = b;
+            if ((rc = knob_step_run(&step, st->step + 1, knob_schedule_lr(&sched, st->step), &res, err)) != KNOB_OK) {
+                knob_err_prefix(err, "epoch %d", epoch);
                 goto done;
             }
-            last_finite = loss[0];
-            knob_graph_backward(tn.g, tn.loss);
-            if (tc->clip > 0.0f)
-                knob_clip_grad_norm(&m->P, tc->clip);
-            knob_optim_step(&o, knob_schedule_lr(&sched, st->step));
             st->step++;
-            sum_loss += loss[0];
+            sum_loss += res.loss;
             for (int i = 0; i < B; i++) {
                 const float *zi = z + (size_t)i * K;
                 int best = 0;
@@ -242,7 +256,7 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
             images_done += B;
             batches_left--;
             if (cb) {
-                double el = now_s() - t_start;
+                double el = knob_now() - t_start;
                 knob_train_progress_info p = {epoch, tc->epochs, b + 1, n_batches, 0, sum_loss / (b + 1),
                                               (double)correct / ((double)(b + 1) * B), images_done / fmax(el, 1e-9),
                                               el / (double)images_done * (double)batches_left * B, st};
@@ -276,13 +290,13 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
         }
         if (tc->patience > 0 && st->bad_epochs >= tc->patience && epoch < tc->epochs)
             st->stopped_early = 1;
-        e->seconds = now_s() - t_epoch;
+        e->seconds = knob_now() - t_epoch;
         if (improved && tc->best_path && (rc = knob_checkpoint_save(tc->best_path, m, &o, tc, st, err)) != KNOB_OK)
             goto done;
         if (tc->last_path && (rc = knob_checkpoint_save(tc->last_path, m, &o, tc, st, err)) != KNOB_OK)
             goto done;
         if (cb) {
-            double el = now_s() - t_start;
+            double el = knob_now() - t_start;
             knob_train_progress_info p = {epoch, tc->epochs, n_batches, n_batches, 1, e->train_loss, e->train_acc,
                                           images_done / fmax(el, 1e-9),
                                           el / (double)images_done * (double)batches_left * B, st};
@@ -298,4 +312,188 @@ done:
     knob_vision_net_free(&en);
     knob_free(perm);
     return rc;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Checkpoints */
+
+static knob_json *state_json(const knob_train_state *st)
+{
+    knob_json *j = knob_json_new_object(), *h = knob_json_new_array();
+    int ok = j && h;
+    ok = ok && knob_json_add_number(j, "epoch", st->epoch);
+    ok = ok && knob_json_add_number(j, "best_val_loss", st->best_val_loss);   /* inf -> null */
+    ok = ok && knob_json_add_number(j, "best_epoch", st->best_epoch);
+    ok = ok && knob_json_add_number(j, "bad_epochs", st->bad_epochs);
+    ok = ok && knob_json_add_number(j, "stopped_early", st->stopped_early);
+    for (int i = 0; ok && i < st->n_hist; i++) {
+        const knob_epoch_stats *e = &st->hist[i];
+        knob_json *row = knob_json_new_array();
+        ok = knob_json_push(row, knob_json_new_number(e->epoch)) && knob_json_push(row, knob_json_new_number(e->train_loss)) &&
+             knob_json_push(row, knob_json_new_number(e->train_acc)) && knob_json_push(row, knob_json_new_number(e->val_loss)) &&
+             knob_json_push(row, knob_json_new_number(e->val_acc)) && knob_json_push(row, knob_json_new_number(e->lr));
+        ok = ok ? knob_json_push(h, row) : (knob_json_free(row), 0);
+    }
+    if (ok) {
+        ok = knob_json_add(j, "history", h);
+        h = NULL;
+    }
+    knob_json_free(h);
+    if (!ok) {
+        knob_json_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static char *config_json(const knob_vision *m, const knob_train_config *tc)
+{
+    char model[512];
+    knob_vision_config_str(&m->cfg, model, sizeof model);
+    knob_json *j = knob_json_new_object(), *names = knob_json_new_array();
+    int ok = j && names && knob_json_add_string(j, "model", model) &&
+             knob_json_add_string(j, "dataset", tc->dataset ? tc->dataset : "");
+    for (const char *p = tc->class_names ? tc->class_names : ""; ok && *p;) {
+        size_t len = strcspn(p, "|");
+        char *name = knob_strndup(p, len);
+        ok = name && knob_json_push(names, knob_json_new_string(name));
+        knob_free(name);
+        p += len + (p[len] == '|');
+    }
+    if (ok) {
+        ok = knob_json_add(j, "classes", names);
+        names = NULL;
+    }
+    char *s = ok ? knob_json_print(j) : NULL;
+    knob_json_free(names);
+    knob_json_free(j);
+    return s;
+}
+
+knob_status knob_checkpoint_save(const char *path, const knob_vision *m, const knob_optim *o,
+                                 const knob_train_config *tc, const knob_train_state *st, knob_err *err)
+{
+    char text[1024];
+    knob_train_config_str(tc, text, sizeof text);
+    knob_json *train = knob_ckpt_kv_to_json(text), *state = state_json(st);
+    char *config = config_json(m, tc);
+    knob_status s;
+    if (!train || !state || !config) {
+        s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory building the checkpoint", path);
+    } else {
+        knob_rng order = st->order_rng, aug = st->aug_rng, drop = st->drop_rng;
+        knob_ckpt c = {.family = FAMILY, .config = config, .P = &m->P, .opt = o, .step = st->step, .n_rng = 3,
+                       .rng = {{"order", &order}, {"aug", &aug}, {"dropout", &drop}}, .train = train, .state = state};
+        s = knob_ckpt_save(path, &c, err);
+    }
+    knob_json_free(train);
+    knob_json_free(state);
+    knob_free(config);
+    return s;
+}
+
+knob_status knob_vision_load(knob_vision *m, knob_checkpoint_info *info, const char *path, knob_err *err)
+{
+    memset(m, 0, sizeof *m);
+    memset(info, 0, sizeof *info);
+    knob_ckpt_file f;
+    knob_status s = knob_ckpt_open(&f, path, FAMILY, err);
+    if (s)
+        return s;
+    knob_json *cfg = NULL;
+    const char *model = NULL, *dataset = "";
+    knob_vision_config c;
+    if ((s = knob_json_parse_str(&cfg, f.config, "classifier.config", err)) ||
+        (s = knob_json_get_string(cfg, "model", 1, &model, "classifier.config", err)) ||
+        (s = knob_json_get_string(cfg, "dataset", 0, &dataset, "classifier.config", err)) ||
+        (s = knob_vision_config_parse(&c, model, err))) {
+        knob_err_prefix(err, "%s", path);
+        s = s == KNOB_ERR_NOMEM ? s : KNOB_ERR_FORMAT;
+        if (err)
+            err->code = s;
+        goto done;
+    }
+    snprintf(info->dataset, sizeof info->dataset, "%s", dataset);
+    for (const knob_json *n = knob_json_child(knob_json_get(cfg, "classes")); n && info->n_classes < 16; n = knob_json_next(n))
+        snprintf(info->classes[info->n_classes++], sizeof info->classes[0], "%.23s",
+                 knob_json_string(n) ? knob_json_string(n) : "");
+    for (int k = info->n_classes; k < c.n_classes && k < 16; k++)   /* names missing: numbers */
+        snprintf(info->classes[k], sizeof info->classes[0], "%d", k);
+    info->n_classes = c.n_classes;
+    if (f.train) {
+        char *text = knob_ckpt_json_to_kv(f.train);
+        if (!text) {
+            s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
+            goto done;
+        }
+        snprintf(info->train, sizeof info->train, "%s", text);
+        knob_free(text);
+    }
+    long epoch = 0;
+    knob_json_get_long(f.state, "epoch", 0, 1000, 0, &epoch, path, NULL);
+    info->epoch = (int)epoch;
+    if ((s = knob_vision_init(m, &c, 0, err)) != KNOB_OK)
+        goto done;
+    if ((s = knob_ckpt_read(&f, &m->P, "", m->P.data, err)) != KNOB_OK)
+        knob_vision_free(m);
+done:
+    knob_json_free(cfg);
+    knob_ckpt_close(&f);
+    return s;
+}
+
+static knob_status parse_state(const char *path, const knob_json *j, knob_train_state *st, knob_err *err)
+{
+    long epoch = 0, best_epoch = 0, bad_epochs = 0, stopped = 0;
+    knob_status s;
+    if (!knob_json_is_object(j))
+        return knob_fail(err, KNOB_ERR_FORMAT, "%s: the checkpoint has no training state", path);
+    if ((s = knob_json_get_long(j, "epoch", 0, 1000, 1, &epoch, path, err)) ||
+        (s = knob_json_get_long(j, "best_epoch", 0, 1000, 1, &best_epoch, path, err)) ||
+        (s = knob_json_get_long(j, "bad_epochs", 0, 1000, 1, &bad_epochs, path, err)) ||
+        (s = knob_json_get_long(j, "stopped_early", 0, 1, 1, &stopped, path, err)))
+        return s;
+    const knob_json *h = knob_json_get(j, "history");
+    if (!knob_json_is_array(h) || knob_json_size(h) != epoch)
+        return knob_fail(err, KNOB_ERR_FORMAT, "%s: state 'history' is missing or has not %ld rows", path, epoch);
+    st->epoch = (int)epoch;
+    st->best_epoch = (int)best_epoch;
+    st->bad_epochs = (int)bad_epochs;
+    st->stopped_early = (int)stopped;
+    const knob_json *b = knob_json_get(j, "best_val_loss");
+    st->best_val_loss = knob_json_is_number(b) ? knob_json_number(b) : INFINITY;
+    st->n_hist = 0;
+    for (const knob_json *row = knob_json_child(h); row; row = knob_json_next(row)) {
+        if (!knob_json_is_array(row) || knob_json_size(row) != 6)
+            return knob_fail(err, KNOB_ERR_FORMAT, "%s: state 'history' row %d is not 6 numbers", path, st->n_hist + 1);
+        knob_epoch_stats *e = &st->hist[st->n_hist++];
+        const knob_json *c = knob_json_child(row);
+        e->epoch = (int)knob_json_number(c);
+        e->train_loss = knob_json_number(c = knob_json_next(c));
+        e->train_acc = knob_json_number(c = knob_json_next(c));
+        e->val_loss = knob_json_number(c = knob_json_next(c));
+        e->val_acc = knob_json_number(c = knob_json_next(c));
+        e->lr = knob_json_number(knob_json_next(c));
+        e->seconds = NAN;
+    }
+    return KNOB_OK;
+}
+
+knob_status knob_checkpoint_load_state(const char *path, knob_optim *o, knob_train_state *st, knob_err *err)
+{
+    knob_ckpt_file f;
+    knob_status s = knob_ckpt_open(&f, path, FAMILY, err);
+    if (s)
+        return s;
+    if (!(s = knob_ckpt_need_state(&f, err)) && !(s = parse_state(path, f.state, st, err)) &&
+        !(s = knob_ckpt_read_rng(&f, "order", &st->order_rng, err)) &&
+        !(s = knob_ckpt_read_rng(&f, "aug", &st->aug_rng, err)) &&
+        !(s = knob_ckpt_read_rng(&f, "dropout", &st->drop_rng, err)) &&
+        !(s = knob_ckpt_read(&f, o->p, "optim.m.", o->m, err)) &&
+        !(s = o->v ? knob_ckpt_read(&f, o->p, "optim.v.", o->v, err) : KNOB_OK)) {
+        st->step = f.step;
+        o->step = f.optim_step;
+    }
+    knob_ckpt_close(&f);
+    return s;
 }

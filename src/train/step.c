@@ -1,0 +1,118 @@
+/* step.c: the training step and the evaluation pass that every family's trainer shares.
+ *
+ * A step: zero the parameter grads; for each micro-batch fill the inputs, forward, stop on a
+ * non-finite loss, backward (grads accumulate); scale the grads by 1/accum (each micro-batch's loss
+ * is a mean); measure (and clip) the global norm, stop when it is not finite, naming the first
+ * tensor whose gradient is not; the optimizer step at the scheduled rate. Nothing is allocated.
+ *
+ * Evaluation: forward over batches from a fill callback, dropout as the graph has it (callers
+ * switch a training graph to inference first), summing a scalar loss, or cross-entropy and argmax
+ * from logits and targets with the padding rows of a short last batch left out.
+ *
+ * Not here: when to step or evaluate, data order, checkpoints (the trainers, checkpoint.c). */
+#include "knob_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* the first parameter whose gradient holds a nan or inf, or NULL */
+static const knob_tensor *first_bad_grad(const knob_params *P)
+{
+    for (int i = 0; i < P->n; i++) {
+        const knob_tensor *t = P->t[i];
+        for (size_t j = 0; j < t->n_elems; j++)
+            if (!isfinite(t->grad[j]))
+                return t;
+    }
+    return NULL;
+}
+
+knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *out, knob_err *err)
+{
+    int accum = s->accum > 0 ? s->accum : 1;
+    knob_params_zero_grad(s->P);
+    double sum = 0;
+    for (int a = 0; a < accum; a++) {
+        int rows = 0;
+        knob_status st = s->fill ? s->fill(s->ctx, a, &rows, err) : KNOB_OK;
+        if (st || (st = knob_graph_forward(s->g, err)) != KNOB_OK)
+            return st;
+        float loss = knob_node_data(s->loss)[0];
+        if (!isfinite(loss))
+            return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: loss is %s (last finite %.4g at step %ld); try a lower --lr",
+                             step, isnan(loss) ? "nan" : "inf", s->last_finite, s->last_finite_step);
+        sum += loss;
+        knob_graph_backward(s->g, s->loss);
+    }
+    if (accum > 1) {
+        float inv = 1.0f / (float)accum;
+        for (size_t i = 0; i < s->P->n_elems; i++)
+            s->P->grad[i] *= inv;
+    }
+    float norm = knob_clip_grad_norm(s->P, s->clip);
+    if (!isfinite(norm)) {
+        const knob_tensor *bad = first_bad_grad(s->P);
+        if (bad)
+            return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: gradient of '%.128s' is not finite (loss %.4g); try a lower --lr",
+                             step, bad->name, sum / accum);
+        return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: gradient norm is %s (loss %.4g); try a lower --lr", step,
+                         isnan(norm) ? "nan" : "inf", sum / accum);
+    }
+    knob_optim_step(s->opt, lr);
+    s->last_finite = sum / accum;
+    s->last_finite_step = step;
+    if (out)
+        *out = (knob_step_result){.loss = sum / accum, .grad_norm = norm};
+    return KNOB_OK;
+}
+
+/* -log softmax(z)[t] in double, and the argmax (first of equals) */
+static double nll_argmax(const float *z, int K, int t, int *arg)
+{
+    double mx = z[0], sum = 0;
+    int best = 0;
+    for (int k = 1; k < K; k++)
+        if (z[k] > z[best])
+            best = k;
+    mx = z[best];
+    for (int k = 0; k < K; k++)
+        sum += exp((double)z[k] - mx);
+    *arg = best;
+    return log(sum) + mx - (double)z[t];
+}
+
+knob_status knob_eval_run(const knob_eval *e, knob_eval_stats *out, int32_t *pred, knob_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const float *z = e->logits ? knob_node_data(e->logits) : NULL;
+    int B = z ? knob_node_tensor(e->logits)->shape[0] : 0, K = z ? knob_node_tensor(e->logits)->shape[1] : 0;
+    double sum = 0;
+    for (int i = 0; i < e->n_batches; i++) {
+        int rows = B;
+        knob_status s = e->fill(e->ctx, i, &rows, err);
+        if (s || (s = knob_graph_forward(e->g, err)) != KNOB_OK)
+            return s;
+        if (e->loss) {
+            sum += knob_node_data(e->loss)[0];
+            out->n += rows;
+            continue;
+        }
+        for (int r = 0; r < rows && e->targets; r++) {
+            int t = e->targets[r], p;
+            if (t < 0 || t >= K)
+                return knob_fail(err, KNOB_ERR_FORMAT, "image %ld: label %d is outside the model's %d classes", out->n, t,
+                                 K);
+            sum += nll_argmax(z + (size_t)r * K, K, t, &p);
+            out->correct += p == t;
+            if (pred)
+                pred[out->n] = p;
+            out->n++;
+        }
+    }
+    if (e->loss)
+        out->loss = e->n_batches ? sum / e->n_batches : NAN;
+    else
+        out->loss = out->n ? sum / (double)out->n : NAN;
+    out->accuracy = out->n && !e->loss && e->targets ? (double)out->correct / (double)out->n : NAN;
+    return KNOB_OK;
+}
