@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 typedef struct {
     char **path;
@@ -96,13 +95,6 @@ static void human_bytes(double n, char *buf, size_t size)
         snprintf(buf, size, "%.1f kB", n / 1e3);
     else
         snprintf(buf, size, "%.0f bytes", n);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* The texts, read once: a file from a folder with a NUL byte is skipped as not text. */
@@ -187,7 +179,7 @@ knob_status cmd_bpe(int argc, char **argv, knob_err *err)
         knob_free(pos);
         return knob_fail(err, KNOB_ERR_USAGE, "knob bpe train: --out DIR is required");
     }
-    double t0 = now_s();
+    double t0 = knob_now();
     file_list files = {0};
     for (int i = 0; i < n_pos && !s; i++) {
         struct stat st;
@@ -233,14 +225,14 @@ knob_status cmd_bpe(int argc, char **argv, knob_err *err)
     if (cli_is_tty())
         fputs("\r\033[K", stderr);
     knob_bpe_stats st = {0};
-    double t1 = now_s();
+    double t1 = knob_now();
     if (!s)
         s = knob_bpe_trainer_save(tr, vocab, out, &st, err);
-    double t2 = now_s();
+    double t2 = knob_now();
     size_t n_tokens = 0;
     if (!s)
         s = check_round_trip(out, &c, &n_tokens, err);
-    double t3 = now_s();
+    double t3 = knob_now();
     if (!s) {
         char hb[32];
         human_bytes((double)st.n_bytes, hb, sizeof hb);

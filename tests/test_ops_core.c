@@ -168,7 +168,7 @@ TEST(gradcheck_random_shapes)
                 rcase.nb = na;
                 memcpy(rcase.sb, sa, sizeof sa);
             }
-            snprintf(name, sizeof name, "random %s #%d", knob_ops[rcase.op]->name, k);
+            snprintf(name, sizeof name, "random %s #%d", knob_op_name(rcase.op), k);
         } else {        /* matmul, batched or not */
             rcase.op = KNOB_OP_MATMUL;
             int M = 1 + (int)knob_rng_below(&r, 5), K = 1 + (int)knob_rng_below(&r, 5), N = 1 + (int)knob_rng_below(&r, 5);
@@ -209,6 +209,27 @@ static const float *run_unary(knob_graph **gp, knob_params *P, knob_node *(*op)(
         return NULL;
     }
     return knob_node_data(y);
+}
+
+/* The op table, its names and the enum come from one list (KNOB_OP_LIST): every op has a row, each
+ * row's def carries the list's name, and names are distinct. */
+TEST(ops_table_from_one_list)
+{
+    CHECK(strcmp(knob_op_name(KNOB_OP_NONE), "leaf") == 0);
+    CHECK(strcmp(knob_op_name(KNOB_OP_COUNT), "?") == 0);
+    CHECK(strcmp(knob_op_name(KNOB_OP_LOG_SOFTMAX), "log_softmax") == 0);
+    CHECK(knob_ops[KNOB_OP_MATMUL] == &knob_op_matmul && knob_ops[KNOB_OP_ATTENTION] == &knob_op_attention);
+    for (int op = 1; op < KNOB_OP_COUNT; op++) {
+        const knob_op_def *d = knob_ops[op];
+        CHECK(d != NULL);
+        if (!d)
+            continue;
+        if (strcmp(d->name, knob_op_name((knob_op)op)) != 0)
+            test_fail_at(__FILE__, __LINE__, "op %d: row '%s', list '%s'", op, d->name, knob_op_name((knob_op)op));
+        CHECK(d->shape != NULL && d->forward != NULL && d->backward != NULL);
+        for (int o = 1; o < op; o++)
+            CHECK(strcmp(knob_op_name((knob_op)o), knob_op_name((knob_op)op)) != 0);
+    }
 }
 
 TEST(ops_unary_values)

@@ -388,8 +388,8 @@ TEST(safetensors_open_rejects_malformed_headers)
         size_t n_data;
         const char *sub;   /* all are KNOB_ERR_FORMAT */
     } bad[] = {
-        {"", 0, "not valid JSON"},
-        {"{\"a\":", 0, "not valid JSON"},
+        {"", 0, "header: malformed JSON near byte 0"},
+        {"{\"a\":", 0, "header: malformed JSON near byte 4"},
         {"[1, 2]", 0, "not a JSON object"},
         {"\"str\"", 0, "not a JSON object"},
         {"{} x", 0, "after the JSON"},
@@ -679,7 +679,7 @@ TEST(safetensors_open_alloc_failures)
         knob_st_close(&st);
     }
     CHECK(done);
-    CHECK(fails >= 8);   /* file buffer, cJSON nodes, entries, names, metadata, checks */
+    CHECK(fails >= 8);   /* file buffer, JSON nodes, entries, names, metadata, checks */
     knob_free(file);
 }
 
@@ -778,4 +778,108 @@ TEST(safetensors_params_save_failure_keeps_old_file)
     knob_free(old);
     knob_params_free(&big);
     knob_params_free(&p);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * JSON through one file (core/json.c). The digit reader used to install cJSON hooks of its own, so
+ * after knob_digits_read had run, a failed allocation inside the safetensors header parse set the
+ * digit reader's out-of-memory flag, not safetensors', and was reported as "header is not valid
+ * JSON". Now knob's allocator is installed once, for every reader. */
+
+TEST(safetensors_oom_after_digits_read_is_out_of_memory)
+{
+    knob_err err;
+    char dir[512], path[600];
+    tmp_path(dir, sizeof dir, "json_digits");
+    CHECK_OK(knob_mkdirs(dir, &err));
+    /* one image per digit, with an extra key so every file takes the general JSON path */
+    char text[8 * 784 + 64];
+    for (int k = 0; k < 10; k++) {
+        size_t at = (size_t)snprintf(text, sizeof text, "{\"x\": 1, \"data\": [");
+        for (int i = 0; i < 784; i++)
+            at += (size_t)snprintf(text + at, sizeof text - at, "%s%s", i ? "," : "", i == 0 ? "0.25" : "0");
+        snprintf(text + at, sizeof text - at, "]}");
+        snprintf(path, sizeof path, "%s/%d.json", dir, k);
+        CHECK(write_bytes(path, text, strlen(text)));
+    }
+    float *images;
+    int32_t *labels;
+    int n;
+    CHECK_OK(knob_digits_read(dir, &images, &labels, &n, &err));
+    CHECK(n == 10 && images[0] == 0.25f && labels[9] == 9);
+    knob_free(images);
+    knob_free(labels);
+
+    tmp_path(path, sizeof path, "json_oom.safetensors");
+    CHECK_OK(save_torture_file(path, &err));
+    int done = 0, in_parse = 0;
+    for (long k = 1; k < 10000 && !done; k++) {
+        knob_st st;
+        memset(&err, 0, sizeof err);
+        knob_alloc_fail_at(k);
+        knob_status s = knob_st_open(&st, path, &err);
+        knob_alloc_fail_at(0);
+        if (s == KNOB_OK)
+            done = 1;
+        else if (s != KNOB_ERR_NOMEM || !clean_fail(s, &err) || strstr(err.msg, "malformed") ||
+                 strstr(err.msg, "not valid"))
+            test_fail_at(__FILE__, __LINE__, "allocation %ld failed: %s '%s'", k, knob_status_name(s), err.msg);
+        in_parse += s == KNOB_ERR_NOMEM && strstr(err.msg, "header: out of memory parsing") != NULL;
+        knob_st_close(&st);
+    }
+    CHECK(done);
+    CHECK(in_parse >= 3);   /* failures inside the parse itself were among them */
+}
+
+/* Limits on trust: nesting past KNOB_JSON_MAX_DEPTH and a header past the size limit are refused
+ * before anything is parsed or allocated for them, each with one line that says which limit. */
+TEST(safetensors_header_over_the_limits_is_one_clear_line)
+{
+    knob_err err;
+    char hdr[4 * KNOB_JSON_MAX_DEPTH + 64];
+    int d = KNOB_JSON_MAX_DEPTH + 1;
+    size_t at = (size_t)snprintf(hdr, sizeof hdr, "{\"__metadata__\": ");
+    for (int i = 1; i < d; i++)
+        at += (size_t)snprintf(hdr + at, sizeof hdr - at, "[");
+    for (int i = 1; i < d; i++)
+        at += (size_t)snprintf(hdr + at, sizeof hdr - at, "]");
+    snprintf(hdr + at, sizeof hdr - at, "}");
+    knob_status s = open_header(hdr, 0, &err);
+    CHECK(clean_fail(s, &err));
+    CHECK_FAILS_WITH(open_header(hdr, 0, &err), KNOB_ERR_FORMAT, "header: JSON nested 65 deep; the limit is 64");
+    /* at the limit it parses (and is then refused for what it says, not for its depth) */
+    at = (size_t)snprintf(hdr, sizeof hdr, "{\"__metadata__\": ");
+    for (int i = 1; i < d - 1; i++)
+        at += (size_t)snprintf(hdr + at, sizeof hdr - at, "[");
+    for (int i = 1; i < d - 1; i++)
+        at += (size_t)snprintf(hdr + at, sizeof hdr - at, "]");
+    snprintf(hdr + at, sizeof hdr - at, "}");
+    CHECK_FAILS_WITH(open_header(hdr, 0, &err), KNOB_ERR_FORMAT, "__metadata__ is not an object of strings");
+    /* brackets inside strings are not nesting */
+    char str[256];
+    at = (size_t)snprintf(str, sizeof str, "{\"__metadata__\": {\"k\": \"");
+    for (int i = 0; i < 100; i++)
+        at += (size_t)snprintf(str + at, sizeof str - at, "[");
+    snprintf(str + at, sizeof str - at, "\"}}");
+    CHECK_OK(open_header(str, 0, &err));
+
+    /* a length field of 200 MB in a small file: the size limit, not a huge allocation */
+    char path[512];
+    tmp_path(path, sizeof path, "huge_hdr.safetensors");
+    unsigned char b[32] = {0};
+    uint64_t hl = 200000000;
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(b + 8, "{}", 2);
+    CHECK(write_bytes(path, b, sizeof b));
+    knob_st st;
+    CHECK_FAILS_WITH(knob_st_open(&st, path, &err), KNOB_ERR_FORMAT,
+                     "header length 200000000 is over the limit of 100000000 bytes");
+    CHECK(st_zeroed(&st));
+
+    /* json.c's own size limit, whoever calls it (the text is not read past the check) */
+    knob_json *j = NULL;
+    CHECK_FAILS_WITH(knob_json_parse(&j, "{}", KNOB_JSON_MAX_BYTES + 1, NULL, "big.json", &err), KNOB_ERR_FORMAT,
+                     "big.json: JSON of 1073741825 bytes is over the limit of 1073741824");
+    CHECK(j == NULL);
 }

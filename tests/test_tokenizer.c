@@ -11,7 +11,6 @@
 #include "test.h"
 
 #include <sys/stat.h>
-#include <time.h>
 
 /* ------------------------------------------------------------------------------------------------
  * Helpers */
@@ -37,13 +36,6 @@ static knob_tokenizer *gpt2_or_skip(void)
             SKIP("data/gpt2/encoder.json is absent (scripts/setup.sh fetches it)");           \
         return;                                                                               \
     }
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int write_text(const char *path, const void *p, size_t n)
 {
@@ -287,9 +279,9 @@ TEST(tok_gpt2_long_inputs_fast)
     for (size_t f = 0; f < sizeof fill; f++) {
         size_t m = f == 0 ? n : n / 4;   /* 1 MB of letters, 256 kB of the other classes */
         memset(s, fill[f], m);
-        double t0 = now_s();
+        double t0 = knob_now();
         CHECK(round_trips(t, s, m));
-        double dt = now_s() - t0;
+        double dt = knob_now() - t0;
         if (dt > 10)
             test_fail_at(__FILE__, __LINE__, "%zu bytes of '%c' took %.1f s", m, fill[f] == '\n' ? 'n' : fill[f], dt);
     }
@@ -569,6 +561,22 @@ TEST(tok_utf8_helpers)
     CHECK(knob_utf8_decode((const unsigned char *)"\xed\xa0\x80", 3, &cp) == 0);
     CHECK(knob_utf8_decode((const unsigned char *)"\xf4\x8f\xbf\xbf", 4, &cp) == 4 && cp == 0x10ffff);
     CHECK(knob_utf8_decode((const unsigned char *)"\xe0\x9f\xbf", 3, &cp) == 0);
+    /* the lenient length (n-gram units): lead byte and continuation bytes only */
+    static const struct {
+        const char *s;
+        size_t n, want;
+    } l[] = {
+        {"a", 1, 1}, {"\xc3\xa9x", 3, 2}, {"\xe6\x97\xa5", 3, 3}, {"\xf0\x9f\x91\x8d", 4, 4},
+        {"\xe6\x97", 2, 1},      /* cut */
+        {"\xc3x", 2, 1},          /* no continuation */
+        {"\xc1\xbf", 2, 1},      /* 0xc0, 0xc1 never lead */
+        {"\xed\xa0\x80", 3, 3},  /* a surrogate still spans 3 bytes here */
+        {"\x80", 1, 1}, {"\xff", 1, 1}, {"", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof l / sizeof l[0]; i++)
+        if (knob_utf8_len((const unsigned char *)l[i].s, l[i].n) != l[i].want)
+            test_fail_at(__FILE__, __LINE__, "case %zu: knob_utf8_len = %zu, want %zu", i,
+                         knob_utf8_len((const unsigned char *)l[i].s, l[i].n), l[i].want);
 }
 
 /* ------------------------------------------------------------------------------------------------

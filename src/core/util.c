@@ -38,7 +38,7 @@ knob_status knob_err_prefix(knob_err *err, const char *fmt, ...)
 {
     if (!err)
         return KNOB_ERR_USAGE;
-    char prefix[256], msg[sizeof err->msg];
+    char prefix[sizeof err->msg], msg[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);

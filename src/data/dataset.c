@@ -82,10 +82,25 @@ static void digit_quota(const int *n_k, int n_classes, int n, int *q)
             }
 }
 
+/* all = the digit files as one dataset of 28x28 images, classes "0" .. "9", in file order */
+static knob_status digits_dataset(knob_dataset *all, const char *dir, knob_err *err)
+{
+    memset(all, 0, sizeof *all);
+    knob_status st = knob_digits_read(dir, &all->x, &all->y, &all->n, err);
+    if (st)
+        return st;
+    all->c = 1;
+    all->h = all->w = 28;
+    all->n_classes = 10;
+    for (int k = 0; k < 10; k++)
+        snprintf(all->class_names[k], sizeof all->class_names[k], "%d", k);
+    return KNOB_OK;
+}
+
 static knob_status load_digits(knob_splits *s, const char *dir, knob_err *err)
 {
     knob_dataset all;
-    knob_status st = knob_digits_read(&all, dir, err);
+    knob_status st = digits_dataset(&all, dir, err);
     if (st)
         return st;
     int n_k[16] = {0}, q[16], start[16];

@@ -55,6 +55,15 @@ void knob_graph_error(knob_graph *g, knob_status code, const char *fmt, ...)
     knob_fail(&g->err, code, "%s", msg);
 }
 
+static const char *const op_names[KNOB_OP_COUNT] = {
+    [KNOB_OP_NONE] = "leaf",
+#define NAME(E, name, file) [KNOB_OP_##E] = #name,
+    KNOB_OP_LIST(NAME)
+#undef NAME
+};
+
+const char *knob_op_name(knob_op op) { return (unsigned)op < KNOB_OP_COUNT ? op_names[op] : "?"; }
+
 knob_status knob_graph_status(const knob_graph *g) { return g ? g->err.code : KNOB_ERR_USAGE; }
 
 void knob_graph_set_training(knob_graph *g, int training) { g->training = training; }
@@ -189,11 +198,11 @@ knob_node *knob_node_make(knob_graph *g, knob_op op, int n_in, knob_node *const 
     KNOB_ASSERT(def && n_in <= KNOB_MAX_IN && n_ip <= 8 && n_fp <= 4);
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) {
-            knob_fail(&g->err, KNOB_ERR_USAGE, "%s: input %d is NULL", def->name, i);
+            knob_fail(&g->err, KNOB_ERR_USAGE, "%s: input %d is NULL", knob_op_name(op), i);
             return NULL;
         }
         if (in[i]->g != g) {
-            knob_fail(&g->err, KNOB_ERR_USAGE, "%s: input %d belongs to another graph", def->name, i);
+            knob_fail(&g->err, KNOB_ERR_USAGE, "%s: input %d belongs to another graph", knob_op_name(op), i);
             return NULL;
         }
     }
@@ -218,13 +227,13 @@ knob_node *knob_node_make(knob_graph *g, knob_op op, int n_in, knob_node *const 
     }
     if (!knob_shape_elems_checked(y->t.n_dims, y->t.shape, &n_elems)) {
         char s[64];
-        knob_fail(&g->err, KNOB_ERR_SHAPE, "%s: output %s has more than 2^40 elements", def->name,
+        knob_fail(&g->err, KNOB_ERR_SHAPE, "%s: output %s has more than 2^40 elements", knob_op_name(op),
                   knob_shape_str(s, sizeof s, y->t.n_dims, y->t.shape));
         g->n--;
         knob_free(y);
         return NULL;
     }
-    snprintf(y->t.name, sizeof y->t.name, "%s#%d", def->name, y->id);
+    snprintf(y->t.name, sizeof y->t.name, "%s#%d", knob_op_name(op), y->id);
     return y;
 }
 

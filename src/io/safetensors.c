@@ -8,17 +8,15 @@
  * the header with spaces so the data section starts on an 8-byte boundary, as the reference
  * implementation does.
  *
- * Reading loads the whole file, parses the header with cJSON and validates everything in
+ * Reading loads the whole file, parses the header with knob_json (core/json.c) and validates everything in
  * knob_st_open (dtype, shape, offsets inside the data section, byte sizes, no overlaps, no
  * duplicate names), so later reads only copy and convert. Nothing here trusts the file: every
  * defect is a one-line KNOB_ERR_FORMAT naming the file and the cause.
  */
 #include "knob_internal.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <string.h>
 
 /* Data is written with fwrite straight from float arrays and read back with memcpy. */
@@ -29,27 +27,7 @@
 #define ST_MAX_DIMS 8
 #define ST_MAX_JSON_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact doubles */
 #define ST_META "__metadata__"
-
-/* ------------------------------------------------------------------------------------------------
- * cJSON allocates through knob_malloc (so tests can count and fail its allocations too). A parse
- * that returns NULL is either bad JSON or a failed allocation; the flag tells them apart. */
-
-static _Thread_local int json_oom;
-static pthread_once_t json_once = PTHREAD_ONCE_INIT;
-
-static void *json_malloc(size_t n)
-{
-    void *p = knob_malloc(n);
-    if (!p)
-        json_oom = 1;
-    return p;
-}
-
-static void json_hooks_init(void)
-{
-    cJSON_Hooks h = {json_malloc, knob_free};
-    cJSON_InitHooks(&h);
-}
+#define ST_MAX_HEADER 100000000   /* bytes of JSON header; the reference implementation refuses more too */
 
 /* ------------------------------------------------------------------------------------------------
  * Dtypes: the ones we convert get their own knob_st_dtype; the rest of the format's dtypes are
@@ -92,15 +70,6 @@ static int dtype_name_ok(const char *s)
 
 /* ------------------------------------------------------------------------------------------------
  * Small helpers */
-
-static char *st_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = knob_malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
 
 static uint64_t read_le64(const unsigned char *b)
 {
@@ -165,68 +134,67 @@ static const char *find_duplicate(const char **names, int n)
 
 static int json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-/* Parses hdr[0, n) into *root (which the caller deletes, also on failure). */
-static knob_status parse_header(const char *path, const unsigned char *hdr, size_t n, cJSON **root,
+/* Parses hdr[0, n) into *root (which the caller frees, also on failure). */
+static knob_status parse_header(const char *path, const unsigned char *hdr, size_t n, knob_json **root,
                                 knob_err *err)
 {
-    pthread_once(&json_once, json_hooks_init);
-    json_oom = 0;
-    const char *text = (const char *)hdr, *end = NULL;
-    *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
-    if (!*root && json_oom)
-        return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory parsing the %zu-byte header", path, n);
-    if (!*root)
-        return knob_fail(err, KNOB_ERR_FORMAT, "%s: header is not valid JSON (error near byte %zu of %zu)",
-                         path, end ? (size_t)(end - text) : (size_t)0, n);
+    char what[sizeof ((knob_st *)0)->path + 16];
+    snprintf(what, sizeof what, "%s: header", path);
+    const char *text = (const char *)hdr;
+    size_t end = 0;
+    knob_status s = knob_json_parse(root, text, n, &end, what, err);
+    if (s)
+        return s;
     /* writers may pad the header's end with spaces (to align the data section) */
-    for (const char *c = end; c < text + n; c++)
-        if (!json_space(*c))
+    for (size_t c = end; c < n; c++)
+        if (!json_space(text[c]))
             return knob_fail(err, KNOB_ERR_FORMAT,
                              "%s: header has bytes after the JSON at byte %zu of %zu; only spaces may pad it",
-                             path, (size_t)(c - text), n);
-    if (!cJSON_IsObject(*root))
+                             path, c, n);
+    if (!knob_json_is_object(*root))
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: header is not a JSON object", path);
     return KNOB_OK;
 }
 
 /* A JSON number that is a non-negative integer exactly representable in a double. */
-static int json_uint(const cJSON *j, uint64_t *out)
+static int json_uint(const knob_json *j, uint64_t *out)
 {
-    if (!cJSON_IsNumber(j))
+    if (!knob_json_is_number(j))
         return 0;
-    double d = j->valuedouble;
+    double d = knob_json_number(j);
     if (!(d >= 0 && d <= ST_MAX_JSON_INT) || (double)(uint64_t)d != d)
         return 0;
     *out = (uint64_t)d;
     return 1;
 }
 
-static knob_status parse_dtype(const char *path, const cJSON *j, knob_st_entry *e, unsigned *size,
+static knob_status parse_dtype(const char *path, const knob_json *j, knob_st_entry *e, unsigned *size,
                                knob_err *err)
 {
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "dtype");
+    const knob_json *d = knob_json_get(j, "dtype");
     if (!d)
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: tensor '%.128s' has no dtype", path, e->name);
-    if (!cJSON_IsString(d) || !dtype_name_ok(d->valuestring))
+    const char *name = knob_json_string(d);
+    if (!name || !dtype_name_ok(name))
         return knob_fail(err, KNOB_ERR_FORMAT,
                          "%s: tensor '%.128s': dtype must be a name like \"F32\" (A-Z, 0-9, _, at most 15)",
                          path, e->name);
-    st_dtype_info info = dtype_lookup(d->valuestring);
-    snprintf(e->dtype_name, sizeof e->dtype_name, "%s", d->valuestring);
+    st_dtype_info info = dtype_lookup(name);
+    snprintf(e->dtype_name, sizeof e->dtype_name, "%s", name);
     e->dtype = info.kind;
     *size = info.size;
     return KNOB_OK;
 }
 
-static knob_status parse_shape(const char *path, const cJSON *j, knob_st_entry *e, knob_err *err)
+static knob_status parse_shape(const char *path, const knob_json *j, knob_st_entry *e, knob_err *err)
 {
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "shape");
-    if (!cJSON_IsArray(s) || cJSON_GetArraySize(s) > ST_MAX_DIMS)
+    const knob_json *s = knob_json_get(j, "shape");
+    if (!knob_json_is_array(s) || knob_json_size(s) > ST_MAX_DIMS)
         return knob_fail(err, KNOB_ERR_FORMAT,
                          "%s: tensor '%.128s': shape must be an array of at most %d non-negative integers",
                          path, e->name, ST_MAX_DIMS);
     e->n_dims = 0;
-    for (const cJSON *d = s->child; d; d = d->next) {
+    for (const knob_json *d = knob_json_child(s); d; d = knob_json_next(d)) {
         uint64_t v;
         if (!json_uint(d, &v))
             return knob_fail(err, KNOB_ERR_FORMAT,
@@ -237,13 +205,13 @@ static knob_status parse_shape(const char *path, const cJSON *j, knob_st_entry *
     return KNOB_OK;
 }
 
-static knob_status parse_offsets(const char *path, const cJSON *j, knob_st_entry *e, size_t data_len,
+static knob_status parse_offsets(const char *path, const knob_json *j, knob_st_entry *e, size_t data_len,
                                  knob_err *err)
 {
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "data_offsets");
+    const knob_json *o = knob_json_get(j, "data_offsets");
     uint64_t b, end;
-    if (!cJSON_IsArray(o) || cJSON_GetArraySize(o) != 2 || !json_uint(o->child, &b) ||
-        !json_uint(o->child->next, &end) || b > end)
+    if (!knob_json_is_array(o) || knob_json_size(o) != 2 || !json_uint(knob_json_child(o), &b) ||
+        !json_uint(knob_json_next(knob_json_child(o)), &end) || b > end)
         return knob_fail(err, KNOB_ERR_FORMAT,
                          "%s: tensor '%.128s': data_offsets must be [begin, end], integers with 0 <= begin <= end",
                          path, e->name);
@@ -277,10 +245,10 @@ static knob_status check_size(const char *path, const knob_st_entry *e, unsigned
                      (unsigned long long)(n * size));
 }
 
-static knob_status parse_entry(const char *path, const cJSON *j, knob_st_entry *e, size_t data_len,
+static knob_status parse_entry(const char *path, const knob_json *j, knob_st_entry *e, size_t data_len,
                                knob_err *err)
 {
-    if (!cJSON_IsObject(j))
+    if (!knob_json_is_object(j))
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: tensor '%.128s' is not an object", path, e->name);
     unsigned size = 0;
     knob_status s = parse_dtype(path, j, e, &size, err);
@@ -293,21 +261,21 @@ static knob_status parse_entry(const char *path, const cJSON *j, knob_st_entry *
     return s;
 }
 
-static knob_status parse_meta(knob_st *st, const char *path, const cJSON *m, knob_err *err)
+static knob_status parse_meta(knob_st *st, const char *path, const knob_json *m, knob_err *err)
 {
-    if (!cJSON_IsObject(m))
+    if (!knob_json_is_object(m))
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: __metadata__ is not an object of strings", path);
-    int n = cJSON_GetArraySize(m);
+    int n = knob_json_size(m);
     st->meta = knob_calloc((size_t)n, sizeof *st->meta);
     if (!st->meta)
         return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory reading __metadata__", path);
-    for (const cJSON *c = m->child; c; c = c->next) {
-        if (!cJSON_IsString(c))
+    for (const knob_json *c = knob_json_child(m); c; c = knob_json_next(c)) {
+        if (!knob_json_is_string(c))
             return knob_fail(err, KNOB_ERR_FORMAT, "%s: __metadata__ value of '%.128s' is not a string",
-                             path, c->string);
+                             path, knob_json_key(c));
         knob_kv *kv = &st->meta[st->n_meta++];
-        kv->key = st_strdup(c->string);
-        kv->value = st_strdup(c->valuestring);
+        kv->key = knob_strdup(knob_json_key(c));
+        kv->value = knob_strdup(knob_json_string(c));
         if (!kv->key || !kv->value)
             return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory reading __metadata__", path);
     }
@@ -315,12 +283,12 @@ static knob_status parse_meta(knob_st *st, const char *path, const cJSON *m, kno
 }
 
 /* Fills st->e (file order) and st->meta from the header object. */
-static knob_status parse_entries(knob_st *st, const char *path, const cJSON *root, knob_err *err)
+static knob_status parse_entries(knob_st *st, const char *path, const knob_json *root, knob_err *err)
 {
     int n = 0;
-    const cJSON *meta = NULL;
-    for (const cJSON *c = root->child; c; c = c->next) {
-        if (strcmp(c->string, ST_META) != 0)
+    const knob_json *meta = NULL;
+    for (const knob_json *c = knob_json_child(root); c; c = knob_json_next(c)) {
+        if (strcmp(knob_json_key(c), ST_META) != 0)
             n++;
         else if (meta)
             return knob_fail(err, KNOB_ERR_FORMAT, "%s: duplicate '" ST_META "' in header", path);
@@ -330,11 +298,11 @@ static knob_status parse_entries(knob_st *st, const char *path, const cJSON *roo
     st->e = knob_calloc((size_t)n, sizeof *st->e);
     if (!st->e)
         return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory reading %d header entries", path, n);
-    for (const cJSON *c = root->child; c; c = c->next) {
+    for (const knob_json *c = knob_json_child(root); c; c = knob_json_next(c)) {
         if (c == meta)
             continue;
         knob_st_entry *e = &st->e[st->n++];
-        e->name = st_strdup(c->string);
+        e->name = knob_strdup(knob_json_key(c));
         if (!e->name)
             return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory reading header entries", path);
         knob_status s = parse_entry(path, c, e, st->data_len, err);
@@ -344,7 +312,7 @@ static knob_status parse_entries(knob_st *st, const char *path, const cJSON *roo
     return meta ? parse_meta(st, path, meta, err) : KNOB_OK;
 }
 
-/* cJSON keeps duplicate keys; the format forbids them (a reader could pick either). */
+/* The JSON parser keeps duplicate keys; the format forbids them (a reader could pick either). */
 static knob_status check_unique(const knob_st *st, const char *path, knob_err *err)
 {
     int n = KNOB_MAX(st->n, st->n_meta);
@@ -409,17 +377,20 @@ static knob_status st_load(knob_st *st, const char *path, knob_err *err)
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: file is %zu bytes; too short for the 8-byte header length",
                          path, st->len);
     uint64_t hlen = read_le64(st->buf);
+    if (hlen > ST_MAX_HEADER)
+        return knob_fail(err, KNOB_ERR_FORMAT, "%s: header length %llu is over the limit of %d bytes", path,
+                         (unsigned long long)hlen, ST_MAX_HEADER);
     if (hlen > st->len - 8)
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: header length %llu exceeds file size %zu", path,
                          (unsigned long long)hlen, st->len);
     st->data = st->buf + 8 + hlen;
     st->data_len = st->len - 8 - (size_t)hlen;
 
-    cJSON *root = NULL;
+    knob_json *root = NULL;
     s = parse_header(path, st->buf + 8, (size_t)hlen, &root, err);
     if (!s)
         s = parse_entries(st, path, root, err);
-    cJSON_Delete(root);
+    knob_json_free(root);
     if (!s)
         s = check_unique(st, path, err);
     if (!s)

@@ -75,7 +75,7 @@ static knob_status binary_shape(knob_node *y, knob_err *err)
 {
     const knob_tensor *a = &y->in[0]->t, *b = &y->in[1]->t;
     if (a->dtype != KNOB_F32 || b->dtype != KNOB_F32)
-        return knob_fail(err, KNOB_ERR_SHAPE, "%s: inputs must be float32", knob_ops[y->op]->name);
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: inputs must be float32", knob_op_name(y->op));
     int n = KNOB_MAX(a->n_dims, b->n_dims), shape[KNOB_MAX_DIMS];
     for (int i = 0; i < n; i++) {
         int da = i < n - a->n_dims ? 1 : a->shape[i - (n - a->n_dims)];
@@ -83,7 +83,7 @@ static knob_status binary_shape(knob_node *y, knob_err *err)
         if (da != db && da != 1 && db != 1) {
             char sa[64], sb[64];
             return knob_fail(err, KNOB_ERR_SHAPE, "%s: cannot broadcast %s with %s (dim %d: %d vs %d)",
-                             knob_ops[y->op]->name, knob_shape_str(sa, sizeof sa, a->n_dims, a->shape),
+                             knob_op_name(y->op), knob_shape_str(sa, sizeof sa, a->n_dims, a->shape),
                              knob_shape_str(sb, sizeof sb, b->n_dims, b->shape), i, da, db);
         }
         shape[i] = KNOB_MAX(da, db);
@@ -246,7 +246,7 @@ knob_node *knob_div(knob_graph *g, knob_node *a, knob_node *b) { return binary(g
 static knob_status unary_shape(knob_node *y, knob_err *err)
 {
     if (y->in[0]->t.dtype != KNOB_F32)
-        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_ops[y->op]->name);
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_op_name(y->op));
     return knob_shape_same(y, y->in[0], err);
 }
 

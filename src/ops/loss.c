@@ -128,7 +128,7 @@ static knob_status regression_shape(knob_node *y, knob_err *err)
     if (!ok) {
         char sp[64], st[64];
         return knob_fail(err, KNOB_ERR_SHAPE, "%s: prediction %s and target %s must have the same shape",
-                         knob_ops[y->op]->name, knob_shape_str(sp, sizeof sp, p->n_dims, p->shape),
+                         knob_op_name(y->op), knob_shape_str(sp, sizeof sp, p->n_dims, p->shape),
                          knob_shape_str(st, sizeof st, t->n_dims, t->shape));
     }
     knob_node_set_shape(y, 1, (int[]){1});

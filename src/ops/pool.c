@@ -28,7 +28,7 @@ static void pool_plan(const knob_node *y, pool_dims *d)
 
 static knob_status pool_shape(knob_node *y, knob_err *err)
 {
-    const char *name = knob_ops[y->op]->name;
+    const char *name = knob_op_name(y->op);
     const knob_tensor *x = &y->in[0]->t;
     int k = y->ip[0], s = y->ip[1];
     char sx[64];

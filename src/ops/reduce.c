@@ -26,7 +26,7 @@ static knob_status reduce_shape(knob_node *y, knob_err *err)
 {
     const knob_tensor *a = &y->in[0]->t;
     if (a->dtype != KNOB_F32)
-        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_ops[y->op]->name);
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_op_name(y->op));
     if (y->ip[2]) {   /* all elements -> (1) */
         y->ip[0] = -1;
         knob_node_set_shape(y, 1, (int[]){1});
@@ -35,7 +35,7 @@ static knob_status reduce_shape(knob_node *y, knob_err *err)
     }
     int axis = knob_axis(y->ip[0], a->n_dims);
     if (axis < 0)
-        return knob_fail(err, KNOB_ERR_SHAPE, "%s: axis %d out of range for %d dims", knob_ops[y->op]->name,
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: axis %d out of range for %d dims", knob_op_name(y->op),
                          y->ip[0], a->n_dims);
     y->ip[0] = axis;
     int shape[KNOB_MAX_DIMS], n = 0;
@@ -110,7 +110,7 @@ knob_node *knob_sum_all(knob_graph *g, knob_node *a) { return reduce(g, KNOB_OP_
 static knob_status softmax_shape(knob_node *y, knob_err *err)
 {
     if (y->in[0]->t.dtype != KNOB_F32)
-        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_ops[y->op]->name);
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_op_name(y->op));
     return knob_shape_same(y, y->in[0], err);
 }
 

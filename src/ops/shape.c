@@ -68,12 +68,12 @@ static knob_status permute_shape(knob_node *y, knob_err *err)
     const knob_tensor *a = &y->in[0]->t;
     int n = a->n_dims, seen[KNOB_MAX_DIMS] = {0}, shape[KNOB_MAX_DIMS];
     if (a->dtype != KNOB_F32)
-        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_ops[y->op]->name);
+        return knob_fail(err, KNOB_ERR_SHAPE, "%s: input must be float32", knob_op_name(y->op));
     for (int i = 0; i < n; i++) {
         int p = y->ip[i];
         if (p < 0 || p >= n || seen[p]++)
             return knob_fail(err, KNOB_ERR_SHAPE, "%s: (%d, %d, %d, %d) is not a permutation of %d axes",
-                             knob_ops[y->op]->name, y->ip[0], y->ip[1], y->ip[2], y->ip[3], n);
+                             knob_op_name(y->op), y->ip[0], y->ip[1], y->ip[2], y->ip[3], n);
         shape[i] = a->shape[p];
     }
     knob_node_set_shape(y, n, shape);

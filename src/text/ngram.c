@@ -265,18 +265,6 @@ static knob_status vocab_add(knob_ngram *m, const char *s, size_t n, int32_t *id
     return KNOB_OK;
 }
 
-/* Bytes of the UTF-8 character at s (n bytes left); 1 for an invalid or cut sequence. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t want = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 1;
-    if (want > n || (want == 2 && s[0] < 0xc2))
-        return 1;
-    for (size_t i = 1; i < want; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 1;
-    return want;
-}
-
 static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 static int is_word_byte(unsigned char c)
@@ -299,12 +287,12 @@ static size_t next_unit(knob_ngram_level level, const char *text, size_t n, size
     }
     size_t j = i;
     if (level == KNOB_NGRAM_LETTER)
-        j += utf8_len(s + i, n - i);
+        j += knob_utf8_len(s + i, n - i);
     else if (is_word_byte(s[i]))
         while (j < n && is_word_byte(s[j]))
             j++;
     else
-        j += utf8_len(s + i, n - i);
+        j += knob_utf8_len(s + i, n - i);
     *start = i;
     *at = j;
     return j - i;

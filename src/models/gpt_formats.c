@@ -21,11 +21,10 @@
  * Everything read is checked against the config before a value is used: a missing, extra or
  * misshapen tensor, a truncated file, a wrong magic or version and a config field that is missing
  * or out of range each give a one-line KNOB_ERR_FORMAT naming the file and the tensor or field.
- * Not here: the model itself (src/models/gpt.c) and tokenizer files (src/text, src/io/llmc_tokenizer.c).
+ * Not here: the model itself (src/models/gpt.c) and tokenizer files (src/text/tokenizer.c, src/text/llmc_tokenizer.c).
  */
 #include "knob_internal.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -50,15 +49,6 @@ static const char *const layer_names[12] = {
 
 /* ------------------------------------------------------------------------------------------------
  * Small helpers */
-
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = knob_malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
 
 static int is_dir(const char *path)
 {
@@ -103,15 +93,13 @@ static char *st_shape_str(char *buf, size_t size, const knob_st_entry *e)
     return buf;
 }
 
-/* Rewrites err's message as "<path>: <what>: <old message>" (errors from helpers that do not know
- * the file, such as D's config parser). */
-static knob_status prefix_err(knob_err *err, knob_status s, const char *path, const char *what)
+/* err with its code made KNOB_ERR_FORMAT (unless it is out of memory): a config from a file that
+ * a helper rejects is a defect of the file. For knob_err_prefix, which keeps the code. */
+static knob_err *as_format(knob_err *err, knob_status s)
 {
-    if (!err)
-        return s;
-    char old[sizeof err->msg];
-    snprintf(old, sizeof old, "%s", err->msg);
-    return knob_fail(err, s, "%s: %s: %s", path, what, old);
+    if (err && s != KNOB_ERR_NOMEM)
+        err->code = KNOB_ERR_FORMAT;
+    return err;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -171,7 +159,7 @@ static knob_status open_knob(const knob_st *st, knob_params *P, knob_gpt_config 
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: metadata 'gpt.config' missing (knob.model is 'gpt')", st->path);
     knob_status s = knob_gpt_config_parse(c, cfg, err);
     if (s)
-        return prefix_err(err, s == KNOB_ERR_NOMEM ? s : KNOB_ERR_FORMAT, st->path, "metadata 'gpt.config'");
+        return knob_err_prefix(as_format(err, s), "%s: metadata 'gpt.config'", st->path);
     c->dropout = 0;   /* inference; training code reads its own flag */
     const char *tok = knob_st_meta(st, "tokenizer");
     if (!tok || !tok[0])
@@ -179,12 +167,12 @@ static knob_status open_knob(const knob_st *st, knob_params *P, knob_gpt_config 
     if ((s = check_room(st, c, "metadata 'gpt.config'", err)))
         return s;
     if ((s = knob_gpt_params(P, c, err)))
-        return prefix_err(err, s, st->path, "config");
+        return knob_err_prefix(err, "%s: config", st->path);
     for (int i = 0; i < P->n && !s; i++)
         s = st_load_tensor(st, P->t[i]->name, P->t[i], 0, "", err);
     if (s)
         return s;
-    if (!(*tok_desc = dup_str(tok)))
+    if (!(*tok_desc = knob_strdup(tok)))
         return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", st->path);
     return KNOB_OK;
 }
@@ -192,18 +180,18 @@ static knob_status open_knob(const knob_st *st, knob_params *P, knob_gpt_config 
 /* ------------------------------------------------------------------------------------------------
  * Hugging Face: config.json */
 
-/* A positive integer field; required, or *v untouched when absent and !required. */
-static knob_status json_int(const cJSON *root, const char *path, const char *key, int required, int *v,
+/* A positive integer field; required, or *v untouched when absent (or null) and !required. */
+static knob_status json_int(const knob_json *root, const char *path, const char *key, int required, int *v,
                             knob_err *err)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!j || cJSON_IsNull(j)) {
+    const knob_json *j = knob_json_get(root, key);
+    if (!j || knob_json_is_null(j)) {
         if (required)
             return knob_fail(err, KNOB_ERR_FORMAT, "%s: field '%s' missing", path, key);
         return KNOB_OK;
     }
-    double d = cJSON_IsNumber(j) ? j->valuedouble : -1;
-    if (!(d >= 1 && d <= 1e9 && d == floor(d)))
+    long d;
+    if (!knob_json_as_long(j, 1, 1000000000L, &d))
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: field '%s' must be a positive integer", path, key);
     *v = (int)d;
     return KNOB_OK;
@@ -216,10 +204,13 @@ static knob_status hf_config(const char *path, knob_gpt_config *c, knob_err *err
     knob_status s = knob_read_file(path, &buf, &len, err);
     if (s)
         return s;
-    cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
+    knob_json *root;
+    s = knob_json_parse(&root, (const char *)buf, len, NULL, path, err);
     knob_free(buf);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    if (s)
+        return s;
+    if (!knob_json_is_object(root)) {
+        knob_json_free(root);
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: not a JSON object", path);
     }
     memset(c, 0, sizeof *c);
@@ -245,20 +236,21 @@ static knob_status hf_config(const char *path, knob_gpt_config *c, knob_err *err
     if (!s && n_inner && n_inner != 4 * c->n_embd)
         s = knob_fail(err, KNOB_ERR_FORMAT, "%s: n_inner %d; knob's GPT has 4 * n_embd = %d", path, n_inner,
                       4 * c->n_embd);
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_epsilon");
-    if (!s && j && !(cJSON_IsNumber(j) && fabs(j->valuedouble - 1e-5) <= 1e-9))
+    const knob_json *j = knob_json_get(root, "layer_norm_epsilon");
+    if (!s && j && !(fabs(knob_json_number(j) - 1e-5) <= 1e-9))   /* NaN for a non-number */
         s = knob_fail(err, KNOB_ERR_FORMAT, "%s: layer_norm_epsilon must be 1e-05 (knob's LayerNorm)", path);
-    j = cJSON_GetObjectItemCaseSensitive(root, "activation_function");
-    if (!s && j && !(cJSON_IsString(j) && (strcmp(j->valuestring, "gelu_new") == 0 ||
-                                           strcmp(j->valuestring, "gelu_pytorch_tanh") == 0 ||
-                                           strcmp(j->valuestring, "gelu_fast") == 0)))
+    j = knob_json_get(root, "activation_function");
+    const char *act = knob_json_string(j);
+    if (!s && j && !(act && (strcmp(act, "gelu_new") == 0 || strcmp(act, "gelu_pytorch_tanh") == 0 ||
+                             strcmp(act, "gelu_fast") == 0)))
         s = knob_fail(err, KNOB_ERR_FORMAT, "%s: activation_function %.64s; knob's GPT uses GELU's tanh form (gelu_new)",
-                      path, cJSON_IsString(j) ? j->valuestring : "(not a string)");
-    j = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    if (!s && j && !(cJSON_IsString(j) && strcmp(j->valuestring, "gpt2") == 0))
+                      path, act ? act : "(not a string)");
+    j = knob_json_get(root, "model_type");
+    const char *type = knob_json_string(j);
+    if (!s && j && !(type && strcmp(type, "gpt2") == 0))
         s = knob_fail(err, KNOB_ERR_FORMAT, "%s: model_type %.64s; only gpt2 is supported", path,
-                      cJSON_IsString(j) ? j->valuestring : "(not a string)");
-    cJSON_Delete(root);
+                      type ? type : "(not a string)");
+    knob_json_free(root);
     return s;
 }
 
@@ -293,11 +285,11 @@ static knob_status open_hf(const knob_st *st, const char *config_path, knob_para
     snprintf(name, sizeof name, "%sh.0.ln_1.bias", pre);
     c->bias = knob_st_find(st, name) != NULL;
     if ((s = knob_gpt_config_check(c, err)))
-        return prefix_err(err, KNOB_ERR_FORMAT, config_path, "config");
+        return knob_err_prefix(as_format(err, s), "%s: config", config_path);
     if ((s = check_room(st, c, "config.json", err)))
         return s;
     if ((s = knob_gpt_params(P, c, err)))
-        return prefix_err(err, s, config_path, "config");
+        return knob_err_prefix(err, "%s: config", config_path);
 
     /* every tensor of the file is one we know: a name the config does not explain means the file and
      * config.json disagree (more layers, another architecture) */
@@ -433,14 +425,14 @@ static knob_status open_llmc(FILE *f, const char *path, long size, knob_params *
                          c->vocab_size);
     knob_status s = knob_gpt_config_check(c, err);
     if (s)
-        return prefix_err(err, KNOB_ERR_FORMAT, path, "header");
+        return knob_err_prefix(as_format(err, s), "%s: header", path);
     int bf16 = h[1] == 5;
     uint64_t want = sizeof h + llmc_n_elems(c, (uint64_t)Vp) * (bf16 ? 2 : 4);
     if ((uint64_t)size != want)
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: %s: %ld bytes, the header's sizes need %llu", path,
                          (uint64_t)size < want ? "truncated" : "trailing bytes", size, (unsigned long long)want);
     if ((s = knob_gpt_params(P, c, err)))
-        return prefix_err(err, s, path, "header");
+        return knob_err_prefix(err, "%s: header", path);
 
     llmc_reader r = {f, path, bf16, (long)sizeof h, NULL, 1 << 16};
     if (!(r.buf = knob_malloc(r.cap)))
@@ -508,7 +500,7 @@ knob_status knob_gpt_open(const char *path, knob_params *P, knob_gpt_config *c, 
         *fmt = KNOB_GPT_FMT_LLMC;
         s = open_llmc(f, file, (long)sb.st_size, P, c, err);
         fclose(f);
-        if (!s && !(*tok_desc = dup_str("gpt2")))
+        if (!s && !(*tok_desc = knob_strdup("gpt2")))
             s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", file);
         if (s)
             knob_params_free(P);
@@ -538,7 +530,7 @@ knob_status knob_gpt_open(const char *path, knob_params *P, knob_gpt_config *c, 
         *fmt = KNOB_GPT_FMT_HF;
         s = open_hf(&st, config, P, c, err);
         const char *tok = knob_st_meta(&st, "knob.tokenizer");   /* written by knob for other tokenizers */
-        if (!s && !(*tok_desc = dup_str(tok && tok[0] ? tok : "gpt2")))
+        if (!s && !(*tok_desc = knob_strdup(tok && tok[0] ? tok : "gpt2")))
             s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", file);
     }
     knob_st_close(&st);
@@ -559,12 +551,12 @@ static knob_status check_params_match(const char *path, const knob_params *P, co
 {
     knob_status s = knob_gpt_config_check(c, err);
     if (s)
-        return prefix_err(err, s, path, "config");
+        return knob_err_prefix(err, "%s: config", path);
     knob_params want;
     knob_params_init(&want);
     if ((s = knob_gpt_params(&want, c, err))) {
         knob_params_free(&want);
-        return prefix_err(err, s, path, "config");
+        return knob_err_prefix(err, "%s: config", path);
     }
     for (int i = 0; i < want.n && !s; i++) {
         const knob_tensor *w = want.t[i], *t = knob_params_find(P, w->name);
@@ -624,7 +616,7 @@ knob_status knob_gpt_save_hf_tok(const char *dir, const knob_params *P, const kn
     knob_params_init(&H);
     if ((s = knob_gpt_params(&H, &cb, err))) {
         knob_params_free(&H);
-        return prefix_err(err, s, dir, "config");
+        return knob_err_prefix(err, "%s: config", dir);
     }
     knob_tensor **list = knob_malloc((size_t)H.n * sizeof *list);
     if (!list) {
