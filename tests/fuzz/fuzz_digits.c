@@ -23,11 +23,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         made = 1;
     }
     fuzz_file("digits/0.json", data, size);
-    knob_dataset d;
+    float *images = NULL;
+    int32_t *labels = NULL;
+    int n = 0;
     knob_err err = {0};
-    knob_status s = knob_digits_read(&d, dir, &err);
+    knob_status s = knob_digits_read(dir, &images, &labels, &n, &err);
     fuzz_check_err(s, &err);
-    if (!s)
-        knob_dataset_free(&d);
+    knob_free(images);
+    knob_free(labels);
     return 0;
 }
