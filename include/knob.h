@@ -341,6 +341,10 @@ void        knob_atomic_abort(knob_atomic *a);
 /* Reads a whole file into a knob_malloc'd buffer (NUL-terminated, *len excludes it). A FIFO, a
  * device or a directory is refused at once with one line (never a wait or an endless read). */
 knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err);
+/* Opens path for reading only if it is a regular file (a FIFO, device or folder gets one line at
+ * once, never a wait): a descriptor, or a FILE; *size (may be NULL) its size in bytes. */
+knob_status knob_open_regular(const char *path, int *fd, size_t *size, knob_err *err);
+knob_status knob_fopen_regular(const char *path, FILE **f, size_t *size, knob_err *err);
 /* mkdir -p */
 knob_status knob_mkdirs(const char *dir, knob_err *err);
 /* The folder that scripts/setup.sh fills (digits, GPT-2 tokenizer files): $KNOB_DATA when set, else

@@ -102,10 +102,9 @@ void knob_atomic_abort(knob_atomic *a)
     }
 }
 
-knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err)
+knob_status knob_open_regular(const char *path, int *fd_out, size_t *size, knob_err *err)
 {
-    *out = NULL;
-    *len = 0;
+    *fd_out = -1;
     /* O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
@@ -119,13 +118,36 @@ knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, k
     int fl = fcntl(fd, F_GETFL);
     if (fl != -1)
         (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
+    *fd_out = fd;
+    if (size)
+        *size = (size_t)st.st_size;
+    return KNOB_OK;
+}
+
+knob_status knob_fopen_regular(const char *path, FILE **f, size_t *size, knob_err *err)
+{
+    *f = NULL;
+    int fd;
+    knob_status s = knob_open_regular(path, &fd, size, err);
+    if (s)
+        return s;
+    if (!(*f = fdopen(fd, "rb"))) {
         int e = errno;
         close(fd);
         return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
-    size_t n = (size_t)st.st_size;
+    return KNOB_OK;
+}
+
+knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f;
+    size_t n = 0;
+    knob_status s = knob_fopen_regular(path, &f, &n, err);
+    if (s)
+        return s;
     unsigned char *buf = knob_malloc(n + 1);
     if (!buf) {
         fclose(f);

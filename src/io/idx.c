@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAX_BYTES ((size_t)1 << 31)   /* refuse payloads over 2 GiB */
@@ -42,9 +43,15 @@ knob_status knob_idx_read(const char *path, int *n_dims, int dims[4], uint8_t **
 {
     *data = NULL;
     *n_dims = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    int fd;
+    knob_status os = knob_open_regular(path, &fd, NULL, err);
+    if (os)
+        return os;
+    gzFile f = gzdopen(fd, "rb");   /* gzclose closes fd */
+    if (!f) {
+        close(fd);
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: out of memory", path);
+    }
     gzbuffer(f, 1u << 17);
     const char *why = NULL;
     uint8_t hdr[4 + 4 * 4];
