@@ -21,9 +21,11 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ:= $(TEST_SRC:%.c=$(BUILD)/%.o)
 EXAMPLES:= $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+REPLAYS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
 HEADERS := include/knob.h $(wildcard src/*.h src/*/*.h cli/*.h tests/*.h)
 
-.PHONY: all test asan bench clean
+.PHONY: all test asan bench fuzz clean
 
 all: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES)
 
@@ -46,13 +48,28 @@ $(BUILD)/examples/%: examples/%.c include/knob.h $(BUILD)/libknob.a
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -fopenmp $(WARN) $(if $(WERROR),-Werror) -Iinclude $(CFLAGS) $(SAN) $< $(BUILD)/libknob.a $(ALL_LDFLAGS) $(LDLIBS) -o $@
 
+# Fuzz targets: with a plain main that replays files (make test), or as libFuzzer binaries (make fuzz).
+FUZZ_DEPS := tests/fuzz/fuzz.h $(BUILD)/libknob.a $(BUILD)/cli/args.o
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icli $< tests/fuzz/replay.c $(BUILD)/cli/args.o $(BUILD)/libknob.a $(ALL_LDFLAGS) $(LDLIBS) -o $@
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Icli $< $(BUILD)/cli/args.o $(BUILD)/libknob.a $(ALL_LDFLAGS) -fsanitize=fuzzer $(LDLIBS) -o $@
+
 # Unit tests (C) and CLI tests (shell); the last line is "N passed, N failed".
-test: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES)
+test: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES) $(REPLAYS)
 	@sh tests/run.sh $(BUILD)
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer, in a build folder of their own.
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# Every reader and parser under libFuzzer (clang), FUZZ_SECONDS each (default 60), in build-fuzz/.
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN)" build-fuzz/knob $(FUZZ_NAMES:%=build-fuzz/fuzz/fuzz_%)
+	@sh tests/fuzz/run.sh build-fuzz
 
 # Speed against PyTorch on this machine (needs Debian's python3-torch for the comparison column).
 bench: $(BUILD)/bench_gemm
@@ -61,4 +78,4 @@ bench: $(BUILD)/bench_gemm
 include bench/bench.mk
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

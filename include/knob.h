@@ -325,8 +325,10 @@ float       knob_schedule_lr(const knob_schedule *s, long step);    /* step coun
 /* ------------------------------------------------------------------------------------------------
  * Files */
 
-/* Atomic write: write to a temp file beside path, then knob_atomic_commit fsyncs and renames it over
- * path; knob_atomic_abort removes the temp file and leaves path as it was. */
+/* Atomic write: write to a temp file beside path (PATH.tmp.<pid>.<n>, created exclusively and never
+ * through a symlink, mode 0666 less the umask), then knob_atomic_commit fsyncs it, renames it over
+ * path (a symlink at path is replaced, not followed) and fsyncs the folder; knob_atomic_abort
+ * removes the temp file and leaves path as it was. */
 typedef struct knob_atomic {
     FILE *f;
     char path[4096];
@@ -336,8 +338,13 @@ typedef struct knob_atomic {
 knob_status knob_atomic_open(knob_atomic *a, const char *path, knob_err *err);
 knob_status knob_atomic_commit(knob_atomic *a, knob_err *err);   /* checks every earlier write too */
 void        knob_atomic_abort(knob_atomic *a);
-/* Reads a whole file into a knob_malloc'd buffer (NUL-terminated, *len excludes it). */
+/* Reads a whole file into a knob_malloc'd buffer (NUL-terminated, *len excludes it). A FIFO, a
+ * device or a directory is refused at once with one line (never a wait or an endless read). */
 knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err);
+/* Opens path for reading only if it is a regular file (a FIFO, device or folder gets one line at
+ * once, never a wait): a descriptor, or a FILE; *size (may be NULL) its size in bytes. */
+knob_status knob_open_regular(const char *path, int *fd, size_t *size, knob_err *err);
+knob_status knob_fopen_regular(const char *path, FILE **f, size_t *size, knob_err *err);
 /* mkdir -p */
 knob_status knob_mkdirs(const char *dir, knob_err *err);
 /* The folder that scripts/setup.sh fills (digits, GPT-2 tokenizer files): $KNOB_DATA when set, else

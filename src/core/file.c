@@ -1,23 +1,67 @@
-/* file.c: whole-file reads and atomic writes (temp file beside the target, fsync, rename), so a
- * crash or an error never leaves a half-written file where a good one was. */
+/* file.c: whole-file reads and atomic writes (an exclusively created temp file beside the target,
+ * fsync, rename, fsync of the folder), so a crash or an error never leaves a half-written file
+ * where a good one was, and a planted symlink never redirects a write. */
 #include "knob_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The temporary file is PATH.tmp.<pid>.<n>, created with O_CREAT | O_EXCL | O_NOFOLLOW: a file or
+ * a symlink that someone planted at that name is never opened, let alone written through; the
+ * next n is tried instead. The mode is 0666 less the user's umask, as for any new file. */
+#define ATOMIC_TRIES 100
+
 knob_status knob_atomic_open(knob_atomic *a, const char *path, knob_err *err)
 {
     memset(a, 0, sizeof *a);
-    if (strlen(path) + 32 >= sizeof a->tmp)
+    if (!path[0])
+        return knob_fail(err, KNOB_ERR_USAGE, "output file name is empty");
+    if (strlen(path) + 48 >= sizeof a->tmp)
         return knob_fail(err, KNOB_ERR_USAGE, "%.128s...: path too long", path);
     snprintf(a->path, sizeof a->path, "%s", path);
-    snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
-    a->f = fopen(a->tmp, "wb");
-    if (!a->f)
-        return knob_fail(err, KNOB_ERR_IO, "%s: cannot create temp file: %s", a->tmp, strerror(errno));
+    int fd = -1, e = 0;
+    for (int n = 0; n < ATOMIC_TRIES && fd < 0; n++) {
+        snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld.%d", path, (long)getpid(), n);
+        fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        e = errno;
+        if (fd < 0 && e != EEXIST)
+            break;
+    }
+    if (fd < 0)
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot create temp file beside it: %s", path,
+                         e == EEXIST ? "every candidate name is taken" : strerror(e));
+    a->f = fdopen(fd, "wb");
+    if (!a->f) {
+        e = errno;
+        close(fd);
+        unlink(a->tmp);
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open the temporary file: %s", a->tmp, strerror(e));
+    }
     return KNOB_OK;
+}
+
+/* fsync of the folder that holds path, so that the rename itself survives a power cut (what SQLite
+ * does after creating or deleting a journal). Folders that cannot be opened or fsynced (some
+ * filesystems refuse) are not an error: the data itself was already fsynced. */
+static void sync_parent(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
 }
 
 knob_status knob_atomic_commit(knob_atomic *a, knob_err *err)
@@ -36,14 +80,16 @@ knob_status knob_atomic_commit(knob_atomic *a, knob_err *err)
     }
     a->f = NULL;
     if (bad) {
-        remove(a->tmp);
+        unlink(a->tmp);
         return knob_fail(err, KNOB_ERR_IO, "%s: write failed: %s", a->path, strerror(e));
     }
+    /* rename replaces a symlink at path by the new file; it never writes through it */
     if (rename(a->tmp, a->path) != 0) {
         e = errno;
-        remove(a->tmp);
+        unlink(a->tmp);
         return knob_fail(err, KNOB_ERR_IO, "%s: cannot rename temp file into place: %s", a->path, strerror(e));
     }
+    sync_parent(a->path);
     return KNOB_OK;
 }
 
@@ -52,23 +98,56 @@ void knob_atomic_abort(knob_atomic *a)
     if (a->f) {
         fclose(a->f);
         a->f = NULL;
-        remove(a->tmp);
+        unlink(a->tmp);
     }
+}
+
+knob_status knob_open_regular(const char *path, int *fd_out, size_t *size, knob_err *err)
+{
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int is_dir = S_ISDIR(st.st_mode);
+        close(fd);
+        return knob_fail(err, KNOB_ERR_IO, "%s: %s", path, is_dir ? "is a directory, not a file" : "not a regular file");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *fd_out = fd;
+    if (size)
+        *size = (size_t)st.st_size;
+    return KNOB_OK;
+}
+
+knob_status knob_fopen_regular(const char *path, FILE **f, size_t *size, knob_err *err)
+{
+    *f = NULL;
+    int fd;
+    knob_status s = knob_open_regular(path, &fd, size, err);
+    if (s)
+        return s;
+    if (!(*f = fdopen(fd, "rb"))) {
+        int e = errno;
+        close(fd);
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
+    return KNOB_OK;
 }
 
 knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err)
 {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return knob_fail(err, KNOB_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
+    FILE *f;
+    size_t n = 0;
+    knob_status s = knob_fopen_regular(path, &f, &n, err);
+    if (s)
+        return s;
     unsigned char *buf = knob_malloc(n + 1);
     if (!buf) {
         fclose(f);

@@ -245,9 +245,10 @@ knob_status knob_tokens_read(const char *path, uint64_t key, int vocab, uint16_t
     knob_free(b);
     for (size_t i = 0; i < count; i++)
         if (out[i] >= (uint32_t)vocab) {
+            unsigned bad = out[i];
             knob_free(out);
             return knob_fail(err, KNOB_ERR_FORMAT, "%s: token %u at %zu is outside the vocabulary of %d", path,
-                             (unsigned)out[i], i, vocab);
+                             bad, i, vocab);
         }
     *ids = out;
     *n = (size_t)count;

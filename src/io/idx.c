@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAX_BYTES ((size_t)1 << 31)   /* refuse payloads over 2 GiB */
@@ -42,9 +43,15 @@ knob_status knob_idx_read(const char *path, int *n_dims, int dims[4], uint8_t **
 {
     *data = NULL;
     *n_dims = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    int fd;
+    knob_status os = knob_open_regular(path, &fd, NULL, err);
+    if (os)
+        return os;
+    gzFile f = gzdopen(fd, "rb");   /* gzclose closes fd */
+    if (!f) {
+        close(fd);
+        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: out of memory", path);
+    }
     gzbuffer(f, 1u << 17);
     const char *why = NULL;
     uint8_t hdr[4 + 4 * 4];
@@ -100,17 +107,33 @@ knob_status knob_idx_read(const char *path, int *n_dims, int dims[4], uint8_t **
         }
         total *= v;
     }
-    uint8_t *buf = knob_malloc(total + 1);   /* + 1: probes for trailing bytes */
-    if (!buf) {
-        st = knob_fail(err, KNOB_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, total + 1);
-        goto done;
+    /* The header's sizes are a claim: the buffer grows with the data that really arrives (a gzip
+     * file's size says nothing of what it inflates to), so a lying header costs at most twice the
+     * real data, never IDX_MAX_BYTES at once. */
+    size_t want = total + 1, cap = want < ((size_t)1 << 20) ? want : ((size_t)1 << 20), have = 0;
+    uint8_t *buf = knob_malloc(cap);   /* + 1 in want: probes for trailing bytes */
+    for (;;) {
+        if (!buf) {
+            st = knob_fail(err, KNOB_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, cap);
+            goto done;
+        }
+        got = gz_read_all(f, buf + have, cap - have, &why);
+        if (got < 0) {
+            knob_free(buf);
+            st = knob_fail(err, KNOB_ERR_FORMAT, "%s: %s", path, why);
+            goto done;
+        }
+        have += (size_t)got;
+        if (have < cap || cap == want)
+            break;
+        size_t next = cap > want / 2 ? want : 2 * cap;
+        uint8_t *nb = knob_realloc(buf, next);
+        if (!nb)
+            knob_free(buf);
+        buf = nb;
+        cap = next;
     }
-    got = gz_read_all(f, buf, total + 1, &why);
-    if (got < 0) {
-        knob_free(buf);
-        st = knob_fail(err, KNOB_ERR_FORMAT, "%s: %s", path, why);
-        goto done;
-    }
+    got = (long long)have;
     if ((size_t)got < total) {
         knob_free(buf);
         st = knob_fail(err, KNOB_ERR_FORMAT, "%s: truncated: expected %zu bytes of data, found %lld", path,

@@ -485,20 +485,18 @@ knob_status knob_gpt_open(const char *path, knob_params *P, knob_gpt_config *c, 
         snprintf(config, sizeof config, "%.*sconfig.json", slash ? (int)(slash - path + 1) : 0, path);
     }
 
-    FILE *f = fopen(file, "rb");
-    if (!f)
-        return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", file, strerror(errno));
-    struct stat sb;
+    FILE *f;
+    size_t fsize = 0;
+    knob_status s = knob_fopen_regular(file, &f, &fsize, err);
+    if (s)
+        return s;
     int32_t magic = 0;
-    knob_status s = KNOB_OK;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode))
-        s = knob_fail(err, KNOB_ERR_IO, "%s: not a regular file", file);
-    else if (sb.st_size >= 4 && fread(&magic, 4, 1, f) != 1)
+    if (fsize >= 4 && fread(&magic, 4, 1, f) != 1)
         s = knob_fail(err, KNOB_ERR_IO, "%s: read failed: %s", file, strerror(errno));
     if (!s && magic == LLMC_MAGIC) {
         rewind(f);
         *fmt = KNOB_GPT_FMT_LLMC;
-        s = open_llmc(f, file, (long)sb.st_size, P, c, err);
+        s = open_llmc(f, file, (long)fsize, P, c, err);
         fclose(f);
         if (!s && !(*tok_desc = knob_strdup("gpt2")))
             s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", file);
