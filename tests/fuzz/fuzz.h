@@ -30,7 +30,8 @@ static inline void fuzz_rm(const char *dir, int depth)
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
             char p[1024];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (snprintf(p, sizeof p, "%s/%.200s", dir, e->d_name) >= (int)sizeof p)
+                continue;
             if (unlink(p) != 0 && depth > 0)
                 fuzz_rm(p, depth - 1);
         }
