@@ -203,8 +203,9 @@ knob_status knob_lm_open(knob_lm **out, const char *path, knob_err *err)
         s = knob_tok_from_desc(&m->tok, m->tok_desc, err);
     if (!s && knob_tok_vocab_size(m->tok) > m->c.vocab_size)
         s = knob_fail(err, KNOB_ERR_FORMAT, "%s: its tokenizer (%.32s%s) has %d ids but the model's vocabulary only %d; "
-                      "the file names the wrong tokenizer (a Hugging Face folder without knob.tokenizer metadata is "
-                      "taken as GPT-2's)", path, m->tok_desc, strlen(m->tok_desc) > 32 ? "..." : "",
+                      "store one that fits with knob convert MODEL OUT --tokenizer DESC (a Hugging Face folder "
+                      "without knob.tokenizer metadata is read as GPT-2's)", path, m->tok_desc,
+                      strlen(m->tok_desc) > 32 ? "..." : "",
                       knob_tok_vocab_size(m->tok), m->c.vocab_size);
     if (!s && (s = lm_setup(m, &m->P, err)) != KNOB_OK)
         knob_err_prefix(err, "%s", path);
