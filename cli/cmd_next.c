@@ -39,7 +39,7 @@ knob_status cmd_next(int argc, char **argv, knob_err *err)
     p5 = knob_malloc((size_t)V * sizeof *p5);
     p2 = knob_malloc((size_t)V * sizeof *p2);
     p1 = knob_malloc((size_t)V * sizeof *p1);
-    idx = knob_malloc((size_t)V * sizeof *idx);
+    idx = knob_malloc(2 * (size_t)V * sizeof *idx);   /* the top ids, then scratch */
     if (!p5 || !p2 || !p1 || !idx) {
         s = knob_fail(err, KNOB_ERR_NOMEM, "next: out of memory");
         goto done;
@@ -61,9 +61,8 @@ knob_status cmd_next(int argc, char **argv, knob_err *err)
     const float *logits = knob_lm_logits(q);
     knob_softmax_temp(logits, V, 0.5f, p5);
     knob_softmax_temp(logits, V, 2.0f, p2);
-    knob_sampler top = {.temperature = 1.0f, .top_k = k < V ? k : V, .top_p = 1.0f};
-    int kept = knob_sample_probs(logits, V, &top, p1, idx);   /* the kept ids: idx[V-1], idx[V-2], ... */
     knob_softmax_temp(logits, V, 1.0f, p1);
+    int kept = knob_top_tokens(logits, V, k, idx, idx + V);
     if (json) {
         printf("{\"text\":");
         cli_json_str(stdout, pos[1]);
@@ -75,7 +74,7 @@ knob_status cmd_next(int argc, char **argv, knob_err *err)
     }
     double shown = 0;
     for (int r = 0; r < kept; r++) {
-        int id = idx[V - 1 - r];
+        int id = idx[r];
         size_t pl = 0;
         const char *pc = knob_tok_piece(tok, id, &pl);
         char piece[160];

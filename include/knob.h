@@ -839,6 +839,9 @@ void knob_softmax_temp(const float *logits, int V, float temperature, float *pro
 /* The distribution knob_sample draws from: probs (V), zero outside the kept set and renormalised
  * inside it (greedy: one-hot); returns the number kept. idx (V) is scratch. */
 int  knob_sample_probs(const float *logits, int V, const knob_sampler *s, float *probs, int *idx);
+/* The k most likely ids (k cut to V), most likely first (ties: lower id first), into ids (k);
+ * scratch (V). Returns k. */
+int  knob_top_tokens(const float *logits, int V, int k, int *ids, int *scratch);
 
 /* Chat context trimming: turns of turn_len[0..n) tokens, oldest first, must fit in budget tokens.
  * Returns the index of the first turn to keep (the oldest ones go first; the newest turn is always

@@ -324,3 +324,13 @@ TEST(lm_open_names_a_vocabulary_mismatch)
     CHECK(lm == NULL);
     CHECK_FAILS_WITH(knob_lm_open(&lm, "tests/data/none.safetensors", &err), KNOB_ERR_IO, "none.safetensors");
 }
+
+TEST(lm_top_tokens_in_order)
+{
+    const float logits[5] = {1.0f, 3.0f, 3.0f, 0.0f, -2.0f};
+    int ids[5], scratch[5];
+    CHECK(knob_top_tokens(logits, 5, 3, ids, scratch) == 3);
+    CHECK(ids[0] == 1 && ids[1] == 2 && ids[2] == 0);   /* ties: lower id first */
+    CHECK(knob_top_tokens(logits, 5, 50, ids, scratch) == 5);
+    CHECK(ids[3] == 3 && ids[4] == 4);
+}

@@ -108,3 +108,20 @@ int knob_sample(const float *logits, int V, const knob_sampler *s, knob_rng *r, 
     }
     return last;   /* rounding left u above the sum */
 }
+
+/* The heap of knob_sample_probs over the logits themselves (their order is the probabilities'). */
+int knob_top_tokens(const float *logits, int V, int k, int *ids, int *scratch)
+{
+    k = KNOB_MAX(0, KNOB_MIN(k, V));
+    for (int i = 0; i < V; i++)
+        scratch[i] = i;
+    for (int i = V / 2 - 1; i >= 0; i--)
+        sift_down(scratch, V, i, logits);
+    int n = V;
+    for (int r = 0; r < k; r++) {
+        ids[r] = scratch[0];
+        scratch[0] = scratch[--n];
+        sift_down(scratch, n, 0, logits);
+    }
+    return k;
+}
