@@ -334,7 +334,8 @@ static void linear(float *y, const float *x, const float *W, const float *b, int
 
 /* Layer l's attention for rows at positions p0 .. p0 + n - 1, whose keys and values are already in
  * the cache: m->y (n, C). Heads are independent (each writes its own columns of y), so they split
- * over threads; each head's sums are one thread's, in a fixed order. */
+ * over threads when there is enough work (a prefill, not a decode step: a parallel region costs more
+ * than one row of attention); each head's sums are one thread's, in a fixed order. */
 static void attend(knob_lm_seq *q, int l, int p0, int n)
 {
     knob_lm *m = q->lm;
@@ -342,7 +343,7 @@ static void attend(knob_lm_seq *q, int l, int p0, int n)
     int C = c->n_embd, NH = c->n_head, HS = C / NH, T = c->block_size;
     float scale = 1.0f / sqrtf((float)HS);
     size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for schedule(static) if (NH > 1 && (size_t)n * (size_t)(p0 + n) * (size_t)C >= KNOB_PAR_MIN)
+#pragma omp parallel for schedule(static) if (NH > 1 && (double)n * (p0 + n) * C >= 64.0 * KNOB_PAR_MIN)
     for (int h = 0; h < NH; h++) {
         float *Q = m->q + (size_t)h * T * HS;                    // (n, HS)
         float *S = m->s + (size_t)h * ATT_ROWS * T;              // (ATT_ROWS, T)
