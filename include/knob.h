@@ -896,6 +896,11 @@ const int32_t *knob_lm_seq_tokens(const knob_lm_seq *q);       /* (len) */
 /* Appends ids at positions len .. len + n - 1 in one pass. Errors (nothing changed): the ids do not
  * fit ("context is full") or one is out of range. */
 knob_status knob_lm_feed(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err);
+/* One token for each of n distinct sequences of one lm (tokens[i] appended to qs[i]), in one pass
+ * (up to 64 sequences a pass): the matrix products over all n rows, attention per sequence. The
+ * logits equal those of decoding each alone to float rounding. Errors before anything changes: a
+ * sequence full, repeated or of another lm, a token out of range. */
+knob_status knob_lm_decode(knob_lm_seq *const *qs, const int32_t *tokens, int n, knob_err *err);
 /* The same, keeping the last block_size tokens of cache + ids when they do not fit (one pass from
  * position 0 then: learned positions shift). */
 knob_status knob_lm_feed_tail(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err);

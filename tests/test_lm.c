@@ -334,3 +334,45 @@ TEST(lm_top_tokens_in_order)
     CHECK(knob_top_tokens(logits, 5, 50, ids, scratch) == 5);
     CHECK(ids[3] == 3 && ids[4] == 4);
 }
+
+TEST(lm_batched_decode_equals_decoding_alone)
+{
+    knob_err err;
+    knob_params P;
+    knob_gpt_config c = {.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = 24, .vocab_size = 19, .bias = 1};
+    CHECK_OK(knob_gpt_params(&P, &c, &err));
+    CHECK_OK(knob_gpt_init(&P, &c, 9, &err));
+    knob_lm *lm;
+    CHECK_OK(knob_lm_new(&lm, &P, &c, NULL, &err));
+    knob_lm_seq *batch[3], *alone[3];
+    const int32_t prompt[12] = {1, 5, 2, 8, 3, 9, 4, 7, 6, 0, 11, 12};
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(knob_lm_seq_new(lm, &batch[i], &err));
+        CHECK_OK(knob_lm_seq_new(lm, &alone[i], &err));
+        CHECK_OK(knob_lm_feed(batch[i], prompt + i, (size_t)(3 + 3 * i), &err));   /* 3, 6 and 9 tokens */
+        CHECK_OK(knob_lm_feed(alone[i], prompt + i, (size_t)(3 + 3 * i), &err));
+    }
+    double worst = 0;
+    for (int step = 0; step < 4; step++) {
+        int32_t tok[3] = {(int32_t)(step + 1), (int32_t)(2 * step + 3), (int32_t)(18 - step)};
+        CHECK_OK(knob_lm_decode(batch, tok, 3, &err));
+        for (int i = 0; i < 3; i++) {
+            CHECK_OK(knob_lm_feed(alone[i], tok + i, 1, &err));
+            worst = fmax(worst, max_diff(knob_lm_logits(batch[i]), knob_lm_logits(alone[i]), c.vocab_size));
+            CHECK(knob_lm_seq_len(batch[i]) == 3 + 3 * i + step + 1);
+        }
+    }
+    CHECK(worst < 1e-6);
+    for (int i = 0; i < 3; i++)
+        CHECK(knob_lm_seq_counters(batch[i]).prefill_passes == 5);   /* the prompt, then 4 decode passes */
+    knob_lm_seq *twice[2] = {batch[0], batch[0]};
+    CHECK_FAILS_WITH(knob_lm_decode(twice, (int32_t[]){1, 2}, 2, &err), KNOB_ERR_USAGE, "appears twice");
+    CHECK_FAILS_WITH(knob_lm_decode(batch, (int32_t[]){1, 19, 2}, 3, &err), KNOB_ERR_USAGE, "out of range");
+    CHECK(knob_lm_seq_len(batch[0]) == 7);   /* nothing changed */
+    for (int i = 0; i < 3; i++) {
+        knob_lm_seq_free(batch[i]);
+        knob_lm_seq_free(alone[i]);
+    }
+    knob_lm_free(lm);
+    knob_params_free(&P);
+}

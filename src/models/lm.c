@@ -19,8 +19,10 @@
  * sequences are used from one thread. A sequence holds its cache (n_layer, n_head, block_size,
  * head size) for keys and again for values, laid out so that a head's keys are one contiguous
  * matrix, its tokens, the last logits and the sampling scratch. Nothing is allocated per token.
- * Batching the decode steps of several sequences later means one pass over rows that belong to
- * different sequences: the matrix products take all rows, attention runs per row's sequence.
+ * A pass runs over rows grouped in segments, each the next tokens of one sequence: a prefill is
+ * one segment of many rows; knob_lm_decode is one row for each of several sequences, so a server's
+ * decode steps share the matrix products (the weights are read once for all of them) while each
+ * row attends over its own sequence's cache.
  *
  * Dropping the oldest tokens recomputes the cache from the kept ones in one pass: positions are
  * learned embeddings, so every kept key and value changes when its position does.
@@ -32,7 +34,8 @@
 #include <string.h>
 
 enum { ATT_ROWS = 32,     /* query rows per knob_attention_block call */
-       NLL_CHUNK = 64 };  /* positions per pass when scoring (their logits are kept: (64, V)) */
+       LOGIT_ROWS = 64 }; /* rows of logits a pass keeps: positions when scoring, sequences when
+                             decoding a batch (scratch (64, V)) */
 
 typedef struct layer_w {
     const float *ln1w, *ln1b;      // (C)
@@ -56,6 +59,7 @@ struct knob_lm {
     /* scratch for one pass of up to T rows */
     float *x, *xn, *qkv, *y, *h4;           // (T, C), (T, C), (T, 3C), (T, C), (T, 4C)
     float *q, *s, *o;                       // per head: (T, HS), (ATT_ROWS, T), (ATT_ROWS, HS)
+    float *lg;                              // (LOGIT_ROWS, V) logits of several rows
 };
 
 struct knob_lm_seq {
@@ -142,7 +146,7 @@ static knob_status lm_setup(knob_lm *m, const knob_params *P, knob_err *err)
     if (s)
         return s;
     size_t TC = (size_t)T * (size_t)C;
-    size_t n = 10 * TC + TC + (size_t)NH * ATT_ROWS * ((size_t)T + (size_t)HS);
+    size_t n = 10 * TC + TC + (size_t)NH * ATT_ROWS * ((size_t)T + (size_t)HS) + (size_t)LOGIT_ROWS * (size_t)V;
     if (!(m->x = knob_malloc(n * sizeof(float))))
         return knob_fail(err, KNOB_ERR_NOMEM, "gpt: cannot allocate %zu floats of scratch for a pass of %d tokens", n,
                          T);
@@ -153,6 +157,7 @@ static knob_status lm_setup(knob_lm *m, const knob_params *P, knob_err *err)
     m->q = m->h4 + 4 * TC;
     m->s = m->q + TC;
     m->o = m->s + (size_t)NH * ATT_ROWS * (size_t)T;
+    m->lg = m->o + (size_t)NH * ATT_ROWS * (size_t)HS;
     return KNOB_OK;
 }
 
@@ -332,91 +337,135 @@ static void linear(float *y, const float *x, const float *W, const float *b, int
                 y[(size_t)r * N + i] += b[i];
 }
 
-/* Layer l's attention for rows at positions p0 .. p0 + n - 1, whose keys and values are already in
- * the cache: m->y (n, C). Heads are independent (each writes its own columns of y), so they split
- * over threads when there is enough work (a prefill, not a decode step: a parallel region costs more
- * than one row of attention); each head's sums are one thread's, in a fixed order. */
-static void attend(knob_lm_seq *q, int l, int p0, int n)
+/* A pass runs over rows: segments of consecutive rows, each the next tokens of one sequence (a
+ * prefill is one segment; a batch of decode steps is one row for each of several sequences). */
+typedef struct seg {
+    knob_lm_seq *q;
+    const int32_t *ids;   // (n)
+    int n, row, p0;       /* rows row .. row + n - 1 are positions p0 .. p0 + n - 1 of q */
+} seg;
+
+/* Layer l's attention for every segment's rows, whose keys and values are already in their
+ * caches: m->y (rows, C). Heads are independent (each writes its own columns of y and uses its own
+ * scratch), so they split over threads when there is enough work (a prefill, not a decode step: a
+ * parallel region costs more than one row of attention); each head's sums are one thread's, in a
+ * fixed order. */
+static void attend(knob_lm *m, int l, const seg *sg, int n_seg)
 {
-    knob_lm *m = q->lm;
     const knob_gpt_config *c = &m->c;
     int C = c->n_embd, NH = c->n_head, HS = C / NH, T = c->block_size;
     float scale = 1.0f / sqrtf((float)HS);
     size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for schedule(static) if (NH > 1 && (double)n * (p0 + n) * C >= 64.0 * KNOB_PAR_MIN)
+    double work = 0;
+    for (int g = 0; g < n_seg; g++)
+        work += (double)sg[g].n * (sg[g].p0 + sg[g].n) * C;
+#pragma omp parallel for schedule(static) if (NH > 1 && work >= 64.0 * KNOB_PAR_MIN)
     for (int h = 0; h < NH; h++) {
-        float *Q = m->q + (size_t)h * T * HS;                    // (n, HS)
+        float *Q = m->q + (size_t)h * T * HS;                    // (rows, HS)
         float *S = m->s + (size_t)h * ATT_ROWS * T;              // (ATT_ROWS, T)
         float *O = m->o + (size_t)h * ATT_ROWS * HS;             // (ATT_ROWS, HS)
         size_t lh = (size_t)l * NH + (size_t)h;
-        const float *K = q->kc + lh * (size_t)T * HS, *V = q->vc + lh * (size_t)T * HS;   // (T, HS)
-        for (int i = 0; i < n; i++)
-            memcpy(Q + (size_t)i * HS, m->qkv + (size_t)i * C3 + (size_t)h * HS, (size_t)HS * sizeof(float));
-        for (int r0 = 0; r0 < n; r0 += ATT_ROWS) {
-            int R = KNOB_MIN(ATT_ROWS, n - r0), nk = p0 + r0 + R;
-            knob_attention_block(O, S, Q + (size_t)r0 * HS, K, V, R, nk, p0 + r0, HS, scale);
-            for (int i = 0; i < R; i++)
-                memcpy(m->y + (size_t)(r0 + i) * C + (size_t)h * HS, O + (size_t)i * HS, (size_t)HS * sizeof(float));
-            if (q->capture)
-                for (int i = 0; i < R; i++) {
-                    float *row = q->capture + (lh * (size_t)T + (size_t)(p0 + r0 + i)) * (size_t)T;   // (T)
-                    memcpy(row, S + (size_t)i * nk, (size_t)nk * sizeof(float));
-                    memset(row + nk, 0, (size_t)(T - nk) * sizeof(float));
-                }
+        for (int g = 0; g < n_seg; g++) {
+            const seg *e = &sg[g];
+            const float *K = e->q->kc + lh * (size_t)T * HS, *V = e->q->vc + lh * (size_t)T * HS;   // (T, HS)
+            float *Qg = Q + (size_t)e->row * HS;                 // (n, HS)
+            for (int i = 0; i < e->n; i++)
+                memcpy(Qg + (size_t)i * HS, m->qkv + (size_t)(e->row + i) * C3 + (size_t)h * HS,
+                       (size_t)HS * sizeof(float));
+            for (int r0 = 0; r0 < e->n; r0 += ATT_ROWS) {
+                int R = KNOB_MIN(ATT_ROWS, e->n - r0), nk = e->p0 + r0 + R;
+                knob_attention_block(O, S, Qg + (size_t)r0 * HS, K, V, R, nk, e->p0 + r0, HS, scale);
+                for (int i = 0; i < R; i++)
+                    memcpy(m->y + (size_t)(e->row + r0 + i) * C + (size_t)h * HS, O + (size_t)i * HS,
+                           (size_t)HS * sizeof(float));
+                if (e->q->capture)
+                    for (int i = 0; i < R; i++) {
+                        float *row = e->q->capture + (lh * (size_t)T + (size_t)(e->p0 + r0 + i)) * (size_t)T;   // (T)
+                        memcpy(row, S + (size_t)i * nk, (size_t)nk * sizeof(float));
+                        memset(row + nk, 0, (size_t)(T - nk) * sizeof(float));
+                    }
+            }
         }
     }
 }
 
-/* Appends ids (n >= 1, fitting in the context, in range) at positions len .. len + n - 1. The
- * logits of the last position go to q->logits; of every position to rows (n, V) when not NULL. */
-static void forward(knob_lm_seq *q, const int32_t *ids, int n, float *rows)
+/* One pass over the segments (rows in all <= block_size, each fitting its sequence's context, ids
+ * in range, at most LOGIT_ROWS segments). Each sequence gets the logits of its last position in
+ * q->logits; with rows not NULL (one segment, n <= LOGIT_ROWS) every position's go to rows (n, V). */
+static void forward_rows(knob_lm *m, seg *sg, int n_seg, float *rows)
 {
-    knob_lm *m = q->lm;
     const knob_gpt_config *c = &m->c;
-    int C = c->n_embd, T = c->block_size, V = c->vocab_size, NH = c->n_head, HS = C / NH, p0 = q->len;
+    int C = c->n_embd, T = c->block_size, V = c->vocab_size, NH = c->n_head, HS = C / NH, N = 0;
     size_t C3 = 3 * (size_t)C;
-    for (int i = 0; i < n; i++) {
-        const float *te = m->wte + (size_t)ids[i] * C, *pe = m->wpe + (size_t)(p0 + i) * C;
-        float *x = m->x + (size_t)i * C;
-        for (int k = 0; k < C; k++)
-            x[k] = te[k] + pe[k];
+    for (int g = 0; g < n_seg; g++) {
+        sg[g].row = N;
+        sg[g].p0 = sg[g].q->len;
+        N += sg[g].n;
+        for (int i = 0; i < sg[g].n; i++) {
+            const float *te = m->wte + (size_t)sg[g].ids[i] * C, *pe = m->wpe + (size_t)(sg[g].p0 + i) * C;
+            float *x = m->x + (size_t)(sg[g].row + i) * C;
+            for (int k = 0; k < C; k++)
+                x[k] = te[k] + pe[k];
+        }
     }
     for (int l = 0; l < c->n_layer; l++) {
         const layer_w *w = &m->L[l];
-        knob_layernorm_forward(m->xn, NULL, m->x, w->ln1w, w->ln1b, n, C);
-        linear(m->qkv, m->xn, w->attn_w, w->attn_b, n, 3 * C, C);
-        for (int i = 0; i < n; i++)
-            for (int h = 0; h < NH; h++) {
-                size_t at = (((size_t)l * NH + (size_t)h) * (size_t)T + (size_t)(p0 + i)) * (size_t)HS;
-                const float *src = m->qkv + (size_t)i * C3 + (size_t)h * HS;
-                memcpy(q->kc + at, src + C, (size_t)HS * sizeof(float));
-                memcpy(q->vc + at, src + 2 * (size_t)C, (size_t)HS * sizeof(float));
-            }
-        attend(q, l, p0, n);
-        linear(m->xn, m->y, w->proj_w, w->proj_b, n, C, C);
-        for (size_t k = 0; k < (size_t)n * C; k++)
+        knob_layernorm_forward(m->xn, NULL, m->x, w->ln1w, w->ln1b, N, C);
+        linear(m->qkv, m->xn, w->attn_w, w->attn_b, N, 3 * C, C);
+        for (int g = 0; g < n_seg; g++)
+            for (int i = 0; i < sg[g].n; i++)
+                for (int h = 0; h < NH; h++) {
+                    size_t at = (((size_t)l * NH + (size_t)h) * (size_t)T + (size_t)(sg[g].p0 + i)) * (size_t)HS;
+                    const float *src = m->qkv + (size_t)(sg[g].row + i) * C3 + (size_t)h * HS;
+                    memcpy(sg[g].q->kc + at, src + C, (size_t)HS * sizeof(float));
+                    memcpy(sg[g].q->vc + at, src + 2 * (size_t)C, (size_t)HS * sizeof(float));
+                }
+        attend(m, l, sg, n_seg);
+        linear(m->xn, m->y, w->proj_w, w->proj_b, N, C, C);
+        for (size_t k = 0; k < (size_t)N * C; k++)
             m->x[k] += m->xn[k];
-        knob_layernorm_forward(m->xn, NULL, m->x, w->ln2w, w->ln2b, n, C);
-        linear(m->h4, m->xn, w->fc_w, w->fc_b, n, 4 * C, C);
-        knob_gelu_forward(m->h4, m->h4, (long)n * 4 * C);
-        linear(m->xn, m->h4, w->fc2_w, w->fc2_b, n, C, 4 * C);
-        for (size_t k = 0; k < (size_t)n * C; k++)
+        knob_layernorm_forward(m->xn, NULL, m->x, w->ln2w, w->ln2b, N, C);
+        linear(m->h4, m->xn, w->fc_w, w->fc_b, N, 4 * C, C);
+        knob_gelu_forward(m->h4, m->h4, (long)N * 4 * C);
+        linear(m->xn, m->h4, w->fc2_w, w->fc2_b, N, C, 4 * C);
+        for (size_t k = 0; k < (size_t)N * C; k++)
             m->x[k] += m->xn[k];
     }
-    if (rows) {
-        knob_layernorm_forward(m->xn, NULL, m->x, m->lnfw, m->lnfb, n, C);
-        knob_gemm(0, 1, n, V, C, 1.0f, m->xn, m->wte, 0.0f, rows);
-        memcpy(q->hidden, m->xn + (size_t)(n - 1) * C, (size_t)C * sizeof(float));
-        memcpy(q->logits, rows + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
-    } else {
-        knob_layernorm_forward(q->hidden, NULL, m->x + (size_t)(n - 1) * C, m->lnfw, m->lnfb, 1, C);
+    if (rows) {   /* one segment, every position */
+        knob_lm_seq *q = sg[0].q;
+        knob_layernorm_forward(m->xn, NULL, m->x, m->lnfw, m->lnfb, N, C);
+        knob_gemm(0, 1, N, V, C, 1.0f, m->xn, m->wte, 0.0f, rows);
+        memcpy(q->hidden, m->xn + (size_t)(N - 1) * C, (size_t)C * sizeof(float));
+        memcpy(q->logits, rows + (size_t)(N - 1) * V, (size_t)V * sizeof(float));
+    } else if (n_seg == 1) {
+        knob_lm_seq *q = sg[0].q;
+        knob_layernorm_forward(q->hidden, NULL, m->x + (size_t)(N - 1) * C, m->lnfw, m->lnfb, 1, C);
         knob_gemm(0, 1, 1, V, C, 1.0f, q->hidden, m->wte, 0.0f, q->logits);
+    } else {      /* each segment's last row, as one (n_seg, V) product */
+        for (int g = 0; g < n_seg; g++)
+            knob_layernorm_forward(m->xn + (size_t)g * C, NULL, m->x + (size_t)(sg[g].row + sg[g].n - 1) * C, m->lnfw,
+                                   m->lnfb, 1, C);
+        knob_gemm(0, 1, n_seg, V, C, 1.0f, m->xn, m->wte, 0.0f, m->lg);
+        for (int g = 0; g < n_seg; g++) {
+            memcpy(sg[g].q->hidden, m->xn + (size_t)g * C, (size_t)C * sizeof(float));
+            memcpy(sg[g].q->logits, m->lg + (size_t)g * V, (size_t)V * sizeof(float));
+        }
     }
-    memmove(q->tokens + p0, ids, (size_t)n * sizeof *ids);
-    q->len = p0 + n;
-    q->has_logits = 1;
-    q->count.tokens_fed += (uint64_t)n;
-    q->count.prefill_passes++;
+    for (int g = 0; g < n_seg; g++) {
+        knob_lm_seq *q = sg[g].q;
+        memmove(q->tokens + sg[g].p0, sg[g].ids, (size_t)sg[g].n * sizeof *sg[g].ids);
+        q->len = sg[g].p0 + sg[g].n;
+        q->has_logits = 1;
+        q->count.tokens_fed += (uint64_t)sg[g].n;
+        q->count.prefill_passes++;
+    }
+}
+
+/* One sequence's next n tokens in one pass */
+static void forward(knob_lm_seq *q, const int32_t *ids, int n, float *rows)
+{
+    seg one = {.q = q, .ids = ids, .n = n};
+    forward_rows(q->lm, &one, 1, rows);
 }
 
 static knob_status check_ids(const knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err)
@@ -438,6 +487,35 @@ knob_status knob_lm_feed(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err 
     if (!s && n > 0)
         forward(q, ids, (int)n, NULL);
     return s;
+}
+
+knob_status knob_lm_decode(knob_lm_seq *const *qs, const int32_t *tokens, int n, knob_err *err)
+{
+    if (n <= 0)
+        return KNOB_OK;
+    knob_lm *m = qs[0]->lm;
+    for (int i = 0; i < n; i++) {
+        if (qs[i]->lm != m)
+            return knob_fail(err, KNOB_ERR_USAGE, "gpt: decode: sequence %d belongs to another model", i);
+        for (int j = 0; j < i; j++)
+            if (qs[j] == qs[i])
+                return knob_fail(err, KNOB_ERR_USAGE, "gpt: decode: sequence %d appears twice", i);
+        if (qs[i]->len >= m->c.block_size)
+            return knob_fail(err, KNOB_ERR_USAGE, "gpt: decode: sequence %d: the context is full (%d tokens, the "
+                             "block size); drop some first", i, m->c.block_size);
+        knob_status s = check_ids(qs[i], tokens + i, 1, err);
+        if (s)
+            return s;
+    }
+    seg sg[LOGIT_ROWS];
+    int per_pass = KNOB_MIN(LOGIT_ROWS, m->c.block_size);   /* rows of scratch: block_size */
+    for (int i0 = 0; i0 < n; i0 += per_pass) {
+        int k = KNOB_MIN(per_pass, n - i0);
+        for (int g = 0; g < k; g++)
+            sg[g] = (seg){.q = qs[i0 + g], .ids = tokens + i0 + g, .n = 1};
+        forward_rows(m, sg, k, NULL);
+    }
+    return KNOB_OK;
 }
 
 /* The cache's tokens [k, len) then ids [0, n), all in one pass from position 0 (k <= len). */
@@ -493,22 +571,19 @@ knob_status knob_lm_nll(knob_lm_seq *q, const int32_t *ids, size_t n, double *nl
     if (s)
         return s;
     int T = q->lm->c.block_size, V = q->lm->c.vocab_size;
-    float *rows = knob_malloc((size_t)NLL_CHUNK * (size_t)V * sizeof *rows);   // (NLL_CHUNK, V)
-    if (!rows)
-        return knob_fail(err, KNOB_ERR_NOMEM, "score: out of memory for %d rows of logits", NLL_CHUNK);
+    float *rows = q->lm->lg;   // (LOGIT_ROWS, V)
     knob_lm_seq_reset(q);
     double sum = 0;
     /* position f predicts ids[f + 1]; a full context drops its older half first */
     for (size_t f = 0; f + 1 < n;) {
         if (q->len == T)
             refeed(q, T / 2, NULL, 0);
-        int chunk = (int)KNOB_MIN((size_t)KNOB_MIN(T - q->len, NLL_CHUNK), n - 1 - f);
+        int chunk = (int)KNOB_MIN((size_t)KNOB_MIN(T - q->len, LOGIT_ROWS), n - 1 - f);
         forward(q, ids + f, chunk, rows);
         for (int j = 0; j < chunk; j++)
             sum += knob_nll_row(rows + (size_t)j * V, (size_t)V, ids[f + (size_t)j + 1]);
         f += (size_t)chunk;
     }
-    knob_free(rows);
     *nll = sum;
     return KNOB_OK;
 }
