@@ -577,7 +577,7 @@ knob_status knob_lm_nll(knob_lm_seq *q, const int32_t *ids, size_t n, double *nl
     /* position f predicts ids[f + 1]; a full context drops its older half first */
     for (size_t f = 0; f + 1 < n;) {
         if (q->len == T)
-            refeed(q, T / 2, NULL, 0);
+            refeed(q, KNOB_MAX(1, T / 2), NULL, 0);
         int chunk = (int)KNOB_MIN((size_t)KNOB_MIN(T - q->len, LOGIT_ROWS), n - 1 - f);
         forward(q, ids + f, chunk, rows);
         for (int j = 0; j < chunk; j++)
@@ -699,7 +699,7 @@ knob_status knob_lm_generate(knob_lm_seq *q, const knob_lm_gen *g, knob_lm_gen_r
         if (q->n_gen == g->max_tokens)
             break;
         if (q->len == T)
-            refeed(q, T / 2, NULL, 0);
+            refeed(q, KNOB_MAX(1, T / 2), NULL, 0);
         int32_t t32 = tok;
         forward(q, &t32, 1, NULL);
     }
