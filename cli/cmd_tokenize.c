@@ -72,40 +72,22 @@ static knob_status open_tokenizer(const char *name, knob_tokenizer **t, knob_err
     return knob_tok_from_desc(t, name, err);
 }
 
-/* A piece as a quoted string: printable text and whole UTF-8 characters as they are; quotes,
- * backslashes and control characters escaped; other bytes as \xNN. */
+/* A piece as a quoted string (src/text/piece.c): printable text and whole UTF-8 characters as they
+ * are; quotes, backslashes and control characters escaped; other bytes as \xNN. */
 static void put_piece(FILE *f, const char *p, size_t n)
 {
-    const unsigned char *u = (const unsigned char *)p;
-    fputc('"', f);
-    for (size_t i = 0; i < n;) {
-        unsigned c = u[i];
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-            i++;
-        } else if (c == '\n' || c == '\t' || c == '\r') {
-            fprintf(f, "\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
-            i++;
-        } else if (c >= 0x20 && c < 0x7f) {
-            fputc((int)c, f);
-            i++;
-        } else {
-            /* a whole non-ASCII character prints as itself; control characters (C0, DEL, C1) and
-             * bytes that are not a whole character as \xNN */
-            uint32_t cp = 0;
-            size_t l = (size_t)knob_utf8_decode(u + i, n - i, &cp);
-            if (cp < 0xa0)
-                l = 0;
-            if (l) {
-                fwrite(p + i, 1, l, f);
-                i += l;
-            } else {
-                fprintf(f, "\\x%02x", c);
-                i++;
-            }
-        }
+    char small[512];
+    size_t need = knob_piece_escape(small, sizeof small, p, n, KNOB_PIECE_DQUOTED);
+    char *buf = need < sizeof small ? small : knob_malloc(need + 1);
+    if (!buf) {   /* out of memory: the cut copy rather than nothing */
+        fputs(small, f);
+        return;
     }
-    fputc('"', f);
+    if (buf != small)
+        knob_piece_escape(buf, need + 1, p, n, KNOB_PIECE_DQUOTED);
+    fwrite(buf, 1, need, f);
+    if (buf != small)
+        knob_free(buf);
 }
 
 /* --decode: ids separated by whitespace or commas (brackets allowed, as in a JSON list). */

@@ -857,12 +857,139 @@ void knob_softmax_temp(const float *logits, int V, float temperature, float *pro
 /* The distribution knob_sample draws from: probs (V), zero outside the kept set and renormalised
  * inside it (greedy: one-hot); returns the number kept. idx (V) is scratch. */
 int  knob_sample_probs(const float *logits, int V, const knob_sampler *s, float *probs, int *idx);
+/* The k most likely ids (k cut to V), most likely first (ties: lower id first), into ids (k);
+ * scratch (V). Returns k. */
+int  knob_top_tokens(const float *logits, int V, int k, int *ids, int *scratch);
 
 /* Chat context trimming: turns of turn_len[0..n) tokens, oldest first, must fit in budget tokens.
  * Returns the index of the first turn to keep (the oldest ones go first; the newest turn is always
  * kept) and sets *skip to the tokens to cut from the front of that turn when the newest turn alone
  * is longer than the budget (else 0). */
 int knob_chat_trim(const int *turn_len, int n, int budget, int *skip);
+
+/* ------------------------------------------------------------------------------------------------
+ * Language model (src/models/lm.c): a GPT's weights and tokenizer behind one handle, and sequences
+ * that each own a key/value cache. Several sequences share one lm's weights; one pass runs at a
+ * time on an lm (its scratch is shared), so use an lm's sequences from one thread. A prompt is fed
+ * in one batched pass (prefill: matrix-matrix products over its tokens, causal attention over the
+ * cache); a decode step is the same pass with one token. Nothing is allocated per token.
+ *
+ *     knob_lm *lm; knob_lm_seq *q;
+ *     knob_lm_open(&lm, "gpt2-folder", &err);  knob_lm_seq_new(lm, &q, &err);
+ *     knob_lm_encode(lm, "Hello", 5, 1, &ids, &n, &err);  knob_lm_feed(q, ids, n, &err);
+ *     knob_lm_generate(q, &(knob_lm_gen){.max_tokens = 50, .sampler = {0.8f, 0, 1.0f}, .rng = &r,
+ *                      .emit = print_chunk}, &res, &err);
+ *     knob_lm_seq_free(q); knob_lm_free(lm); */
+
+typedef struct knob_lm knob_lm;
+typedef struct knob_lm_seq knob_lm_seq;
+typedef struct knob_tokenizer knob_tokenizer;   /* (Tokenizers, below; C11 allows the repeat) */
+
+/* Opens any GPT file knob_gpt_open reads, with the tokenizer it names (which must fit the model's
+ * vocabulary). Errors name the path. Free with knob_lm_free. */
+knob_status knob_lm_open(knob_lm **lm, const char *path, knob_err *err);
+/* An lm over a caller's parameters P and tokenizer tok (may be NULL: no text in or out); both are
+ * borrowed and must outlive the lm. Errors "gpt: parameter '...' ..." for missing or misshaped tensors. */
+knob_status knob_lm_new(knob_lm **lm, const knob_params *P, const knob_gpt_config *c, const knob_tokenizer *tok,
+                        knob_err *err);
+void        knob_lm_free(knob_lm *lm);
+const knob_gpt_config *knob_lm_config(const knob_lm *lm);
+const knob_tokenizer  *knob_lm_tokenizer(const knob_lm *lm);   /* NULL when none */
+const char  *knob_lm_tok_desc(const knob_lm *lm);              /* knob_tok_describe string; NULL for knob_lm_new */
+const float *knob_lm_wte(const knob_lm *lm);                   /* token embeddings (V, C) */
+int          knob_lm_eot(const knob_lm *lm);                   /* <|endoftext|> id, or -1 */
+/* knob_tok_encode, then every id must be inside the model's vocabulary (else an error quoting the
+ * text). *ids knob_malloc'd. */
+knob_status knob_lm_encode(const knob_lm *lm, const char *text, size_t n, int allow_special, int32_t **ids,
+                           size_t *n_ids, knob_err *err);
+/* The first token for an empty prompt: <|endoftext|> when the tokenizer has it, else a newline. */
+knob_status knob_lm_start_token(const knob_lm *lm, int32_t *tok, knob_err *err);
+
+/* A sequence: its key/value cache (block_size positions), tokens, last logits. */
+knob_status knob_lm_seq_new(knob_lm *lm, knob_lm_seq **q, knob_err *err);
+void        knob_lm_seq_free(knob_lm_seq *q);
+void        knob_lm_seq_reset(knob_lm_seq *q);                 /* empty the cache */
+int         knob_lm_seq_len(const knob_lm_seq *q);             /* tokens in the cache */
+const int32_t *knob_lm_seq_tokens(const knob_lm_seq *q);       /* (len) */
+/* Appends ids at positions len .. len + n - 1 in one pass. Errors (nothing changed): the ids do not
+ * fit ("context is full") or one is out of range. */
+knob_status knob_lm_feed(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err);
+/* One token for each of n distinct sequences of one lm (tokens[i] appended to qs[i]), in one pass
+ * (up to 64 sequences a pass): the matrix products over all n rows, attention per sequence. The
+ * logits equal those of decoding each alone to float rounding. Errors before anything changes: a
+ * sequence full, repeated or of another lm, a token out of range. */
+knob_status knob_lm_decode(knob_lm_seq *const *qs, const int32_t *tokens, int n, knob_err *err);
+/* The same, keeping the last block_size tokens of cache + ids when they do not fit (one pass from
+ * position 0 then: learned positions shift). */
+knob_status knob_lm_feed_tail(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err);
+/* Drops the first k tokens, recomputing the rest in one pass. */
+knob_status knob_lm_drop(knob_lm_seq *q, int k, knob_err *err);
+/* Logits (V) for the next token and the final hidden state (C, after ln_f) of the last position;
+ * NULL before anything is fed. Valid until the next call on q. */
+const float *knob_lm_logits(const knob_lm_seq *q);
+const float *knob_lm_hidden(const knob_lm_seq *q);
+/* When buf is non-NULL, every pass writes the rows of its positions of every layer/head's attention
+ * matrix into buf laid out (L, NH, block_size, block_size); NULL stops. */
+void        knob_lm_capture_attention(knob_lm_seq *q, float *buf);
+/* What a sequence has computed: tokens through the model, and passes (prefill or decode). */
+typedef struct knob_lm_counters {
+    uint64_t tokens_fed, prefill_passes;
+} knob_lm_counters;
+knob_lm_counters knob_lm_seq_counters(const knob_lm_seq *q);
+
+/* Scoring (knob score): *nll = sum over i >= 1 of -log softmax(logits after ids[0..i))[ids[i]], in
+ * double, from an empty cache; when the context fills, its older half is dropped (a sliding window).
+ * Several positions a pass. */
+knob_status knob_lm_nll(knob_lm_seq *q, const int32_t *ids, size_t n, double *nll, knob_err *err);
+
+/* Generation: samples up to max_tokens from the last logits, feeding each token but the last.
+ * Stops at the stop string (not part of the text), at <|endoftext|> (not fed) or at max_tokens; a
+ * full context drops its older half. emit (may be NULL) gets the text in chunks that are final:
+ * bytes that could begin the stop string or end inside a UTF-8 character are held back until
+ * they cannot. */
+typedef void (*knob_lm_emit_fn)(void *ud, const char *text, size_t n);
+typedef struct knob_lm_gen {
+    int max_tokens;
+    knob_sampler sampler;
+    knob_rng *rng;
+    const char *stop;          /* NULL or "": none */
+    knob_lm_emit_fn emit;
+    void *ud;
+} knob_lm_gen;
+typedef struct knob_lm_gen_result {
+    const char *text;          /* the generated text, NUL-terminated (owned by the sequence: valid
+                                  until its next generate) */
+    size_t len;
+    const int32_t *ids;        /* the sampled ids (n_tokens; the same lifetime) */
+    int n_tokens;
+    const char *finish;        /* "length", "stop" or "eot" */
+} knob_lm_gen_result;
+knob_status knob_lm_generate(knob_lm_seq *q, const knob_lm_gen *g, knob_lm_gen_result *res, knob_err *err);
+
+/* Chat: a transcript of turns kept as token ids (the reply's sampled ids, not its text re-encoded)
+ * whose cache survives between turns, so a turn feeds only its new tokens. The transcript keeps to
+ * block_size - max_tokens tokens: the oldest turns go first (knob_chat_trim), and the cache is
+ * rebuilt then. */
+typedef struct knob_lm_chat knob_lm_chat;
+knob_status knob_lm_chat_new(knob_lm *lm, int max_tokens, knob_lm_chat **c, knob_err *err);
+void        knob_lm_chat_free(knob_lm_chat *c);
+void        knob_lm_chat_reset(knob_lm_chat *c);               /* forget everything */
+/* A new turn's text ("You: hi\nBot: "); on error (a character the tokenizer lacks) nothing changes. */
+knob_status knob_lm_chat_add(knob_lm_chat *c, const char *text, knob_err *err);
+/* Feeds what the cache lacks and generates the reply (g->max_tokens 0: the chat's max_tokens); the
+ * sampled ids join the turn, with a newline when the reply did not end at g->stop. */
+knob_status knob_lm_chat_reply(knob_lm_chat *c, const knob_lm_gen *g, knob_lm_gen_result *res, knob_err *err);
+knob_lm_seq *knob_lm_chat_seq(knob_lm_chat *c);
+const int32_t *knob_lm_chat_history(const knob_lm_chat *c, size_t *n);
+
+/* A token's bytes for display (src/text/piece.c), one escaper for every command that shows pieces:
+ * KNOB_PIECE_QUOTED ' the' and KNOB_PIECE_DQUOTED " the" (the quote and backslash escaped),
+ * KNOB_PIECE_LABEL  a bare label with a space as the open-box sign. In all: \n \t \r, whole UTF-8
+ * characters as they are, control characters and bytes that are not a whole character as \xNN.
+ * Writes at most cap bytes (NUL included; cut at a whole escape) and returns the length the whole
+ * text needs, as snprintf does. */
+typedef enum { KNOB_PIECE_QUOTED, KNOB_PIECE_DQUOTED, KNOB_PIECE_LABEL } knob_piece_style;
+size_t knob_piece_escape(char *buf, size_t cap, const char *p, size_t n, knob_piece_style style);
 
 /* Corpus and token cache (src/data/tokens.c).
  * knob_corpus_files expands paths: a folder stands for its regular files (sorted by name), leaving

@@ -196,6 +196,35 @@ void knob_attention_backward(float *dqkv, float *scratch, const float *dout, con
                              const float *att, int B, int T, int C, int NH);
 /* Tests: 1 makes both run the plain loops instead of the per-head matrix products. */
 void knob_attention_force_loops(int on);
+/* One block of R queries q (R, HS) at positions t0.. against keys k and values v (n, HS), causal
+ * (row i sees keys [0, t0 + i]; t0 + R <= n): s (R, n) = softmax(scale q k^T) (0 beyond the
+ * visible keys), o (R, HS) = s v. Shared by the training op and the KV-cache inference. */
+void knob_attention_block(float *o, float *s, const float *q, const float *k, const float *v, int R, int n,
+                          int t0, int HS, float scale);
+
+/* Row math of a transformer (src/kernels/nn.c), shared by the training ops and src/models/lm.c.
+ * LayerNorm over rows of C (eps 1e-5): out (N, C), stats (N, 2) = mean, rstd per row (NULL: not
+ * kept); backward accumulates into dx (N, C), dw (C), db (C), each of which may be NULL. */
+void   knob_layernorm_forward(float *out, float *stats, const float *x, const float *w, const float *b,
+                              long N, int C);
+void   knob_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                               const float *w, const float *stats, long N, int C);
+/* GELU, tanh form, computed through one expf (accurate for x below -3): y (n) = gelu(x); backward
+ * dx += dy gelu'(x). knob_gelu1 and knob_gelu1_grad are the same for one value. */
+void   knob_gelu_forward(float *y, const float *x, long n);
+void   knob_gelu_backward(float *dx, const float *dy, const float *x, long n);
+float  knob_gelu1(float x);
+float  knob_gelu1_grad(float x);
+/* One row of n values, max subtracted and the exponentials summed in double. knob_softmax_row
+ * writes y = softmax(x) and returns -log y[target] (exact even when y underflows; 0 when target is
+ * outside [0, n)). knob_nll_row is that loss alone, knob_logsumexp_row log sum e^x. Backward adds
+ * into dx (n) from y (the forward output) and dy. */
+double knob_softmax_row(float *y, const float *x, size_t n, int target);
+void   knob_log_softmax_row(float *y, const float *x, size_t n);
+double knob_logsumexp_row(const float *x, size_t n);
+double knob_nll_row(const float *x, size_t n, int target);
+void   knob_softmax_row_backward(float *dx, const float *y, const float *dy, size_t n);
+void   knob_log_softmax_row_backward(float *dx, const float *y, const float *dy, size_t n);
 
 /* ------------------------------------------------------------------------------------------------
  * Text (src/text): GPT-2 byte-level BPE behind knob_tokenizer, and what the trainer shares. */

@@ -240,7 +240,7 @@ TEST(gpt_kv_cache_matches_graph)
         b[n] = argmax_row(knob_node_data(m.logits) + (size_t)(n - 1) * c.vocab_size, c.vocab_size);
     }
     CHECK(memcmp(a, b, sizeof a) == 0);
-    /* dropping the first tokens equals feeding the rest from scratch */
+    /* dropping the first tokens equals feeding the rest from scratch, one token at a time */
     const float *L1, *L2;
     CHECK_OK(knob_gpt_infer_drop(inf, 3, &L1, &err));
     CHECK(knob_gpt_infer_len(inf) == 5);
@@ -249,7 +249,11 @@ TEST(gpt_kv_cache_matches_graph)
     knob_gpt_infer_reset(inf);
     for (int t = 3; t < 8; t++)
         CHECK_OK(knob_gpt_infer_step(inf, a[t], &L2, &err));
-    CHECK(memcmp(keep, L2, sizeof keep) == 0);
+    /* drop recomputes the kept tokens in one batched pass: equal to float rounding */
+    double diff = 0;
+    for (int v = 0; v < 13; v++)
+        diff = fmax(diff, fabs((double)keep[v] - (double)L2[v]));
+    CHECK(diff < 1e-6);
     CHECK(knob_gpt_infer_hidden(inf) != NULL);
     CHECK_FAILS_WITH(knob_gpt_infer_step(inf, 13, NULL, &err), KNOB_ERR_USAGE, "out of range");
     knob_gpt_infer_free(inf);

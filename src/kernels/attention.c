@@ -17,7 +17,10 @@
  * which knob_attention_forward / _backward use when the shape fits: 2-2.7x faster on GPT-sized
  * heads (README, Speed). knob_attention_force_loops(1) selects the loops, for tests.
  *
- * Not here: a key/value cache for sampling (src/models/), flash-style tiling, dropout on att. */
+ * knob_attention_block (one block of queries against keys, causal softmax, weighted sum of values)
+ * is shared with inference: src/models/lm.c runs it against its key/value cache.
+ *
+ * Not here: the key/value cache (src/models/lm.c), flash-style tiling, dropout on att. */
 #include "knob_internal.h"
 
 #include <math.h>
@@ -191,6 +194,34 @@ static void gather(float *dst, const float *src, int T, int HS, size_t stride)
         memcpy(dst + (size_t)t * HS, src + (size_t)t * stride, (size_t)HS * sizeof(float));
 }
 
+/* One block of R query rows against the first n keys of one head, causal: row i is the query at
+ * position t0 + i and sees keys [0, t0 + i] (t0 + R <= n).
+ *   s (R, n) = scale q k^T, then softmax per row over its visible keys, 0 beyond them
+ *   o (R, HS) = s v
+ * q (R, HS), k and v (n, HS) contiguous. The training op (below) runs it on blocks of a window;
+ * src/models/lm.c on a prompt's (or one decode step's) queries against the key/value cache. */
+void knob_attention_block(float *o, float *s, const float *q, const float *k, const float *v, int R, int n, int t0,
+                          int HS, float scale)
+{
+    knob_gemm(0, 1, R, n, HS, scale, q, k, 0.0f, s);   // (R, n)
+    for (int i = 0; i < R; i++) {
+        int t = t0 + i;
+        float *si = s + (size_t)i * n, maxv = -INFINITY, sum = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++)
+            maxv = si[t2] > maxv ? si[t2] : maxv;
+        for (int t2 = 0; t2 <= t; t2++) {
+            si[t2] = expf(si[t2] - maxv);
+            sum += si[t2];
+        }
+        float inv = 1.0f / sum;
+        for (int t2 = 0; t2 <= t; t2++)
+            si[t2] *= inv;
+        for (int t2 = t + 1; t2 < n; t2++)
+            si[t2] = 0.0f;
+    }
+    knob_gemm(0, 0, R, HS, n, 1.0f, s, v, 0.0f, o);   // (R, HS)
+}
+
 static void forward_gemm(float *out, float *att, const float *qkv, int B, int T, int C, int NH)
 {
     int HS = C / NH;
@@ -209,26 +240,12 @@ static void forward_gemm(float *out, float *att, const float *qkv, int B, int T,
             float *att_bh = att + ((size_t)b * NH + (size_t)h) * (size_t)T * (size_t)T;   // (T, T)
             for (int t0 = 0; t0 < T; t0 += ATT_R) {
                 int t1 = KNOB_MIN(T, t0 + ATT_R), R = t1 - t0, n = t1;
-                knob_gemm(0, 1, R, n, HS, scale, Q + (size_t)t0 * HS, K, 0.0f, S);   // (R, n)
+                knob_attention_block(O, S, Q + (size_t)t0 * HS, K, V, R, n, t0, HS, scale);
                 for (int i = 0; i < R; i++) {
-                    int t = t0 + i;
-                    float *s = S + (size_t)i * n, maxv = -INFINITY, sum = 0.0f;
-                    for (int t2 = 0; t2 <= t; t2++)
-                        maxv = s[t2] > maxv ? s[t2] : maxv;
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        s[t2] = expf(s[t2] - maxv);
-                        sum += s[t2];
-                    }
-                    float inv = 1.0f / sum;
-                    for (int t2 = 0; t2 <= t; t2++)
-                        s[t2] *= inv;
-                    for (int t2 = t + 1; t2 < n; t2++)
-                        s[t2] = 0.0f;
-                    float *a = att_bh + (size_t)t * T;
-                    memcpy(a, s, (size_t)n * sizeof(float));
+                    float *a = att_bh + (size_t)(t0 + i) * T;
+                    memcpy(a, S + (size_t)i * n, (size_t)n * sizeof(float));
                     memset(a + n, 0, (size_t)(T - n) * sizeof(float));
                 }
-                knob_gemm(0, 0, R, HS, n, 1.0f, S, V, 0.0f, O);   // (R, HS)
                 for (int i = 0; i < R; i++)
                     memcpy(out + ((size_t)b * T + (size_t)(t0 + i)) * C + (size_t)h * HS, O + (size_t)i * HS,
                            (size_t)HS * sizeof(float));

@@ -58,17 +58,9 @@ static void ce_forward(knob_node *y)
     int ignore = y->ip[0];
 #pragma omp parallel for schedule(static) if ((size_t)N * V >= KNOB_PAR_MIN)
     for (long i = 0; i < N; i++) {
-        const float *zi = z->data + (size_t)i * V;   /* (V) */
-        float *pi = P + (size_t)i * V, m = zi[0];
-        for (size_t j = 1; j < V; j++)
-            m = zi[j] > m ? zi[j] : m;
-        double sum = 0;
-        for (size_t j = 0; j < V; j++)
-            sum += exp((double)(zi[j] - m));
-        for (size_t j = 0; j < V; j++)
-            pi[j] = (float)(exp((double)(zi[j] - m)) / sum);
-        /* -log p_t = log sum - (z_t - m), exact even when p_t underflows */
-        row_loss[i] = T[i] == ignore ? 0.0f : (float)(log(sum) - (double)(zi[T[i]] - m));
+        /* p_i = softmax(z_i); -log p_i[t] = log sum - (z_t - m), exact even when p_t underflows */
+        double l = knob_softmax_row(P + (size_t)i * V, z->data + (size_t)i * V, V, T[i] == ignore ? -1 : T[i]);
+        row_loss[i] = (float)l;
     }
     double loss = 0;
     long n = 0;

@@ -115,7 +115,7 @@ static knob_status softmax_shape(knob_node *y, knob_err *err)
 }
 
 /* softmax: y_j = e^(x_j - m) / sum_k e^(x_k - m), m = max x (for range);
- * log-softmax: y_j = x_j - m - log sum_k e^(x_k - m) */
+ * log-softmax: y_j = x_j - m - log sum_k e^(x_k - m)   (rows: src/kernels/nn.c) */
 static void softmax_forward(knob_node *y)
 {
     const knob_tensor *a = &y->in[0]->t;
@@ -124,22 +124,10 @@ static void softmax_forward(knob_node *y)
     int logsm = y->op == KNOB_OP_LOG_SOFTMAX;
 #pragma omp parallel for schedule(static) if ((size_t)rows * n >= KNOB_PAR_MIN)
     for (long r = 0; r < rows; r++) {
-        const float *x = a->data + (size_t)r * n;
-        float *out = y->t.data + (size_t)r * n;
-        float m = x[0];
-        for (size_t j = 1; j < n; j++)
-            m = x[j] > m ? x[j] : m;
-        double sum = 0;
-        for (size_t j = 0; j < n; j++)
-            sum += exp((double)(x[j] - m));
-        if (logsm) {
-            float lse = (float)log(sum);
-            for (size_t j = 0; j < n; j++)
-                out[j] = x[j] - m - lse;
-        } else {
-            for (size_t j = 0; j < n; j++)
-                out[j] = (float)(exp((double)(x[j] - m)) / sum);
-        }
+        if (logsm)
+            knob_log_softmax_row(y->t.data + (size_t)r * n, a->data + (size_t)r * n, n);
+        else
+            knob_softmax_row(y->t.data + (size_t)r * n, a->data + (size_t)r * n, n, -1);
     }
 }
 
@@ -155,12 +143,10 @@ static void softmax_backward(knob_node *y)
 #pragma omp parallel for schedule(static) if ((size_t)rows * n >= KNOB_PAR_MIN)
     for (long r = 0; r < rows; r++) {
         const float *yr = y->t.data + (size_t)r * n, *dy = y->t.grad + (size_t)r * n;
-        float *dx = DX + (size_t)r * n;
-        double s = 0;
-        for (size_t j = 0; j < n; j++)
-            s += logsm ? (double)dy[j] : (double)dy[j] * yr[j];
-        for (size_t j = 0; j < n; j++)
-            dx[j] += logsm ? dy[j] - expf(yr[j]) * (float)s : yr[j] * (dy[j] - (float)s);
+        if (logsm)
+            knob_log_softmax_row_backward(DX + (size_t)r * n, yr, dy, n);
+        else
+            knob_softmax_row_backward(DX + (size_t)r * n, yr, dy, n);
     }
 }
 

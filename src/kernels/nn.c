@@ -1,0 +1,224 @@
+/* nn.c: the row-wise math of a transformer, once, for the training ops and for inference alike:
+ * layernorm forward and backward (mean and rstd kept per row), GELU forward and backward, and
+ * softmax / log-softmax / log-sum-exp / softmax cross-entropy over rows. Pure loops over pointers
+ * and sizes; no graph, no allocation. The ops in src/ops/ (norm.c, elementwise.c, reduce.c,
+ * loss.c) are these plus shape checks; src/models/lm.c calls them on its rows directly.
+ *
+ * Threads: the row loops split rows over threads when the work is large (each row is written by
+ * one thread); the sums over rows of layernorm's dweight and dbias are split over blocks of
+ * columns, each adding its rows in row order. Same bits for any thread count.
+ *
+ * Not here: attention (attention.c), matrix products (gemm.c). */
+#include "knob_internal.h"
+
+#include <math.h>
+
+#define LN_EPS 1e-5f
+#define LN_COL_BLOCK 64   /* columns per thread task in the dweight/dbias pass */
+
+/* ------------------------------------------------------------------------------------------------
+ * LayerNorm, per row of C values:
+ *   mean = sum_i x_i / C,  var = sum_i (x_i - mean)^2 / C,  rstd = 1 / sqrt(var + eps)
+ *   xhat_i = (x_i - mean) rstd,  y_i = w_i xhat_i + b_i
+ * Backward. dxhat_i = dy_i w_i; dw_i += sum_rows dy_i xhat_i; db_i += sum_rows dy_i. For dx:
+ *   d mean / d x_j = 1/C
+ *   d var / d x_j  = 2/C sum_i (x_i - mean)(delta_ij - 1/C) = 2 (x_j - mean) / C   (sum_i (x_i - mean) = 0)
+ *   d rstd / d x_j = -rstd^3 / 2 * d var / d x_j = -rstd^2 xhat_j / C, so
+ *   d xhat_i / d x_j = rstd (delta_ij - 1/C) + (x_i - mean) d rstd / d x_j
+ *                    = rstd (delta_ij - 1/C - xhat_i xhat_j / C)
+ *   dx_j = sum_i dxhat_i d xhat_i / d x_j = rstd (dxhat_j - mean(dxhat) - xhat_j mean(dxhat xhat)) */
+
+void knob_layernorm_forward(float *out,          // (N, C)
+                            float *stats,        // (N, 2): mean, rstd; may be NULL
+                            const float *x,      // (N, C)
+                            const float *w,      // (C)
+                            const float *b,      // (C) or NULL
+                            long N, int C)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
+    for (long r = 0; r < N; r++) {
+        const float *xr = x + (size_t)r * (size_t)C;
+        float *yr = out + (size_t)r * (size_t)C;
+        float m = 0.0f;
+        for (int i = 0; i < C; i++)
+            m += xr[i];
+        m /= (float)C;
+        float v = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float d = xr[i] - m;
+            v += d * d;
+        }
+        v /= (float)C;
+        float rstd = 1.0f / sqrtf(v + LN_EPS);
+        for (int i = 0; i < C; i++) {
+            float xhat = (xr[i] - m) * rstd;
+            yr[i] = xhat * w[i] + (b ? b[i] : 0.0f);
+        }
+        if (stats) {
+            stats[2 * r] = m;
+            stats[2 * r + 1] = rstd;
+        }
+    }
+}
+
+void knob_layernorm_backward(float *dx,            // (N, C) accumulated, or NULL
+                             float *dw,            // (C) accumulated, or NULL
+                             float *db,            // (C) accumulated, or NULL
+                             const float *dy,      // (N, C)
+                             const float *x,       // (N, C)
+                             const float *w,       // (C)
+                             const float *stats,   // (N, 2) from forward
+                             long N, int C)
+{
+    if (dx) {   /* rows are independent */
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
+        for (long r = 0; r < N; r++) {
+            const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
+            float *dxr = dx + (size_t)r * (size_t)C;
+            float m = stats[2 * r], rstd = stats[2 * r + 1];
+            float dxhat_mean = 0.0f, dxhat_xhat_mean = 0.0f;
+            for (int i = 0; i < C; i++) {
+                float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
+                dxhat_mean += dxhat;
+                dxhat_xhat_mean += dxhat * xhat;
+            }
+            dxhat_mean /= (float)C;
+            dxhat_xhat_mean /= (float)C;
+            for (int i = 0; i < C; i++) {
+                float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
+                dxr[i] += rstd * (dxhat - dxhat_mean - xhat * dxhat_xhat_mean);
+            }
+        }
+    }
+    if (dw || db) {   /* sums over rows: one thread per column block, rows in order */
+        int n_blocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
+        for (int blk = 0; blk < n_blocks; blk++) {
+            int i0 = blk * LN_COL_BLOCK, i1 = KNOB_MIN(C, i0 + LN_COL_BLOCK);
+            for (long r = 0; r < N; r++) {
+                const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
+                float m = stats[2 * r], rstd = stats[2 * r + 1];
+                if (dw) {   /* two loops rather than two ifs in one, so that each vectorizes */
+#pragma omp simd
+                    for (int i = i0; i < i1; i++)
+                        dw[i] += dyr[i] * (xr[i] - m) * rstd;
+                }
+                if (db) {
+#pragma omp simd
+                    for (int i = i0; i < i1; i++)
+                        db[i] += dyr[i];
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * GELU, tanh approximation (GPT-2): y = 0.5 x (1 + t), t = tanh(u), u = k (x + 0.044715 x^3),
+ * k = sqrt(2/pi)
+ * dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2)
+ * Computed through e = exp(-2u) and s = 0.5 (1 + t) = 1 / (1 + e), so 1 - s = e s and
+ * 1 - t^2 = 4 s (1 - s):
+ *   y = x s,   dy/dx = s + 2 x s (e s) k (1 + 3 * 0.044715 x^2)
+ * One expf instead of tanhf, which glibc computes through its much slower expm1f: 3 to 4 times
+ * faster. No cancellation either: 0.5 x (1 + tanh(u)) loses most digits of y for x below -3, where
+ * t is near -1. Against the formula in double over [-12, 12]: y within 6e-7 absolute and 3e-6
+ * relative, dy/dx within 2e-7. e = inf (x far below 0) gives s = 0 and 1 - s = 1. */
+
+#define GELU_K 0.7978845608028654f
+static inline float gelu_e(float x) { return expf(-2.0f * GELU_K * (x + 0.044715f * x * x * x)); }
+
+float knob_gelu1(float x) { return x / (1.0f + gelu_e(x)); }
+
+float knob_gelu1_grad(float x)
+{
+    float e = gelu_e(x), s = 1.0f / (1.0f + e);
+    float one_minus_s = e < INFINITY ? e * s : 1.0f;
+    return s + 2.0f * x * s * one_minus_s * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+void knob_gelu_forward(float *y, const float *x, long n)
+{
+#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
+    for (long i = 0; i < n; i++)
+        y[i] = x[i] / (1.0f + gelu_e(x[i]));
+}
+
+void knob_gelu_backward(float *dx, const float *dy, const float *x, long n)
+{
+#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
+    for (long i = 0; i < n; i++)
+        dx[i] += dy[i] * knob_gelu1_grad(x[i]);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Softmax over one row of n values, with m = max x subtracted for range (it cancels) and the sum
+ * of exponentials in double:
+ *   softmax:      y_j = e^(x_j - m) / sum_k e^(x_k - m)
+ *   log-softmax:  y_j = x_j - m - log sum_k e^(x_k - m)
+ *   cross-entropy of target t: -log y_t = log sum_k e^(x_k - m) - (x_t - m), exact even when y_t
+ *   underflows.
+ * Backward: softmax dx_j += y_j (dy_j - sum_k dy_k y_k); log-softmax dx_j += dy_j - e^(y_j) sum_k dy_k. */
+
+static float row_max(const float *x, size_t n)
+{
+    float m = x[0];
+    for (size_t j = 1; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+static double row_sumexp(const float *x, size_t n, float m)
+{
+    double sum = 0;
+    for (size_t j = 0; j < n; j++)
+        sum += exp((double)(x[j] - m));
+    return sum;
+}
+
+double knob_softmax_row(float *y, const float *x, size_t n, int target)
+{
+    float m = row_max(x, n);
+    double sum = row_sumexp(x, n, m);
+    for (size_t j = 0; j < n; j++)
+        y[j] = (float)(exp((double)(x[j] - m)) / sum);
+    return target >= 0 && (size_t)target < n ? log(sum) - (double)(x[target] - m) : 0.0;
+}
+
+void knob_log_softmax_row(float *y, const float *x, size_t n)
+{
+    float m = row_max(x, n);
+    float lse = (float)log(row_sumexp(x, n, m));
+    for (size_t j = 0; j < n; j++)
+        y[j] = x[j] - m - lse;
+}
+
+double knob_logsumexp_row(const float *x, size_t n)
+{
+    float m = row_max(x, n);
+    return (double)m + log(row_sumexp(x, n, m));
+}
+
+double knob_nll_row(const float *x, size_t n, int target)
+{
+    float m = row_max(x, n);
+    return log(row_sumexp(x, n, m)) - (double)(x[target] - m);
+}
+
+void knob_softmax_row_backward(float *dx, const float *y, const float *dy, size_t n)
+{
+    double s = 0;
+    for (size_t j = 0; j < n; j++)
+        s += (double)dy[j] * y[j];
+    for (size_t j = 0; j < n; j++)
+        dx[j] += y[j] * (dy[j] - (float)s);
+}
+
+void knob_log_softmax_row_backward(float *dx, const float *y, const float *dy, size_t n)
+{
+    double s = 0;
+    for (size_t j = 0; j < n; j++)
+        s += (double)dy[j];
+    for (size_t j = 0; j < n; j++)
+        dx[j] += dy[j] - expf(y[j]) * (float)s;
+}
