@@ -6,7 +6,6 @@
  *
  * Not here: the model, streaming and stop strings (src/models/lm.c), sampling (sample.c). */
 #include "cli.h"
-#include "knob_internal.h"   /* knob_strdup, knob_now, knob_err_prefix (src/core/util.c) */
 
 #include <math.h>
 #include <string.h>
@@ -88,7 +87,7 @@ knob_status cmd_generate(int argc, char **argv, knob_err *err)
         if (n > (size_t)T && !json)
             fprintf(stderr, "knob: note: the text has %zu tokens; the model sees the last %d (its context)\n", n, T);
         s = knob_lm_feed_tail(q, ids, n, err);
-        n_feed = KNOB_MIN(n, (size_t)T);
+        n_feed = n < (size_t)T ? n : (size_t)T;
     }
     double prompt_secs = knob_now() - t0;
     if (s)

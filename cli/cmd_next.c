@@ -3,7 +3,6 @@
  *
  * Not here: the model (src/models/lm.c), sampling (sample.c), the piece escaper (src/text/piece.c). */
 #include "cli.h"
-#include "knob_internal.h"   /* knob_err_prefix (src/core/util.c) */
 
 #include <string.h>
 

@@ -4,7 +4,6 @@
  *
  * Not here: the passes and the log-softmax (src/models/lm.c, src/kernels/nn.c). */
 #include "cli.h"
-#include "knob_internal.h"   /* knob_now, knob_err_prefix (src/core/util.c) */
 
 #include <math.h>
 

@@ -75,6 +75,9 @@ typedef struct knob_err {
 /* Fills err (if not NULL) with code and a printf-formatted message; returns code. */
 knob_status knob_fail(knob_err *err, knob_status code, const char *fmt, ...) KNOB_PRINTF(3, 4);
 const char *knob_status_name(knob_status code);
+/* Rewrites err->msg as "<prefix>: <old message>", keeping err->code; returns the code. For adding
+ * context (a file name, a flag) to an error a callee reported. */
+knob_status knob_err_prefix(knob_err *err, const char *fmt, ...) KNOB_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------------------------------------
  * Allocation: every allocation of the library goes through these, so tests can count and fail them. */
@@ -87,6 +90,8 @@ void  knob_free(void *p);
 void  knob_alloc_fail_at(long n);
 /* Number of allocations made so far (malloc, calloc and realloc calls). */
 long  knob_alloc_count(void);
+char *knob_strdup(const char *s);              /* knob_malloc'd copy; NULL for NULL or no memory */
+char *knob_strndup(const char *s, size_t n);   /* the first n bytes of s, NUL-terminated */
 
 /* ------------------------------------------------------------------------------------------------
  * Arena: one allocation, carved into aligned pieces; freed all at once. */

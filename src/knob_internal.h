@@ -362,13 +362,8 @@ uint64_t knob_hash_u64(uint64_t x);                         /* murmur3 fmix64 */
  * bytes only: 1 for an invalid or cut sequence, so a loop over it always advances. 0 when n is 0. */
 size_t knob_utf8_len(const unsigned char *s, size_t n);
 
-/* ------------------------------------------------------------------------------------------------
- * Small helpers (core/util.c) */
-char  *knob_strdup(const char *s);                 /* knob_malloc'd copy; NULL for NULL or no memory */
-char  *knob_strndup(const char *s, size_t n);      /* the first n bytes, NUL-terminated */
-/* knob_now, the monotonic clock, is public (knob.h): the CLI times with it too. */
-/* Rewrites err->msg as "<prefix>: <old message>", keeping err->code; returns the code. */
-knob_status knob_err_prefix(knob_err *err, const char *fmt, ...) KNOB_PRINTF(2, 3);
+/* Small helpers (core/util.c): knob_strdup, knob_strndup, knob_err_prefix and knob_now are public
+ * (knob.h), since the CLI uses them too. */
 
 /* ------------------------------------------------------------------------------------------------
  * JSON (core/json.c): cJSON behind one file, knob's allocator installed once. A knob_json is a
