@@ -75,9 +75,7 @@ knob_status cmd_eval(int argc, char **argv, knob_err *err)
     if ((s = knob_vision_net_build(&n, &m, batch < d->n ? batch : d->n, 0, err)) != KNOB_OK)
         goto done;
     if ((s = knob_vision_evaluate(&n, d, &r, pred, err)) != KNOB_OK) {
-        char msg[sizeof err->msg];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        s = knob_fail(err, s, "%s on %s: %s", path, data.name, msg);
+        s = knob_err_prefix(err, "%s on %s", path, data.name);
         goto done;
     }
     int n_err = 0;

@@ -19,13 +19,6 @@ typedef struct {
     double last_draw;
 } train_view;
 
-static double wall_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void fmt_eta(char *buf, size_t size, double s)
 {
     if (!isfinite(s) || s < 0)
@@ -43,7 +36,7 @@ static void on_progress(const knob_train_progress_info *p, void *ctx)
     char eta[32];
     fmt_eta(eta, sizeof eta, p->eta_s);
     if (!p->end_of_epoch) {
-        double t = wall_s();
+        double t = knob_now();
         if (!v->tty || (t - v->last_draw < 0.1 && p->batch != p->n_batches))
             return;
         v->last_draw = t;
@@ -169,9 +162,8 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         if ((s = knob_vision_load(&m, &info, resume, err)) != KNOB_OK)
             goto done;
         if ((s = knob_train_config_parse(&tc, info.train, err)) != KNOB_OK) {
-            char msg[sizeof err->msg];   /* knob_err_prefix is internal; the CLI sees knob.h only */
-            snprintf(msg, sizeof msg, "%s", err->msg);
-            s = knob_fail(err, KNOB_ERR_FORMAT, "%s: %s", resume, msg);
+            err->code = KNOB_ERR_FORMAT;
+            s = knob_err_prefix(err, "%s", resume);
             goto done;
         }
         if (dataset && strcmp(dataset, info.dataset) != 0) {
@@ -265,13 +257,13 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         fflush(stdout);
     }
     train_view view = {.tty = cli_is_tty(), .json = json};
-    double t0 = wall_s();
+    double t0 = knob_now();
     s = knob_vision_train(&m, &data, &tc, st, resume, on_progress, &view, err);
     if (view.tty)
         fputs("\r\033[K", stderr);
     if (s)
         goto done;
-    double train_s = wall_s() - t0;
+    double train_s = knob_now() - t0;
 
     /* the test set, on the last model and on the best one (whose weights are kept for the pictures) */
     knob_vision_net en;

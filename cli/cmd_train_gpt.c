@@ -219,13 +219,6 @@ typedef struct run_view {
     curve cv;
 } run_view;
 
-static double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* whether argv names the flag (as "--flag V" or "--flag=V"): a default is not a choice */
 static int flag_given(int argc, char **argv, const char *flag)
 {
@@ -416,10 +409,10 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     s = o.resume ? knob_tok_from_desc(&tk, resume_desc, err) : make_tokenizer(o.tokenizer, text, len, &tk, err);
     if (s || (s = knob_tok_describe(tk, &desc, err)) || (s = knob_mkdirs(o.out, err)))
         goto done;
-    double t0 = cli_now();
+    double t0 = knob_now();
     if ((s = load_tokens(cache, files, n_files, text, len, tk, desc, &tok, &n_tok, &cached, err)) != KNOB_OK)
         goto done;
-    double t_tok = cli_now() - t0;
+    double t_tok = knob_now() - t0;
     if (!o.resume)
         c.model.vocab_size = knob_tok_vocab_size(tk);
     if (c.model.vocab_size != knob_tok_vocab_size(tk)) {

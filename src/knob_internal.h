@@ -112,7 +112,6 @@ struct knob_node {
 };
 
 typedef struct knob_op_def {
-    const char *name;
     int n_in;                                            /* -1: variadic */
     knob_status (*shape)(knob_node *y, knob_err *err);   /* set y->t shape from inputs, or reject */
     size_t (*saved)(const knob_node *y);                 /* bytes forward keeps for backward */

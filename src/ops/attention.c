@@ -59,7 +59,7 @@ static void attention_backward(knob_node *y)
     knob_attention_backward(x->grad, scratch, y->t.grad, x->data, att, B, T, C, NH);
 }
 
-const knob_op_def knob_op_attention = {"attention", 1, attention_shape, attention_saved, NULL,
+const knob_op_def knob_op_attention = {1, attention_shape, attention_saved, NULL,
                                        attention_forward, attention_backward};
 
 knob_node *knob_attention(knob_graph *g, knob_node *qkv, int n_heads)

@@ -267,7 +267,7 @@ static void conv2d_backward(knob_node *y)
 }
 
 /* n_in -1: two inputs, or three with a bias */
-const knob_op_def knob_op_conv2d = {"conv2d", -1, conv2d_shape, conv2d_saved, NULL, conv2d_forward, conv2d_backward};
+const knob_op_def knob_op_conv2d = {-1, conv2d_shape, conv2d_saved, NULL, conv2d_forward, conv2d_backward};
 
 knob_node *knob_conv2d(knob_graph *g, knob_node *x, knob_node *w, knob_node *b, int stride, int pad)
 {

@@ -224,10 +224,10 @@ BINARY_OP(mul, a * b, dy * b, dy * a)
 /* div: y = a / b;  da = dy / b, db = -dy a / b^2 */
 BINARY_OP(div, a / b, dy / b, -dy * a / (b * b))
 
-const knob_op_def knob_op_add = {"add", 2, binary_shape, NULL, NULL, add_forward, add_backward};
-const knob_op_def knob_op_sub = {"sub", 2, binary_shape, NULL, NULL, sub_forward, sub_backward};
-const knob_op_def knob_op_mul = {"mul", 2, binary_shape, NULL, NULL, mul_forward, mul_backward};
-const knob_op_def knob_op_div = {"div", 2, binary_shape, NULL, NULL, div_forward, div_backward};
+const knob_op_def knob_op_add = {2, binary_shape, NULL, NULL, add_forward, add_backward};
+const knob_op_def knob_op_sub = {2, binary_shape, NULL, NULL, sub_forward, sub_backward};
+const knob_op_def knob_op_mul = {2, binary_shape, NULL, NULL, mul_forward, mul_backward};
+const knob_op_def knob_op_div = {2, binary_shape, NULL, NULL, div_forward, div_backward};
 
 static knob_node *binary(knob_graph *g, knob_op op, knob_node *a, knob_node *b)
 {
@@ -287,7 +287,7 @@ static knob_status unary_shape(knob_node *y, knob_err *err)
             GX[i] += (D);                                                                     \
         }                                                                                     \
     }                                                                                         \
-    const knob_op_def knob_op_##name = {#name, 1, unary_shape, NULL, NULL, name##_forward,    \
+    const knob_op_def knob_op_##name = {1, unary_shape, NULL, NULL, name##_forward,    \
                                         name##_backward};
 
 /* scale: y = s x;             dx = s dy */
@@ -311,7 +311,7 @@ static void gelu_backward(knob_node *y)
     if (y->in[0]->t.grad)
         knob_gelu_backward(y->in[0]->t.grad, y->t.grad, y->in[0]->t.data, (long)y->t.n_elems);
 }
-const knob_op_def knob_op_gelu = {"gelu", 1, unary_shape, NULL, NULL, gelu_forward, gelu_backward};
+const knob_op_def knob_op_gelu = {1, unary_shape, NULL, NULL, gelu_forward, gelu_backward};
 /* sigmoid: y = 1 / (1 + e^-x); dx = dy y (1 - y) */
 UNARY_OP(sigmoid, x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)), dy * yv * (1.0f - yv),
          PAR, PAR_SIMD)

@@ -95,7 +95,7 @@ static void embedding_backward(knob_node *y)
     }
 }
 
-const knob_op_def knob_op_embedding = {"embedding", 2, embedding_shape, NULL, embedding_check,
+const knob_op_def knob_op_embedding = {2, embedding_shape, NULL, embedding_check,
                                        embedding_forward, embedding_backward};
 
 knob_node *knob_embedding(knob_graph *g, knob_node *table, knob_node *idx)
@@ -171,7 +171,7 @@ static void dropout_backward(knob_node *y)
         dx[i] += keep[i] ? dy[i] * scale : 0.0f;
 }
 
-const knob_op_def knob_op_dropout = {"dropout", 1, dropout_shape, dropout_saved, NULL, dropout_forward,
+const knob_op_def knob_op_dropout = {1, dropout_shape, dropout_saved, NULL, dropout_forward,
                                      dropout_backward};
 
 knob_node *knob_dropout(knob_graph *g, knob_node *a, float p)

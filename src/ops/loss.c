@@ -99,7 +99,7 @@ static void ce_backward(knob_node *y)
     }
 }
 
-const knob_op_def knob_op_cross_entropy = {"cross_entropy", 2, ce_shape, ce_saved, ce_check, ce_forward, ce_backward};
+const knob_op_def knob_op_cross_entropy = {2, ce_shape, ce_saved, ce_check, ce_forward, ce_backward};
 
 knob_node *knob_cross_entropy(knob_graph *g, knob_node *logits, knob_node *targets, int ignore_index)
 {
@@ -155,8 +155,8 @@ static void regression_backward(knob_node *y)
     }
 }
 
-const knob_op_def knob_op_mse = {"mse", 2, regression_shape, NULL, NULL, regression_forward, regression_backward};
-const knob_op_def knob_op_mae = {"mae", 2, regression_shape, NULL, NULL, regression_forward, regression_backward};
+const knob_op_def knob_op_mse = {2, regression_shape, NULL, NULL, regression_forward, regression_backward};
+const knob_op_def knob_op_mae = {2, regression_shape, NULL, NULL, regression_forward, regression_backward};
 
 knob_node *knob_mse(knob_graph *g, knob_node *pred, knob_node *target)
 {

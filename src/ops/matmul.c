@@ -112,7 +112,7 @@ static void matmul_backward(knob_node *y)
     }
 }
 
-const knob_op_def knob_op_matmul = {"matmul", 2, matmul_shape, NULL, NULL, matmul_forward, matmul_backward};
+const knob_op_def knob_op_matmul = {2, matmul_shape, NULL, NULL, matmul_forward, matmul_backward};
 
 knob_node *knob_matmul(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb)
 {

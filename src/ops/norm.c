@@ -60,7 +60,7 @@ static void layernorm_backward(knob_node *y)
 }
 
 /* n_in -1: two inputs (x, weight) or three (x, weight, bias) */
-const knob_op_def knob_op_layernorm = {"layernorm", -1, layernorm_shape, layernorm_saved, NULL,
+const knob_op_def knob_op_layernorm = {-1, layernorm_shape, layernorm_saved, NULL,
                                        layernorm_forward, layernorm_backward};
 
 knob_node *knob_layernorm(knob_graph *g, knob_node *x, knob_node *weight, knob_node *bias)

@@ -178,8 +178,8 @@ static void avgpool_backward(knob_node *y)
     }
 }
 
-const knob_op_def knob_op_maxpool2d = {"maxpool2d", 1, pool_shape, maxpool_saved, NULL, maxpool_forward, maxpool_backward};
-const knob_op_def knob_op_avgpool2d = {"avgpool2d", 1, pool_shape, NULL, NULL, avgpool_forward, avgpool_backward};
+const knob_op_def knob_op_maxpool2d = {1, pool_shape, maxpool_saved, NULL, maxpool_forward, maxpool_backward};
+const knob_op_def knob_op_avgpool2d = {1, pool_shape, NULL, NULL, avgpool_forward, avgpool_backward};
 
 static knob_node *pool(knob_graph *g, knob_op op, knob_node *x, int k, int stride)
 {

@@ -91,8 +91,8 @@ static void reduce_backward(knob_node *y)
     }
 }
 
-const knob_op_def knob_op_sum = {"sum", 1, reduce_shape, NULL, NULL, reduce_forward, reduce_backward};
-const knob_op_def knob_op_mean = {"mean", 1, reduce_shape, NULL, NULL, reduce_forward, reduce_backward};
+const knob_op_def knob_op_sum = {1, reduce_shape, NULL, NULL, reduce_forward, reduce_backward};
+const knob_op_def knob_op_mean = {1, reduce_shape, NULL, NULL, reduce_forward, reduce_backward};
 
 static knob_node *reduce(knob_graph *g, knob_op op, knob_node *a, int axis, int keepdim, int all)
 {
@@ -150,8 +150,8 @@ static void softmax_backward(knob_node *y)
     }
 }
 
-const knob_op_def knob_op_softmax = {"softmax", 1, softmax_shape, NULL, NULL, softmax_forward, softmax_backward};
-const knob_op_def knob_op_log_softmax = {"log_softmax", 1, softmax_shape, NULL, NULL, softmax_forward, softmax_backward};
+const knob_op_def knob_op_softmax = {1, softmax_shape, NULL, NULL, softmax_forward, softmax_backward};
+const knob_op_def knob_op_log_softmax = {1, softmax_shape, NULL, NULL, softmax_forward, softmax_backward};
 
 knob_node *knob_softmax(knob_graph *g, knob_node *a) { return knob_node_make(g, KNOB_OP_SOFTMAX, 1, &a, NULL, 0, NULL, 0); }
 knob_node *knob_log_softmax(knob_graph *g, knob_node *a) { return knob_node_make(g, KNOB_OP_LOG_SOFTMAX, 1, &a, NULL, 0, NULL, 0); }

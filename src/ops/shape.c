@@ -49,7 +49,7 @@ static knob_status reshape_shape(knob_node *y, knob_err *err)
 static void reshape_forward(knob_node *y) { (void)y; }
 static void reshape_backward(knob_node *y) { (void)y; }
 
-const knob_op_def knob_op_reshape = {"reshape", 1, reshape_shape, NULL, NULL, reshape_forward, reshape_backward};
+const knob_op_def knob_op_reshape = {1, reshape_shape, NULL, NULL, reshape_forward, reshape_backward};
 
 knob_node *knob_reshape(knob_graph *g, knob_node *a, int n_dims, const int *shape)
 {
@@ -133,8 +133,8 @@ static void permute_backward(knob_node *y)
         }
 }
 
-const knob_op_def knob_op_permute = {"permute", 1, permute_shape, NULL, NULL, permute_forward, permute_backward};
-const knob_op_def knob_op_transpose = {"transpose", 1, permute_shape, NULL, NULL, permute_forward, permute_backward};
+const knob_op_def knob_op_permute = {1, permute_shape, NULL, NULL, permute_forward, permute_backward};
+const knob_op_def knob_op_transpose = {1, permute_shape, NULL, NULL, permute_forward, permute_backward};
 
 knob_node *knob_permute(knob_graph *g, knob_node *a, const int *perm)
 {
@@ -232,7 +232,7 @@ static void concat_backward(knob_node *y)
     }
 }
 
-const knob_op_def knob_op_concat = {"concat", -1, concat_shape, NULL, NULL, concat_forward, concat_backward};
+const knob_op_def knob_op_concat = {-1, concat_shape, NULL, NULL, concat_forward, concat_backward};
 
 knob_node *knob_concat(knob_graph *g, int n, knob_node *const *parts, int axis)
 {
@@ -285,7 +285,7 @@ static void slice_backward(knob_node *y)
             a->grad[o * row + off + j] += y->t.grad[o * run + j];
 }
 
-const knob_op_def knob_op_slice = {"slice", 1, slice_shape, NULL, NULL, slice_forward, slice_backward};
+const knob_op_def knob_op_slice = {1, slice_shape, NULL, NULL, slice_forward, slice_backward};
 
 knob_node *knob_slice(knob_graph *g, knob_node *a, int axis, int start, int len)
 {
