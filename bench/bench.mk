@@ -19,4 +19,9 @@ $(BUILD)/bench_tokenize: bench/tokenize.c $(BUILD)/libknob.a $(HEADERS) bench/be
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/tokenize.c $(BUILD)/libknob.a $(LDLIBS) -o $@
 
+# prompt speed of knob_lm on a GPT-2 124M-shaped random model: token at a time vs one batched pass
+$(BUILD)/bench_prefill: bench/prefill.c $(BUILD)/libknob.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/prefill.c $(BUILD)/libknob.a $(LDLIBS) -o $@
+
 endif

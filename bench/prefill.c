@@ -2,21 +2,13 @@
  * 12 heads, C 768, T 1024, V 50257): a 400-token prompt fed token at a time (one pass per token,
  * as knob generate did before knob_lm) and in one batched pass (prefill), in tokens per second.
  *   bench_prefill [--threads N] [--tokens N]
- * Build: cc -std=c11 -O2 -fopenmp -Iinclude bench/prefill.c build/libknob.a -lcjson -lpcre2-8 -lpng -lz -lm
- * (no rule in bench/bench.mk yet). */
+ * Build: make build/bench_prefill */
 #include "knob.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -44,21 +36,21 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++)
         ids[i] = (int32_t)((i * 7919) % 50257);
     printf("# bench_prefill: GPT-2 124M shape, random weights, %d-token prompt, %d threads\n", n, threads);
-    double t0 = now();
+    double t0 = knob_now();
     for (int i = 0; i < n; i++)
         if (knob_lm_feed(q, ids + i, 1, &err)) {
             fprintf(stderr, "bench_prefill: %s\n", err.msg);
             return 1;
         }
-    double s1 = now() - t0;
+    double s1 = knob_now() - t0;
     printf("token at a time  %8.1f tokens/s  (%.2f s)\n", n / s1, s1);
     knob_lm_seq_reset(q);
-    t0 = now();
+    t0 = knob_now();
     if (knob_lm_feed(q, ids, (size_t)n, &err)) {
         fprintf(stderr, "bench_prefill: %s\n", err.msg);
         return 1;
     }
-    double s2 = now() - t0;
+    double s2 = knob_now() - t0;
     printf("one batched pass %8.1f tokens/s  (%.2f s)\n", n / s2, s2);
     knob_lm_seq_free(q);
     knob_lm_free(lm);
