@@ -266,24 +266,17 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     double train_s = knob_now() - t0;
 
     /* the test set, on the last model and on the best one (whose weights are kept for the pictures) */
-    knob_vision_net en;
     knob_eval_result r_last, r_best;
     pred = knob_malloc((size_t)(data.test.n > 0 ? data.test.n : 1) * sizeof *pred);
     if (!pred) {
         s = knob_fail(err, KNOB_ERR_NOMEM, "train: out of memory");
         goto done;
     }
-    if ((s = knob_vision_net_build(&en, &m, data.test.n < 1 ? 1 : data.test.n < 256 ? data.test.n : 256, 0, err)) != KNOB_OK)
+    int used_last = 0;
+    if ((s = knob_vision_test(&m, &data.test, best, &r_last, &r_best, pred, &used_last, err)) != KNOB_OK)
         goto done;
-    s = knob_vision_evaluate(&en, &data.test, &r_last, NULL, err);
-    knob_err ignore;
-    if (!s && knob_params_load(&m.P, best, &ignore) != KNOB_OK)   /* a resume into another --out: */
-        st->best_epoch = st->epoch;                               /* no best file; use the last */
-    if (!s)
-        s = knob_vision_evaluate(&en, &data.test, &r_best, pred, err);
-    knob_vision_net_free(&en);
-    if (s)
-        goto done;
+    if (used_last)   /* a resume into another --out: no best file, the last model stands in */
+        st->best_epoch = st->epoch;
     int n_err = 0;
     char title[256];
     snprintf(title, sizeof title, "%s %s: test accuracy %.2f%% (best epoch %d)", data.name,

@@ -50,43 +50,6 @@ static knob_status make_tokenizer(const char *spec, const char *text, size_t len
                      spec);
 }
 
-/* ids from the cache when it matches, else encoded now and cached */
-static knob_status load_tokens(const char *cache, char **files, int n_files, const char *text, size_t len,
-                               const knob_tokenizer *tok, const char *desc, uint16_t **ids, size_t *n, int *cached,
-                               knob_err *err)
-{
-    int V = knob_tok_vocab_size(tok), match = 0;
-    uint64_t key = knob_corpus_key(files, n_files, desc);
-    knob_err ignore;
-    if (knob_tokens_read(cache, key, V, ids, n, &match, &ignore) == KNOB_OK && match) {
-        *cached = 1;
-        return KNOB_OK;
-    }
-    *cached = 0;
-    if (V > 65536)
-        return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: the tokenizer has %d ids; token files hold at most 65536", V);
-    int32_t *raw;
-    size_t m;
-    knob_status s = knob_tok_encode(tok, text, len, 0, &raw, &m, err);
-    if (s)
-        return s;
-    uint16_t *out = knob_malloc(m ? m * sizeof *out : 1);
-    if (!out) {
-        knob_free(raw);
-        return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory for %zu tokens", m);
-    }
-    for (size_t i = 0; i < m; i++)
-        out[i] = (uint16_t)raw[i];
-    knob_free(raw);
-    if ((s = knob_tokens_write(cache, key, V, out, m, err)) != KNOB_OK) {
-        knob_free(out);
-        return s;
-    }
-    *ids = out;
-    *n = m;
-    return KNOB_OK;
-}
-
 /* ------------------------------------------------------------------------------------------------
  * Loss curve */
 
@@ -410,7 +373,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     if (s || (s = knob_tok_describe(tk, &desc, err)) || (s = knob_mkdirs(o.out, err)))
         goto done;
     double t0 = knob_now();
-    if ((s = load_tokens(cache, files, n_files, text, len, tk, desc, &tok, &n_tok, &cached, err)) != KNOB_OK)
+    if ((s = knob_corpus_tokens(cache, files, n_files, text, len, tk, desc, &tok, &n_tok, &cached, err)) != KNOB_OK)
         goto done;
     double t_tok = knob_now() - t0;
     if (!o.resume)

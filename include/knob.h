@@ -788,6 +788,12 @@ uint64_t    knob_corpus_key(char *const *files, int n_files, const char *tok_des
 knob_status knob_tokens_write(const char *path, uint64_t key, int vocab, const uint16_t *ids, size_t n, knob_err *err);
 knob_status knob_tokens_read(const char *path, uint64_t key, int vocab, uint16_t **ids, size_t *n, int *match,
                              knob_err *err);
+/* The corpus text (of files, read by knob_corpus_read) as token ids of tok (described by desc):
+ * from the cache file when its key (knob_corpus_key) and vocabulary match, else encoded now and
+ * written to the cache; *cached says which. At most 65536 ids (uint16). *ids knob_malloc'd. */
+knob_status knob_corpus_tokens(const char *cache, char *const *files, int n_files, const char *text, size_t len,
+                               const knob_tokenizer *tok, const char *desc, uint16_t **ids, size_t *n, int *cached,
+                               knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
  * A8 The first model: the falling ball (knob fit; src/models/fit.c).
@@ -998,6 +1004,13 @@ void        knob_train_state_init(knob_train_state *st, uint64_t seed);
 knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_train_config *tc,
                               knob_train_state *st, const char *resume_path, knob_train_progress cb,
                               void *ctx, knob_err *err);
+/* The test set after a run: *last from the model as it is, then the weights of best_path (the
+ * best checkpoint) loaded into m and *best with pred (test->n, or NULL) its predictions. When
+ * best_path does not load (a resume into another folder), the last model stands in and *used_last
+ * is 1. */
+knob_status knob_vision_test(knob_vision *m, const knob_dataset *test, const char *best_path,
+                             knob_eval_result *last, knob_eval_result *best, int32_t *pred, int *used_last,
+                             knob_err *err);
 
 /* Checkpoints: the one training checkpoint (src/train/checkpoint.c) with family "classifier":
  * the parameters, optimizer moments as "optim.m.<name>" and "optim.v.<name>", metadata knob.model,

@@ -255,3 +255,41 @@ knob_status knob_tokens_read(const char *path, uint64_t key, int vocab, uint16_t
     *match = 1;
     return KNOB_OK;
 }
+
+/* The corpus as token ids: from the cache when its key and vocabulary match, else encoded now and
+ * cached (atomically). A damaged or stale cache is simply rebuilt. */
+knob_status knob_corpus_tokens(const char *cache, char *const *files, int n_files, const char *text, size_t len,
+                               const knob_tokenizer *tok, const char *desc, uint16_t **ids, size_t *n, int *cached,
+                               knob_err *err)
+{
+    int V = knob_tok_vocab_size(tok), match = 0;
+    uint64_t key = knob_corpus_key(files, n_files, desc);
+    knob_err ignore;
+    if (knob_tokens_read(cache, key, V, ids, n, &match, &ignore) == KNOB_OK && match) {
+        *cached = 1;
+        return KNOB_OK;
+    }
+    *cached = 0;
+    if (V > 65536)
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: the tokenizer has %d ids; token files hold at most 65536", cache, V);
+    int32_t *raw;
+    size_t m;
+    knob_status s = knob_tok_encode(tok, text, len, 0, &raw, &m, err);
+    if (s)
+        return s;
+    uint16_t *out = knob_malloc(m ? m * sizeof *out : 1);
+    if (!out) {
+        knob_free(raw);
+        return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory for %zu tokens", cache, m);
+    }
+    for (size_t i = 0; i < m; i++)
+        out[i] = (uint16_t)raw[i];
+    knob_free(raw);
+    if ((s = knob_tokens_write(cache, key, V, out, m, err)) != KNOB_OK) {
+        knob_free(out);
+        return s;
+    }
+    *ids = out;
+    *n = m;
+    return KNOB_OK;
+}

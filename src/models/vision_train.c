@@ -497,3 +497,22 @@ knob_status knob_checkpoint_load_state(const char *path, knob_optim *o, knob_tra
     knob_ckpt_close(&f);
     return s;
 }
+
+knob_status knob_vision_test(knob_vision *m, const knob_dataset *test, const char *best_path, knob_eval_result *last,
+                             knob_eval_result *best, int32_t *pred, int *used_last, knob_err *err)
+{
+    *used_last = 0;
+    knob_vision_net en;
+    int B = test->n < 1 ? 1 : test->n < 256 ? test->n : 256;
+    knob_status s = knob_vision_net_build(&en, m, B, 0, err);
+    if (s)
+        return s;
+    s = knob_vision_evaluate(&en, test, last, NULL, err);
+    knob_err ignore;
+    if (!s && knob_params_load(&m->P, best_path, &ignore) != KNOB_OK)
+        *used_last = 1;   /* the net reads m->P, so the last weights are still in place */
+    if (!s)
+        s = knob_vision_evaluate(&en, test, best, pred, err);
+    knob_vision_net_free(&en);
+    return s;
+}
