@@ -25,7 +25,7 @@ FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz
 REPLAYS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
 HEADERS := include/knob.h $(wildcard src/*.h src/*/*.h cli/*.h tests/*.h)
 
-.PHONY: all test asan bench fuzz clean
+.PHONY: all test asan valgrind bench fuzz clean
 
 all: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES)
 
@@ -64,6 +64,11 @@ test: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES) $(REPLAYS)
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer, in a build folder of their own.
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# Memcheck (valgrind) over a fast subset of the unit tests and a few commands (CI runs it).
+VALGRIND_TESTS := safetensors tok_ step atomic read_file idx digits png checkpoint old_ json lm_ kernel graph_ grad piece ngram_
+valgrind: $(BUILD)/knob $(BUILD)/test_knob
+	@sh tests/valgrind.sh $(BUILD) $(VALGRIND_TESTS)
 
 # Every reader and parser under libFuzzer (clang), FUZZ_SECONDS each (default 60), in build-fuzz/.
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 # build tools, libraries and data (see README, "Dependencies", for why each is here)
 PACKAGES="make gcc clang libomp-dev libcjson-dev zlib1g-dev libpng-dev libpcre2-dev
           dataset-fashion-mnist fortunes npm"
+# with --deps (CI and developers) also the checkers: libFuzzer's runtime and valgrind
+[ "${1:-}" = "--deps" ] && PACKAGES="$PACKAGES libclang-rt-dev valgrind"
 
 missing=""
 for p in $PACKAGES; do

@@ -7,6 +7,8 @@
 set -u
 B=${1:-build-fuzz}
 S=${FUZZ_SECONDS:-60}
+# FUZZ_SEED=N makes libFuzzer's choices repeatable (CI sets it); unset, each run explores anew
+seed_flag=""; [ -n "${FUZZ_SEED:-}" ] && seed_flag="-seed=$FUZZ_SEED"
 cd "$(dirname "$0")/../.."
 rm -rf "$B/fuzz/seeds"
 sh tests/fuzz/seeds.sh "$B/knob" "$B/fuzz/seeds" || { echo "fuzz: seed generation failed"; exit 1; }
@@ -18,13 +20,14 @@ for f in "$B"/fuzz/fuzz_*; do
     mkdir -p "$B/fuzz/corpus/$t"
     regress=""; [ -d "tests/fuzz/regress/$t" ] && regress="tests/fuzz/regress/$t"
     log="$B/fuzz/$t.log"
-    "$f" -max_total_time="$S" -timeout=5 -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
+    "$f" $seed_flag -max_total_time="$S" -timeout=5 -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
         -artifact_prefix="$B/fuzz/findings/$t-" "$B/fuzz/corpus/$t" "$B/fuzz/seeds/$t" $regress >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
     if [ $rc -eq 0 ]; then
-        echo "fuzz $t: ok (${runs:-?} runs in ${S} s, ${cov:-no coverage line})"
+        echo "fuzz $t: ok (${runs:-?} runs in ${S} s, ${rate:-?}/s, ${cov:-no coverage line})"
     else
         echo "fuzz $t: FOUND something (exit $rc); see $log and $B/fuzz/findings/"
         grep -m 3 -E 'ERROR|SUMMARY|==[0-9]+==' "$log" | sed 's/^/    /'
