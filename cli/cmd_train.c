@@ -67,6 +67,16 @@ static void on_progress(const knob_train_progress_info *p, void *ctx)
 /* ------------------------------------------------------------------------------------------------
  * Printing */
 
+/* "KEY":value (%.6g, or %.6f with fixed), or null when not finite (a run with skipped steps can
+ * have nan means) */
+static void json_num(const char *sep, const char *key, double v, int fixed)
+{
+    if (isfinite(v))
+        printf(fixed ? "%s\"%s\":%.6f" : "%s\"%s\":%.6g", sep, key, v);
+    else
+        printf("%s\"%s\":null", sep, key);
+}
+
 static void join_classes(char *buf, size_t size, char names[][24], int n)
 {
     size_t at = 0;
@@ -302,14 +312,20 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         printf("\"history\":[");
         for (int i = 0; i < st->n_hist; i++) {
             const knob_epoch_stats *h = &st->hist[i];
-            printf("%s{\"epoch\":%d,\"train_loss\":%.6g,\"train_acc\":%.6g", i ? "," : "", h->epoch, h->train_loss,
-                   h->train_acc);
+            printf("%s{\"epoch\":%d", i ? "," : "", h->epoch);
+            json_num(",", "train_loss", h->train_loss, 0);
+            json_num(",", "train_acc", h->train_acc, 0);
             if (isfinite(h->val_loss))
                 printf(",\"val_loss\":%.6g,\"val_acc\":%.6g", h->val_loss, h->val_acc);
             printf(",\"lr\":%.6g}", h->lr);
         }
-        printf("],\"test\":{\"n\":%d,\"best\":{\"accuracy\":%.6f,\"loss\":%.6f},\"last\":{\"accuracy\":%.6f,\"loss\":%.6f}},",
-               r_best.n, r_best.accuracy, r_best.loss, r_last.accuracy, r_last.loss);
+        printf("],\"test\":{\"n\":%d,\"best\":{", r_best.n);
+        json_num("", "accuracy", r_best.accuracy, 1);
+        json_num(",", "loss", r_best.loss, 1);
+        printf("},\"last\":{");
+        json_num("", "accuracy", r_last.accuracy, 1);
+        json_num(",", "loss", r_last.loss, 1);
+        printf("}},");
         printf("\"files\":{\"last\":");
         cli_json_str(stdout, last);
         printf(",\"best\":");
@@ -331,10 +347,10 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
                    st->bad_epochs == 1 ? "" : "s");
         printf("\ntrained %d epoch%s in %.1f s; last epoch: train acc %.2f%%", st->epoch, st->epoch == 1 ? "" : "s",
                train_s, 100 * e->train_acc);
-        if (skip_nonfinite || st->n_skipped)
-            printf("; %ld step%s skipped (loss or gradient not finite)", st->n_skipped, st->n_skipped == 1 ? "" : "s");
         if (isfinite(e->val_acc))
             printf(", val acc %.2f%%", 100 * e->val_acc);
+        if (skip_nonfinite || st->n_skipped)
+            printf("\n%ld step%s skipped (loss or gradient not finite)", st->n_skipped, st->n_skipped == 1 ? "" : "s");
         printf("\ntest accuracy: best model (epoch %d) %.2f%% (%d/%d, loss %.4f); last model %.2f%%\n", st->best_epoch,
                100 * r_best.accuracy, r_best.correct, r_best.n, r_best.loss, 100 * r_last.accuracy);
         cli_print_confusion(stdout, &r_best, data.test.class_names, data.test.n_classes);
