@@ -67,6 +67,16 @@ static void on_progress(const knob_train_progress_info *p, void *ctx)
 /* ------------------------------------------------------------------------------------------------
  * Printing */
 
+/* "KEY":value (%.6g, or %.6f with fixed), or null when not finite (a run with skipped steps can
+ * have nan means) */
+static void json_num(const char *sep, const char *key, double v, int fixed)
+{
+    if (isfinite(v))
+        printf(fixed ? "%s\"%s\":%.6f" : "%s\"%s\":%.6g", sep, key, v);
+    else
+        printf("%s\"%s\":null", sep, key);
+}
+
 static void join_classes(char *buf, size_t size, char names[][24], int n)
 {
     size_t at = 0;
@@ -96,7 +106,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     const char *model = "mlp", *dataset = NULL, *data_dir = NULL, *hidden = NULL, *conv = "32,64", *out = "out";
     const char *name = NULL, *resume = NULL, *optim = "adamw", *schedule = "cosine";
     int kernel = 3, epochs = 0, json = 0, image_index = 0, n_val = tc.n_val, batch = tc.batch, warmup = 0;
-    int nesterov = 0, stop_after = 0, patience = 0, shift = 0;
+    int nesterov = 0, stop_after = 0, patience = 0, shift = 0, skip_nonfinite = 0;
     float dropout = -1, lr = tc.sched.lr, lr_min = tc.sched.lr_min, gamma = tc.sched.gamma;
     float step_epochs = tc.step_epochs, momentum = tc.optim.momentum, wd = tc.optim.weight_decay, clip = 0;
     float rotate = 0, scale = 0, noise = 0;
@@ -128,6 +138,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         {"noise", ARG_FLOAT, &noise, "STD", 0, 1, NULL, "augment: Gaussian pixel noise (0: off)"},
         {"val", ARG_INT, &n_val, "N", 0, 50000, NULL, "fashion, idx: training images held out for validation"},
         {"patience", ARG_INT, &patience, "N", 0, 1000, NULL, "stop after N epochs without a lower validation loss (0: off)"},
+        {"skip-nonfinite", ARG_BOOL, &skip_nonfinite, NULL, 0, 0, NULL, "skip a step whose loss or gradient is nan or inf (no update; counted) instead of stopping"},
         {"stop-after", ARG_INT, &stop_after, "N", 0, 1000, NULL, "stop this run after N epochs (continue it with --resume)"},
         {"seed", ARG_U64, &seed, "N", 0, 1.8446744073709552e19, NULL, "seed for init, order, augmentation, dropout, val split"},
         {"resume", ARG_STRING, &resume, "FILE", 0, 0, NULL, "continue the run saved in FILE (a -last or -best checkpoint)"},
@@ -199,6 +210,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     }
     tc.patience = patience;
     tc.stop_after = stop_after;
+    tc.skip_nonfinite = skip_nonfinite;
     /* the model's flags are checked before the data is read */
     knob_vision_config c = {.kind = strcmp(model, "cnn") == 0 ? KNOB_VISION_CNN : KNOB_VISION_MLP, .kernel = kernel};
     if (!hidden)
@@ -294,19 +306,26 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         cli_json_str(stdout, mdesc);
         printf(",\"train\":");
         cli_json_str(stdout, tdesc);
-        printf(",\"params\":%zu,\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"seconds\":%.3f,", m.P.n_elems,
-               st->epoch, st->best_epoch, st->stopped_early ? "true" : "false", train_s);
+        printf(",\"params\":%zu,\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"skipped_steps\":%ld,"
+               "\"seconds\":%.3f,", m.P.n_elems, st->epoch, st->best_epoch, st->stopped_early ? "true" : "false",
+               st->n_skipped, train_s);
         printf("\"history\":[");
         for (int i = 0; i < st->n_hist; i++) {
             const knob_epoch_stats *h = &st->hist[i];
-            printf("%s{\"epoch\":%d,\"train_loss\":%.6g,\"train_acc\":%.6g", i ? "," : "", h->epoch, h->train_loss,
-                   h->train_acc);
+            printf("%s{\"epoch\":%d", i ? "," : "", h->epoch);
+            json_num(",", "train_loss", h->train_loss, 0);
+            json_num(",", "train_acc", h->train_acc, 0);
             if (isfinite(h->val_loss))
                 printf(",\"val_loss\":%.6g,\"val_acc\":%.6g", h->val_loss, h->val_acc);
             printf(",\"lr\":%.6g}", h->lr);
         }
-        printf("],\"test\":{\"n\":%d,\"best\":{\"accuracy\":%.6f,\"loss\":%.6f},\"last\":{\"accuracy\":%.6f,\"loss\":%.6f}},",
-               r_best.n, r_best.accuracy, r_best.loss, r_last.accuracy, r_last.loss);
+        printf("],\"test\":{\"n\":%d,\"best\":{", r_best.n);
+        json_num("", "accuracy", r_best.accuracy, 1);
+        json_num(",", "loss", r_best.loss, 1);
+        printf("},\"last\":{");
+        json_num("", "accuracy", r_last.accuracy, 1);
+        json_num(",", "loss", r_last.loss, 1);
+        printf("}},");
         printf("\"files\":{\"last\":");
         cli_json_str(stdout, last);
         printf(",\"best\":");
@@ -330,6 +349,8 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
                train_s, 100 * e->train_acc);
         if (isfinite(e->val_acc))
             printf(", val acc %.2f%%", 100 * e->val_acc);
+        if (skip_nonfinite || st->n_skipped)
+            printf("\n%ld step%s skipped (loss or gradient not finite)", st->n_skipped, st->n_skipped == 1 ? "" : "s");
         printf("\ntest accuracy: best model (epoch %d) %.2f%% (%d/%d, loss %.4f); last model %.2f%%\n", st->best_epoch,
                100 * r_best.accuracy, r_best.correct, r_best.n, r_best.loss, 100 * r_last.accuracy);
         cli_print_confusion(stdout, &r_best, data.test.class_names, data.test.n_classes);

@@ -142,18 +142,22 @@ static knob_status write_svg(const char *path, const curve *cv, const char *titl
 typedef struct opts {
     const char *tokenizer, *out, *resume;
     int layers, heads, embd, block, batch, seq_len, accum, warmup, eval_every, eval_batches, ckpt_every, log_every;
-    int no_bias, json, stop_after;
+    int no_bias, json, stop_after, skip_nonfinite;
     long steps;
     float dropout, lr, lr_min, wd, clip, val_frac, time_limit;
     uint64_t seed;
 } opts;
 
-static void print_json(const opts *o, const knob_gpt_train_config *c, long steps, double secs, double tok_s,
-                       float train_loss, float val_loss, size_t n_train, size_t n_val, const char *desc,
+static void print_json(const opts *o, const knob_gpt_train_config *c, long steps, long skipped, double secs,
+                       double tok_s, float train_loss, float val_loss, size_t n_train, size_t n_val, const char *desc,
                        const char *ckpt, const char *svg)
 {
-    printf("{\"steps\":%ld,\"seconds\":%.3f,\"tokens_per_s\":%.1f,\"train_loss\":%.6g,", steps, secs, tok_s,
-           (double)train_loss);
+    printf("{\"steps\":%ld,\"skipped_steps\":%ld,\"seconds\":%.3f,\"tokens_per_s\":%.1f,", steps, skipped, secs,
+           tok_s);
+    if (isfinite(train_loss))
+        printf("\"train_loss\":%.6g,", (double)train_loss);
+    else
+        printf("\"train_loss\":null,");
     if (isfinite(val_loss))
         printf("\"val_loss\":%.6g,\"val_perplexity\":%.6g,", (double)val_loss, exp((double)val_loss));
     else
@@ -222,7 +226,7 @@ static void on_event(const knob_gpt_event *e, void *ctx)
         }
         return;
     }
-    if (!curve_push(&v->cv.step, &v->cv.train, &v->cv.n, &v->cv.cap, (double)i->step, (double)i->loss))
+    if (!i->skipped && !curve_push(&v->cv.step, &v->cv.train, &v->cv.n, &v->cv.cap, (double)i->step, (double)i->loss))
         v->oom = 1;
     char eta_s[32];
     fmt_duration(eta_s, sizeof eta_s, e->eta);
@@ -270,6 +274,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         {"log-every", ARG_INT, &o.log_every, "N", 1, 100000000, NULL, "steps between progress lines when not on a terminal"},
         {"time-limit", ARG_FLOAT, &o.time_limit, "SECONDS", 0, 1e7, NULL, "stop after this long; the schedule is sized to fit (0: none)"},
         {"seed", ARG_U64, &o.seed, "N", 0, 1.8446744073709552e19, NULL, "seed for init, batches and dropout"},
+        {"skip-nonfinite", ARG_BOOL, &o.skip_nonfinite, NULL, 0, 0, NULL, "skip a step whose loss or gradient is nan or inf (no update; counted) instead of stopping"},
         {"stop-after", ARG_INT, &o.stop_after, "N", 0, 100000000, NULL, "end this run after N steps, checkpointed (continue with --resume)"},
         {"resume", ARG_STRING, &o.resume, "FILE", 0, 0, NULL, "continue a checkpoint (its model, tokenizer, settings and corpus)"},
         {"json", ARG_BOOL, &o.json, NULL, 0, 0, NULL, "print the summary as one JSON object"},
@@ -345,6 +350,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         c.clip = o.clip;
         c.seed = o.seed;
     }
+    c.skip_nonfinite = o.skip_nonfinite;
     if (!o.resume && !tokenizer_name_ok(o.tokenizer)) {   /* before the corpus is read */
         s = make_tokenizer(o.tokenizer, "", 0, &tk, err);
         goto done;
@@ -429,12 +435,14 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         goto done;
     long tokens_per_step = (long)c.batch * c.seq_len * c.accum;
     if (o.json) {
-        print_json(&o, cf, step0 + r.steps_done, r.seconds, r.tok_s, r.train_loss, r.val_loss, n_train, n_val, desc,
+        print_json(&o, cf, step0 + r.steps_done, r.skipped, r.seconds, r.tok_s, r.train_loss, r.val_loss, n_train, n_val, desc,
                    ckpt, svg);
     } else {
         printf("\n%s %ld step%s (%ld tokens) in %.1f s: %.0f tokens/s (validation took %.1f s).\n",
                r.stopped_by_clock ? "Stopped early after" : "Trained", r.steps_done, r.steps_done == 1 ? "" : "s",
                r.steps_done * tokens_per_step, r.seconds, r.tok_s, r.eval_seconds);
+        if (o.skip_nonfinite || r.skipped)
+            printf("%ld step%s skipped (loss or gradient not finite).\n", r.skipped, r.skipped == 1 ? "" : "s");
         if (isfinite(r.val_loss))
             printf("Final train loss %.4f, validation loss %.4f nats/token (perplexity %.2f).\n", (double)r.train_loss,
                    (double)r.val_loss, exp((double)r.val_loss));

@@ -961,6 +961,8 @@ typedef struct knob_train_config {
     int n_val;                              /* validation images (fashion, idx) */
     int patience;                           /* stop after this many epochs without a lower val loss; 0 = off */
     int stop_after;                         /* stop this run after this many epochs (resume later); 0 = off */
+    int skip_nonfinite;                     /* skip a step whose loss or gradient is not finite (no update,
+                                               counted in n_skipped) instead of stopping; not saved */
     const char *last_path, *best_path;      /* checkpoints (NULL: none): after every epoch / on a new best */
     const char *dataset;                    /* name stored in checkpoints */
     const char *class_names;                /* "0|1|...": stored in checkpoints */
@@ -980,6 +982,7 @@ typedef struct knob_train_state {
     double best_val_loss;
     int best_epoch, bad_epochs;             /* since the best */
     int stopped_early;
+    long n_skipped;                         /* steps skipped as non-finite (skip_nonfinite) */
     int n_hist;
     knob_epoch_stats hist[1000];            /* per epoch */
 } knob_train_state;
@@ -1133,6 +1136,8 @@ typedef struct knob_gpt_train_config {
     float beta1, beta2, eps;
     float clip;           /* global gradient-norm limit; 0: none */
     uint64_t seed;        /* init, data order and dropout */
+    int skip_nonfinite;   /* skip a step whose loss or gradient is not finite (no update, counted) instead
+                             of stopping; a choice of the run, not saved in checkpoints */
 } knob_gpt_train_config;
 
 typedef struct knob_gpt_step_info {
@@ -1140,6 +1145,7 @@ typedef struct knob_gpt_step_info {
     float loss;           /* mean over the micro-batches */
     float grad_norm;      /* before clipping */
     float lr;
+    int skipped;          /* skip_nonfinite: not applied (loss is the bad value) */
 } knob_gpt_step_info;
 
 typedef struct knob_gpt_trainer knob_gpt_trainer;
@@ -1153,7 +1159,8 @@ knob_status knob_gpt_trainer_new(knob_gpt_trainer **tr, const knob_gpt_train_con
                                  size_t n_train, const uint16_t *val, size_t n_val, knob_err *err);
 void        knob_gpt_trainer_free(knob_gpt_trainer *tr);
 /* One optimizer step. A non-finite loss or gradient stops with KNOB_ERR_NUMERIC:
- * "step N: loss is nan (last finite X at step M); try a lower --lr". */
+ * "step N: loss is nan (last finite X at step M); try a lower --lr", or with skip_nonfinite is
+ * skipped (info->skipped; the step still counts and the data and dropout RNGs advance as usual). */
 knob_status knob_gpt_trainer_step(knob_gpt_trainer *tr, knob_gpt_step_info *info, knob_err *err);
 /* Mean loss over n_batches x B fixed, evenly spaced windows of val (dropout off): the same windows
  * every call, so values are comparable along a run. */
@@ -1214,7 +1221,8 @@ typedef void (*knob_gpt_run_cb)(const knob_gpt_event *e, void *ctx);
 typedef struct knob_gpt_run_result {
     long steps_done;           /* in this run */
     double seconds, eval_seconds, tok_s;
-    float train_loss, val_loss;   /* the last ones (NaN: none) */
+    float train_loss, val_loss;   /* the last ones (NaN: none; skipped steps leave train_loss as it was) */
+    long skipped;              /* steps skipped as non-finite in the whole run, resumed ones included */
     int stopped_by_clock;      /* ended by time_limit or stop_after before the schedule's end */
 } knob_gpt_run_result;
 

@@ -262,7 +262,10 @@ typedef knob_status (*knob_fill_fn)(void *ctx, int i, int *rows, knob_err *err);
  * loss is finite, backward (grads accumulate); scale the grads by 1/accum; clip the global norm
  * (clip 0: measure only) and check it is finite, naming the first tensor whose gradient is not;
  * the optimizer step at lr. Allocates nothing. last_finite / last_finite_step (start them at NAN
- * and -1) feed the message "step 812: loss is nan (last finite 2.31 at step 811); try a lower --lr". */
+ * and -1) feed the message "step 812: loss is nan (last finite 2.31 at step 811); try a lower --lr".
+ * skip_nonfinite: such a step returns KNOB_OK with out->skipped set and no optimizer update; every
+ * micro-batch is still filled and run forward, so the data and dropout RNGs advance as in a good
+ * step and a run with skips stays deterministic. */
 typedef struct knob_step {
     knob_graph *g;
     knob_node *loss;           /* scalar, the mean over the micro-batch */
@@ -274,15 +277,21 @@ typedef struct knob_step {
     void *ctx;
     double last_finite;
     long last_finite_step;
+    int skip_nonfinite;        /* skip a step with a non-finite loss or gradient instead of failing */
 } knob_step;
 
 typedef struct knob_step_result {
-    double loss;               /* mean over the micro-batches */
+    double loss;               /* mean over the micro-batches (a skipped step: the bad value) */
     float grad_norm;           /* before clipping */
+    int skipped;               /* skip_nonfinite: the step was not applied */
 } knob_step_result;
 
 /* step: the 1-based number of this step, for messages. */
 knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *out, knob_err *err);
+/* Test hook (tests only, never the CLI): from now on the step numbered step (0: none) is poisoned,
+ * its loss made nan after the first micro-batch's forward (tensor NULL) or, after backward, the
+ * last gradient element of the parameter named tensor (a string the caller keeps). */
+void knob_step_fault_at(long step, const char *tensor);
 
 /* Evaluation over n_batches batches from fill: the mean of a scalar loss node over the batches
  * (batches weighted equally), or, with logits (B, K) and targets (B) that fill writes, the mean

@@ -17,7 +17,8 @@
  * step reads: parameters, AdamW's moments and step count, the data generator's state ("data"),
  * the dropout generator's state ("dropout"), the steps done and the training config (the
  * schedule is a pure function of the step); its state records the corpus (files and a hash of the
- * text), so a resume finds it again. Metadata gpt.config and tokenizer make it a model file for
+ * text) and, when there were any, the steps skipped as non-finite, so a resume finds it again and
+ * keeps the count. Metadata gpt.config and tokenizer make it a model file for
  * knob generate as well. Resuming and training to the end gives the same bits as an
  * uninterrupted run (tests/test_gpt.c checks it).
  *
@@ -41,6 +42,7 @@ struct knob_gpt_trainer {
     const uint16_t *train, *val;
     size_t n_train, n_val;
     long step;
+    long n_skipped;            /* steps skipped as non-finite (c.skip_nonfinite), resumed ones included */
     knob_step st;              /* the step helper, over m.g */
     int fill_val;              /* eval fill: which windows */
     char **corpus;             /* the corpus files (n_corpus), recorded in checkpoints */
@@ -187,7 +189,8 @@ knob_status knob_gpt_trainer_new(knob_gpt_trainer **out, const knob_gpt_train_co
     }
     knob_graph_seed(tr->m.g, c->seed ^ 0xd50b0u);
     tr->st = (knob_step){.g = tr->m.g, .loss = tr->m.loss, .P = &tr->P, .opt = &tr->opt, .accum = c->accum,
-                         .clip = c->clip, .fill = fill_train, .ctx = tr, .last_finite = NAN, .last_finite_step = -1};
+                         .clip = c->clip, .fill = fill_train, .ctx = tr, .last_finite = NAN, .last_finite_step = -1,
+                         .skip_nonfinite = c->skip_nonfinite};
     *out = tr;
     return KNOB_OK;
 }
@@ -255,8 +258,10 @@ knob_status knob_gpt_trainer_step(knob_gpt_trainer *tr, knob_gpt_step_info *info
     if (s)
         return s;
     tr->step = step;
+    tr->n_skipped += r.skipped;
     if (info)
-        *info = (knob_gpt_step_info){.step = step, .loss = (float)r.loss, .grad_norm = r.grad_norm, .lr = lr};
+        *info = (knob_gpt_step_info){.step = step, .loss = (float)r.loss, .grad_norm = r.grad_norm, .lr = lr,
+                                     .skipped = r.skipped};
     return KNOB_OK;
 }
 
@@ -335,7 +340,8 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
         if ((s = knob_gpt_trainer_step(tr, &ev.step, err)) != KNOB_OK)
             return s;
         step = ev.step.step;
-        res->train_loss = ev.step.loss;
+        if (!ev.step.skipped)
+            res->train_loss = ev.step.loss;
         double el = knob_now() - start;
         long done_steps = step - step0;
         if (run->time_limit > 0 && (done_steps == 4 || (sized && done_steps % 50 == 0)) && el < run->time_limit) {
@@ -380,6 +386,7 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
     res->eval_seconds = eval_s;
     res->steps_done = step - step0;
     res->tok_s = (double)(step - step0) * (double)tokens_per_step / fmax(res->seconds, 1e-9);
+    res->skipped = tr->n_skipped;
     if (step == step0 && run->ckpt_path && (s = knob_gpt_trainer_save(tr, run->ckpt_path, run->tok_desc, err)) != KNOB_OK)
         return s;
     return KNOB_OK;
@@ -417,8 +424,14 @@ knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const 
 {
     char *config = knob_gpt_config_json(&tr->c.model);
     knob_json *train = train_config_obj(&tr->c), *state = tr->n_corpus ? corpus_state(tr) : NULL;
+    int ok = !tr->n_corpus || state;
+    if (ok && tr->n_skipped) {   /* only when there were skips: other runs keep their bytes */
+        if (!state)
+            ok = (state = knob_json_new_object()) != NULL;
+        ok = ok && knob_json_add_number(state, "skipped", (double)tr->n_skipped);
+    }
     knob_status s;
-    if (!config || !train || (tr->n_corpus && !state)) {
+    if (!config || !train || !ok) {
         s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory saving", path);
     } else {
         knob_kv extra[1] = {{"tokenizer", (char *)(tok_desc ? tok_desc : "")}};
@@ -543,11 +556,14 @@ knob_status knob_gpt_trainer_resume(knob_gpt_trainer *tr, const char *path, knob
     size_t n = P->n_elems;
     float *buf = knob_malloc(3 * n * sizeof(float));
     knob_rng rd, rg;
+    long skipped = 0;
     if (!buf)
         s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", path);
     if (!s && !(s = knob_ckpt_read(&f, P, "", buf, err)) && !(s = knob_ckpt_read(&f, P, "optim.m.", buf + n, err)) &&
         !(s = knob_ckpt_read(&f, P, "optim.v.", buf + 2 * n, err)) && !(s = knob_ckpt_read_rng(&f, "data", &rd, err)))
         s = knob_ckpt_read_rng(&f, "dropout", &rg, err);
+    if (!s)
+        s = knob_json_get_long(f.state, "skipped", 0, 1L << 50, 0, &skipped, path, err);
     if (!s) {
         memcpy(P->data, buf, n * sizeof(float));
         memcpy(tr->opt.m, buf + n, n * sizeof(float));
@@ -556,6 +572,7 @@ knob_status knob_gpt_trainer_resume(knob_gpt_trainer *tr, const char *path, knob
         tr->opt.step = f.optim_step;
         tr->data_rng = rd;
         *knob_graph_rng(tr->m.g) = rg;
+        tr->n_skipped = skipped;
     }
     knob_free(buf);
     knob_ckpt_close(&f);

@@ -17,6 +17,7 @@
  * Checkpoint contents: classifier.config = {"model": config text (knob_vision_config_str),
  * "dataset": spec, "classes": [names]}; the training config is the key=value text as a JSON
  * object; state = {"epoch", "best_val_loss", "best_epoch", "bad_epochs", "stopped_early",
+ * "skipped" (steps skipped as non-finite; only when there were any),
  * "history": [[epoch, train loss, train acc, val loss, val acc, lr], ...]}; RNGs "order", "aug",
  * "dropout". Files from before the one checkpoint load through checkpoint.c's conversion. */
 #include "knob_internal.h"
@@ -223,7 +224,8 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     batch_fill fill = {tr, aug ? &tc->aug : NULL, &st->aug_rng, perm, knob_node_data(tn.x), knob_node_data_i32(tn.y),
                        B, m->cfg.h, m->cfg.w, 0, (size_t)m->cfg.c * m->cfg.h * m->cfg.w};
     knob_step step = {.g = tn.g, .loss = tn.loss, .P = &m->P, .opt = &o, .accum = 1, .clip = tc->clip,
-                      .fill = fill_batch, .ctx = &fill, .last_finite = NAN, .last_finite_step = -1};
+                      .fill = fill_batch, .ctx = &fill, .last_finite = NAN, .last_finite_step = -1,
+                      .skip_nonfinite = tc->skip_nonfinite};
     const float *z = knob_node_data(tn.logits); // (B, K)
     const int32_t *y = fill.y;
     int first_epoch = st->epoch + 1;
@@ -233,6 +235,7 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     for (int epoch = first_epoch; epoch <= last_epoch; epoch++) {
         double t_epoch = knob_now(), sum_loss = 0;
         long correct = 0;
+        int n_good = 0;   /* steps applied this epoch: a skipped one counts in neither mean */
         for (int i = 0; i < tr->n; i++)
             perm[i] = i;
         knob_rng_shuffle(&st->order_rng, perm, (size_t)tr->n);
@@ -244,6 +247,13 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
                 goto done;
             }
             st->step++;
+            if (res.skipped) {
+                st->n_skipped++;
+                batches_left--;
+                images_done += B;
+                continue;
+            }
+            n_good++;
             sum_loss += res.loss;
             for (int i = 0; i < B; i++) {
                 const float *zi = z + (size_t)i * K;
@@ -257,8 +267,8 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
             batches_left--;
             if (cb) {
                 double el = knob_now() - t_start;
-                knob_train_progress_info p = {epoch, tc->epochs, b + 1, n_batches, 0, sum_loss / (b + 1),
-                                              (double)correct / ((double)(b + 1) * B), images_done / fmax(el, 1e-9),
+                knob_train_progress_info p = {epoch, tc->epochs, b + 1, n_batches, 0, sum_loss / n_good,
+                                              (double)correct / ((double)n_good * B), images_done / fmax(el, 1e-9),
                                               el / (double)images_done * (double)batches_left * B, st};
                 cb(&p, ctx);
             }
@@ -266,8 +276,8 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
         st->drop_rng = *knob_graph_rng(tn.g);
         knob_epoch_stats *e = &st->hist[st->n_hist++];
         e->epoch = epoch;
-        e->train_loss = sum_loss / n_batches;
-        e->train_acc = (double)correct / ((double)n_batches * B);
+        e->train_loss = n_good ? sum_loss / n_good : NAN;
+        e->train_acc = n_good ? (double)correct / ((double)n_good * B) : NAN;
         e->val_loss = e->val_acc = NAN;
         e->lr = knob_schedule_lr(&sched, st->step - 1);
         if (va->n > 0) {
@@ -326,6 +336,8 @@ static knob_json *state_json(const knob_train_state *st)
     ok = ok && knob_json_add_number(j, "best_epoch", st->best_epoch);
     ok = ok && knob_json_add_number(j, "bad_epochs", st->bad_epochs);
     ok = ok && knob_json_add_number(j, "stopped_early", st->stopped_early);
+    if (st->n_skipped)   /* only when there were skips: other runs keep their bytes */
+        ok = ok && knob_json_add_number(j, "skipped", (double)st->n_skipped);
     for (int i = 0; ok && i < st->n_hist; i++) {
         const knob_epoch_stats *e = &st->hist[i];
         knob_json *row = knob_json_new_array();
@@ -444,14 +456,15 @@ done:
 
 static knob_status parse_state(const char *path, const knob_json *j, knob_train_state *st, knob_err *err)
 {
-    long epoch = 0, best_epoch = 0, bad_epochs = 0, stopped = 0;
+    long epoch = 0, best_epoch = 0, bad_epochs = 0, stopped = 0, skipped = 0;
     knob_status s;
     if (!knob_json_is_object(j))
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: the checkpoint has no training state", path);
     if ((s = knob_json_get_long(j, "epoch", 0, 1000, 1, &epoch, path, err)) ||
         (s = knob_json_get_long(j, "best_epoch", 0, 1000, 1, &best_epoch, path, err)) ||
         (s = knob_json_get_long(j, "bad_epochs", 0, 1000, 1, &bad_epochs, path, err)) ||
-        (s = knob_json_get_long(j, "stopped_early", 0, 1, 1, &stopped, path, err)))
+        (s = knob_json_get_long(j, "stopped_early", 0, 1, 1, &stopped, path, err)) ||
+        (s = knob_json_get_long(j, "skipped", 0, 1L << 50, 0, &skipped, path, err)))
         return s;
     const knob_json *h = knob_json_get(j, "history");
     if (!knob_json_is_array(h) || knob_json_size(h) != epoch)
@@ -460,6 +473,7 @@ static knob_status parse_state(const char *path, const knob_json *j, knob_train_
     st->best_epoch = (int)best_epoch;
     st->bad_epochs = (int)bad_epochs;
     st->stopped_early = (int)stopped;
+    st->n_skipped = skipped;
     const knob_json *b = knob_json_get(j, "best_val_loss");
     st->best_val_loss = knob_json_is_number(b) ? knob_json_number(b) : INFINITY;
     st->n_hist = 0;

@@ -4,6 +4,12 @@
  * non-finite loss, backward (grads accumulate); scale the grads by 1/accum (each micro-batch's loss
  * is a mean); measure (and clip) the global norm, stop when it is not finite, naming the first
  * tensor whose gradient is not; the optimizer step at the scheduled rate. Nothing is allocated.
+ * With skip_nonfinite such a step is skipped instead: every micro-batch is still filled and run
+ * forward (so the data and dropout generators advance exactly as in a good step), but there is no
+ * optimizer update; the result says so and the caller counts it.
+ *
+ * A test hook, knob_step_fault_at, makes one chosen step's loss (or one parameter's gradient) nan,
+ * so tests can reach the non-finite paths deterministically; nothing outside tests calls it.
  *
  * Evaluation: forward over batches from a fill callback, dropout as the graph has it (callers
  * switch a training graph to inference first), summing a scalar loss, or cross-entropy and argmax
@@ -27,23 +33,60 @@ static const knob_tensor *first_bad_grad(const knob_params *P)
     return NULL;
 }
 
+/* the test hook: the step to poison (0: none) and the parameter whose gradient gets the nan
+ * (NULL: the loss) */
+static long fault_step;
+static const char *fault_tensor;
+
+void knob_step_fault_at(long step, const char *tensor)
+{
+    fault_step = step;
+    fault_tensor = tensor;
+}
+
+static void inject_grad_fault(knob_params *P)
+{
+    for (int i = 0; i < P->n; i++)
+        if (strcmp(P->t[i]->name, fault_tensor) == 0 && P->t[i]->n_elems > 0)
+            P->t[i]->grad[P->t[i]->n_elems - 1] = NAN;
+}
+
 knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *out, knob_err *err)
 {
-    int accum = s->accum > 0 ? s->accum : 1;
+    int accum = s->accum > 0 ? s->accum : 1, fault = fault_step > 0 && step == fault_step;
     knob_params_zero_grad(s->P);
     double sum = 0;
+    float bad_loss = 0;   /* the first non-finite loss, when skipping */
+    if (out)
+        *out = (knob_step_result){.loss = NAN, .grad_norm = NAN};
     for (int a = 0; a < accum; a++) {
         int rows = 0;
         knob_status st = s->fill ? s->fill(s->ctx, a, &rows, err) : KNOB_OK;
         if (st || (st = knob_graph_forward(s->g, err)) != KNOB_OK)
             return st;
-        float loss = knob_node_data(s->loss)[0];
-        if (!isfinite(loss))
-            return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: loss is %s (last finite %.4g at step %ld); try a lower --lr",
-                             step, isnan(loss) ? "nan" : "inf", s->last_finite, s->last_finite_step);
+        float *lp = knob_node_data(s->loss);
+        if (fault && !fault_tensor && a == 0)
+            lp[0] = NAN;
+        float loss = lp[0];
+        if (!isfinite(loss)) {
+            if (!s->skip_nonfinite)
+                return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: loss is %s (last finite %.4g at step %ld); try a lower --lr",
+                                 step, isnan(loss) ? "nan" : "inf", s->last_finite, s->last_finite_step);
+            if (isfinite(bad_loss))
+                bad_loss = loss;
+            continue;   /* the later micro-batches still draw their data and dropout */
+        }
         sum += loss;
-        knob_graph_backward(s->g, s->loss);
+        if (isfinite(bad_loss))
+            knob_graph_backward(s->g, s->loss);
     }
+    if (!isfinite(bad_loss)) {
+        if (out)
+            *out = (knob_step_result){.loss = bad_loss, .grad_norm = NAN, .skipped = 1};
+        return KNOB_OK;
+    }
+    if (fault && fault_tensor)
+        inject_grad_fault(s->P);
     if (accum > 1) {
         float inv = 1.0f / (float)accum;
         for (size_t i = 0; i < s->P->n_elems; i++)
@@ -51,6 +94,11 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
     }
     float norm = knob_clip_grad_norm(s->P, s->clip);
     if (!isfinite(norm)) {
+        if (s->skip_nonfinite) {
+            if (out)
+                *out = (knob_step_result){.loss = sum / accum, .grad_norm = norm, .skipped = 1};
+            return KNOB_OK;
+        }
         const knob_tensor *bad = first_bad_grad(s->P);
         if (bad)
             return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: gradient of '%.128s' is not finite (loss %.4g); try a lower --lr",
