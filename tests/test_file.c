@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void path_in_tmp(char *buf, size_t size, const char *name)
@@ -143,4 +144,37 @@ TEST(read_file_refuses_what_is_not_a_regular_file)
     CHECK_FAILS_WITH(knob_read_file("/dev/zero", &buf, &n, &err), KNOB_ERR_IO, "not a regular file");
     CHECK(strchr(err.msg, '\n') == NULL);
     unlink(fifo);
+}
+
+TEST(atomic_commit_sweeps_temp_files_of_dead_processes)
+{
+    char out[1024], victim[1024], dead[1100], dead_link[1100], live[1100], other[1100];
+    path_in_tmp(out, sizeof out, "atomic-sweep.txt");
+    path_in_tmp(victim, sizeof victim, "atomic-sweep-victim.txt");
+    CHECK(put(victim, "untouched"));
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    CHECK(child > 0);
+    int status;
+    CHECK(waitpid(child, &status, 0) == child);   /* child's pid now names no process */
+    snprintf(dead, sizeof dead, "%s.tmp.%ld.0", out, (long)child);
+    snprintf(dead_link, sizeof dead_link, "%s.tmp.%ld.1", out, (long)child);
+    snprintf(live, sizeof live, "%s.tmp.%ld.0", out, (long)getppid());   /* a process that exists */
+    snprintf(other, sizeof other, "%s.tmp.%ld.x", out, (long)child);      /* not of the writer's form */
+    CHECK(put(dead, "half a file"));
+    unlink(dead_link);
+    CHECK(symlink(victim, dead_link) == 0);
+    CHECK(put(live, "being written"));
+    CHECK(put(other, "someone else's"));
+    knob_err err = {0};
+    CHECK_OK(write_text(out, "done", &err));
+    CHECK(access(dead, F_OK) != 0);
+    struct stat st;
+    CHECK(lstat(dead_link, &st) != 0);                      /* the link itself went */
+    CHECK(strcmp(slurp(victim), "untouched") == 0);         /* not its target */
+    CHECK(strcmp(slurp(live), "being written") == 0);
+    CHECK(strcmp(slurp(other), "someone else's") == 0);
+    unlink(live);
+    unlink(other);
 }

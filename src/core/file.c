@@ -3,7 +3,10 @@
  * where a good one was, and a planted symlink never redirects a write. */
 #include "knob_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,6 +67,46 @@ static void sync_parent(const char *path)
     }
 }
 
+/* Removes PATH.tmp.<pid>.<n> files that a process killed mid-write left beside path: only names of
+ * exactly that form, only for processes that no longer exist (kill(pid, 0) says ESRCH), and with
+ * unlink, which removes a symlink itself, never its target. Best effort: nothing here is an error. */
+static void sweep_stale(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    size_t nb = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, nb) != 0 || strncmp(nm + nb, ".tmp.", 5) != 0)
+            continue;
+        char *end;
+        long pid = strtol(nm + nb + 5, &end, 10);
+        if (pid <= 0 || *end != '.' || !end[1])
+            continue;
+        strtol(end + 1, &end, 10);
+        if (*end != '\0' || (pid_t)pid == getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char full[8192];
+        if (snprintf(full, sizeof full, "%s/%s", dir, nm) < (int)sizeof full)
+            unlink(full);
+    }
+    closedir(d);
+}
+
 knob_status knob_atomic_commit(knob_atomic *a, knob_err *err)
 {
     if (!a->f)
@@ -90,6 +133,7 @@ knob_status knob_atomic_commit(knob_atomic *a, knob_err *err)
         return knob_fail(err, KNOB_ERR_IO, "%s: cannot rename temp file into place: %s", a->path, strerror(e));
     }
     sync_parent(a->path);
+    sweep_stale(a->path);
     return KNOB_OK;
 }
 
