@@ -159,6 +159,16 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     if (!st)
         return knob_fail(err, KNOB_ERR_NOMEM, "train: out of memory");
     if (resume) {
+        static const char *const fixed[] = {"model", "hidden", "conv", "kernel", "dropout", "batch-size", "optim",
+                                            "lr", "schedule", "lr-min", "warmup", "step-epochs", "gamma", "momentum",
+                                            "nesterov", "weight-decay", "clip", "shift", "rotate", "scale", "noise",
+                                            "val", "seed", NULL};
+        const char *given = cli_first_given(argc, argv, fixed);
+        if (given) {   /* the run's settings come from its checkpoint; a flag here would be ignored */
+            s = knob_fail(err, KNOB_ERR_USAGE, "knob train: --%s is set by the --resume file %.256s; leave it out",
+                          given, resume);
+            goto done;
+        }
         if ((s = knob_vision_load(&m, &info, resume, err)) != KNOB_OK)
             goto done;
         if ((s = knob_train_config_parse(&tc, info.train, err)) != KNOB_OK) {
@@ -209,7 +219,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         (s = knob_int_list_parse(conv, c.conv, KNOB_VISION_MAX_LAYERS, &c.n_conv, "--conv", err)))
         goto done;
     c.dropout = dropout >= 0 ? dropout : c.kind == KNOB_VISION_CNN ? 0.4f : 0.2f;
-    if ((s = knob_data_load(&data, dataset, data_dir, tc.n_val, tc.seed, err)) != KNOB_OK)
+    if ((s = cli_data_load(&data, dataset, data_dir, tc.n_val, tc.seed, err)) != KNOB_OK)
         goto done;
     if (!resume) {
         c.c = data.train.c, c.h = data.train.h, c.w = data.train.w, c.n_classes = data.train.n_classes;
