@@ -239,7 +239,8 @@ static knob_status set_float(const char *who, const arg_def *a, const char *s, k
 {
     if (!starts_clean(s))
         return bad_number(who, a, s, "a number", err);
-    if (strpbrk(s, "xX"))   /* strtod also reads hexadecimal ("0x10" is 16): a flag value is decimal */
+    const char *digits = s + (s[0] == '-' || s[0] == '+');
+    if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X'))   /* strtod reads "0x10" as 16 */
         return bad_number(who, a, s, "a decimal number", err);
     char *end;
     double v = strtod(s, &end);

@@ -23,6 +23,8 @@ void cli_print_confusion(FILE *f, const knob_eval_result *r, const char names[][
 knob_status cli_data_load(knob_splits *s, const char *dataset, const char *data_dir, int n_val, uint64_t seed,
                           knob_err *err)
 {
+    if (data_dir && !data_dir[0])
+        return knob_fail(err, KNOB_ERR_USAGE, "--data: the folder name is empty");
     if (data_dir && strncmp(dataset, "idx:", 4) == 0)
         return knob_fail(err, KNOB_ERR_USAGE, "--data %.256s: does not apply to %.256s, which names its own folder",
                          data_dir, dataset);
@@ -59,7 +61,8 @@ knob_status cmd_eval(int argc, char **argv, knob_err *err)
     const char *path = pos[0];
     knob_vision m;
     knob_checkpoint_info info;
-    if ((s = knob_vision_load(&m, &info, path, err)) != KNOB_OK)
+    if ((errors && (s = cli_check_out_file(errors, "--errors", err))) ||
+        (s = knob_vision_load(&m, &info, path, err)) != KNOB_OK)
         return s;
     knob_train_config tc;
     knob_err ignore;

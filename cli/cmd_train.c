@@ -147,7 +147,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     };
     int help = 0;
     knob_status s = cli_parse(&spec, argc, argv, NULL, NULL, &help, err);
-    if (s || help)
+    if (s || help || (s = cli_check_out_dir(out, "--out", err)))
         return s;
 
     knob_vision m = {0};
@@ -211,6 +211,16 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     tc.stop_after = stop_after;
     /* the model's flags are checked before the data is read */
     knob_vision_config c = {.kind = strcmp(model, "cnn") == 0 ? KNOB_VISION_CNN : KNOB_VISION_MLP, .kernel = kernel};
+    const char *empty = hidden && !hidden[0] ? "hidden" : !conv[0] ? "conv" : name && !name[0] ? "name" : NULL;
+    if (empty) {
+        s = knob_fail(err, KNOB_ERR_USAGE, "knob train: --%s is empty", empty);
+        goto done;
+    }
+    if (name && strchr(name, '/')) {
+        s = knob_fail(err, KNOB_ERR_USAGE, "knob train: --name '%.64s' holds a '/'; it is a file name stem inside --out",
+                      name);
+        goto done;
+    }
     if (!hidden)
         hidden = c.kind == KNOB_VISION_CNN ? "128" : "256,128";
     if ((s = knob_int_list_parse(hidden, c.hidden, KNOB_VISION_MAX_LAYERS, &c.n_hidden, "--hidden", err)))

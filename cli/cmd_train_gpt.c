@@ -288,7 +288,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
+    if (s || help || (s = cli_check_out_dir(o.out, "--out", err))) {
         knob_free(pos);
         return s;
     }

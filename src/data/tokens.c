@@ -101,7 +101,9 @@ knob_status knob_corpus_files(const char *const *paths, int n_paths, char ***fil
     knob_status s = KNOB_OK;
     for (int i = 0; !s && i < n_paths; i++) {
         struct stat st;
-        if (stat(paths[i], &st) != 0)
+        if (!paths[i][0])
+            s = knob_fail(err, KNOB_ERR_IO, "'': the file name is empty");
+        else if (stat(paths[i], &st) != 0)
             s = knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", paths[i], strerror(errno));
         else if (S_ISDIR(st.st_mode))
             s = add_dir(paths[i], &f, &n, &cap, err);

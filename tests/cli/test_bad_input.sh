@@ -307,6 +307,29 @@ done <<'EOF'
 1|/dev/null|next /dev/null hello
 1|/dev/null|chat /dev/null
 1|/dev/null|ngram /dev/null
+# empty names
+1|file name is empty|inspect ''
+1|file name is empty|generate ''
+1|file name is empty|tokenize ''
+1|file name is empty|ngram ''
+1|file name is empty|score $GPT ''
+1|file name is empty|predict $CNN ''
+1|file name is empty|train --resume '' --out $O
+1|file name is empty|train-gpt '' --out $O/g
+2|--hidden|train --hidden '' --out $O
+2|--conv|train --model cnn --conv '' --out $O
+2|--name|train --name '' --out $O
+2|--name|train --name ../escape --out $O
+2|--data|train --data '' --out $O
+2|--out|fit --out ''
+2|--out|train --out ''
+2|--out|train-gpt $C --out ''
+1|--out|train --out $F/sub
+1|--out|train-gpt $C --out $F
+2|--out|embed $GPT the --out ''
+2|--write-tokenizer|convert $GPT $O/x.bin --write-tokenizer ''
+1|--errors|eval $CNN --errors $D
+1|--errors|eval $CNN --errors $M/x.png
 # help
 2|nosuch|help nosuch
 2|nosuch|nosuch
