@@ -30,11 +30,11 @@ void cli_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* "--out PATH: " or "PATH: " before the cause. */
+/* "PATH: cause (--out)", or "PATH: cause" for a positional argument. */
 static knob_status out_fail(const char *flag, const char *path, const char *why, knob_err *err)
 {
     if (flag)
-        return knob_fail(err, KNOB_ERR_IO, "%s %.256s: %s", flag, path, why);
+        return knob_fail(err, KNOB_ERR_IO, "%.256s: %s (%s)", path, why, flag);
     return knob_fail(err, KNOB_ERR_IO, "%.256s: %s", path, why);
 }
 
@@ -42,12 +42,12 @@ knob_status cli_check_out_dir(const char *dir, const char *flag, knob_err *err)
 {
     struct stat st;
     if (!dir || !dir[0])
-        return knob_fail(err, KNOB_ERR_USAGE, "%s: the folder name is empty", flag ? flag : "output");
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: directory name is empty", flag ? flag : "output");
     if (stat(dir, &st) == 0)
-        return S_ISDIR(st.st_mode) ? KNOB_OK : out_fail(flag, dir, "exists and is not a folder", err);
+        return S_ISDIR(st.st_mode) ? KNOB_OK : out_fail(flag, dir, "exists and is not a directory", err);
     if (errno == ENOENT)
         return KNOB_OK;   /* created later; a missing parent is created with it */
-    return out_fail(flag, dir, errno == ENOTDIR ? "a part of the path is a file, not a folder" : strerror(errno), err);
+    return out_fail(flag, dir, errno == ENOTDIR ? "a part of the path is a file, not a directory" : strerror(errno), err);
 }
 
 knob_status cli_check_out_file(const char *path, const char *flag, knob_err *err)
@@ -56,7 +56,7 @@ knob_status cli_check_out_file(const char *path, const char *flag, knob_err *err
     if (!path || !path[0])
         return knob_fail(err, KNOB_ERR_USAGE, "%s: the file name is empty", flag ? flag : "output");
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return out_fail(flag, path, "is a folder; expected a file name", err);
+        return out_fail(flag, path, "is a directory; expected a file name", err);
     char dir[4096];
     const char *slash = strrchr(path, '/');
     if (!slash)
@@ -65,9 +65,9 @@ knob_status cli_check_out_file(const char *path, const char *flag, knob_err *err
     if (!dir[0])
         return KNOB_OK;   /* "/name" */
     if (stat(dir, &st) != 0)
-        return out_fail(flag, path, errno == ENOTDIR ? "a part of the path is a file, not a folder"
-                                                     : "its folder does not exist", err);
+        return out_fail(flag, path, errno == ENOTDIR ? "a part of the path is a file, not a directory"
+                                                     : "its directory does not exist", err);
     if (!S_ISDIR(st.st_mode))
-        return out_fail(flag, path, "a part of the path is a file, not a folder", err);
+        return out_fail(flag, path, "a part of the path is a file, not a directory", err);
     return KNOB_OK;
 }
