@@ -26,6 +26,9 @@ IMG=$W/img.pgm; printf 'P5\n2 2\n255\n\000\377\377\000' >"$IMG"
 printf 'x,y\n1,2\n2,nan\n3,4\n' >"$W/nan.csv"
 printf 'x,y\n1,2\n2,1e309\n3,4\n' >"$W/huge.csv"
 printf 'x,y\n1,2\n2,12abc\n3,4\n' >"$W/junk.csv"
+printf 'QQQQ\n' >"$W/q.txt"                                          # not in the GPT's characters
+printf 'P5\n99999999 99999999\n255\n' >"$W/huge.pgm"                # header sizes out of range
+printf 'P5\n2 2\n255\n\000' >"$W/short.pgm"                         # truncated pixels
 R=$PWD
 FIT=$R/tests/data/old_checkpoints/fit.safetensors
 CNN=$R/tests/data/old_checkpoints/cnn.safetensors
@@ -179,6 +182,8 @@ done <<'EOF'
 1|/dev/null|predict $CNN /dev/null
 1|$GPT|predict $CNN $GPT
 1|$C|predict $CNN $C
+1|huge.pgm|predict $CNN $W/huge.pgm
+1|short.pgm|predict $CNN $W/short.pgm
 1|$M|predict $M $IMG
 1|$E|predict $E $IMG
 1|$D|predict $D $IMG
@@ -294,6 +299,8 @@ done <<'EOF'
 2|--tokenizer|train-gpt $C --resume $GPT --tokenizer byte --out $O/g
 # words and texts the model's tokenizer cannot encode
 1|QQ|embed $GPT QQ --out $O
+1|q.txt|score $GPT $W/q.txt
+1|q.txt|train-gpt $W/q.txt --resume $GPT --out $O
 2|word 1|embed $GPT '' --out $O
 1|--prompt|generate $GPT --prompt QQ
 1|TEXT|next $GPT QQ
