@@ -304,6 +304,8 @@ done <<'EOF'
 2|word 1|embed $GPT '' --out $O
 1|--prompt|generate $GPT --prompt QQ
 1|TEXT|next $GPT QQ
+1|--user|chat $GPT
+1|--bot|chat $GPT --user 'hi, '
 2|TEXT|attention $GPT '' --out $O
 # more /dev/null
 1|/dev/null|eval /dev/null
