@@ -239,6 +239,9 @@ static knob_status set_float(const char *who, const arg_def *a, const char *s, k
 {
     if (!starts_clean(s))
         return bad_number(who, a, s, "a number", err);
+    const char *digits = s + (s[0] == '-' || s[0] == '+');
+    if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X'))   /* strtod reads "0x10" as 16 */
+        return bad_number(who, a, s, "a decimal number", err);
     char *end;
     double v = strtod(s, &end);
     if (*end)
@@ -409,6 +412,20 @@ knob_status cli_parse(const cli_spec *spec, int argc, char **argv, char **pos, i
         return count_error(spec, got, argv, first_extra, err);
     *n_pos = got;
     return KNOB_OK;
+}
+
+const char *cli_first_given(int argc, char **argv, const char *const *names)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (argv[i][0] != '-' || argv[i][1] != '-')
+            continue;
+        const char *w = argv[i] + 2;
+        size_t n = strcspn(w, "=");
+        for (const char *const *name = names; *name; name++)
+            if (strlen(*name) == n && strncmp(*name, w, n) == 0)
+                return *name;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------------------------------

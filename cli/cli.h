@@ -43,6 +43,9 @@ typedef struct cli_spec {
  * (then nothing else is checked) and, for a command's spec (cmd not NULL), prints its usage on
  * stdout, so the command only returns. */
 knob_status cli_parse(const cli_spec *spec, int argc, char **argv, char **pos, int *n_pos, int *help, knob_err *err);
+/* The first of names (NULL-terminated, without dashes) given as a flag in argv before any "--", or
+ * NULL: for flags that a resumed run takes from its checkpoint and so must not be given. */
+const char *cli_first_given(int argc, char **argv, const char *const *names);
 /* Prints usage, summary and every flag with its default and range. */
 void cli_usage(const cli_spec *spec, FILE *f);
 
@@ -58,6 +61,13 @@ int cli_is_tty(void);
 /* Writes s as a JSON string literal (quotes, backslashes, control characters escaped). */
 void cli_json_str(FILE *f, const char *s);
 
+/* Checks, before any work, that an output path can be written (output.c); nothing is created.
+ * cli_check_out_dir: dir is a folder, or does not exist yet and no part of it is a file.
+ * cli_check_out_file: path is not a folder, and its folder exists. flag names the flag in the
+ * message ("--out"), or NULL for a positional argument. KNOB_ERR_IO with "PATH: ..." otherwise. */
+knob_status cli_check_out_dir(const char *dir, const char *flag, knob_err *err);
+knob_status cli_check_out_file(const char *path, const char *flag, knob_err *err);
+
 /* The commands */
 knob_status cmd_fit(int argc, char **argv, knob_err *err);
 knob_status cmd_inspect(int argc, char **argv, knob_err *err);
@@ -66,6 +76,10 @@ knob_status cmd_eval(int argc, char **argv, knob_err *err);
 knob_status cmd_predict(int argc, char **argv, knob_err *err);
 /* The confusion matrix of an evaluation as a table with class names (cmd_eval.c). */
 void cli_print_confusion(FILE *f, const knob_eval_result *r, const char names[][24], int n_classes);
+/* knob_data_load for --dataset SPEC and --data DIR (cmd_eval.c): --data with an idx:DIR set is
+ * refused (the set names its own folder), and a SPEC that is not a data set names --dataset. */
+knob_status cli_data_load(knob_splits *s, const char *dataset, const char *data_dir, int n_val, uint64_t seed,
+                          knob_err *err);
 knob_status cmd_tokenize(int argc, char **argv, knob_err *err);
 knob_status cmd_bpe(int argc, char **argv, knob_err *err);
 knob_status cmd_train_gpt(int argc, char **argv, knob_err *err);

@@ -142,7 +142,7 @@ knob_status cmd_attention(int argc, char **argv, knob_err *err)
     if (s || help)
         return s;
     knob_lm *lm;
-    if ((s = knob_lm_open(&lm, pos[0], err)))
+    if ((s = cli_check_out_dir(out, "--out", err)) || (s = knob_lm_open(&lm, pos[0], err)))
         return s;
     const knob_tokenizer *tok = knob_lm_tokenizer(lm);
     int32_t *ids = NULL;

@@ -166,7 +166,8 @@ knob_status cmd_bpe(int argc, char **argv, knob_err *err)
         return KNOB_OK;
     }
     if (argc < 2 || strcmp(argv[1], "train") != 0)
-        return knob_fail(err, KNOB_ERR_USAGE, "knob bpe: expected 'train' (knob bpe train CORPUS... --vocab N --out DIR)");
+        return knob_fail(err, KNOB_ERR_USAGE, "knob bpe: expected 'train', got '%.64s' (knob bpe train CORPUS... --vocab N --out DIR)",
+                         argc < 2 ? "" : argv[1]);
     char **pos = knob_malloc((size_t)argc * sizeof *pos);
     if (!pos)
         return knob_fail(err, KNOB_ERR_NOMEM, "out of memory");
@@ -187,9 +188,11 @@ knob_status cmd_bpe(int argc, char **argv, knob_err *err)
             s = add_dir(&files, pos[i], err);
         else
             s = list_add(&files, pos[i], err);
-        if (!s && files.n == 0 && i == n_pos - 1)
-            s = knob_fail(err, KNOB_ERR_USAGE, "%s: no text files", pos[i]);
     }
+    if (!s && files.n == 0)
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s%s: no text files", pos[0], n_pos > 1 ? " ..." : "");
+    if (!s)
+        s = cli_check_out_dir(out, "--out", err);
     knob_free(pos);
     corpus c = {0};
     knob_bpe_trainer *tr = NULL;
@@ -225,6 +228,12 @@ knob_status cmd_bpe(int argc, char **argv, knob_err *err)
     if (cli_is_tty())
         fputs("\r\033[K", stderr);
     knob_bpe_stats st = {0};
+    size_t n_text = 0;
+    for (int i = 0; i < c.n; i++)
+        n_text += c.len[i];
+    if (!s && n_text == 0)   /* nothing to learn from: refused before DIR is written */
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s%s: the corpus is empty (0 bytes of text)", files.path[0],
+                      files.n > 1 ? " ..." : "");
     double t1 = knob_now();
     if (!s)
         s = knob_bpe_trainer_save(tr, vocab, out, &st, err);

@@ -59,7 +59,15 @@ knob_status cmd_chat(int argc, char **argv, knob_err *err)
                       "context of %d tokens", max_tokens, T);
         goto done;
     }
-    if ((s = knob_lm_chat_new(lm, max_tokens, &chat, err)))
+    const char *const turn_flag[2] = {"--user", "--bot"}, *const turn_text[2] = {user, bot};
+    for (int i = 0; i < 2 && !s; i++) {   /* else every line would be ignored, one note each */
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        if ((s = knob_lm_encode(lm, turn_text[i], strlen(turn_text[i]), 0, &ids, &n_ids, err)))
+            s = knob_err_prefix(err, "knob chat: %s '%.64s'", turn_flag[i], turn_text[i]);
+        knob_free(ids);
+    }
+    if (s || (s = knob_lm_chat_new(lm, max_tokens, &chat, err)))
         goto done;
     knob_rng r;
     knob_rng_seed(&r, seed);

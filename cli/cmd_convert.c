@@ -60,9 +60,13 @@ knob_status cmd_convert(int argc, char **argv, knob_err *err)
     if (bf16 && fmt_out != KNOB_GPT_FMT_LLMC)
         return knob_fail(err, KNOB_ERR_USAGE, "knob convert: --bf16 applies to llm.c output only (--to llmc)");
 
+    /* both outputs are checked before anything is written, so a bad second one leaves no first one */
+    if ((s = fmt_out == KNOB_GPT_FMT_HF ? cli_check_out_dir(out, NULL, err) : cli_check_out_file(out, NULL, err)) ||
+        (tok_out && (s = cli_check_out_file(tok_out, "--write-tokenizer", err))))
+        return s;
     knob_tokenizer *tok = NULL;
     if (tok_override && (s = knob_tok_from_desc(&tok, tok_override, err)))
-        return s;
+        return knob_err_prefix(err, "--tokenizer");
     knob_params P;
     knob_gpt_config c;
     char *desc = NULL;

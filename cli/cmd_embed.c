@@ -95,7 +95,7 @@ knob_status cmd_embed(int argc, char **argv, knob_err *err)
     if (s || help)
         return s;
     knob_lm *lm;
-    if ((s = knob_lm_open(&lm, pos[0], err)))
+    if ((s = cli_check_out_dir(out, "--out", err)) || (s = knob_lm_open(&lm, pos[0], err)))
         return s;
     const knob_tokenizer *tok = knob_lm_tokenizer(lm);
     int n_words = n_pos - 1, C = knob_lm_config(lm)->n_embd, V = knob_lm_config(lm)->vocab_size;
@@ -113,9 +113,21 @@ knob_status cmd_embed(int argc, char **argv, knob_err *err)
     int n_pts = 0;
     /* the tokenizer's name as knob_tok_describe gives it ("gpt2", "byte", "bpe:DIR"); a char
      * tokenizer's description lists its characters, so only its kind is shown */
+    for (int w = 0; w < n_words && !s; w++) {   /* every word is checked before anything is printed */
+        char text[512];
+        snprintf(text, sizeof text, "%s%s", space ? " " : "", pos[1 + w]);
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        if ((s = knob_lm_encode(lm, text, strlen(text), 0, &ids, &n_ids, err)))
+            s = knob_err_prefix(err, "knob embed: word %d '%.64s'", w + 1, pos[1 + w]);
+        else if (n_ids == 0)
+            s = knob_fail(err, KNOB_ERR_USAGE, "knob embed: word %d is empty", w + 1);
+        knob_free(ids);
+    }
     const char *desc = knob_lm_tok_desc(lm);
-    printf("%s: %d tokens x %d dimensions (wte); tokenizer %s (%d ids)\n", pos[0], V, C,
-           strncmp(desc, "char:", 5) == 0 ? "char" : desc, knob_tok_vocab_size(tok));
+    if (!s)
+        printf("%s: %d tokens x %d dimensions (wte); tokenizer %s (%d ids)\n", pos[0], V, C,
+               strncmp(desc, "char:", 5) == 0 ? "char" : desc, knob_tok_vocab_size(tok));
     for (int w = 0; w < n_words && !s; w++) {
         char text[512];
         snprintf(text, sizeof text, "%s%s", space ? " " : "", pos[1 + w]);

@@ -20,6 +20,20 @@ void cli_print_confusion(FILE *f, const knob_eval_result *r, const char names[][
     }
 }
 
+knob_status cli_data_load(knob_splits *s, const char *dataset, const char *data_dir, int n_val, uint64_t seed,
+                          knob_err *err)
+{
+    if (data_dir && !data_dir[0])
+        return knob_fail(err, KNOB_ERR_USAGE, "--data: the folder name is empty");
+    if (data_dir && strncmp(dataset, "idx:", 4) == 0)
+        return knob_fail(err, KNOB_ERR_USAGE, "--data %.256s: does not apply to %.256s, which names its own folder",
+                         data_dir, dataset);
+    int known = strcmp(dataset, "digits") == 0 || strcmp(dataset, "fashion") == 0 ||
+                (strncmp(dataset, "idx:", 4) == 0 && dataset[4]);
+    knob_status st = knob_data_load(s, dataset, data_dir, n_val, seed, err);
+    return st && !known ? knob_err_prefix(err, "--dataset") : st;
+}
+
 knob_status cmd_eval(int argc, char **argv, knob_err *err)
 {
     const char *dataset = NULL, *data_dir = NULL, *split = "test", *errors = NULL;
@@ -47,7 +61,8 @@ knob_status cmd_eval(int argc, char **argv, knob_err *err)
     const char *path = pos[0];
     knob_vision m;
     knob_checkpoint_info info;
-    if ((s = knob_vision_load(&m, &info, path, err)) != KNOB_OK)
+    if ((errors && (s = cli_check_out_file(errors, "--errors", err))) ||
+        (s = knob_vision_load(&m, &info, path, err)) != KNOB_OK)
         return s;
     knob_train_config tc;
     knob_err ignore;
@@ -59,7 +74,7 @@ knob_status cmd_eval(int argc, char **argv, knob_err *err)
     int32_t *pred = NULL;
     if (!dataset)
         dataset = info.dataset[0] ? info.dataset : "digits";
-    if ((s = knob_data_load(&data, dataset, data_dir, tc.n_val, tc.seed, err)) != KNOB_OK)
+    if ((s = cli_data_load(&data, dataset, data_dir, tc.n_val, tc.seed, err)) != KNOB_OK)
         goto done;
     const knob_dataset *d = strcmp(split, "val") == 0 ? &data.val : strcmp(split, "train") == 0 ? &data.train : &data.test;
     if (d->n < 1) {

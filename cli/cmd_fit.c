@@ -253,7 +253,7 @@ knob_status cmd_fit(int argc, char **argv, knob_err *err)
     };
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, NULL, &n_pos, &help, err);
-    if (s || help)
+    if (s || help || (s = cli_check_out_dir(out, "--out", err)))
         return s;
     c.n_floors = floors;
     c.extra_floors = extra;

@@ -67,9 +67,9 @@ static knob_status read_input(const char *path, const char *text, char **out, si
 
 static knob_status open_tokenizer(const char *name, knob_tokenizer **t, knob_err *err)
 {
-    if (strncmp(name, "llmc:", 5) == 0)
-        return knob_tok_read_llmc_pieces(t, name + 5, err);
-    return knob_tok_from_desc(t, name, err);
+    knob_status s = strncmp(name, "llmc:", 5) == 0 ? knob_tok_read_llmc_pieces(t, name + 5, err)
+                                                   : knob_tok_from_desc(t, name, err);
+    return s ? knob_err_prefix(err, "--tokenizer") : KNOB_OK;
 }
 
 /* A piece as a quoted string (src/text/piece.c): printable text and whole UTF-8 characters as they
@@ -177,8 +177,9 @@ knob_status cmd_tokenize(int argc, char **argv, knob_err *err)
         knob_tok_free(t);
         return s;
     }
+    const char *source = text ? "--text" : n_pos && strcmp(pos[0], "-") ? pos[0] : "stdin";
     if (do_decode) {
-        s = decode(t, text ? "--text" : n_pos && strcmp(pos[0], "-") ? pos[0] : "stdin", in, n, err);
+        s = decode(t, source, in, n, err);
         knob_free(in);
         knob_tok_free(t);
         return s;
@@ -189,7 +190,7 @@ knob_status cmd_tokenize(int argc, char **argv, knob_err *err)
     knob_free(in);
     if (s) {
         knob_tok_free(t);
-        return s;
+        return knob_err_prefix(err, "%.256s", source);
     }
     if (ids_only) {
         for (size_t i = 0; i < n_ids; i++)

@@ -158,7 +158,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     };
     int help = 0;
     knob_status s = cli_parse(&spec, argc, argv, NULL, NULL, &help, err);
-    if (s || help)
+    if (s || help || (s = cli_check_out_dir(out, "--out", err)))
         return s;
 
     knob_vision m = {0};
@@ -170,6 +170,16 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     if (!st)
         return knob_fail(err, KNOB_ERR_NOMEM, "train: out of memory");
     if (resume) {
+        static const char *const fixed[] = {"model", "hidden", "conv", "kernel", "dropout", "batch-size", "optim",
+                                            "lr", "schedule", "lr-min", "warmup", "step-epochs", "gamma", "momentum",
+                                            "nesterov", "weight-decay", "clip", "shift", "rotate", "scale", "noise",
+                                            "val", "seed", NULL};
+        const char *given = cli_first_given(argc, argv, fixed);
+        if (given) {   /* the run's settings come from its checkpoint; a flag here would be ignored */
+            s = knob_fail(err, KNOB_ERR_USAGE, "knob train: --%s is set by the --resume file %.256s; leave it out",
+                          given, resume);
+            goto done;
+        }
         if ((s = knob_vision_load(&m, &info, resume, err)) != KNOB_OK)
             goto done;
         if ((s = knob_train_config_parse(&tc, info.train, err)) != KNOB_OK) {
@@ -213,6 +223,16 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     tc.skip_nonfinite = skip_nonfinite;
     /* the model's flags are checked before the data is read */
     knob_vision_config c = {.kind = strcmp(model, "cnn") == 0 ? KNOB_VISION_CNN : KNOB_VISION_MLP, .kernel = kernel};
+    const char *empty = hidden && !hidden[0] ? "hidden" : !conv[0] ? "conv" : name && !name[0] ? "name" : NULL;
+    if (empty) {
+        s = knob_fail(err, KNOB_ERR_USAGE, "knob train: --%s is empty", empty);
+        goto done;
+    }
+    if (name && strchr(name, '/')) {
+        s = knob_fail(err, KNOB_ERR_USAGE, "knob train: --name '%.64s' holds a '/'; it is a file name stem inside --out",
+                      name);
+        goto done;
+    }
     if (!hidden)
         hidden = c.kind == KNOB_VISION_CNN ? "128" : "256,128";
     if ((s = knob_int_list_parse(hidden, c.hidden, KNOB_VISION_MAX_LAYERS, &c.n_hidden, "--hidden", err)))
@@ -221,7 +241,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         (s = knob_int_list_parse(conv, c.conv, KNOB_VISION_MAX_LAYERS, &c.n_conv, "--conv", err)))
         goto done;
     c.dropout = dropout >= 0 ? dropout : c.kind == KNOB_VISION_CNN ? 0.4f : 0.2f;
-    if ((s = knob_data_load(&data, dataset, data_dir, tc.n_val, tc.seed, err)) != KNOB_OK)
+    if ((s = cli_data_load(&data, dataset, data_dir, tc.n_val, tc.seed, err)) != KNOB_OK)
         goto done;
     if (!resume) {
         c.c = data.train.c, c.h = data.train.h, c.w = data.train.w, c.n_classes = data.train.n_classes;

@@ -46,7 +46,7 @@ static knob_status make_tokenizer(const char *spec, const char *text, size_t len
         return knob_tok_new_char(t, text, len, err);
     if (strcmp(spec, "byte") == 0 || strcmp(spec, "gpt2") == 0 || strncmp(spec, "bpe:", 4) == 0)
         return knob_tok_from_desc(t, spec, err);
-    return knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: unknown tokenizer '%.64s' (expected char, byte, gpt2 or bpe:DIR)",
+    return knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: --tokenizer: unknown tokenizer '%.64s' (expected char, byte, gpt2 or bpe:DIR)",
                      spec);
 }
 
@@ -293,7 +293,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
     int help = 0, n_pos = 0;
     knob_status s = cli_parse(&spec, argc, argv, pos, &n_pos, &help, err);
-    if (s || help) {
+    if (s || help || (s = cli_check_out_dir(o.out, "--out", err))) {
         knob_free(pos);
         return s;
     }
@@ -314,6 +314,15 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
 
     /* settings: from the flags, or from the checkpoint when resuming */
     knob_gpt_train_config c = d;
+    static const char *const fixed[] = {"tokenizer", "layers", "heads", "embd", "block", "dropout", "no-bias", "batch",
+                                        "seq-len", "accum", "warmup", "lr", "lr-min", "weight-decay", "clip", "seed",
+                                        NULL};
+    const char *given = o.resume ? cli_first_given(argc, argv, fixed) : NULL;
+    if (given) {   /* the run's settings come from its checkpoint; a flag here would be ignored */
+        s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: --%s is set by the --resume file %.256s; leave it out", given,
+                      o.resume);
+        goto done;
+    }
     if (o.resume) {
         if ((s = knob_gpt_checkpoint_config(o.resume, &c, &resume_desc, err)) != KNOB_OK ||
             (s = knob_gpt_checkpoint_corpus(o.resume, &rec_files, &n_rec, &rec_hash, err)) != KNOB_OK)

@@ -149,6 +149,8 @@ void knob_atomic_abort(knob_atomic *a)
 knob_status knob_open_regular(const char *path, int *fd_out, size_t *size, knob_err *err)
 {
     *fd_out = -1;
+    if (!path[0])
+        return knob_fail(err, KNOB_ERR_IO, "'': the file name is empty");
     /* O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)

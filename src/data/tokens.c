@@ -101,7 +101,9 @@ knob_status knob_corpus_files(const char *const *paths, int n_paths, char ***fil
     knob_status s = KNOB_OK;
     for (int i = 0; !s && i < n_paths; i++) {
         struct stat st;
-        if (stat(paths[i], &st) != 0)
+        if (!paths[i][0])
+            s = knob_fail(err, KNOB_ERR_IO, "'': the file name is empty");
+        else if (stat(paths[i], &st) != 0)
             s = knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", paths[i], strerror(errno));
         else if (S_ISDIR(st.st_mode))
             s = add_dir(paths[i], &f, &n, &cap, err);
@@ -275,8 +277,10 @@ knob_status knob_corpus_tokens(const char *cache, char *const *files, int n_file
     int32_t *raw;
     size_t m;
     knob_status s = knob_tok_encode(tok, text, len, 0, &raw, &m, err);
+    if (s && n_files > 1)   /* byte offsets count through the files joined in order */
+        return knob_err_prefix(err, "corpus %s and %d more file%s, joined", files[0], n_files - 1, n_files > 2 ? "s" : "");
     if (s)
-        return s;
+        return knob_err_prefix(err, "%s", n_files ? files[0] : "corpus");
     uint16_t *out = knob_malloc(m ? m * sizeof *out : 1);
     if (!out) {
         knob_free(raw);

@@ -58,7 +58,7 @@ expect 1 "knob: error: fit line: epoch *: loss is *; try a lower --lr" fit --opt
 : >"$tmp/file"
 expect 1 "knob: error: $tmp/file*" fit --epochs 10 --out "$tmp/file"
 # --out "" is refused, not walked past its NUL (which created stray folders named after stack bytes)
-expect 2 "knob: error: directory name is empty" fit --epochs 10 --out ""
+expect 2 "knob: error: --out: directory name is empty" fit --epochs 10 --out ""
 # a CSV split that leaves too few points: the reason survives behind the path
 printf '1,2\n2,3\n3,4\n4,5\n5,6\n' >"$tmp/five.csv"
 expect 2 "knob: error: $tmp/five.csv: fit: 4 points with 2 held out leaves 2 to train on*" \

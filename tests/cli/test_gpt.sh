@@ -95,7 +95,7 @@ printf 'the \342\202\254\n' >"$tmp/euro.txt"
 expect 1 "knob: error: $tmp/euro.txt: char tokenizer: character*" score "$M" "$tmp/euro.txt"
 
 # errors
-expect 2 "knob train-gpt: error: unknown tokenizer 'words'*" train-gpt "$tmp/corpus" --tokenizer words --out "$tmp/e"
+expect 2 "knob train-gpt: error: --tokenizer: unknown tokenizer 'words'*" train-gpt "$tmp/corpus" --tokenizer words --out "$tmp/e"
 : >"$tmp/empty.txt"
 expect 1 "knob: error: $tmp/empty.txt: the corpus is empty" train-gpt "$tmp/empty.txt" --out "$tmp/e"
 mkdir -p "$tmp/nothing"

@@ -138,7 +138,7 @@ expect 2 "knob train: error: --model 'rnn' is not one of mlp, cnn*" train --mode
 expect 2 "knob: error: --hidden: '12x' is not a comma-separated list*" train --hidden 12x --dataset "idx:$tmp/d" --out "$tmp/x"
 expect 2 "knob train: error: unknown flag '--epoch' (did you mean '--epochs'?)*" train --epoch 3
 expect 2 "knob eval: error: *" eval
-expect 2 "knob: error: unknown data set 'cifar'*" train --dataset cifar
+expect 2 "knob: error: --dataset: unknown data set 'cifar'*" train --dataset cifar
 expect 2 "knob train: error: --lr-min 0.1 is above --lr 0.01" train --lr 0.01 --lr-min 0.1
 "$KNOB" --threads 1 train --dataset "idx:$tmp/d" --val 12 --hidden 4 --epochs 1 --batch-size 8 --out "$tmp/one" \
     >"$tmp/one.txt" 2>&1 || fail "one-epoch train failed: $(tail -n 1 "$tmp/one.txt")"
