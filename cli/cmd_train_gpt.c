@@ -316,7 +316,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     knob_gpt_train_config c = d;
     static const char *const fixed[] = {"tokenizer", "layers", "heads", "embd", "block", "dropout", "no-bias", "batch",
                                         "seq-len", "accum", "warmup", "lr", "lr-min", "weight-decay", "clip", "seed",
-                                        NULL};
+                                        "val-frac", "steps", NULL};
     const char *given = o.resume ? cli_first_given(argc, argv, fixed) : NULL;
     if (given) {   /* the run's settings come from its checkpoint; a flag here would be ignored */
         s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: --%s is set by the --resume file %.256s; leave it out", given,
@@ -358,6 +358,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         c.weight_decay = o.wd;
         c.clip = o.clip;
         c.seed = o.seed;
+        c.val_frac = o.val_frac;
     }
     c.skip_nonfinite = o.skip_nonfinite;
     if (!o.resume && !tokenizer_name_ok(o.tokenizer)) {   /* before the corpus is read */
@@ -398,7 +399,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
                       c.model.vocab_size, knob_tok_vocab_size(tk));
         goto done;
     }
-    size_t n_val = (size_t)((double)n_tok * (double)o.val_frac);
+    size_t n_val = (size_t)((double)n_tok * (double)c.val_frac);
     if (n_val > 0 && n_val < (size_t)c.seq_len + 1)
         n_val = 0;   /* too little to hold out a single window */
     size_t n_train = n_tok - n_val;

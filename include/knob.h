@@ -1136,6 +1136,8 @@ typedef struct knob_gpt_train_config {
     float beta1, beta2, eps;
     float clip;           /* global gradient-norm limit; 0: none */
     uint64_t seed;        /* init, data order and dropout */
+    float val_frac;       /* the corpus's last fraction of tokens, held out for validation (a setting of
+                             the run, saved in checkpoints: a resume must split the corpus the same way) */
     int skip_nonfinite;   /* skip a step whose loss or gradient is not finite (no update, counted) instead
                              of stopping; a choice of the run, not saved in checkpoints */
 } knob_gpt_train_config;

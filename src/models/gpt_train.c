@@ -70,6 +70,7 @@ void knob_gpt_train_config_default(knob_gpt_train_config *c)
     c->eps = 1e-8f;
     c->clip = 1.0f;
     c->seed = 42;
+    c->val_frac = 0.1f;
 }
 
 static knob_json *train_config_obj(const knob_gpt_train_config *c)
@@ -83,7 +84,7 @@ static knob_json *train_config_obj(const knob_gpt_train_config *c)
              knob_json_add_number(j, "lr_min", c->lr_min) && knob_json_add_number(j, "weight_decay", c->weight_decay) &&
              knob_json_add_number(j, "beta1", c->beta1) && knob_json_add_number(j, "beta2", c->beta2) &&
              knob_json_add_number(j, "eps", c->eps) && knob_json_add_number(j, "clip", c->clip) &&
-             knob_json_add_string(j, "seed", seed);
+             knob_json_add_number(j, "val_frac", c->val_frac) && knob_json_add_string(j, "seed", seed);
     if (!ok) {
         knob_json_free(j);
         return NULL;
@@ -483,9 +484,19 @@ knob_status knob_gpt_checkpoint_config(const char *path, knob_gpt_train_config *
         !(s = knob_json_get_long(t, "steps", 1, 1L << 50, 1, &c->steps, what, err)) &&
         !(s = knob_json_get_long(t, "warmup", 0, 1L << 50, 1, &c->warmup, what, err)))
         s = knob_json_get_string(t, "seed", 1, &seed, what, err);
+    /* val_frac: absent from checkpoints written before it was recorded, which all used 0.1 unless
+     * told otherwise on the command line */
+    double vf = 0.1;
+    if (!s)
+        s = knob_json_get_double(t, "val_frac", 0, &vf, what, err);
+    if (!s && !(vf >= 0 && vf <= 0.5))
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: 'val_frac' %g is outside [0, 0.5]", what, vf);
+    if (!s && (!seed[0] || strspn(seed, "0123456789") != strlen(seed) || strlen(seed) > 20))
+        s = knob_fail(err, KNOB_ERR_FORMAT, "%s: 'seed' must be a decimal number, got '%.40s'", what, seed);
     if (s) {
         knob_err_prefix(err, "%s", path);
     } else {
+        c->val_frac = (float)vf;
         c->lr = (float)v[0];
         c->lr_min = (float)v[1];
         c->weight_decay = (float)v[2];

@@ -45,6 +45,15 @@ grep -q '<polyline' "$tmp/a/loss.svg" || fail "loss.svg has no curve"
 grep -q 'Resuming .* at step 6 of 12' "$tmp/r.txt" || fail "resume did not start at step 6: $(grep -i resum "$tmp/r.txt")"
 grep -q 'read from' "$tmp/r.txt" || fail "resume did not reuse the token cache"
 cmp -s "$tmp/a/gpt.safetensors" "$tmp/b/gpt.safetensors" || fail "stopped + resumed run differs from one run"
+# the validation split is a setting of the run: a resume keeps it (and refuses another)
+"$KNOB" train-gpt "$tmp/corpus" $TINY --steps 12 --val-frac 0.3 --out "$tmp/v1" >/dev/null 2>&1 || fail "--val-frac run failed"
+"$KNOB" train-gpt "$tmp/corpus" $TINY --steps 12 --val-frac 0.3 --stop-after 6 --out "$tmp/v2" >/dev/null 2>&1 \
+    || fail "--val-frac --stop-after run failed"
+"$KNOB" train-gpt --resume "$tmp/v2/gpt.safetensors" --out "$tmp/v2" --eval-every 5 --eval-batches 2 >/dev/null 2>&1 \
+    || fail "resume of a --val-frac 0.3 run failed"
+cmp -s "$tmp/v1/gpt.safetensors" "$tmp/v2/gpt.safetensors" || fail "a resume without --val-frac split the corpus anew"
+"$KNOB" train-gpt --resume "$tmp/v2/gpt.safetensors" --out "$tmp/v2" --val-frac 0.1 >/dev/null 2>"$tmp/vf.err"
+[ $? -eq 2 ] && grep -q -- '--val-frac is set by the --resume file' "$tmp/vf.err" || fail "--val-frac on resume: $(cat "$tmp/vf.err")"
 
 "$KNOB" train-gpt "$tmp/corpus" $TINY --steps 3 --json --out "$tmp/j" >"$tmp/j.txt" 2>&1 || fail "train-gpt --json exited $?"
 [ "$(wc -l <"$tmp/j.txt")" -eq 1 ] || fail "train-gpt --json printed $(wc -l <"$tmp/j.txt") lines"
