@@ -610,6 +610,9 @@ knob_tok_kind knob_tok_kind_of(const knob_tokenizer *t);
 const char *knob_tok_kind_name(knob_tok_kind kind);            /* "byte", "char", "bpe", "pieces" */
 int         knob_tok_vocab_size(const knob_tokenizer *t);
 int         knob_tok_eot(const knob_tokenizer *t);            /* <|endoftext|> id, or -1 */
+/* A 64-bit hash of what the tokenizer does (its kind, pieces and, for BPE, its merges): two
+ * tokenizers with the same fingerprint encode alike, whatever their files are called. */
+uint64_t    knob_tok_fingerprint(const knob_tokenizer *t);
 /* encode: *ids is knob_malloc'd (caller knob_free's; NULL when *n_ids is 0). allow_special:
  * "<|endoftext|>" -> the eot id; otherwise it is ordinary text. Char tokenizer: a character not in
  * the vocabulary -> an error naming the character and its byte offset. A pieces tokenizer cannot
@@ -789,7 +792,8 @@ knob_status knob_tokens_write(const char *path, uint64_t key, int vocab, const u
 knob_status knob_tokens_read(const char *path, uint64_t key, int vocab, uint16_t **ids, size_t *n, int *match,
                              knob_err *err);
 /* The corpus text (of files, read by knob_corpus_read) as token ids of tok (described by desc):
- * from the cache file when its key (knob_corpus_key) and vocabulary match, else encoded now and
+ * from the cache file when its key (knob_corpus_key, mixed with a hash of the text and
+ * knob_tok_fingerprint) and vocabulary match, else encoded now and
  * written to the cache; *cached says which. At most 65536 ids (uint16). *ids knob_malloc'd. */
 knob_status knob_corpus_tokens(const char *cache, char *const *files, int n_files, const char *text, size_t len,
                                const knob_tokenizer *tok, const char *desc, uint16_t **ids, size_t *n, int *cached,

@@ -231,6 +231,7 @@ void   knob_log_softmax_row_backward(float *dx, const float *y, const float *dy,
 typedef struct knob_bpe knob_bpe;
 knob_status knob_bpe_load(knob_bpe **b, const char *encoder_json, const char *vocab_bpe, knob_err *err);
 void        knob_bpe_free(knob_bpe *b);
+uint64_t    knob_bpe_fingerprint(const knob_bpe *b);   /* a hash of its pieces and merges */
 int         knob_bpe_vocab_size(const knob_bpe *b);
 int         knob_bpe_eot(const knob_bpe *b);
 const char *knob_bpe_piece(const knob_bpe *b, int id, size_t *len);

@@ -265,7 +265,12 @@ knob_status knob_corpus_tokens(const char *cache, char *const *files, int n_file
                                knob_err *err)
 {
     int V = knob_tok_vocab_size(tok), match = 0;
-    uint64_t key = knob_corpus_key(files, n_files, desc);
+    /* the key: the files' names, sizes and times, the text itself, and what the tokenizer does (a
+     * bpe:DIR retrained in place keeps its name but not its merges) */
+    uint64_t key = knob_corpus_key(files, n_files, desc), fp = knob_tok_fingerprint(tok),
+             th = knob_hash_bytes(text, len);
+    key = knob_fnv1a(key, &fp, sizeof fp);
+    key = knob_fnv1a(key, &th, sizeof th);
     knob_err ignore;
     if (knob_tokens_read(cache, key, V, ids, n, &match, &ignore) == KNOB_OK && match) {
         *cached = 1;

@@ -869,3 +869,17 @@ knob_status knob_bpe_encode(const knob_bpe *b, const char *text, size_t n, int a
     *n_ids = e.n_ids;
     return KNOB_OK;
 }
+
+uint64_t knob_bpe_fingerprint(const knob_bpe *b)
+{
+    /* the pieces and the merge table (its layout follows the file's merge order, so the same files
+     * always give the same table) */
+    uint64_t h = knob_fnv1a(KNOB_FNV_SEED, &b->n, sizeof b->n);
+    h = knob_fnv1a(h, &b->eot, sizeof b->eot);
+    h = knob_fnv1a(h, b->off, ((size_t)b->n + 1) * sizeof *b->off);
+    h = knob_fnv1a(h, b->bytes, b->off[b->n]);
+    h = knob_fnv1a(h, &b->n_merges, sizeof b->n_merges);
+    h = knob_fnv1a(h, b->mkey, b->mcap * sizeof *b->mkey);
+    h = knob_fnv1a(h, b->mrank, b->mcap * sizeof *b->mrank);
+    return knob_fnv1a(h, b->mout, b->mcap * sizeof *b->mout);
+}

@@ -522,3 +522,17 @@ knob_status knob_tok_from_desc(knob_tokenizer **t, const char *desc, knob_err *e
     }
     return knob_fail(err, KNOB_ERR_USAGE, "unknown tokenizer '%.64s'; expected byte, char:\"...\", gpt2 or bpe:DIR", desc);
 }
+
+uint64_t knob_tok_fingerprint(const knob_tokenizer *t)
+{
+    uint64_t h = knob_fnv1a(KNOB_FNV_SEED, &t->kind, sizeof t->kind);
+    h = knob_fnv1a(h, &t->n, sizeof t->n);
+    h = knob_fnv1a(h, &t->eot, sizeof t->eot);
+    if (t->bpe)
+        return knob_hash_u64(h ^ knob_bpe_fingerprint(t->bpe));
+    if (t->off) {
+        h = knob_fnv1a(h, t->off, ((size_t)t->n + 1) * sizeof *t->off);
+        h = knob_fnv1a(h, t->bytes, t->off[t->n]);
+    }
+    return knob_hash_u64(h);
+}

@@ -45,6 +45,19 @@ grep -q '<polyline' "$tmp/a/loss.svg" || fail "loss.svg has no curve"
 grep -q 'Resuming .* at step 6 of 12' "$tmp/r.txt" || fail "resume did not start at step 6: $(grep -i resum "$tmp/r.txt")"
 grep -q 'read from' "$tmp/r.txt" || fail "resume did not reuse the token cache"
 cmp -s "$tmp/a/gpt.safetensors" "$tmp/b/gpt.safetensors" || fail "stopped + resumed run differs from one run"
+# the token cache follows what the tokenizer does, not its name: a bpe:DIR retrained in place
+i=0; while [ $i -lt 60 ]; do echo "alpha beta gamma delta $i"; i=$((i + 1)); done >"$tmp/c1.txt"
+i=0; while [ $i -lt 60 ]; do echo "zulu yankee xray whiskey victor $i"; i=$((i + 1)); done >"$tmp/c2.txt"
+"$KNOB" bpe train "$tmp/c1.txt" --vocab 270 --out "$tmp/bp" >/dev/null 2>&1 || fail "bpe train c1 failed"
+"$KNOB" train-gpt "$tmp/c2.txt" $TINY --steps 2 --warmup 1 --tokenizer "bpe:$tmp/bp" --out "$tmp/bc" >"$tmp/bc1.txt" 2>&1 \
+    || fail "train-gpt with bpe failed: $(tail -n 1 "$tmp/bc1.txt")"
+"$KNOB" bpe train "$tmp/c2.txt" --vocab 270 --out "$tmp/bp" >/dev/null 2>&1 || fail "bpe train c2 failed"
+"$KNOB" train-gpt "$tmp/c2.txt" $TINY --steps 2 --warmup 1 --tokenizer "bpe:$tmp/bp" --out "$tmp/bc" >"$tmp/bc2.txt" 2>&1 \
+    || fail "train-gpt after retraining the bpe failed: $(tail -n 1 "$tmp/bc2.txt")"
+grep -q 'read from' "$tmp/bc2.txt" && fail "the token cache of the old bpe:DIR was reused after it was retrained"
+[ "$(grep -o -- '-> [0-9]* tokens' "$tmp/bc1.txt")" != "$(grep -o -- '-> [0-9]* tokens' "$tmp/bc2.txt")" ] \
+    || fail "the retrained tokenizer gave the same token count: $(grep -o -- '-> [0-9]* tokens' "$tmp/bc2.txt")"
+
 # the validation split is a setting of the run: a resume keeps it (and refuses another)
 "$KNOB" train-gpt "$tmp/corpus" $TINY --steps 12 --val-frac 0.3 --out "$tmp/v1" >/dev/null 2>&1 || fail "--val-frac run failed"
 "$KNOB" train-gpt "$tmp/corpus" $TINY --steps 12 --val-frac 0.3 --stop-after 6 --out "$tmp/v2" >/dev/null 2>&1 \
