@@ -371,6 +371,10 @@ uint64_t knob_hash_u64(uint64_t x);                         /* murmur3 fmix64 */
  * bytes only: 1 for an invalid or cut sequence, so a loop over it always advances. 0 when n is 0. */
 size_t knob_utf8_len(const unsigned char *s, size_t n);
 
+/* The name of the n-th temp file knob_atomic_open tries for path in process pid (tests plant files
+ * there): PATH.tmp.<host>-<pid namespace>.<pid>.<n>. */
+void knob_atomic_tmp_name(char *buf, size_t size, const char *path, long pid, int n);
+
 /* Small helpers (core/util.c): knob_strdup, knob_strndup, knob_err_prefix and knob_now are public
  * (knob.h), since the CLI uses them too. */
 

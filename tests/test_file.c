@@ -48,13 +48,13 @@ static knob_status write_text(const char *path, const char *text, knob_err *err)
 
 TEST(atomic_write_skips_planted_symlinks)
 {
-    char out[1024], victim[1024], tmp[1100];
+    char out[1024], victim[1024], tmp[1300];
     path_in_tmp(out, sizeof out, "atomic-out.txt");
     path_in_tmp(victim, sizeof victim, "atomic-victim.txt");
     CHECK(put(victim, "precious"));
     /* symlinks at the first 10 names the writer tries, all pointing at the victim */
     for (int n = 0; n < 10; n++) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%d", out, (long)getpid(), n);
+        knob_atomic_tmp_name(tmp, sizeof tmp, out, (long)getpid(), n);
         unlink(tmp);
         CHECK(symlink(victim, tmp) == 0);
     }
@@ -65,7 +65,7 @@ TEST(atomic_write_skips_planted_symlinks)
     struct stat st;
     CHECK(lstat(out, &st) == 0 && S_ISREG(st.st_mode));
     for (int n = 0; n < 10; n++) {   /* the planted links are left as they were */
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%d", out, (long)getpid(), n);
+        knob_atomic_tmp_name(tmp, sizeof tmp, out, (long)getpid(), n);
         CHECK(lstat(tmp, &st) == 0 && S_ISLNK(st.st_mode));
         unlink(tmp);
     }
@@ -89,7 +89,7 @@ TEST(atomic_write_replaces_a_symlink_at_the_output)
 
 TEST(atomic_write_uses_the_umask_and_gives_up_when_every_name_is_taken)
 {
-    char out[1024], tmp[1100];
+    char out[1024], tmp[1300];
     path_in_tmp(out, sizeof out, "atomic-mode.txt");
     mode_t old = umask(027);
     knob_err err = {0};
@@ -99,13 +99,13 @@ TEST(atomic_write_uses_the_umask_and_gives_up_when_every_name_is_taken)
     CHECK(stat(out, &st) == 0 && (st.st_mode & 0777) == 0640);
     /* all candidate names occupied: one line, nothing written, the old file intact */
     for (int n = 0; n < 100; n++) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%d", out, (long)getpid(), n);
+        knob_atomic_tmp_name(tmp, sizeof tmp, out, (long)getpid(), n);
         CHECK(put(tmp, "squatter"));
     }
     CHECK_FAILS_WITH(write_text(out, "y", &err), KNOB_ERR_IO, "every candidate name is taken");
     CHECK(strcmp(slurp(out), "x") == 0);
     for (int n = 0; n < 100; n++) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%d", out, (long)getpid(), n);
+        knob_atomic_tmp_name(tmp, sizeof tmp, out, (long)getpid(), n);
         CHECK(strcmp(slurp(tmp), "squatter") == 0);
         unlink(tmp);
     }
@@ -148,7 +148,7 @@ TEST(read_file_refuses_what_is_not_a_regular_file)
 
 TEST(atomic_commit_sweeps_temp_files_of_dead_processes)
 {
-    char out[1024], victim[1024], dead[1100], dead_link[1100], live[1100], other[1100];
+    char out[1024], victim[1024], dead[1300], dead_link[1300], live[1300], other[1300];
     path_in_tmp(out, sizeof out, "atomic-sweep.txt");
     path_in_tmp(victim, sizeof victim, "atomic-sweep-victim.txt");
     CHECK(put(victim, "untouched"));
@@ -158,10 +158,12 @@ TEST(atomic_commit_sweeps_temp_files_of_dead_processes)
     CHECK(child > 0);
     int status;
     CHECK(waitpid(child, &status, 0) == child);   /* child's pid now names no process */
-    snprintf(dead, sizeof dead, "%s.tmp.%ld.0", out, (long)child);
-    snprintf(dead_link, sizeof dead_link, "%s.tmp.%ld.1", out, (long)child);
-    snprintf(live, sizeof live, "%s.tmp.%ld.0", out, (long)getppid());   /* a process that exists */
-    snprintf(other, sizeof other, "%s.tmp.%ld.x", out, (long)child);      /* not of the writer's form */
+    knob_atomic_tmp_name(dead, sizeof dead, out, (long)child, 0);
+    knob_atomic_tmp_name(dead_link, sizeof dead_link, out, (long)child, 1);
+    knob_atomic_tmp_name(live, sizeof live, out, (long)getppid(), 0);   /* a process that exists */
+    knob_atomic_tmp_name(other, sizeof other, out, (long)child, 0);
+    char *dot = strstr(other, ".tmp.");
+    memcpy(dot + 5, "otherhost", 9);   /* another host's (or PID namespace's) temp file: never judged */
     CHECK(put(dead, "half a file"));
     unlink(dead_link);
     CHECK(symlink(victim, dead_link) == 0);
@@ -177,4 +179,17 @@ TEST(atomic_commit_sweeps_temp_files_of_dead_processes)
     CHECK(strcmp(slurp(other), "someone else's") == 0);
     unlink(live);
     unlink(other);
+}
+
+TEST(atomic_write_keeps_the_mode_of_the_file_it_replaces)
+{
+    char out[1024];
+    path_in_tmp(out, sizeof out, "atomic-private.txt");
+    CHECK(put(out, "secret"));
+    CHECK(chmod(out, 0600) == 0);
+    knob_err err = {0};
+    CHECK_OK(write_text(out, "new secret", &err));
+    struct stat st;
+    CHECK(stat(out, &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK(strcmp(slurp(out), "new secret") == 0);
 }

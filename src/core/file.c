@@ -12,22 +12,51 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The temporary file is PATH.tmp.<pid>.<n>, created with O_CREAT | O_EXCL | O_NOFOLLOW: a file or
- * a symlink that someone planted at that name is never opened, let alone written through; the
- * next n is tried instead. The mode is 0666 less the user's umask, as for any new file. */
+/* The temporary file is PATH.tmp.<tag>.<pid>.<n>, created with O_CREAT | O_EXCL | O_NOFOLLOW: a
+ * file or a symlink that someone planted at that name is never opened, let alone written through;
+ * the next n is tried instead. <tag> names this host and PID namespace (hostname and the pid
+ * namespace's inode), so that the sweep below only ever judges temp files of processes it can see.
+ * The mode is the replaced file's, or 0666 less the umask for a new file. */
 #define ATOMIC_TRIES 100
+
+/* "<host>-<pid namespace inode>", the host part cut to [A-Za-z0-9_] and 32 characters */
+static void tmp_tag(char *buf, size_t size)
+{
+    char host[65] = "";
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    host[32] = '\0';
+    for (char *c = host; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            *c = '_';
+    char ns[64] = "";
+    ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);   /* "pid:[4026531836]" */
+    ns[n > 0 ? n : 0] = '\0';
+    unsigned long long ino = 0;
+    const char *lb = strchr(ns, '[');
+    if (lb)
+        ino = strtoull(lb + 1, NULL, 10);
+    snprintf(buf, size, "%s-%llu", host[0] ? host : "host", ino);
+}
+
+void knob_atomic_tmp_name(char *buf, size_t size, const char *path, long pid, int n)
+{
+    char tag[128];
+    tmp_tag(tag, sizeof tag);
+    snprintf(buf, size, "%s.tmp.%s.%ld.%d", path, tag, pid, n);
+}
 
 knob_status knob_atomic_open(knob_atomic *a, const char *path, knob_err *err)
 {
     memset(a, 0, sizeof *a);
     if (!path[0])
         return knob_fail(err, KNOB_ERR_USAGE, "output file name is empty");
-    if (strlen(path) + 48 >= sizeof a->tmp)
+    if (strlen(path) + 128 >= sizeof a->tmp)
         return knob_fail(err, KNOB_ERR_USAGE, "%.128s...: path too long", path);
     snprintf(a->path, sizeof a->path, "%s", path);
     int fd = -1, e = 0;
     for (int n = 0; n < ATOMIC_TRIES && fd < 0; n++) {
-        snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld.%d", path, (long)getpid(), n);
+        knob_atomic_tmp_name(a->tmp, sizeof a->tmp, path, (long)getpid(), n);
         fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
         e = errno;
         if (fd < 0 && e != EEXIST)
@@ -36,6 +65,9 @@ knob_status knob_atomic_open(knob_atomic *a, const char *path, knob_err *err)
     if (fd < 0)
         return knob_fail(err, KNOB_ERR_IO, "%s: cannot create temp file beside it: %s", path,
                          e == EEXIST ? "every candidate name is taken" : strerror(e));
+    struct stat old;   /* replacing a file keeps its permissions (a private checkpoint stays private) */
+    if (lstat(path, &old) == 0 && S_ISREG(old.st_mode))
+        (void)fchmod(fd, old.st_mode & 0777);
     a->f = fdopen(fd, "wb");
     if (!a->f) {
         e = errno;
@@ -67,8 +99,9 @@ static void sync_parent(const char *path)
     }
 }
 
-/* Removes PATH.tmp.<pid>.<n> files that a process killed mid-write left beside path: only names of
- * exactly that form, only for processes that no longer exist (kill(pid, 0) says ESRCH), and with
+/* Removes PATH.tmp.<tag>.<pid>.<n> files that a process killed mid-write left beside path: only names
+ * of exactly that form with this host's and PID namespace's tag, only for processes that no longer
+ * exist there (kill(pid, 0) says ESRCH), and with
  * unlink, which removes a symlink itself, never its target. Best effort: nothing here is an error. */
 static void sweep_stale(const char *path)
 {
@@ -82,17 +115,20 @@ static void sweep_stale(const char *path)
         dir[1] = '\0';
     else
         *slash = '\0';
-    size_t nb = strlen(base);
+    char tag[128];
+    tmp_tag(tag, sizeof tag);
+    size_t nb = strlen(base), nt = strlen(tag);
     DIR *d = opendir(dir);
     if (!d)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
-        if (strncmp(nm, base, nb) != 0 || strncmp(nm + nb, ".tmp.", 5) != 0)
-            continue;
+        if (strncmp(nm, base, nb) != 0 || strncmp(nm + nb, ".tmp.", 5) != 0 || strncmp(nm + nb + 5, tag, nt) != 0 ||
+            nm[nb + 5 + nt] != '.')
+            continue;   /* not ours, or written from another host or PID namespace */
         char *end;
-        long pid = strtol(nm + nb + 5, &end, 10);
+        long pid = strtol(nm + nb + 6 + nt, &end, 10);
         if (pid <= 0 || *end != '.' || !end[1])
             continue;
         strtol(end + 1, &end, 10);
@@ -156,8 +192,9 @@ knob_status knob_open_regular(const char *path, int *fd_out, size_t *size, knob_
     if (fd < 0)
         return knob_fail(err, KNOB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int is_dir = S_ISDIR(st.st_mode);
+    int ok = fstat(fd, &st) == 0;
+    if (!ok || !S_ISREG(st.st_mode)) {
+        int is_dir = ok && S_ISDIR(st.st_mode);
         close(fd);
         return knob_fail(err, KNOB_ERR_IO, "%s: %s", path, is_dir ? "is a directory, not a file" : "not a regular file");
     }
