@@ -229,7 +229,7 @@ TEST(kernel_attention_block_against_loops)
     knob_attention_block(o, s, q, k, v, R, NK, T0, HS, scale);
     for (int i = 0; i < R; i++) {
         int t = T0 + i;
-        double pre[NK], m = -1e300, sum = 0;
+        double pre[NK] = {0}, m = -1e300, sum = 0;
         for (int j = 0; j <= t; j++) {
             pre[j] = 0;
             for (int c = 0; c < HS; c++)

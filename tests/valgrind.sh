@@ -29,6 +29,6 @@ check "knob generate" "$B/knob" generate tests/data/old_checkpoints/gpt.safetens
 printf 'the quick brown fox jumps over the lazy dog.\nhello world, hello knob.\n' >"$tmp/text.txt"
 check "knob score" "$B/knob" score tests/data/old_checkpoints/gpt.safetensors "$tmp/text.txt"
 printf 'hello\nthe dog\n' >"$tmp/chat.txt"
-check "knob chat" sh -c "$VG $B/knob chat tests/data/old_checkpoints/gpt.safetensors --max-tokens 3 <$tmp/chat.txt"
+check "knob chat" sh -c "$VG $B/knob chat tests/data/old_checkpoints/gpt.safetensors --user 'you ' --bot 'bot ' --max-tokens 3 <$tmp/chat.txt"
 echo "valgrind: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
