@@ -229,6 +229,27 @@ TEST(checkpoint_round_trip_and_errors)
         knob_ckpt_close(&f);
     }
     CHECK_FAILS_WITH(knob_ckpt_open(&f, path, "gpt", &err), KNOB_ERR_FORMAT, "a knob 'toy' checkpoint, not a gpt one");
+    /* a parameter name too long for "optim.m.<name>" is refused (never cut, where two could meet) */
+    {
+        char saved[KNOB_NAME_MAX];
+        snprintf(saved, sizeof saved, "%s", P.t[0]->name);
+        memset(P.t[0]->name, 'x', 120);
+        P.t[0]->name[120] = '\0';
+        CHECK_FAILS_WITH(knob_ckpt_save(path, &c, &err), KNOB_ERR_USAGE, "too long for its optimizer moments");
+        memset(P.t[0]->name, 'y', 119);
+        P.t[0]->name[119] = '\0';
+        CHECK_OK(knob_ckpt_save(path, &c, &err));   /* 119 characters fit whole */
+        knob_st st;
+        if (knob_st_open(&st, path, &err) == KNOB_OK) {
+            char want[KNOB_NAME_MAX];
+            snprintf(want, sizeof want, "optim.v.%.119s", P.t[0]->name);
+            CHECK(knob_st_find(&st, want) != NULL);
+            knob_st_close(&st);
+        } else {
+            CHECK(!"the 119-character checkpoint does not open");
+        }
+        snprintf(P.t[0]->name, sizeof P.t[0]->name, "%s", saved);
+    }
     /* a plain parameter file is no checkpoint */
     CHECK_OK(knob_params_save(&P, path, NULL, 0, &err));
     CHECK_FAILS_WITH(knob_ckpt_open(&f, path, "toy", &err), KNOB_ERR_FORMAT, "no 'knob.model' metadata");

@@ -178,12 +178,19 @@ knob_status knob_ckpt_save(const char *path, const knob_ckpt *c, knob_err *err)
         goto done;
     }
     size_t at = 0;
+    for (int i = 0; i < P->n; i++) {   /* a moment's name must hold the whole parameter name */
+        if (n_moments && strlen(P->t[i]->name) + sizeof "optim.m." > sizeof list[0]->name) {
+            s = knob_fail(err, KNOB_ERR_USAGE, "%s: parameter name '%.40s...' is too long for its optimizer moments "
+                          "(at most %zu characters)", path, P->t[i]->name, sizeof list[0]->name - sizeof "optim.m.");
+            goto done;
+        }
+    }
     for (int i = 0; i < P->n; i++) {
         list[i] = P->t[i];
         for (int k = 0; k < n_moments; k++) {
             knob_tensor *v = &copies[P->n * (1 + k) + i];
             *v = *P->t[i];
-            snprintf(v->name, sizeof v->name, "optim.%c.%.100s", k ? 'v' : 'm', P->t[i]->name);
+            snprintf(v->name, sizeof v->name, "optim.%c.%.119s", k ? 'v' : 'm', P->t[i]->name);   /* whole: checked above */
             v->data = (k ? c->opt->v : c->opt->m) + at;
             v->grad = NULL;
             list[P->n * (1 + k) + i] = v;
