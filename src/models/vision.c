@@ -394,14 +394,7 @@ knob_status knob_vision_classify(knob_vision_net *n, const float *img, float *pr
     if (s)
         return s;
     int K = knob_node_tensor(n->logits)->shape[1];
-    const float *z = knob_node_data(n->logits);
-    double mx = z[0], sum = 0;
-    for (int k = 1; k < K; k++)
-        mx = fmax(mx, (double)z[k]);
-    for (int k = 0; k < K; k++)
-        sum += exp((double)z[k] - mx);
-    for (int k = 0; k < K; k++)
-        probs[k] = (float)(exp((double)z[k] - mx) / sum);
+    knob_softmax_row(probs, knob_node_data(n->logits), (size_t)K, -1);
     return KNOB_OK;
 }
 

@@ -56,7 +56,8 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
     int accum = s->accum > 0 ? s->accum : 1, fault = fault_step > 0 && step == fault_step;
     knob_params_zero_grad(s->P);
     double sum = 0;
-    float bad_loss = 0;   /* the first non-finite loss, when skipping */
+    int bad = 0;          /* a micro-batch's loss was not finite (when skipping) */
+    float bad_loss = NAN; /* the first such loss */
     if (out)
         *out = (knob_step_result){.loss = NAN, .grad_norm = NAN};
     for (int a = 0; a < accum; a++) {
@@ -72,15 +73,16 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
             if (!s->skip_nonfinite)
                 return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: loss is %s (last finite %.4g at step %ld); try a lower --lr",
                                  step, isnan(loss) ? "nan" : "inf", s->last_finite, s->last_finite_step);
-            if (isfinite(bad_loss))
+            if (!bad)
                 bad_loss = loss;
+            bad = 1;
             continue;   /* the later micro-batches still draw their data and dropout */
         }
         sum += loss;
-        if (isfinite(bad_loss))
+        if (!bad)
             knob_graph_backward(s->g, s->loss);
     }
-    if (!isfinite(bad_loss)) {
+    if (bad) {
         if (out)
             *out = (knob_step_result){.loss = bad_loss, .grad_norm = NAN, .skipped = 1};
         return KNOB_OK;
@@ -99,10 +101,10 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
                 *out = (knob_step_result){.loss = sum / accum, .grad_norm = norm, .skipped = 1};
             return KNOB_OK;
         }
-        const knob_tensor *bad = first_bad_grad(s->P);
-        if (bad)
+        const knob_tensor *bad_t = first_bad_grad(s->P);
+        if (bad_t)
             return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: gradient of '%.128s' is not finite (loss %.4g); try a lower --lr",
-                             step, bad->name, sum / accum);
+                             step, bad_t->name, sum / accum);
         return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: gradient norm is %s (loss %.4g); try a lower --lr", step,
                          isnan(norm) ? "nan" : "inf", sum / accum);
     }
@@ -114,19 +116,14 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
     return KNOB_OK;
 }
 
-/* -log softmax(z)[t] in double, and the argmax (first of equals) */
-static double nll_argmax(const float *z, int K, int t, int *arg)
+/* the first index of the largest value */
+static int argmax(const float *z, int K)
 {
-    double mx = z[0], sum = 0;
     int best = 0;
     for (int k = 1; k < K; k++)
         if (z[k] > z[best])
             best = k;
-    mx = z[best];
-    for (int k = 0; k < K; k++)
-        sum += exp((double)z[k] - mx);
-    *arg = best;
-    return log(sum) + mx - (double)z[t];
+    return best;
 }
 
 knob_status knob_eval_run(const knob_eval *e, knob_eval_stats *out, int32_t *pred, knob_err *err)
@@ -146,11 +143,13 @@ knob_status knob_eval_run(const knob_eval *e, knob_eval_stats *out, int32_t *pre
             continue;
         }
         for (int r = 0; r < rows && e->targets; r++) {
-            int t = e->targets[r], p;
+            int t = e->targets[r];
             if (t < 0 || t >= K)
                 return knob_fail(err, KNOB_ERR_FORMAT, "image %ld: label %d is outside the model's %d classes", out->n, t,
                                  K);
-            sum += nll_argmax(z + (size_t)r * K, K, t, &p);
+            const float *zr = z + (size_t)r * K;
+            int p = argmax(zr, K);
+            sum += knob_nll_row(zr, (size_t)K, t);   /* -log softmax(z)[t], the shared kernel */
             out->correct += p == t;
             if (pred)
                 pred[out->n] = p;
