@@ -81,17 +81,20 @@ knob_status knob_atomic_open(knob_atomic *a, const char *path, knob_err *err)
 /* fsync of the folder that holds path, so that the rename itself survives a power cut (what SQLite
  * does after creating or deleting a journal). Folders that cannot be opened or fsynced (some
  * filesystems refuse) are not an error: the data itself was already fsynced. */
+/* The folder that holds path ("." for a bare name, "/" for a name in the root) into dir. */
+static void parent_dir(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, size, ".");
+    else
+        snprintf(dir, size, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
 static void sync_parent(const char *path)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    parent_dir(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         (void)fsync(fd);
@@ -101,20 +104,13 @@ static void sync_parent(const char *path)
 
 /* Removes PATH.tmp.<tag>.<pid>.<n> files that a process killed mid-write left beside path: only names
  * of exactly that form with this host's and PID namespace's tag, only for processes that no longer
- * exist there (kill(pid, 0) says ESRCH), and with
- * unlink, which removes a symlink itself, never its target. Best effort: nothing here is an error. */
+ * exist there (kill(pid, 0) says ESRCH), and with unlink, which removes a symlink itself, never its
+ * target. Best effort: nothing here is an error. */
 static void sweep_stale(const char *path)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    const char *base = slash ? slash + 1 : path;
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    parent_dir(path, dir, sizeof dir);
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
     char tag[128];
     tmp_tag(tag, sizeof tag);
     size_t nb = strlen(base), nt = strlen(tag);

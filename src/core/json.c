@@ -142,15 +142,23 @@ int knob_json_as_long(const knob_json *j, long lo, long hi, long *out)
     return 1;
 }
 
+/* *v = obj's member key; a missing one is an error only when required (then *v is NULL and OK) */
+static knob_status member(const knob_json *obj, const char *key, int required, const knob_json **v, const char *what,
+                          knob_err *err)
+{
+    *v = knob_json_get(obj, key);
+    if (!*v && required)
+        return knob_fail(err, KNOB_ERR_FORMAT, "%s: '%s' is missing", what, key);
+    return KNOB_OK;
+}
+
 knob_status knob_json_get_long(const knob_json *obj, const char *key, long lo, long hi, int required, long *out,
                                const char *what, knob_err *err)
 {
-    const knob_json *v = knob_json_get(obj, key);
-    if (!v) {
-        if (!required)
-            return KNOB_OK;
-        return knob_fail(err, KNOB_ERR_FORMAT, "%s: '%s' is missing", what, key);
-    }
+    const knob_json *v;
+    knob_status s = member(obj, key, required, &v, what, err);
+    if (s || !v)
+        return s;
     if (!knob_json_as_long(v, lo, hi, out))
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: '%s' must be an integer in [%ld, %ld]", what, key, lo, hi);
     return KNOB_OK;
@@ -169,12 +177,10 @@ knob_status knob_json_get_int(const knob_json *obj, const char *key, int lo, int
 knob_status knob_json_get_double(const knob_json *obj, const char *key, int required, double *out,
                                  const char *what, knob_err *err)
 {
-    const knob_json *v = knob_json_get(obj, key);
-    if (!v) {
-        if (!required)
-            return KNOB_OK;
-        return knob_fail(err, KNOB_ERR_FORMAT, "%s: '%s' is missing", what, key);
-    }
+    const knob_json *v;
+    knob_status s = member(obj, key, required, &v, what, err);
+    if (s || !v)
+        return s;
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: '%s' must be a finite number", what, key);
     *out = v->valuedouble;
@@ -184,12 +190,10 @@ knob_status knob_json_get_double(const knob_json *obj, const char *key, int requ
 knob_status knob_json_get_string(const knob_json *obj, const char *key, int required, const char **out,
                                  const char *what, knob_err *err)
 {
-    const knob_json *v = knob_json_get(obj, key);
-    if (!v) {
-        if (!required)
-            return KNOB_OK;
-        return knob_fail(err, KNOB_ERR_FORMAT, "%s: '%s' is missing", what, key);
-    }
+    const knob_json *v;
+    knob_status s = member(obj, key, required, &v, what, err);
+    if (s || !v)
+        return s;
     if (!cJSON_IsString(v))
         return knob_fail(err, KNOB_ERR_FORMAT, "%s: '%s' must be a string", what, key);
     *out = v->valuestring;

@@ -18,7 +18,8 @@
  * (rows up to block_size, allocated by knob_lm_new): one pass runs at a time on an lm, so its
  * sequences are used from one thread. A sequence holds its cache (n_layer, n_head, block_size,
  * head size) for keys and again for values, laid out so that a head's keys are one contiguous
- * matrix, its tokens, the last logits and the sampling scratch. Nothing is allocated per token.
+ * matrix, its tokens, the last logits and the sampling scratch. Nothing is allocated per token
+ * (the generated text and ids grow by doubling).
  * A pass runs over rows grouped in segments, each the next tokens of one sequence: a prefill is
  * one segment of many rows; knob_lm_decode is one row for each of several sequences, so a server's
  * decode steps share the matrix products (the weights are read once for all of them) while each
