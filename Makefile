@@ -12,6 +12,14 @@ LDLIBS  := -lcjson -lpcre2-8 -lpng -lz -lm
 LDFLAGS ?=
 ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
 
+# MPI for data-parallel training (src/train/dist.c only): found automatically when mpicc is on the
+# PATH (its --showme flags); MPI=0 builds without it (then the binary runs single-process only).
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DKNOB_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile))
+LDLIBS += $(shell mpicc --showme:link)
+endif
+
 MAKEFLAGS += --no-print-directory
 BUILD   ?= build
 LIB_SRC := $(sort $(wildcard src/*/*.c))
@@ -32,6 +40,8 @@ all: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES)
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/src/train/dist.o: ALL_CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/libknob.a: $(LIB_OBJ)
 	@rm -f $@

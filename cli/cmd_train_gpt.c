@@ -8,6 +8,11 @@
  * DIR/loss.svg (training and validation loss). --resume without a corpus trains on the one the
  * checkpoint recorded; with one, it must be the same text.
  *
+ * Under mpirun (`mpirun -np N knob train-gpt ...`, docs/DISTRIBUTED.md) the N processes train one
+ * model: rank 0 tokenizes first (the others then read its cache), prints, and writes the
+ * checkpoint and the picture; the other ranks' stdout goes to /dev/null (their errors still reach
+ * stderr). --shard-optimizer keeps each rank's share of AdamW's moments only (ZeRO-1).
+ *
  * Not here: the run (its evaluation and checkpoint schedule, --time-limit's fitting), the model
  * and checkpoints (src/models/gpt_train.c), tokenizers (src/text/). */
 #include "cli.h"
@@ -142,7 +147,7 @@ static knob_status write_svg(const char *path, const curve *cv, const char *titl
 typedef struct opts {
     const char *tokenizer, *out, *resume;
     int layers, heads, embd, block, batch, seq_len, accum, warmup, eval_every, eval_batches, ckpt_every, log_every;
-    int no_bias, json, stop_after, skip_nonfinite;
+    int no_bias, json, stop_after, skip_nonfinite, shard;
     long steps;
     float dropout, lr, lr_min, wd, clip, val_frac, time_limit;
     uint64_t seed;
@@ -276,6 +281,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         {"seed", ARG_U64, &o.seed, "N", 0, 1.8446744073709552e19, NULL, "seed for init, batches and dropout"},
         {"skip-nonfinite", ARG_BOOL, &o.skip_nonfinite, NULL, 0, 0, NULL, "skip a step whose loss or gradient is nan or inf (no update; counted) instead of stopping"},
         {"stop-after", ARG_INT, &o.stop_after, "N", 0, 100000000, NULL, "end this run after N steps, checkpointed (continue with --resume)"},
+        {"shard-optimizer", ARG_BOOL, &o.shard, NULL, 0, 0, NULL, "under mpirun: each rank keeps AdamW's moments for its slice of the parameters only (ZeRO-1)"},
         {"resume", ARG_STRING, &o.resume, "FILE", 0, 0, NULL, "continue a checkpoint (its model, tokenizer, settings and corpus)"},
         {"json", ARG_BOOL, &o.json, NULL, 0, 0, NULL, "print the summary as one JSON object"},
         {NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
@@ -298,7 +304,16 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         return s;
     }
     o.steps = steps;
-    int tty = cli_is_tty();
+    if ((s = knob_dist_init(err)) != KNOB_OK) {
+        knob_free(pos);
+        return s;
+    }
+    int rank = knob_dist_rank(), n_ranks = knob_dist_size();
+    if (rank != 0 && !freopen("/dev/null", "w", stdout)) {   /* rank 0 alone prints */
+        knob_free(pos);
+        return knob_fail(err, KNOB_ERR_IO, "train-gpt: rank %d: cannot send stdout to /dev/null", rank);
+    }
+    int tty = rank == 0 && cli_is_tty();
     char **files = NULL, **rec_files = NULL, *text = NULL, *desc = NULL, *resume_desc = NULL;
     int n_files = 0, n_rec = 0, cached = 0;
     uint64_t rec_hash = 0;
@@ -361,6 +376,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         c.val_frac = o.val_frac;
     }
     c.skip_nonfinite = o.skip_nonfinite;
+    c.shard_optimizer = o.shard;
     if (!o.resume && !tokenizer_name_ok(o.tokenizer)) {   /* before the corpus is read */
         s = make_tokenizer(o.tokenizer, "", 0, &tk, err);
         goto done;
@@ -389,7 +405,10 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     if (s || (s = knob_tok_describe(tk, &desc, err)) || (s = knob_mkdirs(o.out, err)))
         goto done;
     double t0 = knob_now();
-    if ((s = knob_corpus_tokens(cache, files, n_files, text, len, tk, desc, &tok, &n_tok, &cached, err)) != KNOB_OK)
+    /* under mpirun rank 0 writes the token cache before the others read it */
+    if ((rank != 0 && (s = knob_dist_barrier(err)) != KNOB_OK) ||
+        (s = knob_corpus_tokens(cache, files, n_files, text, len, tk, desc, &tok, &n_tok, &cached, err)) != KNOB_OK ||
+        (rank == 0 && (s = knob_dist_barrier(err)) != KNOB_OK))
         goto done;
     double t_tok = knob_now() - t0;
     if (!o.resume)
@@ -420,6 +439,11 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
                c.model.n_embd, c.model.block_size, knob_gpt_n_params(&c.model), c.batch, c.seq_len, c.accum);
         printf("Training on %zu tokens, validating on %zu; AdamW lr %g (cosine to %g, warm-up %ld), wd %g, clip %g.\n",
                n_train, n_val, (double)c.lr, (double)c.lr_min, c.warmup, (double)c.weight_decay, (double)c.clip);
+        if (n_ranks > 1)
+            printf("Ranks: %d processes x %d thread%s, each %d window%s x %d micro-batch%s of every step%s.\n", n_ranks,
+                   knob_threads_get(), knob_threads_get() == 1 ? "" : "s", knob_gpt_trainer_rows(tr),
+                   knob_gpt_trainer_rows(tr) == 1 ? "" : "s", knob_gpt_trainer_micro(tr),
+                   knob_gpt_trainer_micro(tr) == 1 ? "" : "es", o.shard ? "; optimizer state sharded (ZeRO-1)" : "");
         if (o.resume)
             printf("Resuming %s at step %ld of %ld.\n", o.resume, step0, c.steps);
         fflush(stdout);
@@ -441,7 +465,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     char title[160];
     snprintf(title, sizeof title, "GPT %dL %dH C%d on %zu tokens (%s)", c.model.n_layer, c.model.n_head,
              c.model.n_embd, n_tok, knob_tok_kind_name(knob_tok_kind_of(tk)));
-    if ((s = write_svg(svg, &v.cv, title, err)) != KNOB_OK)
+    if (rank == 0 && (s = write_svg(svg, &v.cv, title, err)) != KNOB_OK)
         goto done;
     long tokens_per_step = (long)c.batch * c.seq_len * c.accum;
     if (o.json) {
@@ -451,6 +475,9 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         printf("\n%s %ld step%s (%ld tokens) in %.1f s: %.0f tokens/s (validation took %.1f s).\n",
                r.stopped_by_clock ? "Stopped early after" : "Trained", r.steps_done, r.steps_done == 1 ? "" : "s",
                r.steps_done * tokens_per_step, r.seconds, r.tok_s, r.eval_seconds);
+        if (n_ranks > 1)
+            printf("Rank 0 spent %.2f s summing gradients with the other ranks (%.2f ms per step).\n",
+                   knob_dist_comm_seconds(), 1e3 * knob_dist_comm_seconds() / (double)(r.steps_done > 0 ? r.steps_done : 1));
         if (o.skip_nonfinite || r.skipped)
             printf("%ld step%s skipped (loss or gradient not finite).\n", r.skipped, r.skipped == 1 ? "" : "s");
         if (isfinite(r.val_loss))

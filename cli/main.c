@@ -159,13 +159,15 @@ static size_t knob_prefix(const char *msg)
 
 static int report(knob_status s, const knob_err *err)
 {
+    if (!knob_dist_reports())   /* under mpirun: an error every rank reached, which rank 0 prints */
+        return knob_dist_exit(s == KNOB_ERR_USAGE ? 2 : 1);
     const char *msg = err->msg[0] ? err->msg : knob_status_name(s);
     size_t pre = knob_prefix(msg);
     if (pre)
         fprintf(stderr, "%.*serror: %s\n", (int)pre, msg, msg + pre);
     else
         fprintf(stderr, "knob: error: %s\n", msg);
-    return s == KNOB_ERR_USAGE ? 2 : 1;
+    return knob_dist_exit(s == KNOB_ERR_USAGE ? 2 : 1);   /* under mpirun: finalise, or stop the job */
 }
 
 /* Results went to stdout: a failed write (disk full, closed pipe) must not exit 0. */
@@ -173,9 +175,9 @@ static int finish(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "knob: error: cannot write to stdout: %s\n", strerror(errno));
-        return 1;
+        return knob_dist_exit(1);
     }
-    return 0;
+    return knob_dist_exit(0);
 }
 
 int main(int argc, char **argv)

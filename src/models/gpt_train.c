@@ -24,6 +24,16 @@
  *
  * Validation: fixed, evenly spaced windows of the held-out tokens, dropout off.
  *
+ * Under mpirun (src/train/dist.c) the global batch (batch x accum windows) and the schedule stay
+ * the user's: with N ranks, g = gcd(accum, N) groups of q = N / g ranks each take accum / g of the
+ * micro-batches, and the q ranks of a group split each micro-batch's rows (batch / q each; an error
+ * when q does not divide batch). Every rank draws all the step's window offsets from the same
+ * data generator in the same order as a single process does and takes its own, so the data order,
+ * the checkpoints and the resume are the same for any N; a checkpoint written with N ranks resumes
+ * with any other. The gradient sum is the single process's up to rounding (the micro-batches'
+ * contributions are added in another grouping). Validation is split over the ranks by batches.
+ * Rank 0 alone writes checkpoints; with --time-limit rank 0's clock decides for all.
+ *
  * Not here: the model and its graph (gpt.c), the corpus and token cache (src/io/tokens.c), the
  * command with its progress line and loss curve (cli/cmd_train_gpt.c). */
 #include "knob_internal.h"
@@ -48,6 +58,12 @@ struct knob_gpt_trainer {
     char **corpus;             /* the corpus files (n_corpus), recorded in checkpoints */
     int n_corpus;
     uint64_t corpus_hash;
+    /* data parallelism: this rank's share of the global batch */
+    int n_ranks, rank, rows, micro;   /* rows per micro-batch here, micro-batches here */
+    int group, sub, q;                /* micro-batch group, place in it, ranks per group */
+    size_t *offs;                     /* (batch x accum) the step's window starts, in draw order */
+    knob_dist_comm *comm;             /* NULL alone */
+    knob_params slice;                /* ZeRO-1: the optimizer's view of this rank's slice */
 };
 
 void knob_gpt_train_config_default(knob_gpt_train_config *c)
@@ -137,20 +153,34 @@ static void fill_window(knob_gpt_trainer *tr, const uint16_t *tok, int b, size_t
     }
 }
 
-/* a training micro-batch: B random windows */
+/* a training micro-batch: B random windows. The first draws the whole step's batch x accum
+ * windows, in the order a single process draws them micro-batch by micro-batch; this rank's
+ * micro-batch `micro` is global micro-batch group * micro-batches + micro, rows sub * rows on. */
 static knob_status fill_train(void *ctx, int micro, int *rows, knob_err *err)
 {
     knob_gpt_trainer *tr = ctx;
     size_t span = tr->n_train - (size_t)tr->m.T;   /* window starts in [0, span) */
-    for (int b = 0; b < tr->m.B; b++) {
-        size_t off = span > UINT32_MAX ? (size_t)(knob_rng_u64(&tr->data_rng) % span)
-                                       : (size_t)knob_rng_below(&tr->data_rng, (uint32_t)span);
-        fill_window(tr, tr->train, b, off);
-    }
+    size_t n = (size_t)tr->c.batch * (size_t)tr->c.accum;
+    if (micro == 0)
+        for (size_t i = 0; i < n; i++)
+            tr->offs[i] = span > UINT32_MAX ? (size_t)(knob_rng_u64(&tr->data_rng) % span)
+                                            : (size_t)knob_rng_below(&tr->data_rng, (uint32_t)span);
+    size_t at = (size_t)(tr->group * tr->micro + micro) * (size_t)tr->c.batch + (size_t)tr->sub * (size_t)tr->rows;
+    for (int b = 0; b < tr->m.B; b++)
+        fill_window(tr, tr->train, b, tr->offs[at + (size_t)b]);
     *rows = tr->m.B;
-    (void)micro;
     (void)err;
     return KNOB_OK;
+}
+
+static int gcd(int a, int b)
+{
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
 }
 
 knob_status knob_gpt_trainer_new(knob_gpt_trainer **out, const knob_gpt_train_config *c, const uint16_t *train,
@@ -182,16 +212,47 @@ knob_status knob_gpt_trainer_new(knob_gpt_trainer **out, const knob_gpt_train_co
     knob_rng_seed(&tr->data_rng, c->seed ^ 0x5eed0da7aULL);
     knob_optim_config oc = {.kind = KNOB_OPTIM_ADAMW, .beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
                             .weight_decay = c->weight_decay};
+    /* this rank's share: g groups of q ranks; a group takes accum / g micro-batches, a rank of
+     * it batch / q rows of each */
+    tr->n_ranks = knob_dist_size();
+    tr->rank = knob_dist_rank();
+    int g = gcd(c->accum, tr->n_ranks);
+    tr->q = tr->n_ranks / g;
+    tr->group = tr->rank / tr->q;
+    tr->sub = tr->rank % tr->q;
+    tr->micro = c->accum / g;
+    tr->rows = c->batch / tr->q;
+    if (c->batch % tr->q) {
+        knob_free(tr);
+        return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: a global batch of %d x %d windows (--batch x --accum) does "
+                         "not split over %d ranks; make --batch a multiple of %d or --accum a multiple of %d",
+                         c->batch, c->accum, tr->n_ranks, tr->q, tr->n_ranks);
+    }
+    tr->offs = knob_malloc((size_t)c->batch * (size_t)c->accum * sizeof *tr->offs);
+    if (!tr->offs) {
+        knob_free(tr);
+        return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory");
+    }
     if ((s = knob_gpt_params(&tr->P, &c->model, err)) || (s = knob_gpt_init(&tr->P, &c->model, c->seed, err)) ||
-        (s = knob_gpt_graph_build(&tr->m, &tr->P, &c->model, c->batch, c->seq_len, err)) ||
-        (s = knob_optim_init(&tr->opt, &tr->P, &oc, err))) {
+        (s = knob_gpt_graph_build(&tr->m, &tr->P, &c->model, tr->rows, c->seq_len, err)) ||
+        (s = knob_dist_comm_new(&tr->comm, tr->P.n_elems, err))) {
+        knob_gpt_trainer_free(tr);
+        return s;
+    }
+    int shard = c->shard_optimizer && tr->comm;
+    if (shard) {
+        size_t lo, hi;
+        knob_dist_slice(tr->P.n_elems, tr->rank, &lo, &hi);
+        s = knob_params_slice(&tr->slice, &tr->P, lo, hi, err);
+    }
+    if (s || (s = knob_optim_init(&tr->opt, shard ? &tr->slice : &tr->P, &oc, err))) {
         knob_gpt_trainer_free(tr);
         return s;
     }
     knob_graph_seed(tr->m.g, c->seed ^ 0xd50b0u);
-    tr->st = (knob_step){.g = tr->m.g, .loss = tr->m.loss, .P = &tr->P, .opt = &tr->opt, .accum = c->accum,
+    tr->st = (knob_step){.g = tr->m.g, .loss = tr->m.loss, .P = &tr->P, .opt = &tr->opt, .accum = tr->micro,
                          .clip = c->clip, .fill = fill_train, .ctx = tr, .last_finite = NAN, .last_finite_step = -1,
-                         .skip_nonfinite = c->skip_nonfinite};
+                         .skip_nonfinite = c->skip_nonfinite, .dist = tr->comm, .shard = shard};
     *out = tr;
     return KNOB_OK;
 }
@@ -211,6 +272,9 @@ void knob_gpt_trainer_free(knob_gpt_trainer *tr)
         return;
     free_corpus(tr);
     knob_optim_free(&tr->opt);
+    knob_params_slice_free(&tr->slice);
+    knob_dist_comm_free(tr->comm);
+    knob_free(tr->offs);
     knob_gpt_graph_free(&tr->m);
     knob_params_free(&tr->P);
     knob_free(tr);
@@ -219,6 +283,8 @@ void knob_gpt_trainer_free(knob_gpt_trainer *tr)
 long knob_gpt_trainer_step_count(const knob_gpt_trainer *tr) { return tr->step; }
 void knob_gpt_trainer_set_steps(knob_gpt_trainer *tr, long steps) { tr->c.steps = steps; }
 knob_params *knob_gpt_trainer_params(knob_gpt_trainer *tr) { return &tr->P; }
+int knob_gpt_trainer_rows(const knob_gpt_trainer *tr) { return tr->rows; }
+int knob_gpt_trainer_micro(const knob_gpt_trainer *tr) { return tr->micro; }
 const knob_gpt_train_config *knob_gpt_trainer_config(const knob_gpt_trainer *tr) { return &tr->c; }
 
 uint64_t knob_gpt_corpus_hash(const char *text, size_t len) { return knob_hash_bytes(text, len); }
@@ -266,15 +332,16 @@ knob_status knob_gpt_trainer_step(knob_gpt_trainer *tr, knob_gpt_step_info *info
     return KNOB_OK;
 }
 
-/* validation batch k: windows k*B .. k*B+B-1 of n_windows evenly spaced over the held-out tokens */
-static knob_status fill_val(void *ctx, int k, int *rows, knob_err *err)
+/* validation: n_batches x batch fixed windows evenly spaced over the held-out tokens, in batches of
+ * this rank's rows (q per global batch); rank r takes local batches r, r + N, ... (k below) */
+static knob_status fill_val(void *ctx, int i, int *rows, knob_err *err)
 {
     knob_gpt_trainer *tr = ctx;
     int B = tr->m.B, T = tr->m.T;
     size_t span = tr->n_val - (size_t)T - 1;   /* last start */
-    long n = (long)tr->fill_val * B;
+    long n = (long)tr->fill_val * tr->c.batch, k = (long)tr->rank + (long)i * tr->n_ranks;
     for (int b = 0; b < B; b++) {
-        long w = (long)k * B + b;
+        long w = k * B + b;
         size_t off = n > 1 ? (size_t)((double)span * (double)w / (double)(n - 1)) : 0;
         fill_window(tr, tr->val, b, off);
     }
@@ -291,13 +358,47 @@ knob_status knob_gpt_trainer_eval(knob_gpt_trainer *tr, int n_batches, float *lo
         return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: %zu validation tokens; need at least %d for one window",
                          tr->n_val, T + 1);
     tr->fill_val = n_batches;
-    knob_eval e = {.g = tr->m.g, .loss = tr->m.loss, .n_batches = n_batches, .fill = fill_val, .ctx = tr};
+    long K = (long)n_batches * tr->q;   /* local batches in all */
+    int mine = K > tr->rank ? (int)((K - tr->rank + tr->n_ranks - 1) / tr->n_ranks) : 0;
+    knob_eval e = {.g = tr->m.g, .loss = tr->m.loss, .n_batches = mine, .fill = fill_val, .ctx = tr};
     knob_eval_stats es;
     knob_graph_set_training(tr->m.g, 0);
     knob_status s = knob_eval_run(&e, &es, NULL, err);
     knob_graph_set_training(tr->m.g, 1);
+    if (!s && tr->comm) {   /* the batches' mean over all ranks, their sums added in rank order */
+        double v = mine ? es.loss * mine : 0;
+        if (!(s = knob_dist_sum_f64(&v, 1, tr->step, err)))
+            es.loss = v / (double)K;
+    }
     if (!s)
         *loss = (float)es.loss;
+    return s;
+}
+
+/* Every rank must run the same job: the same settings, corpus, tokenizer and starting point. */
+static knob_status check_ranks(knob_gpt_trainer *tr, const char *tok_desc, knob_err *err)
+{
+    if (!tr->comm)
+        return KNOB_OK;
+    char *model = knob_gpt_config_json(&tr->c.model), *train = knob_gpt_train_config_json(&tr->c);
+    long at[3] = {tr->step, tr->opt.step, tr->st.shard};
+    knob_status s = !model || !train ? knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory") : KNOB_OK;
+    if (!s)
+        s = knob_dist_check_same("model settings", model, strlen(model), err);
+    if (!s)
+        s = knob_dist_check_same("training settings", train, strlen(train), err);
+    if (!s)
+        s = knob_dist_check_same("corpus", &tr->corpus_hash, sizeof tr->corpus_hash, err);
+    if (!s)
+        s = knob_dist_check_same("tokenizer", tok_desc ? tok_desc : "", tok_desc ? strlen(tok_desc) : 0, err);
+    if (!s)
+        s = knob_dist_check_same("step, optimizer step and --shard-optimizer", at, sizeof at, err);
+    if (!s)
+        s = knob_dist_check_same("parameters", tr->P.data, tr->P.n_elems * sizeof(float), err);
+    knob_free(model);
+    knob_free(train);
+    if (s)
+        knob_err_prefix(err, "train-gpt");
     return s;
 }
 
@@ -335,7 +436,9 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
     long tokens_per_step = (long)c->batch * c->seq_len * c->accum;
     double start = knob_now(), eval_s = 0;
     int sized = 0;
-    knob_status s;
+    knob_status s = check_ranks(tr, run->tok_desc, err);
+    if (s)
+        return s;
     while (step < c->steps) {
         knob_gpt_event ev = {.kind = KNOB_GPT_EV_STEP};
         if ((s = knob_gpt_trainer_step(tr, &ev.step, err)) != KNOB_OK)
@@ -344,6 +447,12 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
         if (!ev.step.skipped)
             res->train_loss = ev.step.loss;
         double el = knob_now() - start;
+        if (run->time_limit > 0 && tr->comm) {   /* rank 0's clock decides for every rank */
+            double v = tr->rank == 0 ? el : 0;
+            if ((s = knob_dist_sum_f64(&v, 1, step, err)) != KNOB_OK)
+                return s;
+            el = v;
+        }
         long done_steps = step - step0;
         if (run->time_limit > 0 && (done_steps == 4 || (sized && done_steps % 50 == 0)) && el < run->time_limit) {
             double per;
@@ -421,8 +530,40 @@ static knob_json *corpus_state(const knob_gpt_trainer *tr)
     return st;
 }
 
+/* ZeRO-1: rank 0 gathers the moments' slices into full copies (*m, *v: knob_malloc'd, NULL on the
+ * others), so a checkpoint is the same whatever the ranks */
+static knob_status gather_moments(knob_gpt_trainer *tr, float **m, float **v, knob_err *err)
+{
+    size_t n = tr->P.n_elems;
+    *m = *v = NULL;
+    if (tr->rank == 0 && (!(*m = knob_malloc(n * sizeof(float))) || !(*v = knob_malloc(n * sizeof(float))))) {
+        knob_free(*m);
+        *m = NULL;
+        return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory gathering the optimizer state");
+    }
+    knob_status s = knob_dist_gather(tr->comm, tr->opt.m, *m, tr->step, err);
+    if (!s)
+        s = knob_dist_gather(tr->comm, tr->opt.v, *v, tr->step, err);
+    return s;
+}
+
 knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_err *err)
 {
+    knob_optim opt = tr->opt;   /* with ZeRO-1: over all the parameters, the moments gathered */
+    float *full_m = NULL, *full_v = NULL;
+    if (tr->st.shard) {
+        knob_status s = gather_moments(tr, &full_m, &full_v, err);
+        opt.p = &tr->P;
+        opt.m = full_m;
+        opt.v = full_v;
+        if (s || tr->rank != 0) {
+            knob_free(full_m);
+            knob_free(full_v);
+            return s;
+        }
+    }
+    if (tr->rank != 0)
+        return KNOB_OK;   /* rank 0 alone writes */
     char *config = knob_gpt_config_json(&tr->c.model);
     knob_json *train = train_config_obj(&tr->c), *state = tr->n_corpus ? corpus_state(tr) : NULL;
     int ok = !tr->n_corpus || state;
@@ -436,7 +577,7 @@ knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const 
         s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory saving", path);
     } else {
         knob_kv extra[1] = {{"tokenizer", (char *)(tok_desc ? tok_desc : "")}};
-        knob_ckpt c = {.family = "gpt", .config = config, .P = &tr->P, .opt = &tr->opt, .step = tr->step, .n_rng = 2,
+        knob_ckpt c = {.family = "gpt", .config = config, .P = &tr->P, .opt = &opt, .step = tr->step, .n_rng = 2,
                        .rng = {{"data", &tr->data_rng}, {"dropout", knob_graph_rng(tr->m.g)}}, .train = train,
                        .state = state, .extra = extra, .n_extra = 1};
         s = knob_ckpt_save(path, &c, err);
@@ -444,6 +585,8 @@ knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const 
     knob_free(config);
     knob_json_free(train);
     knob_json_free(state);
+    knob_free(full_m);
+    knob_free(full_v);
     return s;
 }
 
@@ -577,8 +720,11 @@ knob_status knob_gpt_trainer_resume(knob_gpt_trainer *tr, const char *path, knob
         s = knob_json_get_long(f.state, "skipped", 0, 1L << 50, 0, &skipped, path, err);
     if (!s) {
         memcpy(P->data, buf, n * sizeof(float));
-        memcpy(tr->opt.m, buf + n, n * sizeof(float));
-        memcpy(tr->opt.v, buf + 2 * n, n * sizeof(float));
+        size_t lo = 0, hi = n;   /* with ZeRO-1 this rank's optimizer keeps its slice only */
+        if (tr->st.shard)
+            knob_dist_slice(n, tr->rank, &lo, &hi);
+        memcpy(tr->opt.m, buf + n + lo, (hi - lo) * sizeof(float));
+        memcpy(tr->opt.v, buf + 2 * n + lo, (hi - lo) * sizeof(float));
         tr->step = f.step;
         tr->opt.step = f.optim_step;
         tr->data_rng = rd;

@@ -15,6 +15,14 @@
  * switch a training graph to inference first), summing a scalar loss, or cross-entropy and argmax
  * from logits and targets with the padding rows of a short last batch left out.
  *
+ * Data parallelism (s->dist, src/train/dist.c): every rank runs its own micro-batches, then the
+ * ranks agree on the step (the losses and a count of non-finite ones are summed first, so every
+ * rank skips or fails together: a rank never returns early while the others wait for it), the
+ * gradients are summed across ranks in rank order and scaled by 1/(accum N). Without shard every
+ * rank then holds the same gradient and takes the same clip and optimizer step; with shard
+ * (ZeRO-1) each rank sums, clips and steps only its slice (the norm's squares summed over the
+ * ranks in rank order) and the updated parameter slices are gathered.
+ *
  * Not here: when to step or evaluate, data order, checkpoints (the trainers, checkpoint.c). */
 #include "knob_internal.h"
 
@@ -51,9 +59,34 @@ static void inject_grad_fault(knob_params *P)
             P->t[i]->grad[P->t[i]->n_elems - 1] = NAN;
 }
 
+/* ZeRO-1: the global norm from this rank's slice [lo, hi) of the summed gradient, the squares
+ * summed serially in double and the ranks' partial sums added in rank order; clipped as
+ * knob_clip_grad_norm does */
+static knob_status shard_clip(knob_step *s, long step, float *norm_out, knob_err *err)
+{
+    size_t lo, hi;
+    knob_dist_slice(s->P->n_elems, knob_dist_rank(), &lo, &hi);
+    float *g = s->P->grad;
+    double sq = 0;
+    for (size_t i = lo; i < hi; i++)
+        sq += (double)g[i] * (double)g[i];
+    knob_status st = knob_dist_sum_f64(&sq, 1, step, err);
+    if (st)
+        return st;
+    double norm = sqrt(sq);
+    if (isfinite(norm) && s->clip > 0.0f && norm > (double)s->clip) {
+        float scale = (float)((double)s->clip / norm);
+        for (size_t i = lo; i < hi; i++)
+            g[i] *= scale;
+    }
+    *norm_out = (float)norm;
+    return KNOB_OK;
+}
+
 knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *out, knob_err *err)
 {
     int accum = s->accum > 0 ? s->accum : 1, fault = fault_step > 0 && step == fault_step;
+    int n_ranks = s->dist ? knob_dist_size() : 1;
     knob_params_zero_grad(s->P);
     double sum = 0;
     int bad = 0;          /* a micro-batch's loss was not finite (when skipping) */
@@ -70,7 +103,7 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
             lp[0] = NAN;
         float loss = lp[0];
         if (!isfinite(loss)) {
-            if (!s->skip_nonfinite)
+            if (!s->skip_nonfinite && !s->dist)   /* with ranks: fail together, below */
                 return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: loss is %s (last finite %.4g at step %ld); try a lower --lr",
                                  step, isnan(loss) ? "nan" : "inf", s->last_finite, s->last_finite_step);
             if (!bad)
@@ -82,6 +115,24 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
         if (!bad)
             knob_graph_backward(s->g, s->loss);
     }
+    if (s->dist) {   /* agree on the losses first: every rank skips or fails together */
+        double v[3] = {bad ? 0 : sum, bad, bad ? bad_loss : 0};
+        knob_status st = knob_dist_sum_f64(v, 3, step, err);
+        if (st)
+            return st;
+        sum = v[0];
+        accum *= n_ranks;
+        if (v[1] > 0) {
+            bad = 1;
+            bad_loss = (float)v[2];
+            if (!s->skip_nonfinite) {
+                knob_dist_agree();
+                return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: loss is %s on %g rank%s (last finite %.4g at step "
+                                 "%ld); try a lower --lr", step, isnan(bad_loss) ? "nan" : "inf", v[1],
+                                 v[1] == 1 ? "" : "s", s->last_finite, s->last_finite_step);
+            }
+        }
+    }
     if (bad) {
         if (out)
             *out = (knob_step_result){.loss = bad_loss, .grad_norm = NAN, .skipped = 1};
@@ -89,19 +140,37 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
     }
     if (fault && fault_tensor)
         inject_grad_fault(s->P);
+    size_t lo = 0, hi = s->P->n_elems;   /* the floats this rank sums and steps */
+    if (s->dist) {
+        knob_status st = s->shard ? knob_dist_reduce_scatter(s->dist, s->P->grad, step, err)
+                                  : knob_dist_allreduce(s->dist, s->P->grad, step, err);
+        if (st)
+            return st;
+        if (s->shard)
+            knob_dist_slice(s->P->n_elems, knob_dist_rank(), &lo, &hi);
+    }
     if (accum > 1) {
         float inv = 1.0f / (float)accum;
-        for (size_t i = 0; i < s->P->n_elems; i++)
+        for (size_t i = lo; i < hi; i++)
             s->P->grad[i] *= inv;
     }
-    float norm = knob_clip_grad_norm(s->P, s->clip);
+    float norm;
+    if (s->dist && s->shard) {
+        knob_status st = shard_clip(s, step, &norm, err);
+        if (st)
+            return st;
+    } else {
+        norm = knob_clip_grad_norm(s->P, s->clip);
+    }
+    if (!isfinite(norm) && s->dist)
+        knob_dist_agree();   /* the same norm on every rank */
     if (!isfinite(norm)) {
         if (s->skip_nonfinite) {
             if (out)
                 *out = (knob_step_result){.loss = sum / accum, .grad_norm = norm, .skipped = 1};
             return KNOB_OK;
         }
-        const knob_tensor *bad_t = first_bad_grad(s->P);
+        const knob_tensor *bad_t = s->shard ? NULL : first_bad_grad(s->P);
         if (bad_t)
             return knob_fail(err, KNOB_ERR_NUMERIC, "step %ld: gradient of '%.128s' is not finite (loss %.4g); try a lower --lr",
                              step, bad_t->name, sum / accum);
@@ -109,6 +178,11 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
                          isnan(norm) ? "nan" : "inf", sum / accum);
     }
     knob_optim_step(s->opt, lr);
+    if (s->dist && s->shard) {
+        knob_status st = knob_dist_allgather(s->dist, s->P->data, step, err);
+        if (st)
+            return st;
+    }
     s->last_finite = sum / accum;
     s->last_finite_step = step;
     if (out)
