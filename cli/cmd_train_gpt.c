@@ -141,11 +141,23 @@ static knob_status write_svg(const char *path, const curve *cv, const char *titl
     return knob_atomic_commit(&a, err);
 }
 
+/* --loss-log: "step loss" per step of this run, 9 significant digits (enough to compare runs) */
+static knob_status write_loss_log(const char *path, const curve *cv, knob_err *err)
+{
+    knob_atomic a;
+    knob_status s = knob_atomic_open(&a, path, err);
+    if (s)
+        return s;
+    for (long i = 0; i < cv->n; i++)
+        fprintf(a.f, "%ld %.9g\n", (long)cv->step[i], cv->train[i]);
+    return knob_atomic_commit(&a, err);
+}
+
 /* ------------------------------------------------------------------------------------------------
  * The command */
 
 typedef struct opts {
-    const char *tokenizer, *out, *resume;
+    const char *tokenizer, *out, *resume, *loss_log;
     int layers, heads, embd, block, batch, seq_len, accum, warmup, eval_every, eval_batches, ckpt_every, log_every;
     int no_bias, json, stop_after, skip_nonfinite, shard;
     long steps;
@@ -283,6 +295,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         {"stop-after", ARG_INT, &o.stop_after, "N", 0, 100000000, NULL, "end this run after N steps, checkpointed (continue with --resume)"},
         {"shard-optimizer", ARG_BOOL, &o.shard, NULL, 0, 0, NULL, "under mpirun: each rank keeps AdamW's moments for its slice of the parameters only (ZeRO-1)"},
         {"resume", ARG_STRING, &o.resume, "FILE", 0, 0, NULL, "continue a checkpoint (its model, tokenizer, settings and corpus)"},
+        {"loss-log", ARG_STRING, &o.loss_log, "FILE", 0, 0, NULL, "write every step's training loss of this run to FILE, 'step loss' with 9 digits"},
         {"json", ARG_BOOL, &o.json, NULL, 0, 0, NULL, "print the summary as one JSON object"},
         {NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
     };
@@ -465,7 +478,8 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
     char title[160];
     snprintf(title, sizeof title, "GPT %dL %dH C%d on %zu tokens (%s)", c.model.n_layer, c.model.n_head,
              c.model.n_embd, n_tok, knob_tok_kind_name(knob_tok_kind_of(tk)));
-    if (rank == 0 && (s = write_svg(svg, &v.cv, title, err)) != KNOB_OK)
+    if (rank == 0 && ((s = write_svg(svg, &v.cv, title, err)) != KNOB_OK ||
+                      (o.loss_log && (s = write_loss_log(o.loss_log, &v.cv, err)) != KNOB_OK)))
         goto done;
     long tokens_per_step = (long)c.batch * c.seq_len * c.accum;
     if (o.json) {

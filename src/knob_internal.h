@@ -463,7 +463,7 @@ knob_status knob_dist_gather(knob_dist_comm *c, const float *slice, float *full,
 knob_status knob_dist_sum_f64(double *v, int n, long step, knob_err *err);
 knob_status knob_dist_gather_f64(const double *v, int n, double *all, long step, knob_err *err);
 /* Fails on every rank, agreed, when some rank's bytes hash differently from rank 0's:
- * "rank 2's model settings differ from rank 0's; ..." (what: "model settings"). */
+ * "rank 2 and rank 0 differ in their model settings; ..." (what: "model settings"). */
 knob_status knob_dist_check_same(const char *what, const void *bytes, size_t len, knob_err *err);
 /* A view of P's floats [lo, hi): tensors cut to the range (same decay flags), data and grad
  * pointing into P, for an optimizer over one rank's slice. Free with knob_params_slice_free. */

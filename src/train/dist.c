@@ -293,8 +293,8 @@ knob_status knob_dist_check_same(const char *what, const void *bytes, size_t len
     for (int q = 1; q < g_size; q++)
         if (all[2 * q] != all[0] || all[2 * q + 1] != all[1]) {
             g_agreed = 1;   /* every rank sees the same table */
-            return knob_fail(err, KNOB_ERR_USAGE, "rank %d's %s differ%s from rank 0's; every rank must run the same "
-                             "command on the same files", q, what, what[strlen(what) - 1] == 's' ? "" : "s");
+            return knob_fail(err, KNOB_ERR_USAGE, "rank %d and rank 0 differ in their %s; every rank must run the same "
+                             "command on the same files", q, what);
         }
     return KNOB_OK;
 }
@@ -304,7 +304,8 @@ knob_status knob_dist_check_same(const char *what, const void *bytes, size_t len
 
 struct knob_dist_comm {
     size_t n;               /* floats in the block */
-    float *rbuf;            /* (N-1) x CHUNK: the other ranks' copies of a chunk of this rank's slice */
+    size_t per;             /* floats per peer in rbuf: the longest slice, at most CHUNK */
+    float *rbuf;            /* (N-1) x per: the other ranks' copies of a chunk of this rank's slice */
 };
 
 void knob_dist_slice(size_t n, int rank, size_t *lo, size_t *hi)
@@ -331,6 +332,7 @@ knob_status knob_dist_comm_new(knob_dist_comm **out, size_t n, knob_err *err)
         return knob_fail(err, KNOB_ERR_NOMEM, "cannot allocate the reduction buffer (%d x %zu floats)", g_size - 1, per);
     }
     c->n = n;
+    c->per = per;
     *out = c;
     return KNOB_OK;
 }
@@ -347,9 +349,7 @@ size_t knob_dist_comm_bytes(const knob_dist_comm *c)
 {
     if (!c)
         return 0;
-    size_t lo, hi;
-    knob_dist_slice(c->n, 0, &lo, &hi);
-    return (size_t)(g_size - 1) * KNOB_MIN(hi - lo + 1, (size_t)CHUNK) * sizeof(float);
+    return (size_t)(g_size - 1) * c->per * sizeof(float);
 }
 
 #ifdef KNOB_MPI
@@ -385,7 +385,7 @@ knob_status knob_dist_reduce_scatter(knob_dist_comm *c, float *x, long step, kno
                 src[q] = x + mlo + off;
                 continue;
             }
-            src[q] = c->rbuf + (size_t)j++ * CHUNK;
+            src[q] = c->rbuf + (size_t)j++ * c->per;
             if (mine) {
                 g_peer[k] = q;
                 MPI_Irecv(src[q], (int)mine, MPI_FLOAT, q, 3, MPI_COMM_WORLD, &g_req[k++]);
