@@ -158,8 +158,11 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     };
     int help = 0;
     knob_status s = cli_parse(&spec, argc, argv, NULL, NULL, &help, err);
-    if (s || help || (s = cli_check_out_dir(out, "--out", err)))
+    if (s || help || (s = cli_check_out_dir(out, "--out", err)) || (s = knob_dist_init(err)))
         return s;
+    /* under mpirun (docs/DISTRIBUTED.md) rank 0 alone prints, writes and tests; the others train */
+    if (knob_dist_rank() != 0 && !freopen("/dev/null", "w", stdout))
+        return knob_fail(err, KNOB_ERR_IO, "train: rank %d: cannot send stdout to /dev/null", knob_dist_rank());
 
     knob_vision m = {0};
     knob_checkpoint_info info;
@@ -288,12 +291,12 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
             printf("resuming %s (model, data and settings from the checkpoint)\n", resume);
         fflush(stdout);
     }
-    train_view view = {.tty = cli_is_tty(), .json = json};
+    train_view view = {.tty = knob_dist_rank() == 0 && cli_is_tty(), .json = json};
     double t0 = knob_now();
     s = knob_vision_train(&m, &data, &tc, st, resume, on_progress, &view, err);
     if (view.tty)
         fputs("\r\033[K", stderr);
-    if (s)
+    if (s || knob_dist_rank() != 0)
         goto done;
     double train_s = knob_now() - t0;
 

@@ -286,6 +286,10 @@ typedef struct knob_step {
      * are gathered. */
     struct knob_dist_comm *dist;
     int shard;
+    /* with dist: the dropout generator every rank advances alike (the one checkpoints save); each
+     * step seeds this rank's graph generator from its next draw and the rank, so the ranks' masks
+     * are independent and a resume with the same N gives the same bits. NULL: the graph's own. */
+    knob_rng *dropout;
 } knob_step;
 
 typedef struct knob_step_result {

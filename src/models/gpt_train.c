@@ -32,7 +32,9 @@
  * the checkpoints and the resume are the same for any N; a checkpoint written with N ranks resumes
  * with any other. The gradient sum is the single process's up to rounding (the micro-batches'
  * contributions are added in another grouping). Validation is split over the ranks by batches.
- * Rank 0 alone writes checkpoints; with --time-limit rank 0's clock decides for all.
+ * Rank 0 alone writes checkpoints; with --time-limit rank 0's clock decides for all. Dropout:
+ * each step every rank seeds its masks' generator from the shared "dropout" generator and its rank
+ * (src/train/step.c), so with dropout N ranks match one process in distribution only.
  *
  * Not here: the model and its graph (gpt.c), the corpus and token cache (src/io/tokens.c), the
  * command with its progress line and loss curve (cli/cmd_train_gpt.c). */
@@ -64,6 +66,7 @@ struct knob_gpt_trainer {
     size_t *offs;                     /* (batch x accum) the step's window starts, in draw order */
     knob_dist_comm *comm;             /* NULL alone */
     knob_params slice;                /* ZeRO-1: the optimizer's view of this rank's slice */
+    knob_rng drop_rng;                /* under mpirun: the dropout generator the ranks share (step.c) */
 };
 
 void knob_gpt_train_config_default(knob_gpt_train_config *c)
@@ -250,9 +253,11 @@ knob_status knob_gpt_trainer_new(knob_gpt_trainer **out, const knob_gpt_train_co
         return s;
     }
     knob_graph_seed(tr->m.g, c->seed ^ 0xd50b0u);
+    tr->drop_rng = *knob_graph_rng(tr->m.g);
     tr->st = (knob_step){.g = tr->m.g, .loss = tr->m.loss, .P = &tr->P, .opt = &tr->opt, .accum = tr->micro,
                          .clip = c->clip, .fill = fill_train, .ctx = tr, .last_finite = NAN, .last_finite_step = -1,
-                         .skip_nonfinite = c->skip_nonfinite, .dist = tr->comm, .shard = shard};
+                         .skip_nonfinite = c->skip_nonfinite, .dist = tr->comm, .shard = shard,
+                         .dropout = &tr->drop_rng};
     *out = tr;
     return KNOB_OK;
 }
@@ -578,7 +583,7 @@ knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const 
     } else {
         knob_kv extra[1] = {{"tokenizer", (char *)(tok_desc ? tok_desc : "")}};
         knob_ckpt c = {.family = "gpt", .config = config, .P = &tr->P, .opt = &opt, .step = tr->step, .n_rng = 2,
-                       .rng = {{"data", &tr->data_rng}, {"dropout", knob_graph_rng(tr->m.g)}}, .train = train,
+                       .rng = {{"data", &tr->data_rng}, {"dropout", tr->comm ? &tr->drop_rng : knob_graph_rng(tr->m.g)}}, .train = train,
                        .state = state, .extra = extra, .n_extra = 1};
         s = knob_ckpt_save(path, &c, err);
     }
@@ -729,6 +734,7 @@ knob_status knob_gpt_trainer_resume(knob_gpt_trainer *tr, const char *path, knob
         tr->opt.step = f.optim_step;
         tr->data_rng = rd;
         *knob_graph_rng(tr->m.g) = rg;
+        tr->drop_rng = rg;
         tr->n_skipped = skipped;
     }
     knob_free(buf);

@@ -19,7 +19,16 @@
  * object; state = {"epoch", "best_val_loss", "best_epoch", "bad_epochs", "stopped_early",
  * "skipped" (steps skipped as non-finite; only when there were any),
  * "history": [[epoch, train loss, train acc, val loss, val acc, lr], ...]}; RNGs "order", "aug",
- * "dropout". Files from before the one checkpoint load through checkpoint.c's conversion. */
+ * "dropout". Files from before the one checkpoint load through checkpoint.c's conversion.
+ *
+ * Under mpirun (src/train/dist.c) each of the N ranks takes batch / N consecutive images of every
+ * batch of the shuffled order (an error when N does not divide the batch); every rank draws the
+ * same order and runs the augmentation of the whole batch (the others' images into a scratch
+ * buffer), so the RNGs stay the single process's and checkpoints resume with any N. The gradients
+ * are summed in rank order by the step helper; every rank validates the whole validation set
+ * (the same bits) and rank 0 alone writes checkpoints. Dropout: each step every rank seeds its
+ * masks' generator from the saved "dropout" generator and its rank (src/train/step.c), so with
+ * dropout N ranks match a single process in distribution only (the same N: the same bits). */
 #include "knob_internal.h"
 
 #include <errno.h>
@@ -157,21 +166,28 @@ typedef struct {
     const int *perm;
     float *x;                      /* (B, c, h, w) */
     int32_t *y;                    /* (B) */
-    int B, h, w, b;                /* b: the batch of this epoch */
+    int B, h, w, b;                /* b: the batch of this epoch; B: its rows on this rank */
+    int Bg, first;                 /* the whole batch's images; this rank's first */
+    float *scratch;                /* (img) augmentation: the other ranks' images, drawn and dropped */
     size_t img;
 } batch_fill;
 
 static knob_status fill_batch(void *ctx, int micro, int *rows, knob_err *err)
 {
     batch_fill *f = ctx;
-    for (int i = 0; i < f->B; i++) {
-        int k = f->perm[f->b * f->B + i];
+    for (int j = 0; j < f->Bg; j++) {
+        int i = j - f->first, mine = i >= 0 && i < f->B;
+        if (!mine && !f->aug)
+            continue;
+        int k = f->perm[f->b * f->Bg + j];
         const float *src = f->tr->x + (size_t)k * f->img;
+        float *dst = mine ? f->x + (size_t)i * f->img : f->scratch;
         if (f->aug)
-            knob_augment_apply(f->aug, src, f->x + (size_t)i * f->img, f->h, f->w, f->aug_rng);
+            knob_augment_apply(f->aug, src, dst, f->h, f->w, f->aug_rng);   /* every image: the RNG's order */
         else
-            memcpy(f->x + (size_t)i * f->img, src, f->img * sizeof *f->x);
-        f->y[i] = f->tr->y[k];
+            memcpy(dst, src, f->img * sizeof *f->x);
+        if (mine)
+            f->y[i] = f->tr->y[k];
     }
     *rows = f->B;
     (void)micro;
@@ -196,14 +212,24 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     int aug = knob_augment_active(&tc->aug);
     if (aug && m->cfg.c != 1)
         return knob_fail(err, KNOB_ERR_USAGE, "augmentation needs single-channel images, these have %d", m->cfg.c);
-    int B = KNOB_MIN(tc->batch, tr->n), n_batches = tr->n / B, K = m->cfg.n_classes;
+    int Bg = KNOB_MIN(tc->batch, tr->n), n_batches = tr->n / Bg, K = m->cfg.n_classes;
+    int n_ranks = knob_dist_size(), rank = knob_dist_rank(), B = Bg / n_ranks;
+    if (Bg % n_ranks)
+        return knob_fail(err, KNOB_ERR_USAGE, "a batch of %d images does not split over %d ranks; make --batch-size a "
+                         "multiple of %d", Bg, n_ranks, n_ranks);
 
     knob_vision_net tn = {0}, en = {0};
     knob_optim o = {0};
+    knob_dist_comm *comm = NULL;
     int *perm = knob_malloc((size_t)tr->n * sizeof *perm);
-    if (!perm)
+    float *scratch = knob_malloc((size_t)m->cfg.c * m->cfg.h * m->cfg.w * sizeof *scratch);
+    if (!perm || !scratch) {
+        knob_free(perm);
+        knob_free(scratch);
         return knob_fail(err, KNOB_ERR_NOMEM, "out of memory for %d indices", tr->n);
-    if ((rc = knob_vision_net_build(&tn, m, B, 1, err)) != KNOB_OK)
+    }
+    if ((rc = knob_vision_net_build(&tn, m, B, 1, err)) != KNOB_OK ||
+        (rc = knob_dist_comm_new(&comm, m->P.n_elems, err)) != KNOB_OK)
         goto done;
     if (va->n > 0 && (rc = knob_vision_net_build(&en, m, KNOB_MIN(va->n, 256), 0, err)) != KNOB_OK)
         goto done;
@@ -215,6 +241,20 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
         rc = knob_fail(err, KNOB_ERR_USAGE, "the run already has %d epochs; ask for more with --epochs", st->epoch);
         goto done;
     }
+    if (comm) {   /* every rank must run the same job from the same point */
+        char mc[512], tcs[1024];
+        long at[2] = {st->step, st->epoch};
+        knob_vision_config_str(&m->cfg, mc, sizeof mc);
+        knob_train_config_str(tc, tcs, sizeof tcs);
+        if ((rc = knob_dist_check_same("model settings", mc, strlen(mc), err)) ||
+            (rc = knob_dist_check_same("training settings", tcs, strlen(tcs), err)) ||
+            (rc = knob_dist_check_same("data sets", tr->x, (size_t)tr->n * m->cfg.c * m->cfg.h * m->cfg.w * sizeof(float), err)) ||
+            (rc = knob_dist_check_same("epoch and step", at, sizeof at, err)) ||
+            (rc = knob_dist_check_same("parameters", m->P.data, m->P.n_elems * sizeof(float), err))) {
+            knob_err_prefix(err, "train");
+            goto done;
+        }
+    }
     knob_schedule sched = tc->sched;
     sched.total_steps = (long)tc->epochs * n_batches;
     sched.step_size = KNOB_MAX(1L, (long)lround((double)tc->step_epochs * n_batches));
@@ -222,10 +262,10 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     st->stopped_early = 0;
 
     batch_fill fill = {tr, aug ? &tc->aug : NULL, &st->aug_rng, perm, knob_node_data(tn.x), knob_node_data_i32(tn.y),
-                       B, m->cfg.h, m->cfg.w, 0, (size_t)m->cfg.c * m->cfg.h * m->cfg.w};
+                       B, m->cfg.h, m->cfg.w, 0, Bg, rank * B, scratch, (size_t)m->cfg.c * m->cfg.h * m->cfg.w};
     knob_step step = {.g = tn.g, .loss = tn.loss, .P = &m->P, .opt = &o, .accum = 1, .clip = tc->clip,
                       .fill = fill_batch, .ctx = &fill, .last_finite = NAN, .last_finite_step = -1,
-                      .skip_nonfinite = tc->skip_nonfinite};
+                      .skip_nonfinite = tc->skip_nonfinite, .dist = comm, .dropout = &st->drop_rng};
     const float *z = knob_node_data(tn.logits); // (B, K)
     const int32_t *y = fill.y;
     int first_epoch = st->epoch + 1;
@@ -250,7 +290,7 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
             if (res.skipped) {
                 st->n_skipped++;
                 batches_left--;
-                images_done += B;
+                images_done += Bg;
                 continue;
             }
             n_good++;
@@ -263,21 +303,28 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
                         best = k;
                 correct += best == y[i];
             }
-            images_done += B;
+            images_done += Bg;
             batches_left--;
-            if (cb) {
+            if (cb) {   /* under mpirun the running accuracy is this rank's rows' */
                 double el = knob_now() - t_start;
                 knob_train_progress_info p = {epoch, tc->epochs, b + 1, n_batches, 0, sum_loss / n_good,
                                               (double)correct / ((double)n_good * B), images_done / fmax(el, 1e-9),
-                                              el / (double)images_done * (double)batches_left * B, st};
+                                              el / (double)images_done * (double)batches_left * Bg, st};
                 cb(&p, ctx);
             }
         }
-        st->drop_rng = *knob_graph_rng(tn.g);
+        if (!comm)   /* under mpirun the step helper advances st->drop_rng itself */
+            st->drop_rng = *knob_graph_rng(tn.g);
+        if (comm) {   /* the epoch's right answers over every rank's rows */
+            double v = (double)correct;
+            if ((rc = knob_dist_sum_f64(&v, 1, st->step, err)) != KNOB_OK)
+                goto done;
+            correct = (long)v;
+        }
         knob_epoch_stats *e = &st->hist[st->n_hist++];
         e->epoch = epoch;
         e->train_loss = n_good ? sum_loss / n_good : NAN;
-        e->train_acc = n_good ? (double)correct / ((double)n_good * B) : NAN;
+        e->train_acc = n_good ? (double)correct / ((double)n_good * Bg) : NAN;
         e->val_loss = e->val_acc = NAN;
         e->lr = knob_schedule_lr(&sched, st->step - 1);
         if (va->n > 0) {
@@ -301,15 +348,16 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
         if (tc->patience > 0 && st->bad_epochs >= tc->patience && epoch < tc->epochs)
             st->stopped_early = 1;
         e->seconds = knob_now() - t_epoch;
-        if (improved && tc->best_path && (rc = knob_checkpoint_save(tc->best_path, m, &o, tc, st, err)) != KNOB_OK)
+        if (rank == 0 && improved && tc->best_path &&   /* rank 0 alone writes */
+            (rc = knob_checkpoint_save(tc->best_path, m, &o, tc, st, err)) != KNOB_OK)
             goto done;
-        if (tc->last_path && (rc = knob_checkpoint_save(tc->last_path, m, &o, tc, st, err)) != KNOB_OK)
+        if (rank == 0 && tc->last_path && (rc = knob_checkpoint_save(tc->last_path, m, &o, tc, st, err)) != KNOB_OK)
             goto done;
         if (cb) {
             double el = knob_now() - t_start;
             knob_train_progress_info p = {epoch, tc->epochs, n_batches, n_batches, 1, e->train_loss, e->train_acc,
                                           images_done / fmax(el, 1e-9),
-                                          el / (double)images_done * (double)batches_left * B, st};
+                                          el / (double)images_done * (double)batches_left * Bg, st};
             cb(&p, ctx);
         }
         if (st->stopped_early)
@@ -318,9 +366,11 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     rc = KNOB_OK;
 done:
     knob_optim_free(&o);
+    knob_dist_comm_free(comm);
     knob_vision_net_free(&tn);
     knob_vision_net_free(&en);
     knob_free(perm);
+    knob_free(scratch);
     return rc;
 }
 

@@ -164,6 +164,7 @@ int knob_dist_exit(int code)
     if (!g_active)
         return code;
     if (code == 0 || g_agreed) {
+        signal(SIGTERM, SIG_DFL);   /* ending anyway: mpirun's stop after rank 0's exit needs no message */
         MPI_Finalize();
         g_active = 0;
         return code;

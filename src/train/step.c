@@ -88,6 +88,9 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
     int accum = s->accum > 0 ? s->accum : 1, fault = fault_step > 0 && step == fault_step;
     int n_ranks = s->dist ? knob_dist_size() : 1;
     knob_params_zero_grad(s->P);
+    if (s->dist && s->dropout)   /* this rank's dropout stream for this step */
+        knob_rng_seed(knob_graph_rng(s->g),
+                      knob_rng_u64(s->dropout) ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(knob_dist_rank() + 1)));
     double sum = 0;
     int bad = 0;          /* a micro-batch's loss was not finite (when skipping) */
     float bad_loss = NAN; /* the first such loss */

@@ -123,7 +123,7 @@ mkidx() {
     done
 }
 mkidx "$tmp/d"
-V="train --dataset idx:$tmp/d --val 30 --model mlp --hidden 16 --epochs 3 --batch 12 --lr 0.01 --seed 3"
+V="train --dataset idx:$tmp/d --val 30 --model mlp --hidden 16 --dropout 0 --epochs 3 --batch-size 12 --lr 0.01 --seed 3"
 $T "$KNOB" --threads 1 $V --out "$tmp/v1" >"$tmp/v1.log" 2>&1 || fail "classifier, one process: $(tail -n 1 "$tmp/v1.log")"
 for n in 2 3; do
     $T $MPIRUN -np $n "$KNOB" --threads 1 $V --out "$tmp/v$n" >"$tmp/v$n.log" 2>&1 ||
@@ -134,9 +134,16 @@ for n in 2 3; do
     echo "classifier, 1 process: $a"
     echo "classifier, $n ranks:   $b"
     [ -n "$a" ] && [ "$a" = "$b" ] || fail "classifier: $n ranks' losses differ from one process's"
-    [ -s "$tmp/v$n/classifier.safetensors" ] || [ -s "$tmp/v$n/last.safetensors" ] || ls "$tmp/v$n" | grep -q safetensors ||
-        fail "classifier, $n ranks: no checkpoint written"
+    [ -s "$tmp/v$n/idx-mlp.safetensors" ] && [ -s "$tmp/v$n/idx-mlp-best.safetensors" ] ||
+        fail "classifier, $n ranks: no checkpoints written"
 done
+# with dropout the ranks draw their own masks: the same N still gives the same bits
+for k in a b; do
+    $T $MPIRUN -np 2 "$KNOB" --threads 1 $V --dropout 0.3 --out "$tmp/vd$k" >"$tmp/vd$k.log" 2>&1 ||
+        fail "classifier with dropout, 2 ranks: $(tail -n 3 "$tmp/vd$k.log")"
+done
+cmp -s "$tmp/vda/idx-mlp.safetensors" "$tmp/vdb/idx-mlp.safetensors" ||
+    fail "classifier with dropout: two runs with 2 ranks wrote different checkpoints"
 
 # ---- a killed rank, a hung rank -------------------------------------------------------------------
 # rank 1 runs under a wrapper that waits for rank 0's first checkpoint, then kills (or stops) it
