@@ -15,9 +15,11 @@
 # Skips (with a message) only where mpirun is absent or the binary was built without MPI.
 #
 # OpenMPI in a container: as root it needs its two ALLOW_RUN_AS_ROOT variables; shared-memory
-# (vader) transport between the ranks. Under ASan (make asan) OpenMPI's own allocations at start
-# and exit look like leaks to LeakSanitizer: tests/mpi_lsan.supp suppresses those (libmpi, libopen-*,
-# libpmix, hwloc and their plugins) for this test only; knob's own leaks are still reported.
+# (vader) transport between the ranks. Under ASan (make asan) OpenMPI keeps allocations until exit
+# that LeakSanitizer reports as leaks: knob_dist_exit runs the leak check before MPI_Finalize
+# unloads OpenMPI's plugins, and tests/mpi_lsan.supp suppresses what OpenMPI's libraries and
+# plugins hold (full stacks, fast_unwind_on_malloc=0, so their frames are seen through libraries
+# built without frame pointers), for this test only; knob's own leaks are still reported.
 . "$(dirname "$0")/../cli_lib.sh"
 
 command -v mpirun >/dev/null 2>&1 || { echo "skip: mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"; exit 0; }
@@ -25,7 +27,7 @@ if ! "$KNOB" train-gpt --help 2>&1 | grep -q -- --shard-optimizer; then fail "tr
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$(cd "$(dirname "$0")/.." && pwd)/mpi_lsan.supp"
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$(cd "$(dirname "$0")/.." && pwd)/mpi_lsan.supp:fast_unwind_on_malloc=0"
 MPIRUN="mpirun --oversubscribe --bind-to none"
 
 # the binary knows whether it has MPI: one process of two under a build without it refuses
