@@ -535,16 +535,18 @@ static knob_json *corpus_state(const knob_gpt_trainer *tr)
     return st;
 }
 
-/* ZeRO-1: rank 0 gathers the moments' slices into full copies (*m, *v: knob_malloc'd, NULL on the
- * others), so a checkpoint is the same whatever the ranks */
-static knob_status gather_moments(knob_gpt_trainer *tr, float **m, float **v, knob_err *err)
+/* ZeRO-1: rank 0 gathers the moments' slices into full copies, so a checkpoint is the same
+ * whatever the ranks: m into the gradient buffer (free between steps: the next one zeroes it),
+ * v into *v_buf (knob_malloc'd); the others only send */
+static knob_status gather_moments(knob_gpt_trainer *tr, float **m, float **v, float **v_buf, knob_err *err)
 {
     size_t n = tr->P.n_elems;
-    *m = *v = NULL;
-    if (tr->rank == 0 && (!(*m = knob_malloc(n * sizeof(float))) || !(*v = knob_malloc(n * sizeof(float))))) {
-        knob_free(*m);
-        *m = NULL;
-        return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory gathering the optimizer state");
+    *m = *v = *v_buf = NULL;
+    if (tr->rank == 0) {
+        if (!(*v_buf = knob_malloc(n * sizeof(float))))
+            return knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory gathering the optimizer state");
+        *m = tr->P.grad;
+        *v = *v_buf;
     }
     knob_status s = knob_dist_gather(tr->comm, tr->opt.m, *m, tr->step, err);
     if (!s)
@@ -555,14 +557,11 @@ static knob_status gather_moments(knob_gpt_trainer *tr, float **m, float **v, kn
 knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_err *err)
 {
     knob_optim opt = tr->opt;   /* with ZeRO-1: over all the parameters, the moments gathered */
-    float *full_m = NULL, *full_v = NULL;
+    float *full_v = NULL;
     if (tr->st.shard) {
-        knob_status s = gather_moments(tr, &full_m, &full_v, err);
+        knob_status s = gather_moments(tr, &opt.m, &opt.v, &full_v, err);
         opt.p = &tr->P;
-        opt.m = full_m;
-        opt.v = full_v;
         if (s || tr->rank != 0) {
-            knob_free(full_m);
             knob_free(full_v);
             return s;
         }
@@ -590,7 +589,6 @@ knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const 
     knob_free(config);
     knob_json_free(train);
     knob_json_free(state);
-    knob_free(full_m);
     knob_free(full_v);
     return s;
 }
