@@ -178,6 +178,7 @@ int knob_dist_exit(int code)
         g_active = 0;
         return code;
     }
+    signal(SIGTERM, SIG_DFL);          /* this rank has said what went wrong */
     MPI_Abort(MPI_COMM_WORLD, code);   /* the others may be waiting for this rank: stop them */
 #endif
     return code;
