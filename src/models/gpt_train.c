@@ -381,12 +381,16 @@ knob_status knob_gpt_trainer_eval(knob_gpt_trainer *tr, int n_batches, float *lo
 }
 
 /* Every rank must run the same job: the same settings, corpus, tokenizer and starting point. */
-static knob_status check_ranks(knob_gpt_trainer *tr, const char *tok_desc, knob_err *err)
+static knob_status check_ranks(knob_gpt_trainer *tr, const knob_gpt_run *run, knob_err *err)
 {
     if (!tr->comm)
         return KNOB_OK;
+    const char *tok_desc = run->tok_desc;
     char *model = knob_gpt_config_json(&tr->c.model), *train = knob_gpt_train_config_json(&tr->c);
     long at[3] = {tr->step, tr->opt.step, tr->st.shard};
+    /* what decides when the ranks meet: evaluations, checkpoints, the end of the run */
+    double when[8] = {run->eval_every, run->eval_batches, run->ckpt_every, (double)run->stop_after,
+                      (double)run->max_steps, run->time_limit, run->ckpt_path != NULL, tr->c.skip_nonfinite};
     knob_status s = !model || !train ? knob_fail(err, KNOB_ERR_NOMEM, "train-gpt: out of memory") : KNOB_OK;
     if (!s)
         s = knob_dist_check_same("model settings", model, strlen(model), err);
@@ -398,6 +402,9 @@ static knob_status check_ranks(knob_gpt_trainer *tr, const char *tok_desc, knob_
         s = knob_dist_check_same("tokenizer", tok_desc ? tok_desc : "", tok_desc ? strlen(tok_desc) : 0, err);
     if (!s)
         s = knob_dist_check_same("step, optimizer step and --shard-optimizer", at, sizeof at, err);
+    if (!s)
+        s = knob_dist_check_same("run settings (--eval-every, --eval-batches, --ckpt-every, --stop-after, "
+                                 "--time-limit, --skip-nonfinite)", when, sizeof when, err);
     if (!s)
         s = knob_dist_check_same("parameters", tr->P.data, tr->P.n_elems * sizeof(float), err);
     knob_free(model);
@@ -441,7 +448,7 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
     long tokens_per_step = (long)c->batch * c->seq_len * c->accum;
     double start = knob_now(), eval_s = 0;
     int sized = 0;
-    knob_status s = check_ranks(tr, run->tok_desc, err);
+    knob_status s = check_ranks(tr, run, err);
     if (s)
         return s;
     while (step < c->steps) {

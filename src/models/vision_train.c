@@ -243,13 +243,13 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     }
     if (comm) {   /* every rank must run the same job from the same point */
         char mc[512], tcs[1024];
-        long at[2] = {st->step, st->epoch};
+        long at[5] = {st->step, st->epoch, tc->stop_after, tc->skip_nonfinite, tc->last_path != NULL};
         knob_vision_config_str(&m->cfg, mc, sizeof mc);
         knob_train_config_str(tc, tcs, sizeof tcs);
         if ((rc = knob_dist_check_same("model settings", mc, strlen(mc), err)) ||
             (rc = knob_dist_check_same("training settings", tcs, strlen(tcs), err)) ||
             (rc = knob_dist_check_same("data sets", tr->x, (size_t)tr->n * m->cfg.c * m->cfg.h * m->cfg.w * sizeof(float), err)) ||
-            (rc = knob_dist_check_same("epoch and step", at, sizeof at, err)) ||
+            (rc = knob_dist_check_same("epoch, step, --stop-after and --skip-nonfinite", at, sizeof at, err)) ||
             (rc = knob_dist_check_same("parameters", m->P.data, m->P.n_elems * sizeof(float), err))) {
             knob_err_prefix(err, "train");
             goto done;

@@ -198,6 +198,7 @@ mismatch() {   # mismatch WHAT EXPECTED ARGS-OF-RANK-1...
 mismatch "model flags" "rank 1 and rank 0 differ in their model settings" \
     "$tmp/corpus.txt" $(echo "$G" | sed 's/--embd 32/--embd 16/') --steps 5
 mismatch "training flags" "rank 1 and rank 0 differ in their training settings" "$tmp/corpus.txt" $G --steps 5 --lr 1e-3
+mismatch "run flags" "rank 1 and rank 0 differ in their run settings" "$tmp/corpus.txt" $G --steps 5 --stop-after 2
 mismatch "corpus" "rank 1 and rank 0 differ in their corpus" "$tmp/other.txt" $G --steps 5
 mismatch "tokenizer" "rank 1 and rank 0 differ in their \(model settings\|tokenizer\)" "$tmp/corpus.txt" $G --steps 5 --tokenizer byte
 
