@@ -85,3 +85,43 @@ TEST(dist_slice_adamw_moves_the_slice_only)
     knob_params_slice_free(&view);
     knob_params_free(&P);
 }
+
+/* Under mpirun (tests/cli/test_mpi.sh runs this test with 3 ranks) the sum must be the one in rank
+ * order: rank 0 gives 2^24 s, the others s (s a power of two per element), and in float
+ * (2^24 + 1) + 1 rounds to 2^24 while (1 + 1) + 2^24 is 2^24 + 2: another order shows. Alone it
+ * checks the same formula with one term. Ends MPI itself (the test binary has no main of ours). */
+TEST(dist_rank_order)
+{
+    knob_err err = {0};
+    CHECK_OK(knob_dist_init(&err));
+    int N = knob_dist_size(), r = knob_dist_rank();
+    enum { n = 37 };   /* slices of 12, 12, 13 with 3 ranks */
+    float x[n], want[n];
+    for (int i = 0; i < n; i++) {
+        float s = (float)(1 << (i % 4));
+        x[i] = r == 0 ? 16777216.0f * s : s;
+        float a = 16777216.0f * s;   /* the rank-order sum, written out */
+        for (int q = 1; q < N; q++)
+            a += s;
+        want[i] = a;
+    }
+    knob_dist_comm *c = NULL;
+    CHECK_OK(knob_dist_comm_new(&c, n, &err));
+    CHECK((c != NULL) == (N > 1));
+    CHECK_OK(knob_dist_allreduce(c, x, 1, &err));
+    for (int i = 0; i < n; i++)
+        if (x[i] != want[i]) {
+            test_fail_at(__FILE__, __LINE__, "rank %d of %d: element %d is %.9g, want %.9g", r, N, i, (double)x[i],
+                         (double)want[i]);
+            break;
+        }
+    double v[2] = {r == 0 ? 1e17 : 1.0, (double)r};
+    CHECK_OK(knob_dist_sum_f64(v, 2, 1, &err));
+    double w0 = 1e17;
+    for (int q = 1; q < N; q++)
+        w0 += 1.0;
+    CHECK(v[0] == w0 && v[1] == (double)N * (N - 1) / 2);
+    knob_dist_comm_free(c);
+    if (N > 1)
+        knob_dist_exit(0);
+}

@@ -58,6 +58,15 @@ compare() {
     awk -v r="$r" 'BEGIN { exit !(r <= 1e-5) }' || fail "$3: losses differ by $r (relative) > 1e-5"
 }
 
+# ---- the sum is in rank order (tests/test_dist.c, under 3 ranks) ------------------------------------
+UNIT="$(dirname "$KNOB")/test_knob"
+if [ -x "$UNIT" ]; then
+    $T $MPIRUN -np 3 "$UNIT" dist_rank_order >"$tmp/unit.log" 2>&1 || fail "rank order: $(grep -v '^ok' "$tmp/unit.log" | head -n 3)"
+    [ "$(grep -c '^ok   dist_rank_order' "$tmp/unit.log")" -eq 3 ] || fail "rank order: not passed on all 3 ranks"
+else
+    fail "no $UNIT next to $KNOB"
+fi
+
 # ---- one process vs 2 and 3 ranks, 200 steps; ZeRO-1 --------------------------------------------
 $T "$KNOB" --threads 1 train-gpt "$tmp/corpus.txt" $G --steps 200 --out "$tmp/n1" --loss-log "$tmp/n1.loss" \
     >"$tmp/n1.log" 2>&1 || fail "one process: $(tail -n 1 "$tmp/n1.log")"
