@@ -203,9 +203,12 @@ static knob_status wait_all(MPI_Request *req, const int *peer, int n, long step,
     for (int polls = 0;; polls++) {
         int flag = 0;
         int rc = MPI_Testall(n, req, &flag, MPI_STATUSES_IGNORE);
+        char when[32];   /* for messages: "step 12", or "start" before the first step */
+        int late = MPI_Wtime() - t0 > g_timeout;
+        if (rc != MPI_SUCCESS || late)
+            snprintf(when, sizeof when, step >= 0 ? "step %ld" : "start", step);
         if (rc != MPI_SUCCESS)
-            return knob_fail(err, KNOB_ERR_IO, "step %ld: rank %d: MPI error %d talking to the other ranks", step,
-                             g_rank, rc);
+            return knob_fail(err, KNOB_ERR_IO, "%s: rank %d: MPI error %d talking to the other ranks", when, g_rank, rc);
         if (flag)
             return KNOB_OK;
         for (int i = 0; i < n; i++) {   /* the first peer not heard from, for a SIGTERM or a timeout */
@@ -217,9 +220,9 @@ static knob_status wait_all(MPI_Request *req, const int *peer, int n, long step,
                 break;
             }
         }
-        if (MPI_Wtime() - t0 > g_timeout)
-            return knob_fail(err, KNOB_ERR_IO, "step %ld: rank %d had no answer from rank %d in %g s (it hangs or "
-                             "died); stopping the job (KNOB_DIST_TIMEOUT sets the limit)", step, g_rank,
+        if (late)
+            return knob_fail(err, KNOB_ERR_IO, "%s: rank %d had no answer from rank %d in %g s (it hangs or "
+                             "died); stopping the job (KNOB_DIST_TIMEOUT sets the limit)", when, g_rank,
                              (int)g_waiting, g_timeout);
         nap(polls);
     }
