@@ -61,6 +61,8 @@ knob_status cmd_serve(int argc, char **argv, knob_err *err)
     /* SIGINT and SIGTERM are taken by sigwait below, in this thread only: block them before any
      * thread starts (OpenMP's too), so they inherit the mask */
     sigset_t set;
+    signal(SIGINT, SIG_DFL);    /* a shell starts background jobs with SIGINT ignored; sigwait */
+    signal(SIGTERM, SIG_DFL);   /* never sees an ignored signal */
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);

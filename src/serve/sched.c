@@ -9,12 +9,14 @@
  * RNG, the token's piece appended to the text; stop strings are cut as knob_lm_generate cuts its
  * one stop string (several here), and text that could still begin a stop string or ends inside
  * a UTF-8 character is held back until it cannot. A full context ends the request ("length").
+ * A test hook, KNOB_SERVE_STEP_DELAY_MS, sleeps after every step (a slow model for the tests).
  *
  * Not here: HTTP (http.c), the JSON of requests and responses (openai.c). */
 #include "knob_internal.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,6 +43,7 @@ struct knob_serve_sched {
     knob_serve_req **queue;  /* a ring of cap */
     int q_head, q_len, q_cap;
     knob_serve_stats st;
+    long delay_us;           /* test hook: KNOB_SERVE_STEP_DELAY_MS sleeps after every step */
     /* the loop's scratch (V) */
     float *probs;
     int *idx;
@@ -313,6 +316,12 @@ static void *loop(void *arg)
                         fail_req(S->slots[i].r, 500, err.msg);
         }
         S->st.busy_seconds += knob_now() - t0;
+        if (S->delay_us > 0) {   /* the tests' slow model: requests that last long enough to queue or cut */
+            pthread_mutex_unlock(&S->mu);
+            struct timespec ts = {S->delay_us / 1000000, (S->delay_us % 1000000) * 1000};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&S->mu);
+        }
     }
     pthread_mutex_unlock(&S->mu);
     return NULL;
@@ -337,6 +346,10 @@ knob_status knob_serve_sched_new(knob_serve_sched **out, knob_lm *lm, int parall
     S->q_room = queue;
     S->q_cap = queue + parallel;   /* the ring also holds those about to take a free slot */
     S->st.slots = parallel;
+    const char *delay = getenv("KNOB_SERVE_STEP_DELAY_MS");
+    S->delay_us = delay ? (long)(strtod(delay, NULL) * 1000) : 0;
+    if (S->delay_us < 0 || S->delay_us > 10000000)
+        S->delay_us = 0;
     S->slots = knob_calloc((size_t)parallel, sizeof *S->slots);
     S->queue = knob_calloc((size_t)S->q_cap, sizeof *S->queue);
     S->probs = knob_malloc((size_t)V * sizeof *S->probs);
