@@ -8,7 +8,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpoi
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fno-math-errno $(WARN) $(if $(WERROR),-Werror) \
               -Iinclude -Isrc $(CFLAGS) $(SAN)
-LDLIBS  := -lcjson -lpcre2-8 -lpng -lz -lm
+LDLIBS  := -lmicrohttpd -lcjson -lpcre2-8 -lpng -lz -lm -lpthread
 LDFLAGS ?=
 ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
 
@@ -25,7 +25,7 @@ BUILD   ?= build
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 CLI_SRC := $(sort $(wildcard cli/*.c))
 TEST_SRC:= $(sort $(wildcard tests/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/serve_page.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ:= $(TEST_SRC:%.c=$(BUILD)/%.o)
 EXAMPLES:= $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
@@ -42,6 +42,14 @@ $(BUILD)/%.o: %.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/src/train/dist.o: ALL_CFLAGS += $(MPI_CFLAGS)
+# knob serve's page (src/serve/page.html) as a C array in the library
+$(BUILD)/gen/serve_page.c: src/serve/page.html
+	@mkdir -p $(dir $@)
+	@{ echo '#include <stddef.h>'; echo 'const unsigned char knob_serve_page[] = {'; \
+	   od -An -v -tu1 $< | sed 's/^ *//; s/  */,/g; s/$$/,/'; \
+	   echo '0};'; echo 'const size_t knob_serve_page_len = sizeof knob_serve_page - 1;'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/gen/serve_page.o: $(BUILD)/gen/serve_page.c
+	$(CC) $(ALL_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
 
 $(BUILD)/libknob.a: $(LIB_OBJ)
 	@rm -f $@

@@ -41,6 +41,7 @@ static const struct command {
     { "ngram",   cmd_ngram,   "count letter or word n-grams in a corpus and sample text at n = 1..N" },
     { "convert", cmd_convert, "convert a GPT between knob, Hugging Face (safetensors) and llm.c (.bin) files" },
     { "embed",   cmd_embed,   "nearest tokens to words by embedding cosine, and a 2-D PCA plot of them" },
+    { "serve",   cmd_serve,   "an OpenAI-compatible HTTP server and a chat page showing each token's candidates" },
     { "attention", cmd_attention, "per-layer, per-head attention heat maps of a GPT reading a text" },
     { "help",    cmd_help,    "show this list, or a command's flags: knob help COMMAND" },
 };

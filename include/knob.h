@@ -80,6 +80,7 @@
  *   A14 Language model knob_lm: sequences, batched decode,
  *       scoring, generation, chat ............................. src/models/lm.c
  *   A15 Looking at embeddings: cosine neighbours, PCA ......... src/models/embed.c
+ *   A16 Serving: an OpenAI-compatible HTTP server, batched ..... src/serve/http.c, openai.c, sched.c
  */
 
 #ifndef KNOB_H
@@ -1453,6 +1454,39 @@ const int32_t *knob_lm_chat_history(const knob_lm_chat *c, size_t *n);
 int         knob_cosine_top(const float *E, int n, int C, const float *v, const int *skip, int n_skip, int k,
                             int *ids, float *sims);
 knob_status knob_pca2(const float *X, int n, int C, float *out, float *var_frac, knob_err *err);
+
+/* ------------------------------------------------------------------------------------------------
+ * A16 Serving (src/serve/): an HTTP server speaking OpenAI's wire format (/v1/completions,
+ * /v1/chat/completions, streamed as server-sent events, /v1/models) and llama.cpp's extensions
+ * (/health, /tokenize, /detokenize, /metrics), plus a chat page at /. Up to `parallel` requests
+ * are generated together, each in a sequence of its own over the lm's one copy of the weights,
+ * their decode steps batched into one knob_lm_decode pass (a request joins or leaves between
+ * steps); more wait in a queue of `queue`, and beyond that get 503. docs/SERVE.md has the details.
+ *
+ *     knob_server *s;
+ *     knob_server_start(&s, lm, &(knob_serve_config){.port = 8080, .parallel = 4}, &err);
+ *     ... wait for a signal ...
+ *     knob_server_stop(s);   // in-flight requests end with a response or a closed stream */
+typedef struct knob_serve_config {
+    const char *host;       /* NULL: "127.0.0.1"; an IPv4 or IPv6 address */
+    int port;               /* 0: any free port (knob_server_port says which) */
+    int parallel;           /* 0: 4; sequences generated together, 1..64 */
+    int queue;              /* 0: 64; requests that may wait for a sequence */
+    int ctx;                /* 0: the model's block size; prompt + completion tokens a request may use */
+    size_t max_body;        /* 0: 1 MB; longer request bodies get 413 */
+    const char *api_key;    /* NULL or "": none; else "Authorization: Bearer KEY" on all but / and /health */
+    const char *model_id;   /* NULL: "knob"; the name in /v1/models and the "model" field */
+    FILE *log;              /* NULL: quiet; else one line per request */
+} knob_serve_config;
+typedef struct knob_server knob_server;
+/* Starts the server's threads over lm (borrowed: it must outlive the server, and nothing else
+ * may use it meanwhile). Errors: a bad config, the address cannot be bound. */
+knob_status knob_server_start(knob_server **s, knob_lm *lm, const knob_serve_config *c, knob_err *err);
+int         knob_server_port(const knob_server *s);
+const char *knob_server_host(const knob_server *s);
+/* Stops accepting, answers waiting requests with 503, ends running ones where they are
+ * (finish_reason "length"), joins the threads and frees s. NULL is a no-op. */
+void        knob_server_stop(knob_server *s);
 
 #ifdef __cplusplus
 }

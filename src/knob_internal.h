@@ -474,4 +474,102 @@ knob_status knob_dist_check_same(const char *what, const void *bytes, size_t len
 knob_status knob_params_slice(knob_params *view, const knob_params *P, size_t lo, size_t hi, knob_err *err);
 void        knob_params_slice_free(knob_params *view);
 
+/* ------------------------------------------------------------------------------------------------
+ * Serving (src/serve/): what http.c, openai.c and sched.c share. http.c calls the other two;
+ * of openai.c (the wire format: parsing requests, writing responses), sched.c (slots, queue, the
+ * batched decode loop) calls only knob_serve_req_free. */
+#define KNOB_SERVE_MAX_STOP 5    /* 4 from the request, and the chat template's own */
+#define KNOB_SERVE_MAX_TOP  20   /* top_logprobs */
+typedef struct knob_serve_tok {  /* one sampled token, for logprobs */
+    int32_t id;
+    float logprob;               /* log softmax of the raw logits (temperature 1, nothing cut) */
+    size_t offset;               /* where its text starts in the completion */
+    int n_top;
+    int32_t top_id[KNOB_SERVE_MAX_TOP];
+    float top_lp[KNOB_SERVE_MAX_TOP];
+} knob_serve_tok;
+typedef struct knob_serve_req {
+    /* the request, as openai.c parsed it (read-only once submitted) */
+    int chat, stream, echo, include_usage;
+    int32_t *prompt;             /* (n_prompt) ids fed before generating */
+    size_t n_prompt;
+    char *prompt_text;           /* the completion prompt's text, for echo */
+    int max_tokens;              /* already cut to the context */
+    knob_sampler sampler;
+    uint64_t seed;
+    char *stop[KNOB_SERVE_MAX_STOP];
+    int n_stop;
+    int logprobs;                /* chat: logprobs true; completions: logprobs N > 0 (then top = N) */
+    int n_top;                   /* top alternatives per token, 0..20 */
+    long created;
+    /* what the scheduler writes, under its lock; the reader keeps its own cursors */
+    char *text;                  /* the completion so far, NUL-terminated */
+    size_t text_len, text_cap;
+    size_t final_len;            /* text[0, final_len) will not change */
+    knob_serve_tok *toks;
+    int n_toks, cap_toks;
+    int final_toks;              /* toks[0, final_toks) will not change */
+    int n_completion;            /* tokens sampled (eot not counted) */
+    int done;                    /* finished (or failed) */
+    const char *finish;          /* "stop", "length" */
+    int err_status;              /* non-zero: failed with this HTTP status and err_msg */
+    char err_msg[512];
+    int cancelled;               /* the client went away */
+    int refs;                    /* the HTTP side and the scheduler; the last one frees */
+    double t_submit, t_first;    /* knob_now() at submission and at the first token */
+} knob_serve_req;
+void knob_serve_req_free(knob_serve_req *r);
+
+/* openai.c: the wire format. Each returns an HTTP status (200 on success) and, on failure, the
+ * message in err (the caller writes it with knob_serve_error_json). */
+typedef struct knob_serve_opts {
+    const knob_lm *lm;
+    const char *model_id;
+    int ctx;                     /* tokens a request may use */
+} knob_serve_opts;
+int   knob_serve_parse(const knob_serve_opts *o, int chat, const char *body, size_t n, knob_serve_req **out,
+                       knob_err *err);
+int   knob_serve_tokenize(const knob_serve_opts *o, const char *body, size_t n, char **json, knob_err *err);
+int   knob_serve_detokenize(const knob_serve_opts *o, const char *body, size_t n, char **json, knob_err *err);
+char *knob_serve_models_json(const knob_serve_opts *o);   /* /v1/models */
+char *knob_serve_model_json(const knob_serve_opts *o);    /* /v1/models/ID */
+/* The whole response of a finished request (r->done, no error). */
+char *knob_serve_response_json(const knob_serve_opts *o, const knob_serve_req *r, const char *id);
+/* Server-sent events: the chunks for text[from_text, r->final_len) and toks[from_tok,
+ * r->final_toks) ("" when nothing is new), and, once r->done, the final chunk, the usage chunk
+ * when asked for and "data: [DONE]". knob_malloc'd; NULL: no memory. */
+char *knob_serve_chunks(const knob_serve_opts *o, const knob_serve_req *r, const char *id, size_t from_text,
+                        int from_tok, int first);
+/* {"error": {"message", "type", "param", "code"}} for an HTTP status */
+char *knob_serve_error_json(int status, const char *msg);
+/* s[0, n) with every byte that is not part of a valid UTF-8 character replaced by U+FFFD;
+ * knob_malloc'd, NUL-terminated. */
+char *knob_serve_utf8_clean(const char *s, size_t n);
+
+/* sched.c: the slots and the decode loop (one thread owns the lm). */
+typedef struct knob_serve_sched knob_serve_sched;
+typedef struct knob_serve_stats {
+    uint64_t requests, rejected, prompt_tokens, completion_tokens, decode_steps, decode_rows;
+    double busy_seconds;         /* time spent in prefill, sampling and decode */
+    int queued, active, slots;
+} knob_serve_stats;
+knob_status knob_serve_sched_new(knob_serve_sched **s, knob_lm *lm, int parallel, int queue, knob_err *err);
+/* Answers the waiting with 503, ends the running (finish "length"), joins the thread, frees. */
+void knob_serve_sched_stop(knob_serve_sched *s);
+void knob_serve_sched_free(knob_serve_sched *s);
+/* Queues r (r->refs becomes 2). Returns 200, or 503 (queue full, or stopping) with r untouched. */
+int  knob_serve_sched_submit(knob_serve_sched *s, knob_serve_req *r, knob_err *err);
+/* The HTTP side is done with r: cancels it if still running; frees it when the scheduler is too. */
+void knob_serve_sched_release(knob_serve_sched *s, knob_serve_req *r);
+/* The reader's side: read r's output fields between lock and unlock; wait (lock held) sleeps
+ * until the scheduler has written something, or seconds pass. */
+void knob_serve_sched_lock(knob_serve_sched *s);
+void knob_serve_sched_unlock(knob_serve_sched *s);
+void knob_serve_sched_wait(knob_serve_sched *s, double seconds);
+void knob_serve_sched_stats(knob_serve_sched *s, knob_serve_stats *st);
+
+/* The chat page (src/serve/page.html), embedded by the Makefile */
+extern const unsigned char knob_serve_page[];
+extern const size_t knob_serve_page_len;
+
 #endif /* KNOB_INTERNAL_H */

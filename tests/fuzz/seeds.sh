@@ -6,7 +6,7 @@ set -eu
 KNOB=$1; OUT=$2
 cd "$(dirname "$0")/../.."
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
-for t in args bpe_files csv digits gpt2_decode gpt2_encode gpt_file gpt_hf idx image llmc_tokenizer safetensors tokens; do
+for t in args bpe_files csv digits gpt2_decode gpt2_encode gpt_file gpt_hf idx image llmc_tokenizer safetensors serve_request tokens; do
     mkdir -p "$OUT/$t"
 done
 
@@ -62,3 +62,10 @@ printf -- '--optim=adam\000--seed\00018446744073709551615\000--name\000\000--in'
 printf 'Hello world! It'"'"'s 2026. \346\227\245\346\234\254 \360\237\230\200\n\tcode(x) = 42;' >"$OUT/gpt2_encode/mixed"
 printf '\377\376 bad \300\200 bytes<|endoftext|>' >"$OUT/gpt2_encode/invalid"
 printf '\017\074\000\000\343\003\000\000\000\304\000\000\377\377\377\377' >"$OUT/gpt2_decode/ids"
+
+# knob serve's request bodies (fuzz_serve_request): a completion, a chat with logprobs, token ids
+printf '{"prompt":"hello","max_tokens":4,"temperature":0,"stop":["\\n","lo"],"echo":true,"logprobs":2,"seed":3}' \
+    >"$OUT/serve_request/completion.json"
+printf '{"model":"m","messages":[{"role":"system","content":"be nice"},{"role":"user","content":[{"type":"text","text":"hi"}]}],"stream":true,"logprobs":true,"top_logprobs":5,"stream_options":{"include_usage":true}}' \
+    >"$OUT/serve_request/chat.json"
+printf '{"prompt":[1,2,255],"tokens":[104,105],"content":"h\\u00e9"}' >"$OUT/serve_request/ids.json"
