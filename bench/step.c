@@ -1,6 +1,6 @@
 /* bench/step.c: time of one whole training step of three small models, in milliseconds.
  *
- *   bench_step [--threads N] [--min-time SECONDS] [MODEL]...      MODEL: mlp, cnn, gpt
+ *   bench_step [--threads N] [--min-time SECONDS] [MODEL]...      MODEL: mlp, cnn, gpt, gptchar
  *
  * One step = knob_params_zero_grad + knob_graph_forward + knob_graph_backward + knob_optim_step
  * (AdamW, lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on matrices), on one fixed batch
@@ -12,6 +12,8 @@
  *        blocks (ln, linear C->3C, attention with 4 heads, linear C->C, residual; ln, linear C->4C,
  *        gelu, linear 4C->C, residual), final ln, output linear tied to the token embedding,
  *        cross-entropy
+ *   gptchar the same stack at the issue's character-GPT size: V 113, C 128, T 128, B 32, 4 heads,
+ *        4 blocks (not run by default)
  * Linear weights are stored (out, in) and applied with knob_matmul(x, w, 0, 1) plus a broadcast
  * bias. Initial weights are seeded; bench/step_torch.py builds the same models in PyTorch (with its
  * own random weights) from the same description.
@@ -172,15 +174,15 @@ static void build_cnn(model *m, knob_rng *r)
     fill_labels(knob_node_data_i32(y), B, K, r);
 }
 
-/* GPT-2-style stack: 2 pre-LayerNorm blocks, tied output layer */
-static void build_gpt(model *m, knob_rng *r)
+/* GPT-2-style stack of L pre-LayerNorm blocks, tied output layer */
+enum { L_MAX = 12 };
+static void build_gpt(model *m, knob_rng *r, int V, int C, int T, int B, int NH, int L)
 {
-    enum { V = 256, C = 128, T = 64, B = 8, NH = 4, L = 2 };
     knob_tensor *wte = add_param(m, "wte", 2, (int[]){V, C});
     knob_tensor *wpe = add_param(m, "wpe", 2, (int[]){T, C});
     struct {
         knob_tensor *ln1w, *ln1b, *wqkv, *bqkv, *wproj, *bproj, *ln2w, *ln2b, *wfc, *bfc, *wfc2, *bfc2;
-    } blk[L];
+    } blk[L_MAX];
     for (int l = 0; l < L; l++) {
         blk[l].ln1w = add_block_param(m, l, "ln_1.weight", 1, (int[]){C});
         blk[l].ln1b = add_block_param(m, l, "ln_1.bias", 1, (int[]){C});
@@ -263,8 +265,10 @@ static void run(const char *name, double min_time)
         build_mlp(&m, &r);
     else if (!strcmp(name, "cnn"))
         build_cnn(&m, &r);
+    else if (!strcmp(name, "gptchar"))  /* the character GPT: V113 L4 H4 C128, T128, B32 */
+        build_gpt(&m, &r, 113, 128, 128, 32, 4, 4);
     else
-        build_gpt(&m, &r);
+        build_gpt(&m, &r, 256, 128, 64, 8, 4, 2);
     knob_err err;
     knob_optim_config cfg = {.kind = KNOB_OPTIM_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f,
                              .eps = 1e-8f, .weight_decay = 0.01f};
@@ -310,7 +314,7 @@ static void run(const char *name, double min_time)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: bench_step [--threads N] [--min-time SECONDS] [mlp|cnn|gpt]...\n");
+    fprintf(stderr, "usage: bench_step [--threads N] [--min-time SECONDS] [mlp|cnn|gpt|gptchar]...\n");
     return 2;
 }
 
@@ -329,7 +333,8 @@ int main(int argc, char **argv)
             min_time = atof(argv[++i]);
             if (!(min_time > 0))
                 return usage();
-        } else if ((!strcmp(argv[i], "mlp") || !strcmp(argv[i], "cnn") || !strcmp(argv[i], "gpt")) &&
+        } else if ((!strcmp(argv[i], "mlp") || !strcmp(argv[i], "cnn") || !strcmp(argv[i], "gpt") ||
+                    !strcmp(argv[i], "gptchar")) &&
                    n_models < 16) {
             models[n_models++] = argv[i];
         } else {

@@ -26,6 +26,19 @@
  * costs a few microseconds, more than a small loop takes. Tiny models (knob fit) live here. */
 #define KNOB_PAR_MIN 32768
 
+/* ------------------------------------------------------------------------------------------------
+ * knob's thread pool (src/core/threads.c). knob_parallel_for(n, chunk, fn, ctx) calls fn(ctx, lo, hi)
+ * for [0, n) cut into chunks [lo, hi) of `chunk` items (the last one shorter), each once, spread
+ * over knob_threads_get() threads that take the next chunk as they come free; it returns when all
+ * have run. The chunks depend on n and chunk only, so a fn that writes only its own chunk's
+ * outputs gives the same bits for any thread count. Called from inside a chunk (or while another
+ * thread's loop runs), it runs every chunk on the calling thread. knob_parallel_chunk(n, min, k):
+ * a chunk size that cuts n into at most k chunks of at least min items (pick k from the work, not
+ * from the thread count, to keep results independent of it). */
+typedef void knob_range_fn(void *ctx, long lo, long hi);
+void knob_parallel_for(long n, long chunk, knob_range_fn *fn, void *ctx);
+long knob_parallel_chunk(long n, long min_chunk, long max_chunks);
+
 #define KNOB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define KNOB_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -4,8 +4,9 @@
  * knob_gemm_naive is the reference: a triple loop with a double accumulator, too slow for
  * training, simple enough to trust. knob_gemm is the fast one, built the GotoBLAS / BLIS way:
  *
- *   1. C is cut into one rectangle per thread (along M, N or both; never along K), so every
- *      element of C is written by exactly one thread.
+ *   1. C is cut into blocks (along M and N; never along K), several per thread, which the threads
+ *      of knob's pool take as they come free (src/core/threads.c); every element of C is
+ *      written by exactly one thread.
  *   2. Inside a rectangle: NC-wide column panels, then slices of K at most KC deep, then MC-tall
  *      row blocks. The B slice (KC x NC) and the A block (MC x KC) are copied ("packed") into
  *      contiguous, zero-padded micro-panels, so the inner loop reads both with unit stride whatever
@@ -34,10 +35,6 @@
 #include "knob_internal.h"
 
 #include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define GEMM_X86 1
@@ -433,14 +430,6 @@ static void gemm_small(const gemm_call *g)
         }
 }
 
-/* The r-th of g equal parts of n_units micro-tiles of size unit, clipped to len: [*lo, *hi). */
-static void split_range(int len, int unit, int r, int g, int *lo, int *hi)
-{
-    long n_units = (len + unit - 1) / unit;
-    *lo = (int)(n_units * r / g) * unit;
-    *hi = r == g - 1 ? len : (int)(n_units * (r + 1) / g) * unit;
-}
-
 /* ------------------------------------------------------------------------------------------------
  * Matrix-vector products (M == 1 or N == 1, e.g. one token at a time through a GPT)
  *
@@ -449,13 +438,21 @@ static void split_range(int len, int unit, int r, int g, int *lo, int *hi)
  * a dot product per row of the matrix, or a sum of its rows scaled by x ("axpy"). Each element of y
  * is summed by one thread in a fixed order, as in the packed path. */
 
-/* y (L) = alpha * Mat (L, K) @ x (K) + beta * y */
-static void gemv_dot(int L, int K, const float *Mat, const float *x, float *y, float alpha,
-                     float beta, int n_threads)
+typedef struct {
+    int L, K;
+    const float *Mat, *x;
+    float *y;
+    float alpha, beta;
+} gemv_call;
+
+/* y (L) = alpha * Mat (L, K) @ x (K) + beta * y, rows [lo, hi) */
+static void gemv_dot_rows(void *ctx, long lo, long hi)
 {
-    #pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
-    for (int l = 0; l < L; l++) {
-        const float *row = Mat + (size_t)l * K;
+    const gemv_call *c = ctx;
+    const int K = c->K;
+    const float *x = c->x;
+    for (long l = lo; l < hi; l++) {
+        const float *row = c->Mat + (size_t)l * K;
         v4f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
         int p = 0;
         for (; p + 16 <= K; p += 16) {
@@ -477,66 +474,108 @@ static void gemv_dot(int L, int K, const float *Mat, const float *x, float *y, f
         float s = (s0[0] + s0[1]) + (s0[2] + s0[3]);
         for (; p < K; p++)
             s += row[p] * x[p];
-        y[l] = beta != 0.0f ? alpha * s + beta * y[l] : alpha * s;
+        c->y[l] = c->beta != 0.0f ? c->alpha * s + c->beta * c->y[l] : c->alpha * s;
     }
+}
+
+static void gemv_dot(int L, int K, const float *Mat, const float *x, float *y, float alpha,
+                     float beta, int n_threads)
+{
+    gemv_call c = {L, K, Mat, x, y, alpha, beta};
+    /* chunks of at least 16K multiply-adds */
+    long chunk = n_threads > 1 ? knob_parallel_chunk(L, 16384 / KNOB_MAX(K, 1) + 1, 8L * n_threads) : L;
+    knob_parallel_for(L, chunk, gemv_dot_rows, &c);
 }
 
 /* y (L) = alpha * x (K) @ Mat (K, L) + beta * y. Each thread takes a contiguous range of y and
  * sweeps it GEMV_COLS columns at a time, so the partial sums stay in L1. */
 enum { GEMV_COLS = 256 };
 
+/* columns [lo, hi) of y, a multiple of GEMV_COLS apart */
+static void gemv_axpy_cols(void *ctx, long lo, long hi)
+{
+    const gemv_call *c = ctx;
+    const int L = c->L, K = c->K;
+    for (long l0 = lo; l0 < hi; l0 += GEMV_COLS) {
+        int n = (int)KNOB_MIN((long)GEMV_COLS, hi - l0);
+        _Alignas(32) float acc[GEMV_COLS];
+        memset(acc, 0, sizeof acc);
+        for (int p = 0; p < K; p++) {
+            const float *row = c->Mat + (size_t)p * L + l0;
+            float xp = c->x[p];
+            int j = 0;
+            for (; j + 4 <= n; j += 4) {
+                v4f r, a;
+                memcpy(&r, row + j, sizeof r);
+                memcpy(&a, acc + j, sizeof a);
+                a += xp * r;
+                memcpy(acc + j, &a, sizeof a);
+            }
+            for (; j < n; j++)
+                acc[j] += xp * row[j];
+        }
+        float *y = c->y + l0;
+        for (int j = 0; j < n; j++)
+            y[j] = c->beta != 0.0f ? c->alpha * acc[j] + c->beta * y[j] : c->alpha * acc[j];
+    }
+}
+
 static void gemv_axpy(int L, int K, const float *Mat, const float *x, float *y, float alpha,
                       float beta, int n_threads)
 {
-    n_threads = KNOB_MAX(1, KNOB_MIN(n_threads, L / 8));
-    #pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
-    for (int t = 0; t < n_threads; t++) {
-        int lo, hi;
-        split_range(L, 8, t, n_threads, &lo, &hi);
-        for (int l0 = lo; l0 < hi; l0 += GEMV_COLS) {
-            int n = KNOB_MIN(GEMV_COLS, hi - l0);
-            _Alignas(32) float acc[GEMV_COLS];
-            memset(acc, 0, sizeof acc);
-            for (int p = 0; p < K; p++) {
-                const float *row = Mat + (size_t)p * L + l0;
-                float xp = x[p];
-                int j = 0;
-                for (; j + 4 <= n; j += 4) {
-                    v4f r, a;
-                    memcpy(&r, row + j, sizeof r);
-                    memcpy(&a, acc + j, sizeof a);
-                    a += xp * r;
-                    memcpy(acc + j, &a, sizeof a);
-                }
-                for (; j < n; j++)
-                    acc[j] += xp * row[j];
-            }
-            for (int j = 0; j < n; j++)
-                y[l0 + j] = beta != 0.0f ? alpha * acc[j] + beta * y[l0 + j] : alpha * acc[j];
-        }
-    }
+    gemv_call c = {L, K, Mat, x, y, alpha, beta};
+    /* every element of y sums over p in order in whichever chunk it falls: any chunking gives
+     * the same bits */
+    long chunk = n_threads > 1 ? GEMV_COLS : L;
+    knob_parallel_for(L, chunk, gemv_axpy_cols, &c);
 }
 
 /* ------------------------------------------------------------------------------------------------
  * Splitting C between threads */
 
-/* Chooses a grid of gm x gn rectangles, one per thread, using as many of n_threads as the shape
- * allows. Cutting along N makes every thread pack all of A (gn copies), cutting along M makes
- * every thread pack all of B (gm copies): pick the grid that packs the least. */
-static void pick_grid(int M, int N, int n_threads, int *gm, int *gn)
+/* C is cut into blocks of whole micro-tiles, each computed by gemm_rect, many more than threads
+ * so that one a busy machine parks costs little: columns in NC-wide panels, rows in a multiple
+ * of MC. Every block packs its own B slices (KC x NC), so a block is tall enough to reuse them
+ * over a few row blocks of A; packing a B slice is then about 1% of the block's work. Any cut
+ * gives the same bits: each element's sum runs over the same K slices in the same order. */
+typedef struct {
+    const gemm_call *g;
+    int row_step, col_step, n_col_blocks;
+} gemm_tasks;
+
+static void gemm_task(void *ctx, long lo, long hi)
 {
-    int units_m = (M + MR - 1) / MR, units_n = (N + NR - 1) / NR;
-    *gm = *gn = 1;
-    double best_cost = (double)M + N;
-    for (int m = 1; m <= n_threads && m <= units_m; m++)
-        for (int n = 1; m * n <= n_threads && n <= units_n; n++) {
-            double cost = (double)n * M + (double)m * N;
-            if (m * n > *gm * *gn || (m * n == *gm * *gn && cost < best_cost)) {
-                *gm = m;
-                *gn = n;
-                best_cost = cost;
-            }
-        }
+    const gemm_tasks *t = ctx;
+    for (long b = lo; b < hi; b++) {
+        int bi = (int)(b / t->n_col_blocks), bj = (int)(b % t->n_col_blocks);
+        int m0 = bi * t->row_step, n0 = bj * t->col_step;
+        gemm_rect(t->g, m0, KNOB_MIN(t->g->M, m0 + t->row_step), n0,
+                  KNOB_MIN(t->g->N, n0 + t->col_step));
+    }
+}
+
+static void gemm_parallel(const gemm_call *g, int n_threads)
+{
+    const int M = g->M, N = g->N;
+    gemm_tasks t = {g, M, N, 1};
+    if (n_threads > 1) {
+        /* columns: NC panels, or thinner when there are too few rows to go round */
+        int units_n = (N + NR - 1) / NR, units_m = (M + MR - 1) / MR;
+        int col_units = NC / NR;
+        int want = 6 * n_threads;    /* blocks to aim for */
+        while (col_units > 1 && (long)((units_n + col_units - 1) / col_units) *
+                                        ((units_m + MC / MR - 1) / (MC / MR)) < want)
+            col_units /= 2;
+        t.col_step = col_units * NR;
+        t.n_col_blocks = (N + t.col_step - 1) / t.col_step;
+        /* rows: up to 4 MC blocks, fewer while there are too few blocks */
+        int row_units = 4 * (MC / MR);
+        while (row_units > 1 && (long)t.n_col_blocks * ((units_m + row_units - 1) / row_units) < want)
+            row_units = row_units > MC / MR ? row_units - MC / MR : row_units / 2;
+        t.row_step = row_units * MR;
+    }
+    long n_blocks = (long)((M + t.row_step - 1) / t.row_step) * t.n_col_blocks;
+    knob_parallel_for(n_blocks, 1, gemm_task, &t);
 }
 
 void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
@@ -560,11 +599,7 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
         gemm_small(&g);
         return;
     }
-    int n_threads = 1;
-#ifdef _OPENMP
-    if (mnk >= PARALLEL_MNK && !omp_in_parallel())
-        n_threads = omp_get_max_threads();
-#endif
+    int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
     if (N == 1) {           /* x = B, y = C (M); A (M, K) rows, or stored (K, M) */
         if (!ta || M == 1)
             gemv_dot(M, K, A, B, C, alpha, beta, n_threads);
@@ -579,14 +614,5 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
             gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
         return;
     }
-    int gm, gn;
-    pick_grid(M, N, n_threads, &gm, &gn);
-    int n_rects = gm * gn;
-    #pragma omp parallel for schedule(static) num_threads(n_rects) if (n_rects > 1)
-    for (int r = 0; r < n_rects; r++) {
-        int m0, m1, n0, n1;
-        split_range(M, MR, r / gn, gm, &m0, &m1);
-        split_range(N, NR, r % gn, gn, &n0, &n1);
-        gemm_rect(&g, m0, m1, n0, n1);
-    }
+    gemm_parallel(&g, n_threads);
 }
