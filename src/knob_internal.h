@@ -38,6 +38,11 @@
 typedef void knob_range_fn(void *ctx, long lo, long hi);
 void knob_parallel_for(long n, long chunk, knob_range_fn *fn, void *ctx);
 long knob_parallel_chunk(long n, long min_chunk, long max_chunks);
+/* The common case: n items of about `work` elements touched each. Under KNOB_PAR_MIN elements in
+ * all, one call fn(ctx, 0, n) on this thread; else chunks of about KNOB_PAR_CHUNK elements (at
+ * most 256 chunks). The chunks depend on n and work only. */
+#define KNOB_PAR_CHUNK 8192
+void knob_par_items(long n, double work, knob_range_fn *fn, void *ctx);
 
 #define KNOB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define KNOB_MAX(a, b) ((a) > (b) ? (a) : (b))

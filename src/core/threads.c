@@ -240,3 +240,15 @@ long knob_parallel_chunk(long n, long min_chunk, long max_chunks)
     long c = (n + max_chunks - 1) / max_chunks;
     return KNOB_MAX(c, KNOB_MAX(min_chunk, 1));
 }
+
+void knob_par_items(long n, double work, knob_range_fn *fn, void *ctx)
+{
+    if (n <= 0)
+        return;
+    if ((double)n * work < (double)KNOB_PAR_MIN) {
+        fn(ctx, 0, n);
+        return;
+    }
+    long chunk = (long)((double)KNOB_PAR_CHUNK / (work > 1.0 ? work : 1.0)) + 1;
+    knob_parallel_for(n, knob_parallel_chunk(n, chunk, 256), fn, ctx);
+}

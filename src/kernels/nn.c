@@ -4,9 +4,9 @@
  * and sizes; no graph, no allocation. The ops in src/ops/ (norm.c, elementwise.c, reduce.c,
  * loss.c) are these plus shape checks; src/models/lm.c calls them on its rows directly.
  *
- * Threads: the row loops split rows over threads when the work is large (each row is written by
- * one thread); the sums over rows of layernorm's dweight and dbias are split over blocks of
- * columns, each adding its rows in row order. Same bits for any thread count.
+ * Threads: the row loops are pool tasks over chunks of rows when the work is large (each row is
+ * written by one thread); the sums over rows of layernorm's dweight and dbias are split over
+ * blocks of columns, each adding its rows in row order. Same bits for any thread count.
  *
  * Not here: attention (attention.c), matrix products (gemm.c). */
 #include "knob_internal.h"
@@ -28,15 +28,21 @@
  *                    = rstd (delta_ij - 1/C - xhat_i xhat_j / C)
  *   dx_j = sum_i dxhat_i d xhat_i / d x_j = rstd (dxhat_j - mean(dxhat) - xhat_j mean(dxhat xhat)) */
 
-void knob_layernorm_forward(float *out,          // (N, C)
-                            float *stats,        // (N, 2): mean, rstd; may be NULL
-                            const float *x,      // (N, C)
-                            const float *w,      // (C)
-                            const float *b,      // (C) or NULL
-                            long N, int C)
+/* The arguments of one layernorm pass, for the pool's tasks (rows, or blocks of columns). */
+typedef struct {
+    float *out, *stats, *dx, *dw, *db;
+    const float *x, *w, *b, *dy, *stats_in;
+    long N;
+    int C;
+} ln_args;
+
+static void ln_forward_rows(void *ctx, long lo, long hi)
 {
-#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
-    for (long r = 0; r < N; r++) {
+    const ln_args *A = ctx;
+    float *out = A->out, *stats = A->stats;
+    const float *x = A->x, *w = A->w, *b = A->b;
+    int C = A->C;
+    for (long r = lo; r < hi; r++) {
         const float *xr = x + (size_t)r * (size_t)C;
         float *yr = out + (size_t)r * (size_t)C;
         float m = 0.0f;
@@ -61,6 +67,68 @@ void knob_layernorm_forward(float *out,          // (N, C)
     }
 }
 
+void knob_layernorm_forward(float *out,          // (N, C)
+                            float *stats,        // (N, 2): mean, rstd; may be NULL
+                            const float *x,      // (N, C)
+                            const float *w,      // (C)
+                            const float *b,      // (C) or NULL
+                            long N, int C)
+{
+    ln_args a = {.out = out, .stats = stats, .x = x, .w = w, .b = b, .N = N, .C = C};
+    knob_par_items(N, 3.0 * C, ln_forward_rows, &a);
+}
+
+static void ln_backward_rows(void *ctx, long lo, long hi)
+{
+    const ln_args *A = ctx;
+    const float *x = A->x, *w = A->w, *dy = A->dy, *stats = A->stats_in;
+    float *dx = A->dx;
+    int C = A->C;
+    for (long r = lo; r < hi; r++) {
+        const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
+        float *dxr = dx + (size_t)r * (size_t)C;
+        float m = stats[2 * r], rstd = stats[2 * r + 1];
+        float dxhat_mean = 0.0f, dxhat_xhat_mean = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
+            dxhat_mean += dxhat;
+            dxhat_xhat_mean += dxhat * xhat;
+        }
+        dxhat_mean /= (float)C;
+        dxhat_xhat_mean /= (float)C;
+        for (int i = 0; i < C; i++) {
+            float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
+            dxr[i] += rstd * (dxhat - dxhat_mean - xhat * dxhat_xhat_mean);
+        }
+    }
+}
+
+/* sums over rows: one task per column block, rows in order */
+static void ln_backward_cols(void *ctx, long lo, long hi)
+{
+    const ln_args *A = ctx;
+    const float *x = A->x, *dy = A->dy, *stats = A->stats_in;
+    float *dw = A->dw, *db = A->db;
+    int C = A->C;
+    for (long blk = lo; blk < hi; blk++) {
+        int i0 = (int)blk * LN_COL_BLOCK, i1 = KNOB_MIN(C, i0 + LN_COL_BLOCK);
+        for (long r = 0; r < A->N; r++) {
+            const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
+            float m = stats[2 * r], rstd = stats[2 * r + 1];
+            if (dw) {   /* two loops rather than two ifs in one, so that each vectorizes */
+#pragma omp simd
+                for (int i = i0; i < i1; i++)
+                    dw[i] += dyr[i] * (xr[i] - m) * rstd;
+            }
+            if (db) {
+#pragma omp simd
+                for (int i = i0; i < i1; i++)
+                    db[i] += dyr[i];
+            }
+        }
+    }
+}
+
 void knob_layernorm_backward(float *dx,            // (N, C) accumulated, or NULL
                              float *dw,            // (C) accumulated, or NULL
                              float *db,            // (C) accumulated, or NULL
@@ -70,46 +138,12 @@ void knob_layernorm_backward(float *dx,            // (N, C) accumulated, or NUL
                              const float *stats,   // (N, 2) from forward
                              long N, int C)
 {
-    if (dx) {   /* rows are independent */
-#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
-        for (long r = 0; r < N; r++) {
-            const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
-            float *dxr = dx + (size_t)r * (size_t)C;
-            float m = stats[2 * r], rstd = stats[2 * r + 1];
-            float dxhat_mean = 0.0f, dxhat_xhat_mean = 0.0f;
-            for (int i = 0; i < C; i++) {
-                float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
-                dxhat_mean += dxhat;
-                dxhat_xhat_mean += dxhat * xhat;
-            }
-            dxhat_mean /= (float)C;
-            dxhat_xhat_mean /= (float)C;
-            for (int i = 0; i < C; i++) {
-                float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
-                dxr[i] += rstd * (dxhat - dxhat_mean - xhat * dxhat_xhat_mean);
-            }
-        }
-    }
-    if (dw || db) {   /* sums over rows: one thread per column block, rows in order */
-        int n_blocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
-#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)C >= KNOB_PAR_MIN)
-        for (int blk = 0; blk < n_blocks; blk++) {
-            int i0 = blk * LN_COL_BLOCK, i1 = KNOB_MIN(C, i0 + LN_COL_BLOCK);
-            for (long r = 0; r < N; r++) {
-                const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
-                float m = stats[2 * r], rstd = stats[2 * r + 1];
-                if (dw) {   /* two loops rather than two ifs in one, so that each vectorizes */
-#pragma omp simd
-                    for (int i = i0; i < i1; i++)
-                        dw[i] += dyr[i] * (xr[i] - m) * rstd;
-                }
-                if (db) {
-#pragma omp simd
-                    for (int i = i0; i < i1; i++)
-                        db[i] += dyr[i];
-                }
-            }
-        }
+    ln_args a = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .stats_in = stats, .N = N, .C = C};
+    if (dx)     /* rows are independent */
+        knob_par_items(N, 4.0 * C, ln_backward_rows, &a);
+    if (dw || db) {
+        long n_blocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
+        knob_par_items(n_blocks, 3.0 * (double)N * LN_COL_BLOCK, ln_backward_cols, &a);
     }
 }
 
@@ -137,18 +171,35 @@ float knob_gelu1_grad(float x)
     return s + 2.0f * x * s * one_minus_s * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
+typedef struct {
+    float *y, *dx;
+    const float *x, *dy;
+} gelu_args;
+
+static void gelu_forward_task(void *ctx, long lo, long hi)
+{
+    const gelu_args *a = ctx;
+    for (long i = lo; i < hi; i++)
+        a->y[i] = a->x[i] / (1.0f + gelu_e(a->x[i]));
+}
+
+static void gelu_backward_task(void *ctx, long lo, long hi)
+{
+    const gelu_args *a = ctx;
+    for (long i = lo; i < hi; i++)
+        a->dx[i] += a->dy[i] * knob_gelu1_grad(a->x[i]);
+}
+
 void knob_gelu_forward(float *y, const float *x, long n)
 {
-#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
-    for (long i = 0; i < n; i++)
-        y[i] = x[i] / (1.0f + gelu_e(x[i]));
+    gelu_args a = {.y = y, .x = x};
+    knob_par_items(n, 4.0, gelu_forward_task, &a);
 }
 
 void knob_gelu_backward(float *dx, const float *dy, const float *x, long n)
 {
-#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
-    for (long i = 0; i < n; i++)
-        dx[i] += dy[i] * knob_gelu1_grad(x[i]);
+    gelu_args a = {.dx = dx, .x = x, .dy = dy};
+    knob_par_items(n, 4.0, gelu_backward_task, &a);
 }
 
 /* ------------------------------------------------------------------------------------------------

@@ -48,6 +48,22 @@ static knob_status ce_check(const knob_node *y, knob_err *err)
     return KNOB_OK;
 }
 
+static void ce_forward_rows(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ctx;
+    const knob_tensor *z = &y->in[0]->t;
+    const int32_t *T = (const int32_t *)(const void *)y->in[1]->t.data;
+    size_t V = (size_t)z->shape[z->n_dims - 1];
+    long N = (long)(z->n_elems / V);
+    float *P = y->saved, *row_loss = P + (size_t)N * V;
+    int ignore = y->ip[0];
+    for (long i = lo; i < hi; i++) {
+        /* p_i = softmax(z_i); -log p_i[t] = log sum - (z_t - m), exact even when p_t underflows */
+        double l = knob_softmax_row(P + (size_t)i * V, z->data + (size_t)i * V, V, T[i] == ignore ? -1 : T[i]);
+        row_loss[i] = (float)l;
+    }
+}
+
 static void ce_forward(knob_node *y)
 {
     const knob_tensor *z = &y->in[0]->t;
@@ -56,12 +72,7 @@ static void ce_forward(knob_node *y)
     long N = (long)(z->n_elems / V);
     float *P = y->saved, *row_loss = P + (size_t)N * V;
     int ignore = y->ip[0];
-#pragma omp parallel for schedule(static) if ((size_t)N * V >= KNOB_PAR_MIN)
-    for (long i = 0; i < N; i++) {
-        /* p_i = softmax(z_i); -log p_i[t] = log sum - (z_t - m), exact even when p_t underflows */
-        double l = knob_softmax_row(P + (size_t)i * V, z->data + (size_t)i * V, V, T[i] == ignore ? -1 : T[i]);
-        row_loss[i] = (float)l;
-    }
+    knob_par_items(N, 4.0 * (double)V, ce_forward_rows, y);
     double loss = 0;
     long n = 0;
     for (long i = 0; i < N; i++)
@@ -73,23 +84,19 @@ static void ce_forward(knob_node *y)
     y->t.data[0] = n ? (float)(loss / (double)n) : 0.0f;
 }
 
-static void ce_backward(knob_node *y)
+static void ce_backward_rows(void *ctx, long lo, long hi)
 {
+    const knob_node *y = ctx;
     float *DZ = y->in[0]->t.grad;
-    if (!DZ)
-        return;
     const knob_tensor *z = &y->in[0]->t;
     const int32_t *T = (const int32_t *)(const void *)y->in[1]->t.data;
     size_t V = (size_t)z->shape[z->n_dims - 1];
     long N = (long)(z->n_elems / V);
     const float *P = y->saved;
     float n = P[(size_t)N * V + (size_t)N];
-    if (n == 0)
-        return;
     float s = y->t.grad[0] / n;
     int ignore = y->ip[0];
-#pragma omp parallel for schedule(static) if ((size_t)N * V >= KNOB_PAR_MIN)
-    for (long i = 0; i < N; i++) {
+    for (long i = lo; i < hi; i++) {
         if (T[i] == ignore)
             continue;
         const float *pi = P + (size_t)i * V;
@@ -97,6 +104,21 @@ static void ce_backward(knob_node *y)
         for (size_t j = 0; j < V; j++)
             dz[j] += s * (pi[j] - (j == (size_t)T[i] ? 1.0f : 0.0f));
     }
+}
+
+static void ce_backward(knob_node *y)
+{
+    float *DZ = y->in[0]->t.grad;
+    if (!DZ)
+        return;
+    const knob_tensor *z = &y->in[0]->t;
+    size_t V = (size_t)z->shape[z->n_dims - 1];
+    long N = (long)(z->n_elems / V);
+    const float *P = y->saved;
+    float n = P[(size_t)N * V + (size_t)N];
+    if (n == 0)
+        return;
+    knob_par_items(N, 2.0 * (double)V, ce_backward_rows, y);
 }
 
 const knob_op_def knob_op_cross_entropy = {2, ce_shape, ce_saved, ce_check, ce_forward, ce_backward};
