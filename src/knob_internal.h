@@ -173,7 +173,6 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
 /* Tests and benchmarks: 1 forces the portable C micro-kernel instead of the AVX2+FMA one; the name
  * of the kernel knob_gemm runs ("avx2+fma" or "portable"). */
 void        knob_gemm_force_portable(int on);
-const char *knob_gemm_kernel_name(void);
 /* Reference triple loop in double accumulation, for tests. */
 void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C);

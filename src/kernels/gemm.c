@@ -21,11 +21,11 @@
  *
  * Determinism: the sum for C[i][j] always runs over the same slices of K in the same order, and
  * over k in order within a slice, whatever the rectangle it falls in; the slices depend on K
- * alone. Same inputs and same instruction set give the same bits on every run and for every
- * thread count. (AVX2 rounds differently from the portable code: it fuses multiply and add.)
+ * alone (and KC, from the L1 size). Same inputs, instruction set and L1 size give the same bits on
+ * every run and for every thread count. (AVX2 rounds differently from the portable code: it fuses multiply and add.)
  *
- * Memory: the packing buffers are fixed-size thread-local arrays (about 650 KiB per thread that
- * ever calls knob_gemm), so a call allocates nothing.
+ * Memory: the packing buffers are fixed-size thread-local arrays (2.75 MiB per thread that ever
+ * calls knob_gemm, of which the blocking touches a part), so a call allocates nothing.
  *
  * Speed (sh bench/run.sh, 2-core AMD EPYC Zen 4, 2 threads): 205-215 GFLOP/s for 256 to 1024
  * squares and GPT-2-sized projections, level with PyTorch's oneDNN path and over 30x torch.matmul
@@ -44,23 +44,24 @@
 #endif
 
 /* ------------------------------------------------------------------------------------------------
- * Block sizes. Measured on a 2-core AMD EPYC (Zen 4: 32 KiB L1d, 1 MiB L2 per core, shared L3);
- * they are reasonable for any x86-64 of the last decade. */
+ * Block sizes. The micro-tile is fixed by the registers of the instruction set; the cache blocks
+ * come from the CPU's own cache sizes (src/kernels/cpu.c), as in the BLIS analytical model:
+ *   KC: one packed B micro-panel (KC x NR floats) fills half of L1d, so it stays there, with
+ *       room for the A micro-panel streaming past (32 KiB L1d: 256; 48 KiB: 384);
+ *   MC: a packed A block (MC x KC floats) fills a quarter of L2, so it stays there while the
+ *       kernel sweeps across the B slice, with room for that slice's panels and C (1 MiB: 252);
+ *   NC: a packed B slice (KC x NC floats) fills a quarter of L3 (shared by the cores), bounded
+ *       by the thread-local buffer.
+ * Each is clamped to [min, max] below and rounded down to a multiple of its unit. */
 
 enum {
     /* Micro-tile: 6 x 16 floats of C = 12 AVX2 registers of accumulators, plus 2 for a row of B
      * and 1 for a broadcast element of A: 15 of the 16 ymm registers. */
     MR = 6,
     NR = 16,
-    /* Depth of a K slice: one packed B micro-panel (KC x NR floats, 16 KiB) stays in L1 while the
-     * kernel sweeps down the A block. */
-    KC = 256,
-    /* Rows of a packed A block: MC x KC floats (144 KiB) stay in L2 while the kernel sweeps across
-     * the B slice. A multiple of MR. */
-    MC = 144,
-    /* Columns of a packed B slice: KC x NC floats (512 KiB). Larger NC repacks A less often; this
-     * bounds the thread-local buffer. A multiple of NR. */
-    NC = 512,
+    KC_MIN = 128, KC_MAX = 512,
+    MC_MIN = 8 * MR, MC_MAX = 64 * MR,
+    NC_MIN = 16 * NR, NC_MAX = 64 * NR,
     /* Products with M * N * K at most this run the plain loop: packing would cost more than it
      * saves. (bench/gemm.c, one thread: the plain loop wins at 8^3, packing wins from 12^3.) */
     SMALL_MNK = 1024,
@@ -69,12 +70,37 @@ enum {
     PARALLEL_MNK = 48 * 48 * 48,
 };
 
-_Static_assert(MC % MR == 0 && NC % NR == 0, "gemm: MC and NC must be multiples of the micro-tile");
-
 /* Packed A block: MC / MR micro-panels, each (KC, MR): a[p * MR + i].
- * Packed B slice: NC / NR micro-panels, each (KC, NR): b[p * NR + j]. */
-static _Thread_local _Alignas(64) float pack_a[MC * KC];
-static _Thread_local _Alignas(64) float pack_b[KC * NC];
+ * Packed B slice: NC / NR micro-panels, each (KC, NR): b[p * NR + j].
+ * Sized for the largest blocking (0.75 + 2 MiB per thread that ever calls knob_gemm; only what
+ * the blocking uses is ever touched). */
+static _Thread_local _Alignas(64) float pack_a[MC_MAX * KC_MAX];
+static _Thread_local _Alignas(64) float pack_b[KC_MAX * NC_MAX];
+
+static long clamp_down(long v, long unit, long lo, long hi)
+{
+    v = v / unit * unit;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static knob_gemm_blocking blocking;
+static int blocking_ready;
+
+static const knob_gemm_blocking *get_blocking(void)
+{
+    if (!blocking_ready) {   /* racing first calls compute the same values */
+        const knob_cpu_info *c = knob_cpu();
+        knob_gemm_blocking b = {MR, NR, 0, 0, 0};
+        b.KC = (int)clamp_down(c->l1d / 2 / (NR * 4), 8, KC_MIN, KC_MAX);
+        b.MC = (int)clamp_down(c->l2 / 4 / (b.KC * 4), MR, MC_MIN, MC_MAX);
+        b.NC = (int)clamp_down(c->l3 / 4 / (b.KC * 4), NR, NC_MIN, NC_MAX);
+        blocking = b;
+        blocking_ready = 1;
+    }
+    return &blocking;
+}
+
+knob_gemm_blocking knob_gemm_blocking_get(void) { return *get_blocking(); }
 
 /* C (MR, NR) at c with row stride ldc = alpha * a @ b + beta * C, where a is one packed A
  * micro-panel (kc, MR) and b one packed B micro-panel (kc, NR). beta == 0 overwrites C. */
@@ -332,28 +358,29 @@ typedef struct {
     panel_packer *pack_transposed;
 } gemm_isa;
 
-static const gemm_isa isa_portable = {"portable", kernel_portable, pack_transposed};
+/* One row per instruction-set level (KNOB_ISA_*), the best the CPU has chosen at run time
+ * (src/kernels/cpu.c). An AVX-512 kernel is one more row; until then that level runs AVX2. */
+static const gemm_isa isa_table[] = {
+    [KNOB_ISA_PORTABLE] = {"portable", kernel_portable, pack_transposed},
 #if GEMM_X86
-static const gemm_isa isa_avx2 = {"avx2+fma", kernel_avx2, pack_transposed_avx2};
+    [KNOB_ISA_AVX2] = {"avx2+fma", kernel_avx2, pack_transposed_avx2},
 #endif
+};
 
-static int force_portable;
-
-/* Tests and benchmarks only (not thread-safe to flip while a gemm runs): on != 0 makes knob_gemm
- * use the portable code even where AVX2 is available. Declared here rather than in
- * knob_internal.h because nothing in the library needs it. */
-void knob_gemm_force_portable(int on) { force_portable = on; }
+/* Tests and benchmarks only (not thread-safe to flip while a gemm runs): on != 0 makes every
+ * kernel family use its portable code even where AVX2 is available. */
+void knob_gemm_force_portable(int on) { knob_kernel_force(on ? KNOB_ISA_PORTABLE : -1); }
 
 static const gemm_isa *pick_isa(void)
 {
-#if GEMM_X86
-    if (!force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return &isa_avx2;
-#endif
-    return &isa_portable;
+    int isa = knob_kernel_isa();
+    int n = (int)(sizeof isa_table / sizeof isa_table[0]);
+    while (isa >= n || !isa_table[isa].kernel)
+        isa--;
+    return &isa_table[isa];
 }
 
-/* The instruction set knob_gemm uses now: "avx2+fma" or "portable" (for benchmarks). */
+/* The micro-kernel knob_gemm uses now: "avx2+fma" or "portable". */
 const char *knob_gemm_kernel_name(void) { return pick_isa()->name; }
 
 /* ------------------------------------------------------------------------------------------------
@@ -371,6 +398,8 @@ typedef struct {
 static void gemm_rect(const gemm_call *g, int m0, int m1, int n0, int n1)
 {
     const int N = g->N, K = g->K;
+    const knob_gemm_blocking *bl = get_blocking();
+    const int KC = bl->KC, MC = bl->MC, NC = bl->NC;
     /* K in equal slices of at most KC (784 = 4 x 196, not 3 x 256 + 16): a thin last slice would
      * pay for packing and for loading and storing C with little arithmetic to show for it. The
      * slices depend on K alone, so the order of the sum does too. */
@@ -557,6 +586,7 @@ static void gemm_task(void *ctx, long lo, long hi)
 static void gemm_parallel(const gemm_call *g, int n_threads)
 {
     const int M = g->M, N = g->N;
+    const int MC = get_blocking()->MC, NC = get_blocking()->NC;
     gemm_tasks t = {g, M, N, 1};
     if (n_threads > 1) {
         /* columns: NC panels, or thinner when there are too few rows to go round */
