@@ -235,6 +235,12 @@ float  knob_gelu1_grad(float x);
  * writes y = softmax(x) and returns -log y[target] (exact even when y underflows; 0 when target is
  * outside [0, n)). knob_nll_row is that loss alone, knob_logsumexp_row log sum e^x. Backward adds
  * into dx (n) from y (the forward output) and dy. */
+/* Fused softmax cross-entropy for training (src/kernels/nn.c): knob_ce_row_lse returns
+ * log sum_j e^(x_j) of a row of V logits in one pass (the loss of target t is that minus x[t]);
+ * knob_ce_row_backward adds s (softmax(x) - onehot(target)) to dx from x and that lse. isa:
+ * knob_kernel_isa(). */
+double knob_ce_row_lse(const float *x, size_t V, int isa);
+void   knob_ce_row_backward(float *dx, const float *x, size_t V, float lse, int target, float s, int isa);
 double knob_softmax_row(float *y, const float *x, size_t n, int target);
 void   knob_log_softmax_row(float *y, const float *x, size_t n);
 double knob_logsumexp_row(const float *x, size_t n);

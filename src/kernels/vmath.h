@@ -8,8 +8,8 @@
  * the scale in two halves so that n from -151 to 128 needs no special case: results below
  * FLT_MIN come out as denormals (rounded twice), x above ln FLT_MAX gives inf, x far below gives 0,
  * NaN gives NaN. x is clamped to [-104, 89] first, where the answer is already 0 or inf.
- * Accuracy against double exp, measured over [-104, 89] by tests/test_vmath.c: within 2 ulp for
- * normal results (the AVX2 form: 1 ulp). */
+ * Accuracy against double exp for normal results ([-87.3, 88.7], 2e7 points): at most 1.21 ulp
+ * portable, 0.93 ulp AVX2 (glibc's expf: 0.50); tests/test_vmath.c holds both under 1.5. */
 #ifndef KNOB_VMATH_H
 #define KNOB_VMATH_H
 
