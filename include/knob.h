@@ -935,6 +935,7 @@ typedef struct knob_vision_config {
     int n_conv;                             /* CNN stages (0 for an MLP) */
     int conv[KNOB_VISION_MAX_LAYERS];       /* output channels of each stage */
     int kernel;                             /* odd conv kernel size K */
+    int unpadded;                           /* 1: convs unpadded (--pad 0, "valid"); 0: "same" */
     int n_hidden;                           /* hidden dense layers */
     int hidden[KNOB_VISION_MAX_LAYERS];     /* their widths */
     float dropout;                          /* after each hidden dense layer, training graph only */
@@ -949,7 +950,8 @@ typedef struct knob_vision {
 } knob_vision;
 
 /* Text form stored in checkpoints: "kind=cnn in=1x28x28 classes=10 conv=32,64 kernel=5 hidden=128
- * dropout=0.25". Parse rejects unknown keys and bad values with a message naming them. */
+ * dropout=0.25", with " pad=0" after the kernel for unpadded convs (absent: "same", as files
+ * written before the flag existed). Parse rejects unknown keys and bad values with a message naming them. */
 void        knob_vision_config_str(const knob_vision_config *c, char *buf, size_t size);
 knob_status knob_vision_config_parse(knob_vision_config *c, const char *s, knob_err *err);
 knob_status knob_vision_config_check(const knob_vision_config *c, knob_err *err);
