@@ -170,8 +170,8 @@ int         knob_axis(int axis, int n_dims);
  * A is stored (M, K) row-major, or (K, M) when ta; B is (K, N), or (N, K) when tb. */
 void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
                float beta, float *C);
-/* Tests and benchmarks: 1 forces the portable C micro-kernel instead of the AVX2+FMA one; the name
- * of the kernel knob_gemm runs ("avx2+fma" or "portable"). */
+/* Tests and benchmarks: 1 forces the portable kernels (every family: knob_kernel_force) instead of
+ * AVX2+FMA; 0 goes back to KNOB_KERNEL / the CPU's best. knob_gemm_kernel_name is in knob.h. */
 void        knob_gemm_force_portable(int on);
 /* Reference triple loop in double accumulation, for tests. */
 void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
