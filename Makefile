@@ -97,7 +97,7 @@ fuzz:
 	@sh tests/fuzz/run.sh build-fuzz
 
 # Speed against PyTorch on this machine (needs Debian's python3-torch for the comparison column).
-bench: $(BUILD)/bench_gemm
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_step
 	@sh bench/run.sh $(BUILD)
 
 include bench/bench.mk

@@ -1,6 +1,7 @@
 /* bench/step.c: time of one whole training step of three small models, in milliseconds.
  *
- *   bench_step [--threads N] [--min-time SECONDS] [MODEL]...      MODEL: mlp, cnn, gpt
+ *   bench_step [--threads N] [--min-time SECONDS] [--steps N] [MODEL]...
+ *                              MODEL: mlp, cnn, gpt, gptchar, or a spec (below: the issue's rows)
  *
  * One step = knob_params_zero_grad + knob_graph_forward + knob_graph_backward + knob_optim_step
  * (AdamW, lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on matrices), on one fixed batch
@@ -12,6 +13,8 @@
  *        blocks (ln, linear C->3C, attention with 4 heads, linear C->C, residual; ln, linear C->4C,
  *        gelu, linear 4C->C, residual), final ln, output linear tied to the token embedding,
  *        cross-entropy
+ *   gptchar the same stack at the issue's character-GPT size: V 113, C 128, T 128, B 32, 4 heads,
+ *        4 blocks (not run by default)
  * Linear weights are stored (out, in) and applied with knob_matmul(x, w, 0, 1) plus a broadcast
  * bias. Initial weights are seeded; bench/step_torch.py builds the same models in PyTorch (with its
  * own random weights) from the same description.
@@ -30,6 +33,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef struct {
@@ -38,6 +42,7 @@ typedef struct {
     knob_graph *g;
     knob_node *loss;
     knob_optim opt;
+    int sgd;           /* SGD at lr 0.01 instead of AdamW at 1e-3 */
 } model;
 
 static void die(const char *what, const knob_err *err)
@@ -172,15 +177,15 @@ static void build_cnn(model *m, knob_rng *r)
     fill_labels(knob_node_data_i32(y), B, K, r);
 }
 
-/* GPT-2-style stack: 2 pre-LayerNorm blocks, tied output layer */
-static void build_gpt(model *m, knob_rng *r)
+/* GPT-2-style stack of L pre-LayerNorm blocks, tied output layer */
+enum { L_MAX = 12 };
+static void build_gpt(model *m, knob_rng *r, int V, int C, int T, int B, int NH, int L)
 {
-    enum { V = 256, C = 128, T = 64, B = 8, NH = 4, L = 2 };
     knob_tensor *wte = add_param(m, "wte", 2, (int[]){V, C});
     knob_tensor *wpe = add_param(m, "wpe", 2, (int[]){T, C});
     struct {
         knob_tensor *ln1w, *ln1b, *wqkv, *bqkv, *wproj, *bproj, *ln2w, *ln2b, *wfc, *bfc, *wfc2, *bfc2;
-    } blk[L];
+    } blk[L_MAX];
     for (int l = 0; l < L; l++) {
         blk[l].ln1w = add_block_param(m, l, "ln_1.weight", 1, (int[]){C});
         blk[l].ln1b = add_block_param(m, l, "ln_1.bias", 1, (int[]){C});
@@ -240,6 +245,92 @@ static void build_gpt(model *m, knob_rng *r)
     fill_labels(knob_node_data_i32(tgt), (size_t)B * T, V, r);
 }
 
+/* The issue's workloads, named by specs that bench/step_torch.py reads the same way:
+ *   mlp:D0-D1-...-Dn:B       ReLU MLP, batch B (e.g. mlp:784-128-10:64)
+ *   cnn5:C1,C2:B             1x28x28 -> [5x5 unpadded conv, relu, maxpool 2] x 2 -> linear -> 10
+ *   gpt:V,L,NH,C,T,B         the GPT stack above at that size (e.g. gpt:113,4,4,128,128,32)
+ * The MLP and CNN specs train with SGD (lr 0.01), the GPTs with AdamW. */
+static int is_spec(const char *s) { return !strncmp(s, "mlp:", 4) || !strncmp(s, "cnn5:", 5) || !strncmp(s, "gpt:", 4); }
+
+static void build_mlp_spec(model *m, knob_rng *r, const char *spec)
+{
+    int dims[16], n = 0, B = 0;
+    const char *p = spec + 4;
+    while (n < 16) {
+        char *end;
+        dims[n++] = (int)strtol(p, &end, 10);
+        p = end;
+        if (*p == '-')
+            p++;
+        else
+            break;
+    }
+    if (*p != ':' || n < 2 || (B = atoi(p + 1)) <= 0) {
+        fprintf(stderr, "bench_step: bad spec '%s' (mlp:D0-D1-...:B)\n", spec);
+        exit(2);
+    }
+    knob_tensor *w[16], *b[16];
+    for (int l = 0; l + 1 < n; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "fc%d.weight", l + 1);
+        w[l] = add_param(m, name, 2, (int[]){dims[l + 1], dims[l]});
+        snprintf(name, sizeof name, "fc%d.bias", l + 1);
+        b[l] = add_param(m, name, 1, (int[]){dims[l + 1]});
+    }
+    alloc_params(m);
+    for (int l = 0; l + 1 < n; l++)
+        init_torch_default(w[l], b[l], r);
+    knob_graph *g = m->g = new_graph(m);
+    knob_node *x = knob_input(g, "x", 2, (int[]){B, dims[0]});
+    knob_node *y = knob_input_i32(g, "y", 1, (int[]){B});
+    knob_node *h = x;
+    for (int l = 0; l + 1 < n; l++) {
+        h = linear(g, h, w[l], b[l]);
+        if (l + 2 < n)
+            h = knob_relu(g, h);
+    }
+    m->loss = knob_cross_entropy(g, h, y, -1);
+    knob_err err;
+    if (knob_graph_compile(g, &err))
+        die(m->name, &err);
+    fill_uniform(knob_node_data(x), (size_t)B * dims[0], r);
+    fill_labels(knob_node_data_i32(y), (size_t)B, (uint32_t)dims[n - 1], r);
+}
+
+static void build_cnn5_spec(model *m, knob_rng *r, const char *spec)
+{
+    int C1 = 0, C2 = 0, B = 0;
+    if (sscanf(spec, "cnn5:%d,%d:%d", &C1, &C2, &B) != 3 || C1 <= 0 || C2 <= 0 || B <= 0) {
+        fprintf(stderr, "bench_step: bad spec '%s' (cnn5:C1,C2:B)\n", spec);
+        exit(2);
+    }
+    enum { H = 28, K = 10 };
+    knob_tensor *w1 = add_param(m, "conv1.weight", 4, (int[]){C1, 1, 5, 5});
+    knob_tensor *b1 = add_param(m, "conv1.bias", 1, (int[]){C1});
+    knob_tensor *w2 = add_param(m, "conv2.weight", 4, (int[]){C2, C1, 5, 5});
+    knob_tensor *b2 = add_param(m, "conv2.bias", 1, (int[]){C2});
+    knob_tensor *w3 = add_param(m, "fc.weight", 2, (int[]){K, C2 * 4 * 4});
+    knob_tensor *b3 = add_param(m, "fc.bias", 1, (int[]){K});
+    alloc_params(m);
+    init_torch_default(w1, b1, r);
+    init_torch_default(w2, b2, r);
+    init_torch_default(w3, b3, r);
+    knob_graph *g = m->g = new_graph(m);
+    knob_node *x = knob_input(g, "x", 4, (int[]){B, 1, H, H});     // (B, 1, 28, 28)
+    knob_node *y = knob_input_i32(g, "y", 1, (int[]){B});
+    knob_node *h = knob_conv2d(g, x, knob_param(g, w1), knob_param(g, b1), 1, 0);   // (B, C1, 24, 24)
+    h = knob_maxpool2d(g, knob_relu(g, h), 2, 2);                  // (B, C1, 12, 12)
+    h = knob_conv2d(g, h, knob_param(g, w2), knob_param(g, b2), 1, 0);              // (B, C2, 8, 8)
+    h = knob_maxpool2d(g, knob_relu(g, h), 2, 2);                  // (B, C2, 4, 4)
+    h = knob_reshape(g, h, 2, (int[]){B, C2 * 16});
+    m->loss = knob_cross_entropy(g, linear(g, h, w3, b3), y, -1);
+    knob_err err;
+    if (knob_graph_compile(g, &err))
+        die(m->name, &err);
+    fill_uniform(knob_node_data(x), (size_t)B * H * H, r);
+    fill_labels(knob_node_data_i32(y), (size_t)B, K, r);
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Timing */
 
@@ -250,8 +341,10 @@ static void step(model *m)
     if (knob_graph_forward(m->g, &err))
         die(m->name, &err);
     knob_graph_backward(m->g, m->loss);
-    knob_optim_step(&m->opt, 1e-3f);
+    knob_optim_step(&m->opt, m->sgd ? 1e-2f : 1e-3f);
 }
+
+static int fixed_steps;   /* --steps N: exactly N timed steps after one warm-up step */
 
 static void run(const char *name, double min_time)
 {
@@ -263,25 +356,46 @@ static void run(const char *name, double min_time)
         build_mlp(&m, &r);
     else if (!strcmp(name, "cnn"))
         build_cnn(&m, &r);
+    else if (!strcmp(name, "gptchar"))  /* the character GPT: V113 L4 H4 C128, T128, B32 */
+        build_gpt(&m, &r, 113, 128, 128, 32, 4, 4);
+    else if (!strncmp(name, "mlp:", 4))
+        build_mlp_spec(&m, &r, name);
+    else if (!strncmp(name, "cnn5:", 5))
+        build_cnn5_spec(&m, &r, name);
+    else if (!strncmp(name, "gpt:", 4)) {
+        int V, L, NH, C, T, B;
+        if (sscanf(name, "gpt:%d,%d,%d,%d,%d,%d", &V, &L, &NH, &C, &T, &B) != 6 || L < 1 || L > L_MAX || NH < 1 ||
+            C % NH || V < 2 || T < 1 || B < 1) {
+            fprintf(stderr, "bench_step: bad spec '%s' (gpt:V,L,NH,C,T,B, L <= %d)\n", name, L_MAX);
+            exit(2);
+        }
+        build_gpt(&m, &r, V, C, T, B, NH, L);
+    }
     else
-        build_gpt(&m, &r);
+        build_gpt(&m, &r, 256, 128, 64, 8, 4, 2);
     knob_err err;
     knob_optim_config cfg = {.kind = KNOB_OPTIM_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f,
                              .eps = 1e-8f, .weight_decay = 0.01f};
+    m.sgd = !strncmp(name, "mlp:", 4) || !strncmp(name, "cnn5:", 5);
+    if (m.sgd)
+        cfg = (knob_optim_config){.kind = KNOB_OPTIM_SGD};
     if (knob_optim_init(&m.opt, &m.P, &cfg, &err))
         die(name, &err);
 
     step(&m);   /* the first step's forward gives the untrained loss */
     float loss0 = knob_node_data(m.loss)[0];
     double start = bench_now();
-    do      /* warm-up: threads started, caches and clocks up to speed */
-        step(&m);
-    while (bench_now() - start < min_time / 10);
+    if (!fixed_steps)
+        do      /* warm-up: threads started, caches and clocks up to speed */
+            step(&m);
+        while (bench_now() - start < min_time / 10);
 
     size_t n = 0, cap = 1024;
     double *t = malloc(cap * sizeof *t);
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     start = bench_now();
-    while (t && (n < 5 || bench_now() - start < min_time)) {
+    while (t && (fixed_steps ? n < (size_t)fixed_steps : n < 5 || bench_now() - start < min_time)) {
         if (n == cap) {
             double *more = realloc(t, 2 * cap * sizeof *t);
             if (!more)
@@ -297,10 +411,14 @@ static void run(const char *name, double min_time)
         fprintf(stderr, "bench_step: out of memory\n");
         exit(1);
     }
+    getrusage(RUSAGE_SELF, &ru1);
     qsort(t, n, sizeof *t, bench_cmp_double);
     double median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     printf("%s %zu %zu %.4f %zu %.4f %.4f\n", name, m.P.n_elems, knob_graph_bytes(m.g),
            (double)loss0, n, 1e3 * median, 1e3 * t[0]);
+    printf("# %s: %.1f minor page faults per timed step (memory reused, not re-faulted, when 0); "
+           "peak RSS %.0f MiB\n",
+           name, (double)(ru1.ru_minflt - ru0.ru_minflt) / (double)n, (double)ru1.ru_maxrss / 1024.0);
     fflush(stdout);
     free(t);
     knob_optim_free(&m.opt);
@@ -310,7 +428,8 @@ static void run(const char *name, double min_time)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: bench_step [--threads N] [--min-time SECONDS] [mlp|cnn|gpt]...\n");
+    fprintf(stderr, "usage: bench_step [--threads N] [--min-time SECONDS] [--steps N] "
+                    "[mlp|cnn|gpt|gptchar|mlp:D0-..-Dn:B|cnn5:C1,C2:B|gpt:V,L,NH,C,T,B]...\n");
     return 2;
 }
 
@@ -329,7 +448,14 @@ int main(int argc, char **argv)
             min_time = atof(argv[++i]);
             if (!(min_time > 0))
                 return usage();
-        } else if ((!strcmp(argv[i], "mlp") || !strcmp(argv[i], "cnn") || !strcmp(argv[i], "gpt")) &&
+        } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            fixed_steps = atoi(argv[++i]);
+            if (fixed_steps <= 0)
+                return usage();
+        } else if (is_spec(argv[i]) && n_models < 16) {
+            models[n_models++] = argv[i];
+        } else if ((!strcmp(argv[i], "mlp") || !strcmp(argv[i], "cnn") || !strcmp(argv[i], "gpt") ||
+                    !strcmp(argv[i], "gptchar")) &&
                    n_models < 16) {
             models[n_models++] = argv[i];
         } else {

@@ -82,9 +82,8 @@ def make_cnn(torch, g):
     return params, loss
 
 
-def make_gpt(torch, g):
+def make_gpt(torch, g, V=256, C=128, T=64, B=8, NH=4, L=2):
     F = torch.nn.functional
-    V, C, T, B, NH, L = 256, 128, 64, 8, 4, 2
     HS = C // NH
     normal = lambda std, *shape: torch.randn(*shape, generator=g) * std
     wte, wpe = normal(0.02, V, C), normal(0.01, T, C)
@@ -130,6 +129,85 @@ def make_gpt(torch, g):
 MODELS = {"mlp": make_mlp, "cnn": make_cnn, "gpt": make_gpt}
 
 
+# ------------------------------------------------------------------------------------------------
+# The issue's workloads by spec, as bench/step.c reads them (mlp:D0-..-Dn:B, cnn5:C1,C2:B with
+# unpadded 5x5 convs, gpt:V,L,NH,C,T,B); MLP and CNN train with SGD (lr 0.01), GPTs with AdamW.
+
+def make_spec(torch, g, spec):
+    F = torch.nn.functional
+    kind, _, rest = spec.partition(":")
+    if kind == "mlp":
+        dims_s, _, b = rest.partition(":")
+        dims, B = [int(d) for d in dims_s.split("-")], int(b)
+        params = []
+        for i in range(len(dims) - 1):
+            a = 1 / math.sqrt(dims[i])
+            params.append((torch.rand(dims[i + 1], dims[i], generator=g) * 2 - 1) * a)
+            params.append((torch.rand(dims[i + 1], generator=g) * 2 - 1) * a)
+        x = torch.rand(B, dims[0], generator=g)
+        y = torch.randint(0, dims[-1], (B,), generator=g)
+
+        def loss(p):
+            h = x
+            for i in range(len(dims) - 1):
+                h = F.linear(h, p[2 * i], p[2 * i + 1])
+                if i + 2 < len(dims):
+                    h = F.relu(h)
+            return F.cross_entropy(h, y)
+        return params, loss
+    if kind == "cnn5":
+        ch, _, b = rest.partition(":")
+        C1, C2 = (int(c) for c in ch.split(","))
+        B = int(b)
+        shapes = [((C1, 1, 5, 5), 25), ((C2, C1, 5, 5), 25 * C1), ((10, C2 * 16), C2 * 16)]
+        params = []
+        for shape, fan_in in shapes:
+            a = 1 / math.sqrt(fan_in)
+            params.append((torch.rand(*shape, generator=g) * 2 - 1) * a)
+            params.append((torch.rand(shape[0], generator=g) * 2 - 1) * a)
+        x = torch.rand(B, 1, 28, 28, generator=g)
+        y = torch.randint(0, 10, (B,), generator=g)
+
+        def loss(p):
+            h = F.max_pool2d(F.relu(F.conv2d(x, p[0], p[1])), 2)
+            h = F.max_pool2d(F.relu(F.conv2d(h, p[2], p[3])), 2)
+            return F.cross_entropy(F.linear(h.reshape(B, -1), p[4], p[5]), y)
+        return params, loss
+    if kind == "gpt":
+        V, L, NH, C, T, B = (int(v) for v in rest.split(","))
+        return make_gpt(torch, g, V=V, C=C, T=T, B=B, NH=NH, L=L)
+    raise SystemExit("step_torch.py: bad spec %r" % spec)
+
+
+def spec_step(torch, spec, steps):
+    """(median ms, best ms, first loss, parameter count) over `steps` timed steps after one."""
+    params, loss_fn = make_spec(torch, torch.Generator().manual_seed(0), spec)
+    for p in params:
+        p.requires_grad_(True)
+    if spec.startswith("gpt:"):
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.01},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    else:
+        opt = torch.optim.SGD(params, lr=0.01)
+    first = []
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(params)
+        loss.backward()
+        opt.step()
+        if not first:
+            first.append(loss.item())
+    step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times), 1e3 * min(times), first[0], sum(p.numel() for p in params)
+
+
 def torch_step(torch, name, min_time):
     """(median ms, best ms, first-step loss, parameter count) for one model."""
     params, loss_fn = MODELS[name](torch, torch.Generator().manual_seed(0))
@@ -167,10 +245,20 @@ def read_knob(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--knob", required=True, help="bench_step output")
+    ap.add_argument("--knob", help="bench_step output")
+    ap.add_argument("--spec", help="time one spec (bench/suite.py): prints 'spec params median best loss0'")
+    ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KNOB_THREADS") or 2))
     ap.add_argument("--min-time", type=float, default=1.0)
     args = ap.parse_args()
+    if args.spec:
+        import torch
+        torch.set_num_threads(args.threads)
+        median, best, loss0, n = spec_step(torch, args.spec, args.steps)
+        print("%s %d %.4f %.4f %.4f" % (args.spec, n, median, best, loss0))
+        return
+    if not args.knob:
+        ap.error("--knob FILE or --spec SPEC")
     rows, notes = read_knob(args.knob)
     try:
         import torch

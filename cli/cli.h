@@ -92,5 +92,6 @@ knob_status cmd_convert(int argc, char **argv, knob_err *err);
 knob_status cmd_embed(int argc, char **argv, knob_err *err);
 knob_status cmd_serve(int argc, char **argv, knob_err *err);
 knob_status cmd_attention(int argc, char **argv, knob_err *err);
+knob_status cmd_info(int argc, char **argv, knob_err *err);
 
 #endif

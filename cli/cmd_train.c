@@ -104,7 +104,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     knob_train_config tc;
     knob_train_config_default(&tc);
     const char *model = "mlp", *dataset = NULL, *data_dir = NULL, *hidden = NULL, *conv = "32,64", *out = "out";
-    const char *name = NULL, *resume = NULL, *optim = "adamw", *schedule = "cosine";
+    const char *name = NULL, *resume = NULL, *optim = "adamw", *schedule = "cosine", *pad = "same";
     int kernel = 3, epochs = 0, json = 0, image_index = 0, n_val = tc.n_val, batch = tc.batch, warmup = 0;
     int nesterov = 0, stop_after = 0, patience = 0, shift = 0, skip_nonfinite = 0;
     float dropout = -1, lr = tc.sched.lr, lr_min = tc.sched.lr_min, gamma = tc.sched.gamma;
@@ -118,6 +118,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
         {"hidden", ARG_STRING, &hidden, "LIST", 0, 0, NULL, "hidden dense widths, e.g. 256,128 (none: mlp 256,128, cnn 128; 0: no hidden layer)"},
         {"conv", ARG_STRING, &conv, "LIST", 0, 0, NULL, "cnn: channels of each conv + relu + maxpool stage"},
         {"kernel", ARG_INT, &kernel, "K", 1, 15, NULL, "cnn: odd conv kernel size"},
+        {"pad", ARG_CHOICE, &pad, "P", 0, 0, "same|0", "cnn: conv padding: same (K/2, the image keeps its size) or 0 (unpadded)"},
         {"dropout", ARG_FLOAT, &dropout, "P", -1, 0.95, NULL, "dropout after each hidden dense layer (-1: mlp 0.2, cnn 0.4)"},
         {"epochs", ARG_INT, &epochs, "N", 0, 1000, NULL, "epochs in the run (0: 10, or on --resume the run's own)"},
         {"batch-size", ARG_INT, &batch, "N", 1, 65536, NULL, "images per step (the last partial batch of an epoch is dropped)"},
@@ -173,7 +174,7 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     if (!st)
         return knob_fail(err, KNOB_ERR_NOMEM, "train: out of memory");
     if (resume) {
-        static const char *const fixed[] = {"model", "hidden", "conv", "kernel", "dropout", "batch-size", "optim",
+        static const char *const fixed[] = {"model", "hidden", "conv", "kernel", "pad", "dropout", "batch-size", "optim",
                                             "lr", "schedule", "lr-min", "warmup", "step-epochs", "gamma", "momentum",
                                             "nesterov", "weight-decay", "clip", "shift", "rotate", "scale", "noise",
                                             "val", "seed", NULL};
@@ -225,7 +226,8 @@ knob_status cmd_train(int argc, char **argv, knob_err *err)
     tc.stop_after = stop_after;
     tc.skip_nonfinite = skip_nonfinite;
     /* the model's flags are checked before the data is read */
-    knob_vision_config c = {.kind = strcmp(model, "cnn") == 0 ? KNOB_VISION_CNN : KNOB_VISION_MLP, .kernel = kernel};
+    knob_vision_config c = {.kind = strcmp(model, "cnn") == 0 ? KNOB_VISION_CNN : KNOB_VISION_MLP, .kernel = kernel,
+                            .unpadded = strcmp(pad, "0") == 0};
     const char *empty = hidden && !hidden[0] ? "hidden" : !conv[0] ? "conv" : name && !name[0] ? "name" : NULL;
     if (empty) {
         s = knob_fail(err, KNOB_ERR_USAGE, "knob train: --%s is empty", empty);

@@ -43,6 +43,7 @@ static const struct command {
     { "embed",   cmd_embed,   "nearest tokens to words by embedding cosine, and a 2-D PCA plot of them" },
     { "serve",   cmd_serve,   "an OpenAI-compatible HTTP server and a chat page showing each token's candidates" },
     { "attention", cmd_attention, "per-layer, per-head attention heat maps of a GPT reading a text" },
+    { "info",    cmd_info,    "the CPU, its features and caches, and the kernels and blocking knob chose" },
     { "help",    cmd_help,    "show this list, or a command's flags: knob help COMMAND" },
 };
 enum { N_COMMANDS = (int)(sizeof commands / sizeof commands[0]) };

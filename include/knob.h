@@ -41,7 +41,8 @@
  *   E2  Allocation, strings and the clock: counted, failable .. src/core/alloc.c, util.c
  *   E3  Arena: one allocation carved into aligned pieces ...... src/core/arena.c
  *   E4  Random numbers: xoshiro256**, normal, shuffle ......... src/core/rng.c
- *   E5  Threads: how many OpenMP threads ...................... src/core/threads.c
+ *   E5  Threads: how many threads (knob's pool, OpenMP) ....... src/core/threads.c
+ *   E5b The CPU: features, caches, kernels and blocking chosen  src/kernels/cpu.c, gemm.c
  *   E6  Tensors and parameters: knob_tensor, knob_params ...... src/core/tensor.c
  *   E7  UTF-8: strict decoding, encoding, complete prefixes ... src/core/utf8.c
  *   E8  Files: atomic writes, safe reads, mkdir -p, data/ ..... src/core/file.c
@@ -182,11 +183,51 @@ float    knob_rng_normal(knob_rng *r);              /* standard normal (Box-Mull
 void     knob_rng_shuffle(knob_rng *r, int *a, size_t n);   /* Fisher-Yates */
 
 /* ------------------------------------------------------------------------------------------------
- * E5 Threads (src/core/threads.c): OpenMP. n <= 0 picks KNOB_THREADS from the environment, else
- * all cores. */
+ * E5 Threads (src/core/threads.c): knob's own pool runs the parallel loops (chunks taken by
+ * whichever thread is free; same bits for a given count), OpenMP the rest. n <= 0 picks
+ * KNOB_THREADS from the environment, else the cores this process may run on. */
 
 void knob_threads_set(int n);
 int  knob_threads_get(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * E5b The CPU at hand (src/kernels/cpu.c) and the kernels chosen for it (src/kernels/gemm.c):
+ * features read with cpuid (only those the OS saves the registers of), cache sizes (cpuid leaf 4
+ * or 0x8000001D, else sysfs), the instruction-set level each kernel family runs (the best the
+ * CPU has, capped by KNOB_KERNEL=portable|avx2|avx512|auto or knob_kernel_force), and the GEMM
+ * blocking derived from the caches. For `knob info` and benchmarks. */
+
+enum {
+    KNOB_CPU_AVX2 = 1 << 0,
+    KNOB_CPU_FMA = 1 << 1,
+    KNOB_CPU_AVX512F = 1 << 2,
+    KNOB_CPU_AVX512BW = 1 << 3,
+    KNOB_CPU_AVX512VL = 1 << 4,
+    KNOB_CPU_AVX512VNNI = 1 << 5,
+    KNOB_CPU_AVX512BF16 = 1 << 6,
+    KNOB_CPU_AVX512FP16 = 1 << 7,
+};
+enum { KNOB_ISA_PORTABLE = 0, KNOB_ISA_AVX2 = 1, KNOB_ISA_AVX512 = 2 };
+
+typedef struct knob_cpu_info {
+    char vendor[13], brand[49];
+    int family, model;
+    unsigned features;        /* KNOB_CPU_* */
+    long l1d, l2, l3;         /* bytes: L1 data and L2 of one core, L3 as cpuid reports it */
+    int caches_guessed;       /* 1: L1d or L2 could not be read; defaults used */
+} knob_cpu_info;
+
+typedef struct knob_gemm_blocking {
+    int MR, NR;               /* micro-tile of C held in registers */
+    int KC, MC, NC;           /* depth of a K slice, rows of a packed A block, columns of a B slice */
+} knob_gemm_blocking;
+
+const knob_cpu_info *knob_cpu(void);           /* detected once; never NULL */
+int         knob_kernel_isa(void);              /* KNOB_ISA_* in use now */
+const char *knob_isa_name(int isa);             /* "portable", "avx2+fma", "avx512" */
+void        knob_kernel_force(int isa);         /* cap the level (tests); -1: back to KNOB_KERNEL */
+const char *knob_gemm_kernel_name(void);        /* the GEMM micro-kernel in use */
+knob_gemm_blocking knob_gemm_blocking_get(void);   /* blocking in use, from the caches */
 
 /* ------------------------------------------------------------------------------------------------
  * E6 Tensors and parameters (src/core/tensor.c)
@@ -918,6 +959,7 @@ typedef struct knob_vision_config {
     int n_conv;                             /* CNN stages (0 for an MLP) */
     int conv[KNOB_VISION_MAX_LAYERS];       /* output channels of each stage */
     int kernel;                             /* odd conv kernel size K */
+    int unpadded;                           /* 1: convs unpadded (--pad 0, "valid"); 0: "same" */
     int n_hidden;                           /* hidden dense layers */
     int hidden[KNOB_VISION_MAX_LAYERS];     /* their widths */
     float dropout;                          /* after each hidden dense layer, training graph only */
@@ -932,7 +974,8 @@ typedef struct knob_vision {
 } knob_vision;
 
 /* Text form stored in checkpoints: "kind=cnn in=1x28x28 classes=10 conv=32,64 kernel=5 hidden=128
- * dropout=0.25". Parse rejects unknown keys and bad values with a message naming them. */
+ * dropout=0.25", with " pad=0" after the kernel for unpadded convs (absent: "same", as files
+ * written before the flag existed). Parse rejects unknown keys and bad values with a message naming them. */
 void        knob_vision_config_str(const knob_vision_config *c, char *buf, size_t size);
 knob_status knob_vision_config_parse(knob_vision_config *c, const char *s, knob_err *err);
 knob_status knob_vision_config_check(const knob_vision_config *c, knob_err *err);

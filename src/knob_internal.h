@@ -26,6 +26,24 @@
  * costs a few microseconds, more than a small loop takes. Tiny models (knob fit) live here. */
 #define KNOB_PAR_MIN 32768
 
+/* ------------------------------------------------------------------------------------------------
+ * knob's thread pool (src/core/threads.c). knob_parallel_for(n, chunk, fn, ctx) calls fn(ctx, lo, hi)
+ * for [0, n) cut into chunks [lo, hi) of `chunk` items (the last one shorter), each once, spread
+ * over knob_threads_get() threads that take the next chunk as they come free; it returns when all
+ * have run. The chunks depend on n and chunk only, so a fn that writes only its own chunk's
+ * outputs gives the same bits for any thread count. Called from inside a chunk (or while another
+ * thread's loop runs), it runs every chunk on the calling thread. knob_parallel_chunk(n, min, k):
+ * a chunk size that cuts n into at most k chunks of at least min items (pick k from the work, not
+ * from the thread count, to keep results independent of it). */
+typedef void knob_range_fn(void *ctx, long lo, long hi);
+void knob_parallel_for(long n, long chunk, knob_range_fn *fn, void *ctx);
+long knob_parallel_chunk(long n, long min_chunk, long max_chunks);
+/* The common case: n items of about `work` elements touched each. Under KNOB_PAR_MIN elements in
+ * all, one call fn(ctx, 0, n) on this thread; else chunks of about KNOB_PAR_CHUNK elements (at
+ * most 256 chunks). The chunks depend on n and work only. */
+#define KNOB_PAR_CHUNK 8192
+void knob_par_items(long n, double work, knob_range_fn *fn, void *ctx);
+
 #define KNOB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define KNOB_MAX(a, b) ((a) > (b) ? (a) : (b))
 
@@ -152,10 +170,9 @@ int         knob_axis(int axis, int n_dims);
  * A is stored (M, K) row-major, or (K, M) when ta; B is (K, N), or (N, K) when tb. */
 void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
                float beta, float *C);
-/* Tests and benchmarks: 1 forces the portable C micro-kernel instead of the AVX2+FMA one; the name
- * of the kernel knob_gemm runs ("avx2+fma" or "portable"). */
+/* Tests and benchmarks: 1 forces the portable kernels (every family: knob_kernel_force) instead of
+ * AVX2+FMA; 0 goes back to KNOB_KERNEL / the CPU's best. knob_gemm_kernel_name is in knob.h. */
 void        knob_gemm_force_portable(int on);
-const char *knob_gemm_kernel_name(void);
 /* Reference triple loop in double accumulation, for tests. */
 void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C);
@@ -218,6 +235,14 @@ float  knob_gelu1_grad(float x);
  * writes y = softmax(x) and returns -log y[target] (exact even when y underflows; 0 when target is
  * outside [0, n)). knob_nll_row is that loss alone, knob_logsumexp_row log sum e^x. Backward adds
  * into dx (n) from y (the forward output) and dy. */
+/* Fused softmax cross-entropy for training (src/kernels/nn.c): knob_ce_row_lse returns
+ * log sum_j e^(x_j) of a row of V logits in one pass (the loss of target t is that minus x[t]);
+ * knob_ce_row_backward adds s (softmax(x) - onehot(target)) to dx from x and that lse. isa:
+ * knob_kernel_isa(). */
+double knob_ce_row_lse(const float *x, size_t V, int isa);
+/* y (n) = e^x (n) with knob's own exp (nn.c: <= 1.21 ulp portable, 0.93 ulp AVX2, vs double exp) */
+void   knob_vexp(float *y, const float *x, long n, int isa);
+void   knob_ce_row_backward(float *dx, const float *x, size_t V, float lse, int target, float s, int isa);
 double knob_softmax_row(float *y, const float *x, size_t n, int target);
 void   knob_log_softmax_row(float *y, const float *x, size_t n);
 double knob_logsumexp_row(const float *x, size_t n);

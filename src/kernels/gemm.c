@@ -4,8 +4,9 @@
  * knob_gemm_naive is the reference: a triple loop with a double accumulator, too slow for
  * training, simple enough to trust. knob_gemm is the fast one, built the GotoBLAS / BLIS way:
  *
- *   1. C is cut into one rectangle per thread (along M, N or both; never along K), so every
- *      element of C is written by exactly one thread.
+ *   1. C is cut into blocks (along M and N; never along K), several per thread, which the threads
+ *      of knob's pool take as they come free (src/core/threads.c); every element of C is
+ *      written by exactly one thread.
  *   2. Inside a rectangle: NC-wide column panels, then slices of K at most KC deep, then MC-tall
  *      row blocks. The B slice (KC x NC) and the A block (MC x KC) are copied ("packed") into
  *      contiguous, zero-padded micro-panels, so the inner loop reads both with unit stride whatever
@@ -20,11 +21,11 @@
  *
  * Determinism: the sum for C[i][j] always runs over the same slices of K in the same order, and
  * over k in order within a slice, whatever the rectangle it falls in; the slices depend on K
- * alone. Same inputs and same instruction set give the same bits on every run and for every
- * thread count. (AVX2 rounds differently from the portable code: it fuses multiply and add.)
+ * alone (and KC, from the L1 size). Same inputs, instruction set and L1 size give the same bits on
+ * every run and for every thread count. (AVX2 rounds differently from the portable code: it fuses multiply and add.)
  *
- * Memory: the packing buffers are fixed-size thread-local arrays (about 650 KiB per thread that
- * ever calls knob_gemm), so a call allocates nothing.
+ * Memory: the packing buffers are fixed-size thread-local arrays (2.75 MiB per thread that ever
+ * calls knob_gemm, of which the blocking touches a part), so a call allocates nothing.
  *
  * Speed (sh bench/run.sh, 2-core AMD EPYC Zen 4, 2 threads): 205-215 GFLOP/s for 256 to 1024
  * squares and GPT-2-sized projections, level with PyTorch's oneDNN path and over 30x torch.matmul
@@ -35,10 +36,6 @@
 
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define GEMM_X86 1
 #include <immintrin.h>
@@ -47,23 +44,24 @@
 #endif
 
 /* ------------------------------------------------------------------------------------------------
- * Block sizes. Measured on a 2-core AMD EPYC (Zen 4: 32 KiB L1d, 1 MiB L2 per core, shared L3);
- * they are reasonable for any x86-64 of the last decade. */
+ * Block sizes. The micro-tile is fixed by the registers of the instruction set; the cache blocks
+ * come from the CPU's own cache sizes (src/kernels/cpu.c), as in the BLIS analytical model:
+ *   KC: one packed B micro-panel (KC x NR floats) fills half of L1d, so it stays there, with
+ *       room for the A micro-panel streaming past (32 KiB L1d: 256; 48 KiB: 384);
+ *   MC: a packed A block (MC x KC floats) fills a quarter of L2, so it stays there while the
+ *       kernel sweeps across the B slice, with room for that slice's panels and C (1 MiB: 252);
+ *   NC: a packed B slice (KC x NC floats) fills a quarter of L3 (shared by the cores), bounded
+ *       by the thread-local buffer.
+ * Each is clamped to [min, max] below and rounded down to a multiple of its unit. */
 
 enum {
     /* Micro-tile: 6 x 16 floats of C = 12 AVX2 registers of accumulators, plus 2 for a row of B
      * and 1 for a broadcast element of A: 15 of the 16 ymm registers. */
     MR = 6,
     NR = 16,
-    /* Depth of a K slice: one packed B micro-panel (KC x NR floats, 16 KiB) stays in L1 while the
-     * kernel sweeps down the A block. */
-    KC = 256,
-    /* Rows of a packed A block: MC x KC floats (144 KiB) stay in L2 while the kernel sweeps across
-     * the B slice. A multiple of MR. */
-    MC = 144,
-    /* Columns of a packed B slice: KC x NC floats (512 KiB). Larger NC repacks A less often; this
-     * bounds the thread-local buffer. A multiple of NR. */
-    NC = 512,
+    KC_MIN = 128, KC_MAX = 512,
+    MC_MIN = 8 * MR, MC_MAX = 64 * MR,
+    NC_MIN = 16 * NR, NC_MAX = 64 * NR,
     /* Products with M * N * K at most this run the plain loop: packing would cost more than it
      * saves. (bench/gemm.c, one thread: the plain loop wins at 8^3, packing wins from 12^3.) */
     SMALL_MNK = 1024,
@@ -72,12 +70,37 @@ enum {
     PARALLEL_MNK = 48 * 48 * 48,
 };
 
-_Static_assert(MC % MR == 0 && NC % NR == 0, "gemm: MC and NC must be multiples of the micro-tile");
-
 /* Packed A block: MC / MR micro-panels, each (KC, MR): a[p * MR + i].
- * Packed B slice: NC / NR micro-panels, each (KC, NR): b[p * NR + j]. */
-static _Thread_local _Alignas(64) float pack_a[MC * KC];
-static _Thread_local _Alignas(64) float pack_b[KC * NC];
+ * Packed B slice: NC / NR micro-panels, each (KC, NR): b[p * NR + j].
+ * Sized for the largest blocking (0.75 + 2 MiB per thread that ever calls knob_gemm; only what
+ * the blocking uses is ever touched). */
+static _Thread_local _Alignas(64) float pack_a[MC_MAX * KC_MAX];
+static _Thread_local _Alignas(64) float pack_b[KC_MAX * NC_MAX];
+
+static long clamp_down(long v, long unit, long lo, long hi)
+{
+    v = v / unit * unit;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static knob_gemm_blocking blocking;
+static int blocking_ready;
+
+static const knob_gemm_blocking *get_blocking(void)
+{
+    if (!blocking_ready) {   /* racing first calls compute the same values */
+        const knob_cpu_info *c = knob_cpu();
+        knob_gemm_blocking b = {MR, NR, 0, 0, 0};
+        b.KC = (int)clamp_down(c->l1d / 2 / (NR * 4), 8, KC_MIN, KC_MAX);
+        b.MC = (int)clamp_down(c->l2 / 4 / (b.KC * 4), MR, MC_MIN, MC_MAX);
+        b.NC = (int)clamp_down(c->l3 / 4 / (b.KC * 4), NR, NC_MIN, NC_MAX);
+        blocking = b;
+        blocking_ready = 1;
+    }
+    return &blocking;
+}
+
+knob_gemm_blocking knob_gemm_blocking_get(void) { return *get_blocking(); }
 
 /* C (MR, NR) at c with row stride ldc = alpha * a @ b + beta * C, where a is one packed A
  * micro-panel (kc, MR) and b one packed B micro-panel (kc, NR). beta == 0 overwrites C. */
@@ -335,28 +358,29 @@ typedef struct {
     panel_packer *pack_transposed;
 } gemm_isa;
 
-static const gemm_isa isa_portable = {"portable", kernel_portable, pack_transposed};
+/* One row per instruction-set level (KNOB_ISA_*), the best the CPU has chosen at run time
+ * (src/kernels/cpu.c). An AVX-512 kernel is one more row; until then that level runs AVX2. */
+static const gemm_isa isa_table[] = {
+    [KNOB_ISA_PORTABLE] = {"portable", kernel_portable, pack_transposed},
 #if GEMM_X86
-static const gemm_isa isa_avx2 = {"avx2+fma", kernel_avx2, pack_transposed_avx2};
+    [KNOB_ISA_AVX2] = {"avx2+fma", kernel_avx2, pack_transposed_avx2},
 #endif
+};
 
-static int force_portable;
-
-/* Tests and benchmarks only (not thread-safe to flip while a gemm runs): on != 0 makes knob_gemm
- * use the portable code even where AVX2 is available. Declared here rather than in
- * knob_internal.h because nothing in the library needs it. */
-void knob_gemm_force_portable(int on) { force_portable = on; }
+/* Tests and benchmarks only (not thread-safe to flip while a gemm runs): on != 0 makes every
+ * kernel family use its portable code even where AVX2 is available. */
+void knob_gemm_force_portable(int on) { knob_kernel_force(on ? KNOB_ISA_PORTABLE : -1); }
 
 static const gemm_isa *pick_isa(void)
 {
-#if GEMM_X86
-    if (!force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return &isa_avx2;
-#endif
-    return &isa_portable;
+    int isa = knob_kernel_isa();
+    int n = (int)(sizeof isa_table / sizeof isa_table[0]);
+    while (isa >= n || !isa_table[isa].kernel)
+        isa--;
+    return &isa_table[isa];
 }
 
-/* The instruction set knob_gemm uses now: "avx2+fma" or "portable" (for benchmarks). */
+/* The micro-kernel knob_gemm uses now: "avx2+fma" or "portable". */
 const char *knob_gemm_kernel_name(void) { return pick_isa()->name; }
 
 /* ------------------------------------------------------------------------------------------------
@@ -374,6 +398,8 @@ typedef struct {
 static void gemm_rect(const gemm_call *g, int m0, int m1, int n0, int n1)
 {
     const int N = g->N, K = g->K;
+    const knob_gemm_blocking *bl = get_blocking();
+    const int KC = bl->KC, MC = bl->MC, NC = bl->NC;
     /* K in equal slices of at most KC (784 = 4 x 196, not 3 x 256 + 16): a thin last slice would
      * pay for packing and for loading and storing C with little arithmetic to show for it. The
      * slices depend on K alone, so the order of the sum does too. */
@@ -433,14 +459,6 @@ static void gemm_small(const gemm_call *g)
         }
 }
 
-/* The r-th of g equal parts of n_units micro-tiles of size unit, clipped to len: [*lo, *hi). */
-static void split_range(int len, int unit, int r, int g, int *lo, int *hi)
-{
-    long n_units = (len + unit - 1) / unit;
-    *lo = (int)(n_units * r / g) * unit;
-    *hi = r == g - 1 ? len : (int)(n_units * (r + 1) / g) * unit;
-}
-
 /* ------------------------------------------------------------------------------------------------
  * Matrix-vector products (M == 1 or N == 1, e.g. one token at a time through a GPT)
  *
@@ -449,13 +467,21 @@ static void split_range(int len, int unit, int r, int g, int *lo, int *hi)
  * a dot product per row of the matrix, or a sum of its rows scaled by x ("axpy"). Each element of y
  * is summed by one thread in a fixed order, as in the packed path. */
 
-/* y (L) = alpha * Mat (L, K) @ x (K) + beta * y */
-static void gemv_dot(int L, int K, const float *Mat, const float *x, float *y, float alpha,
-                     float beta, int n_threads)
+typedef struct {
+    int L, K;
+    const float *Mat, *x;
+    float *y;
+    float alpha, beta;
+} gemv_call;
+
+/* y (L) = alpha * Mat (L, K) @ x (K) + beta * y, rows [lo, hi) */
+static void gemv_dot_rows(void *ctx, long lo, long hi)
 {
-    #pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
-    for (int l = 0; l < L; l++) {
-        const float *row = Mat + (size_t)l * K;
+    const gemv_call *c = ctx;
+    const int K = c->K;
+    const float *x = c->x;
+    for (long l = lo; l < hi; l++) {
+        const float *row = c->Mat + (size_t)l * K;
         v4f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
         int p = 0;
         for (; p + 16 <= K; p += 16) {
@@ -477,66 +503,109 @@ static void gemv_dot(int L, int K, const float *Mat, const float *x, float *y, f
         float s = (s0[0] + s0[1]) + (s0[2] + s0[3]);
         for (; p < K; p++)
             s += row[p] * x[p];
-        y[l] = beta != 0.0f ? alpha * s + beta * y[l] : alpha * s;
+        c->y[l] = c->beta != 0.0f ? c->alpha * s + c->beta * c->y[l] : c->alpha * s;
     }
+}
+
+static void gemv_dot(int L, int K, const float *Mat, const float *x, float *y, float alpha,
+                     float beta, int n_threads)
+{
+    gemv_call c = {L, K, Mat, x, y, alpha, beta};
+    /* chunks of at least 16K multiply-adds */
+    long chunk = n_threads > 1 ? knob_parallel_chunk(L, 16384 / KNOB_MAX(K, 1) + 1, 8L * n_threads) : L;
+    knob_parallel_for(L, chunk, gemv_dot_rows, &c);
 }
 
 /* y (L) = alpha * x (K) @ Mat (K, L) + beta * y. Each thread takes a contiguous range of y and
  * sweeps it GEMV_COLS columns at a time, so the partial sums stay in L1. */
 enum { GEMV_COLS = 256 };
 
+/* columns [lo, hi) of y, a multiple of GEMV_COLS apart */
+static void gemv_axpy_cols(void *ctx, long lo, long hi)
+{
+    const gemv_call *c = ctx;
+    const int L = c->L, K = c->K;
+    for (long l0 = lo; l0 < hi; l0 += GEMV_COLS) {
+        int n = (int)KNOB_MIN((long)GEMV_COLS, hi - l0);
+        _Alignas(32) float acc[GEMV_COLS];
+        memset(acc, 0, sizeof acc);
+        for (int p = 0; p < K; p++) {
+            const float *row = c->Mat + (size_t)p * L + l0;
+            float xp = c->x[p];
+            int j = 0;
+            for (; j + 4 <= n; j += 4) {
+                v4f r, a;
+                memcpy(&r, row + j, sizeof r);
+                memcpy(&a, acc + j, sizeof a);
+                a += xp * r;
+                memcpy(acc + j, &a, sizeof a);
+            }
+            for (; j < n; j++)
+                acc[j] += xp * row[j];
+        }
+        float *y = c->y + l0;
+        for (int j = 0; j < n; j++)
+            y[j] = c->beta != 0.0f ? c->alpha * acc[j] + c->beta * y[j] : c->alpha * acc[j];
+    }
+}
+
 static void gemv_axpy(int L, int K, const float *Mat, const float *x, float *y, float alpha,
                       float beta, int n_threads)
 {
-    n_threads = KNOB_MAX(1, KNOB_MIN(n_threads, L / 8));
-    #pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
-    for (int t = 0; t < n_threads; t++) {
-        int lo, hi;
-        split_range(L, 8, t, n_threads, &lo, &hi);
-        for (int l0 = lo; l0 < hi; l0 += GEMV_COLS) {
-            int n = KNOB_MIN(GEMV_COLS, hi - l0);
-            _Alignas(32) float acc[GEMV_COLS];
-            memset(acc, 0, sizeof acc);
-            for (int p = 0; p < K; p++) {
-                const float *row = Mat + (size_t)p * L + l0;
-                float xp = x[p];
-                int j = 0;
-                for (; j + 4 <= n; j += 4) {
-                    v4f r, a;
-                    memcpy(&r, row + j, sizeof r);
-                    memcpy(&a, acc + j, sizeof a);
-                    a += xp * r;
-                    memcpy(acc + j, &a, sizeof a);
-                }
-                for (; j < n; j++)
-                    acc[j] += xp * row[j];
-            }
-            for (int j = 0; j < n; j++)
-                y[l0 + j] = beta != 0.0f ? alpha * acc[j] + beta * y[l0 + j] : alpha * acc[j];
-        }
-    }
+    gemv_call c = {L, K, Mat, x, y, alpha, beta};
+    /* every element of y sums over p in order in whichever chunk it falls: any chunking gives
+     * the same bits */
+    long chunk = n_threads > 1 ? GEMV_COLS : L;
+    knob_parallel_for(L, chunk, gemv_axpy_cols, &c);
 }
 
 /* ------------------------------------------------------------------------------------------------
  * Splitting C between threads */
 
-/* Chooses a grid of gm x gn rectangles, one per thread, using as many of n_threads as the shape
- * allows. Cutting along N makes every thread pack all of A (gn copies), cutting along M makes
- * every thread pack all of B (gm copies): pick the grid that packs the least. */
-static void pick_grid(int M, int N, int n_threads, int *gm, int *gn)
+/* C is cut into blocks of whole micro-tiles, each computed by gemm_rect, many more than threads
+ * so that one a busy machine parks costs little: columns in NC-wide panels, rows in a multiple
+ * of MC. Every block packs its own B slices (KC x NC), so a block is tall enough to reuse them
+ * over a few row blocks of A; packing a B slice is then about 1% of the block's work. Any cut
+ * gives the same bits: each element's sum runs over the same K slices in the same order. */
+typedef struct {
+    const gemm_call *g;
+    int row_step, col_step, n_col_blocks;
+} gemm_tasks;
+
+static void gemm_task(void *ctx, long lo, long hi)
 {
-    int units_m = (M + MR - 1) / MR, units_n = (N + NR - 1) / NR;
-    *gm = *gn = 1;
-    double best_cost = (double)M + N;
-    for (int m = 1; m <= n_threads && m <= units_m; m++)
-        for (int n = 1; m * n <= n_threads && n <= units_n; n++) {
-            double cost = (double)n * M + (double)m * N;
-            if (m * n > *gm * *gn || (m * n == *gm * *gn && cost < best_cost)) {
-                *gm = m;
-                *gn = n;
-                best_cost = cost;
-            }
-        }
+    const gemm_tasks *t = ctx;
+    for (long b = lo; b < hi; b++) {
+        int bi = (int)(b / t->n_col_blocks), bj = (int)(b % t->n_col_blocks);
+        int m0 = bi * t->row_step, n0 = bj * t->col_step;
+        gemm_rect(t->g, m0, KNOB_MIN(t->g->M, m0 + t->row_step), n0,
+                  KNOB_MIN(t->g->N, n0 + t->col_step));
+    }
+}
+
+static void gemm_parallel(const gemm_call *g, int n_threads)
+{
+    const int M = g->M, N = g->N;
+    const int MC = get_blocking()->MC, NC = get_blocking()->NC;
+    gemm_tasks t = {g, M, N, 1};
+    if (n_threads > 1) {
+        /* columns: NC panels, or thinner when there are too few rows to go round */
+        int units_n = (N + NR - 1) / NR, units_m = (M + MR - 1) / MR;
+        int col_units = NC / NR;
+        int want = 6 * n_threads;    /* blocks to aim for */
+        while (col_units > 1 && (long)((units_n + col_units - 1) / col_units) *
+                                        ((units_m + MC / MR - 1) / (MC / MR)) < want)
+            col_units /= 2;
+        t.col_step = col_units * NR;
+        t.n_col_blocks = (N + t.col_step - 1) / t.col_step;
+        /* rows: up to 4 MC blocks, fewer while there are too few blocks */
+        int row_units = 4 * (MC / MR);
+        while (row_units > 1 && (long)t.n_col_blocks * ((units_m + row_units - 1) / row_units) < want)
+            row_units = row_units > MC / MR ? row_units - MC / MR : row_units / 2;
+        t.row_step = row_units * MR;
+    }
+    long n_blocks = (long)((M + t.row_step - 1) / t.row_step) * t.n_col_blocks;
+    knob_parallel_for(n_blocks, 1, gemm_task, &t);
 }
 
 void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
@@ -560,11 +629,7 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
         gemm_small(&g);
         return;
     }
-    int n_threads = 1;
-#ifdef _OPENMP
-    if (mnk >= PARALLEL_MNK && !omp_in_parallel())
-        n_threads = omp_get_max_threads();
-#endif
+    int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
     if (N == 1) {           /* x = B, y = C (M); A (M, K) rows, or stored (K, M) */
         if (!ta || M == 1)
             gemv_dot(M, K, A, B, C, alpha, beta, n_threads);
@@ -579,14 +644,5 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
             gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
         return;
     }
-    int gm, gn;
-    pick_grid(M, N, n_threads, &gm, &gn);
-    int n_rects = gm * gn;
-    #pragma omp parallel for schedule(static) num_threads(n_rects) if (n_rects > 1)
-    for (int r = 0; r < n_rects; r++) {
-        int m0, m1, n0, n1;
-        split_range(M, MR, r / gn, gm, &m0, &m1);
-        split_range(N, NR, r % gn, gn, &n0, &n1);
-        gemm_rect(&g, m0, m1, n0, n1);
-    }
+    gemm_parallel(&g, n_threads);
 }

@@ -5,7 +5,7 @@
  * every image counts exactly once; loss and accuracy are computed here from the logits, in double.
  *
  *   MLP  x (B, c, h, w) -> flatten -> [linear, relu, dropout] x n_hidden -> linear -> logits
- *   CNN  x -> [conv K x K "same", relu, maxpool 2] x n_conv -> flatten
+ *   CNN  x -> [conv K x K "same" (or unpadded: --pad 0), relu, maxpool 2] x n_conv -> flatten
  *          -> [linear, relu, dropout] x n_hidden -> linear -> logits
  *
  * Not here: the trainer and its checkpoints (vision_train.c, on src/train/), pictures
@@ -67,8 +67,8 @@ void knob_vision_config_str(const knob_vision_config *c, char *buf, size_t size)
     list_str(conv, sizeof conv, c->conv, c->n_conv);
     list_str(hidden, sizeof hidden, c->hidden, c->n_hidden);
     if (c->kind == KNOB_VISION_CNN)
-        snprintf(buf, size, "kind=cnn in=%dx%dx%d classes=%d conv=%s kernel=%d hidden=%s dropout=%s", c->c, c->h,
-                 c->w, c->n_classes, conv, c->kernel, hidden, drop);
+        snprintf(buf, size, "kind=cnn in=%dx%dx%d classes=%d conv=%s kernel=%d%s hidden=%s dropout=%s", c->c,
+                 c->h, c->w, c->n_classes, conv, c->kernel, c->unpadded ? " pad=0" : "", hidden, drop);
     else
         snprintf(buf, size, "kind=mlp in=%dx%dx%d classes=%d hidden=%s dropout=%s", c->c, c->h, c->w,
                  c->n_classes, hidden, drop);
@@ -103,6 +103,13 @@ knob_status knob_vision_config_check(const knob_vision_config *c, knob_err *err)
     for (int i = 0; i < c->n_conv; i++) {
         if (c->conv[i] < 1 || c->conv[i] > 4096)
             return knob_fail(err, KNOB_ERR_USAGE, "model: conv stage %d has %d channels", i + 1, c->conv[i]);
+        if (c->unpadded) {   /* an unpadded K x K conv takes K - 1 off each side */
+            h -= c->kernel - 1, w -= c->kernel - 1;
+            if (h < 1 || w < 1)
+                return knob_fail(err, KNOB_ERR_USAGE,
+                                 "model: %d unpadded %dx%d conv stages shrink a %dx%d image below 1x1; try --pad same",
+                                 c->n_conv, c->kernel, c->kernel, c->h, c->w);
+        }
         if (h < 2 || w < 2)
             return knob_fail(err, KNOB_ERR_USAGE, "model: %d conv stages pool a %dx%d image below 1x1", c->n_conv,
                              c->h, c->w);
@@ -134,6 +141,15 @@ static knob_status config_value(knob_vision_config *c, const char *key, const ch
         if (end == val || *end || errno || v < 0 || v > 65536)
             return knob_fail(err, KNOB_ERR_FORMAT, "model %s '%.32s' is not an integer", key, val);
         *(key[0] == 'c' ? &c->n_classes : &c->kernel) = (int)v;
+        return KNOB_OK;
+    }
+    if (strcmp(key, "pad") == 0) {
+        if (strcmp(val, "0") == 0)
+            c->unpadded = 1;
+        else if (strcmp(val, "same") == 0)
+            c->unpadded = 0;
+        else
+            return knob_fail(err, KNOB_ERR_FORMAT, "model pad '%.32s' is not 0 or same", val);
         return KNOB_OK;
     }
     if (strcmp(key, "conv") == 0)
@@ -194,9 +210,9 @@ static int flat_size(const knob_vision_config *c)
 {
     if (c->kind == KNOB_VISION_MLP)
         return c->c * c->h * c->w;
-    int h = c->h, w = c->w;
+    int h = c->h, w = c->w, shrink = c->unpadded ? c->kernel - 1 : 0;
     for (int i = 0; i < c->n_conv; i++)
-        h /= 2, w /= 2;
+        h = (h - shrink) / 2, w = (w - shrink) / 2;
     return c->conv[c->n_conv - 1] * h * w;
 }
 
@@ -282,7 +298,8 @@ knob_status knob_vision_net_build(knob_vision_net *n, knob_vision *m, int B, int
     n->x = knob_input(g, "x", 4, (int[]){B, c->c, c->h, c->w});              // (B, c, h, w)
     knob_node *h = n->x;
     for (int i = 0; i < c->n_conv; i++) {
-        h = knob_conv2d(g, h, knob_param(g, m->conv_w[i]), knob_param(g, m->conv_b[i]), 1, c->kernel / 2);
+        h = knob_conv2d(g, h, knob_param(g, m->conv_w[i]), knob_param(g, m->conv_b[i]), 1,
+                        c->unpadded ? 0 : c->kernel / 2);
         h = knob_relu(g, h);                                                 // (B, OC, H, W)
         n->feat[n->n_feat++] = h;
         h = knob_maxpool2d(g, h, 2, 2);                                      // (B, OC, H/2, W/2)

@@ -143,18 +143,22 @@ static void lane_range(const conv_dims *d, int l, int *n0, int *n1)
  *   Y_n (OC, P) = Wm @ cols_n + b 1^T
  * so, as for any product:  dWm += dY_n cols_n^T,  db[oc] += sum_q dY_n[oc, q],
  *                          dcols_n = Wm^T dY_n,   dx_n += col2im(dcols_n)  (col2im = im2col^T). */
-static void conv2d_forward(knob_node *y)
-{
+/* What a lane task needs: the node and its plan. */
+typedef struct {
+    const knob_node *y;
     conv_dims d;
-    conv_plan(y, &d);
+} conv_task;
+
+static void conv2d_forward_lanes(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ((const conv_task *)ctx)->y;
+    const conv_dims d = ((const conv_task *)ctx)->d;
     const float *X = y->in[0]->t.data;                          // (B, C, H, W)
     const float *Wm = y->in[1]->t.data;                         // (OC, C, KH, KW) = (OC, CKK)
     const float *bias = y->n_in > 2 ? y->in[2]->t.data : NULL;  // (OC) or NULL
     float *Y = y->t.data;                                       // (B, OC, OH, OW)
     size_t sx = (size_t)d.C * d.H * d.W, sy = (size_t)d.OC * d.P;
-    int L = conv_lanes(&d);
-#pragma omp parallel for schedule(static) if (lanes_parallel(&d))
-    for (int l = 0; l < L; l++) {
+    for (int l = (int)lo; l < (int)hi; l++) {
         float *cols, *dcols, *dw;   // cols (CKK, P); NULL when direct
         conv_lane_bufs(y, &d, l, &cols, &dcols, &dw);
         int n0, n1;
@@ -178,6 +182,14 @@ static void conv2d_forward(knob_node *y)
             knob_gemm(0, 0, d.OC, d.P, d.CKK, 1.0f, Wm, cn, bias ? 1.0f : 0.0f, yn);
         }
     }
+}
+
+static void conv2d_forward(knob_node *y)
+{
+    conv_task t = {y, {0}};
+    conv_plan(y, &t.d);
+    int L = conv_lanes(&t.d);
+    knob_parallel_for(L, lanes_parallel(&t.d) ? 1 : L, conv2d_forward_lanes, &t);
 }
 
 /* db[oc] += sum_q dy[oc, q] for dy (OC, P), each sum in double and in q order. Four channels at a
@@ -210,23 +222,17 @@ static void db_add_rows(float *db, const float *dy, int OC, int P)
     }
 }
 
-static void conv2d_backward(knob_node *y)
+static void conv2d_backward_lanes(void *ctx, long lo, long hi)
 {
-    conv_dims d;
-    conv_plan(y, &d);
+    const knob_node *y = ((const conv_task *)ctx)->y;
+    const conv_dims d = ((const conv_task *)ctx)->d;
     const float *X = y->in[0]->t.data;      // (B, C, H, W)
     const float *Wm = y->in[1]->t.data;     // (OC, CKK)
     const float *DY = y->t.grad;            // (B, OC, OH, OW)
     float *DX = y->in[0]->requires_grad ? y->in[0]->t.grad : NULL;   // (B, C, H, W) or NULL
     float *DW = y->in[1]->requires_grad ? y->in[1]->t.grad : NULL;   // (OC, CKK) or NULL
-    float *DB = y->n_in > 2 ? y->in[2]->t.grad : NULL;               // (OC) or NULL
-    size_t sx = (size_t)d.C * d.H * d.W, sy = (size_t)d.OC * d.P, nw = (size_t)d.OC * d.CKK;
-    int L = conv_lanes(&d);
-    if (DB)
-        for (int n = 0; n < d.B; n++)
-            db_add_rows(DB, DY + n * sy, d.OC, d.P);
-#pragma omp parallel for schedule(static) if (lanes_parallel(&d))
-    for (int l = 0; l < L; l++) {
+    size_t sx = (size_t)d.C * d.H * d.W, sy = (size_t)d.OC * d.P;
+    for (int l = (int)lo; l < (int)hi; l++) {
         float *cols, *dcols, *dw;   // (CKK, P), (CKK, P), (OC, CKK); NULL where not needed
         conv_lane_bufs(y, &d, l, &cols, &dcols, &dw);
         int n0, n1;
@@ -253,17 +259,41 @@ static void conv2d_backward(knob_node *y)
             }
         }
     }
-    if (DW) {   /* DW += dw_0 + dw_1 + ... in lane order, for each element */
-        float *unused1, *unused2, *dw0;   // L x (OC, CKK)
-        conv_lane_bufs(y, &d, 0, &unused1, &unused2, &dw0);
-#pragma omp parallel for schedule(static) if (nw * (size_t)L >= KNOB_PAR_MIN)
-        for (size_t i = 0; i < nw; i++) {
-            float s = dw0[i];
-            for (int l = 1; l < L; l++)
-                s += dw0[(size_t)l * nw + i];
-            DW[i] += s;
-        }
+}
+
+/* DW[i] += dw_0[i] + dw_1[i] + ... in lane order */
+static void conv2d_dw_sum(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ((const conv_task *)ctx)->y;
+    const conv_dims *d = &((const conv_task *)ctx)->d;
+    size_t nw = (size_t)d->OC * d->CKK;
+    int L = conv_lanes(d);
+    float *DW = y->in[1]->t.grad, *unused1, *unused2, *dw0;   // L x (OC, CKK)
+    conv_lane_bufs(y, d, 0, &unused1, &unused2, &dw0);
+    for (size_t i = (size_t)lo; i < (size_t)hi; i++) {
+        float s = dw0[i];
+        for (int l = 1; l < L; l++)
+            s += dw0[(size_t)l * nw + i];
+        DW[i] += s;
     }
+}
+
+static void conv2d_backward(knob_node *y)
+{
+    conv_task t = {y, {0}};
+    conv_plan(y, &t.d);
+    const conv_dims d = t.d;
+    const float *DY = y->t.grad;            // (B, OC, OH, OW)
+    float *DW = y->in[1]->requires_grad ? y->in[1]->t.grad : NULL;   // (OC, CKK) or NULL
+    float *DB = y->n_in > 2 ? y->in[2]->t.grad : NULL;               // (OC) or NULL
+    size_t sy = (size_t)d.OC * d.P, nw = (size_t)d.OC * d.CKK;
+    int L = conv_lanes(&d);
+    if (DB)
+        for (int n = 0; n < d.B; n++)
+            db_add_rows(DB, DY + n * sy, d.OC, d.P);
+    knob_parallel_for(L, lanes_parallel(&d) ? 1 : L, conv2d_backward_lanes, &t);
+    if (DW)
+        knob_par_items((long)nw, (double)L, conv2d_dw_sum, &t);
 }
 
 /* n_in -1: two inputs, or three with a bias */

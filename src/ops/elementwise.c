@@ -109,32 +109,53 @@ static knob_status binary_shape(knob_node *y, knob_err *err)
                     }                                                                         \
     } while (0)
 
-/* One binary op: forward expression F(a, b); partials DA(a, b, dy), DB(a, b, dy). */
+/* What a binary op's pool tasks need: the node, and the length of b's rows in the bias case. */
+typedef struct {
+    knob_node *y;
+    size_t nb;
+} binary_task;
+
+/* One binary op: forward expression F(a, b); partials DA(a, b, dy), DB(a, b, dy). The loops run
+ * as pool tasks (src/core/threads.c): elements, rows, or blocks of b's columns. */
 #define BINARY_OP(name, F, DA, DB)                                                            \
+    static void name##_fwd_same(void *ctx, long lo, long hi)                                  \
+    {                                                                                         \
+        const knob_node *y = ((binary_task *)ctx)->y;                                         \
+        const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;                             \
+        float *Y = y->t.data;                                                                 \
+        _Pragma("omp simd")                                                                   \
+        for (long i = lo; i < hi; i++) {                                                      \
+            float a = A[i], b = B[i];                                                         \
+            Y[i] = (F);                                                                       \
+        }                                                                                     \
+    }                                                                                         \
+    static void name##_fwd_rows(void *ctx, long lo, long hi)                                  \
+    {                                                                                         \
+        const knob_node *y = ((binary_task *)ctx)->y;                                         \
+        size_t nb = ((binary_task *)ctx)->nb;                                                 \
+        const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;                             \
+        float *Y = y->t.data;                                                                 \
+        for (long r = lo; r < hi; r++)                                                        \
+            _Pragma("omp simd")                                                               \
+            for (size_t j = 0; j < nb; j++) {                                                 \
+                size_t i = (size_t)r * nb + j;                                                \
+                float a = A[i], b = B[j];                                                     \
+                Y[i] = (F);                                                                   \
+            }                                                                                 \
+    }                                                                                         \
     static void name##_forward(knob_node *y)                                                  \
     {                                                                                         \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;                             \
         float *Y = y->t.data;                                                                 \
+        binary_task task = {y, 0};                                                            \
         if (same_shape(&y->in[0]->t, &y->in[1]->t)) {                                         \
-            long n = (long)y->t.n_elems;                                                      \
-            _Pragma("omp parallel for simd schedule(static) if (n >= KNOB_PAR_MIN)")          \
-            for (long i = 0; i < n; i++) {                                                    \
-                float a = A[i], b = B[i];                                                     \
-                Y[i] = (F);                                                                   \
-            }                                                                                 \
+            knob_par_items((long)y->t.n_elems, 1.0, name##_fwd_same, &task);                  \
             return;                                                                           \
         }                                                                                     \
         size_t nb = bcast_suffix(y);                                                          \
         if (nb) {   /* bias: rows of a against b, threaded over rows */                       \
-            long n_rows = (long)(y->t.n_elems / nb);                                          \
-            _Pragma("omp parallel for schedule(static) if (y->t.n_elems >= KNOB_PAR_MIN)")    \
-            for (long r = 0; r < n_rows; r++)                                                 \
-                _Pragma("omp simd")                                                           \
-                for (size_t j = 0; j < nb; j++) {                                             \
-                    size_t i = (size_t)r * nb + j;                                            \
-                    float a = A[i], b = B[j];                                                 \
-                    Y[i] = (F);                                                               \
-                }                                                                             \
+            task.nb = nb;                                                                     \
+            knob_par_items((long)(y->t.n_elems / nb), (double)nb, name##_fwd_rows, &task);    \
             return;                                                                           \
         }                                                                                     \
         bcast p;                                                                              \
@@ -144,64 +165,92 @@ static knob_status binary_shape(knob_node *y, knob_err *err)
             Y[i] = (F);                                                                       \
         });                                                                                   \
     }                                                                                         \
+    static void name##_bwd_same_a(void *ctx, long lo, long hi)                                \
+    {                                                                                         \
+        const knob_node *y = ((binary_task *)ctx)->y;                                         \
+        const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
+        float *GA = y->in[0]->t.grad;                                                         \
+        _Pragma("omp simd")                                                                   \
+        for (long i = lo; i < hi; i++) {                                                      \
+            float a = A[i], b = B[i], dy = DY[i];                                             \
+            (void)a; (void)b;                                                                 \
+            GA[i] += (DA);                                                                    \
+        }                                                                                     \
+    }                                                                                         \
+    static void name##_bwd_same_b(void *ctx, long lo, long hi)                                \
+    {                                                                                         \
+        const knob_node *y = ((binary_task *)ctx)->y;                                         \
+        const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
+        float *GB = y->in[1]->t.grad;                                                         \
+        _Pragma("omp simd")                                                                   \
+        for (long i = lo; i < hi; i++) {                                                      \
+            float a = A[i], b = B[i], dy = DY[i];                                             \
+            (void)a; (void)b;                                                                 \
+            GB[i] += (DB);                                                                    \
+        }                                                                                     \
+    }                                                                                         \
+    static void name##_bwd_rows_a(void *ctx, long lo, long hi)                                \
+    {                                                                                         \
+        const knob_node *y = ((binary_task *)ctx)->y;                                         \
+        size_t nb = ((binary_task *)ctx)->nb;                                                 \
+        const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
+        float *GA = y->in[0]->t.grad;                                                         \
+        for (long r = lo; r < hi; r++)                                                        \
+            _Pragma("omp simd")                                                               \
+            for (size_t j = 0; j < nb; j++) {                                                 \
+                size_t i = (size_t)r * nb + j;                                                \
+                float a = A[i], b = B[j], dy = DY[i];                                         \
+                (void)a; (void)b;                                                             \
+                GA[i] += (DA);                                                                \
+            }                                                                                 \
+    }                                                                                         \
+    static void name##_bwd_cols_b(void *ctx, long lo, long hi)                                \
+    {                                                                                         \
+        const knob_node *y = ((binary_task *)ctx)->y;                                         \
+        size_t nb = ((binary_task *)ctx)->nb;                                                 \
+        const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
+        float *GB = y->in[1]->t.grad;                                                         \
+        long n_rows = (long)(y->t.n_elems / nb);                                              \
+        for (long blk = lo; blk < hi; blk++) {                                                \
+            size_t j0 = (size_t)blk * BIAS_COL_BLOCK;                                         \
+            size_t j1 = KNOB_MIN(nb, j0 + BIAS_COL_BLOCK);                                    \
+            for (long r = 0; r < n_rows; r++)                                                 \
+                _Pragma("omp simd")                                                           \
+                for (size_t j = j0; j < j1; j++) {                                            \
+                    size_t i = (size_t)r * nb + j;                                            \
+                    float a = A[i], b = B[j], dy = DY[i];                                     \
+                    (void)a; (void)b;                                                         \
+                    GB[j] += (DB);                                                            \
+                }                                                                             \
+        }                                                                                     \
+    }                                                                                         \
     static void name##_backward(knob_node *y)                                                 \
     {                                                                                         \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
         float *GA = y->in[0]->t.grad, *GB = y->in[1]->t.grad;                                 \
+        binary_task task = {y, 0};                                                            \
         if (same_shape(&y->in[0]->t, &y->in[1]->t)) {   /* one loop per gradient, so each  \
                                                           * vectorizes; a + a still adds da  \
                                                           * then db into each element */     \
             long n = (long)y->t.n_elems;                                                      \
-            if (GA) {                                                                         \
-                _Pragma("omp parallel for simd schedule(static) if (n >= KNOB_PAR_MIN)")      \
-                for (long i = 0; i < n; i++) {                                                \
-                    float a = A[i], b = B[i], dy = DY[i];                                     \
-                    (void)a; (void)b;                                                         \
-                    GA[i] += (DA);                                                            \
-                }                                                                             \
-            }                                                                                 \
-            if (GB) {                                                                         \
-                _Pragma("omp parallel for simd schedule(static) if (n >= KNOB_PAR_MIN)")      \
-                for (long i = 0; i < n; i++) {                                                \
-                    float a = A[i], b = B[i], dy = DY[i];                                     \
-                    (void)a; (void)b;                                                         \
-                    GB[i] += (DB);                                                            \
-                }                                                                             \
-            }                                                                                 \
+            if (GA)                                                                           \
+                knob_par_items(n, 1.0, name##_bwd_same_a, &task);                             \
+            if (GB)                                                                           \
+                knob_par_items(n, 1.0, name##_bwd_same_b, &task);                             \
             return;                                                                           \
         }                                                                                     \
         size_t nb = bcast_suffix(y);                                                          \
         if (nb) {   /* bias: da row by row; db[j] sums rows 0, 1, ... in order, as the        \
-                     * broadcast loop below does, so the bits are the same; threads split     \
+                     * broadcast loop below does, so the bits are the same; tasks split       \
                      * columns (each db[j] has one writer) */                                 \
             long n_rows = (long)(y->t.n_elems / nb);                                          \
-            int par = y->t.n_elems >= KNOB_PAR_MIN;                                           \
-            if (GA) {                                                                         \
-                _Pragma("omp parallel for schedule(static) if (par)")                         \
-                for (long r = 0; r < n_rows; r++)                                             \
-                    _Pragma("omp simd")                                                       \
-                    for (size_t j = 0; j < nb; j++) {                                         \
-                        size_t i = (size_t)r * nb + j;                                        \
-                        float a = A[i], b = B[j], dy = DY[i];                                 \
-                        (void)a; (void)b;                                                     \
-                        GA[i] += (DA);                                                        \
-                    }                                                                         \
-            }                                                                                 \
+            task.nb = nb;                                                                     \
+            if (GA)                                                                           \
+                knob_par_items(n_rows, (double)nb, name##_bwd_rows_a, &task);                 \
             if (GB) {                                                                         \
                 long n_blocks = (long)((nb + BIAS_COL_BLOCK - 1) / BIAS_COL_BLOCK);           \
-                _Pragma("omp parallel for schedule(static) if (par)")                         \
-                for (long blk = 0; blk < n_blocks; blk++) {                                   \
-                    size_t j0 = (size_t)blk * BIAS_COL_BLOCK;                                 \
-                    size_t j1 = KNOB_MIN(nb, j0 + BIAS_COL_BLOCK);                            \
-                    for (long r = 0; r < n_rows; r++)                                         \
-                        _Pragma("omp simd")                                                   \
-                        for (size_t j = j0; j < j1; j++) {                                    \
-                            size_t i = (size_t)r * nb + j;                                    \
-                            float a = A[i], b = B[j], dy = DY[i];                             \
-                            (void)a; (void)b;                                                 \
-                            GB[j] += (DB);                                                    \
-                        }                                                                     \
-                }                                                                             \
+                knob_par_items(n_blocks, (double)n_rows * BIAS_COL_BLOCK, name##_bwd_cols_b,  \
+                               &task);                                                        \
             }                                                                                 \
             return;                                                                           \
         }                                                                                     \
@@ -253,39 +302,47 @@ static knob_status unary_shape(knob_node *y, knob_err *err)
 /* The loop pragmas a unary op picks from. "simd" lets the loop vectorize (the compiler cannot
  * see that X and Y never overlap); that is where most of the gain is for relu and abs, whose
  * sign tests become selects instead of branches that mispredict on mixed-sign activations (relu
- * ran ~30x faster). Loops that call libm (expf, tanhf, ...) cannot vectorize; they take PAR. */
-#define PAR      _Pragma("omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)")
-#define PAR_SIMD _Pragma("omp parallel for simd schedule(static) if (n >= KNOB_PAR_MIN)")
+ * ran ~30x faster). Loops that call libm (expf, tanhf, ...) cannot vectorize; they take PAR.
+ * Either way the loop runs as pool tasks over chunks of elements. */
+#define PAR
+#define PAR_SIMD _Pragma("omp simd")
 
 /* One unary op: forward expression F(x), derivative D(x, yv, dy), and the pragma (PAR or
  * PAR_SIMD) of each loop. */
 #define UNARY_OP(name, F, D, FWD_LOOP, BWD_LOOP)                                              \
-    static void name##_forward(knob_node *y)                                                  \
+    static void name##_fwd_task(void *ctx, long lo, long hi)                                  \
     {                                                                                         \
+        const knob_node *y = ctx;                                                             \
         const float *X = y->in[0]->t.data;                                                    \
         float *Y = y->t.data, s = y->fp[0];                                                   \
         (void)s;                                                                              \
-        long n = (long)y->t.n_elems;                                                          \
         FWD_LOOP                                                                              \
-        for (long i = 0; i < n; i++) {                                                        \
+        for (long i = lo; i < hi; i++) {                                                      \
             float x = X[i];                                                                   \
             Y[i] = (F);                                                                       \
         }                                                                                     \
     }                                                                                         \
-    static void name##_backward(knob_node *y)                                                 \
+    static void name##_forward(knob_node *y)                                                  \
     {                                                                                         \
+        knob_par_items((long)y->t.n_elems, 1.0, name##_fwd_task, y);                          \
+    }                                                                                         \
+    static void name##_bwd_task(void *ctx, long lo, long hi)                                  \
+    {                                                                                         \
+        const knob_node *y = ctx;                                                             \
         const float *X = y->in[0]->t.data, *Y = y->t.data, *DY = y->t.grad;                   \
         float *GX = y->in[0]->t.grad, s = y->fp[0];                                           \
         (void)s;                                                                              \
-        if (!GX)                                                                              \
-            return;                                                                           \
-        long n = (long)y->t.n_elems;                                                          \
         BWD_LOOP                                                                              \
-        for (long i = 0; i < n; i++) {                                                        \
+        for (long i = lo; i < hi; i++) {                                                      \
             float x = X[i], yv = Y[i], dy = DY[i];                                            \
             (void)x; (void)yv;                                                                \
             GX[i] += (D);                                                                     \
         }                                                                                     \
+    }                                                                                         \
+    static void name##_backward(knob_node *y)                                                 \
+    {                                                                                         \
+        if (y->in[0]->t.grad)                                                                 \
+            knob_par_items((long)y->t.n_elems, 1.0, name##_bwd_task, y);                      \
     }                                                                                         \
     const knob_op_def knob_op_##name = {1, unary_shape, NULL, NULL, name##_forward,    \
                                         name##_backward};

@@ -61,16 +61,40 @@ static knob_status embedding_check(const knob_node *y, knob_err *err)
 /* embedding: y[p, :] = table[idx[p], :]
  * Backward: dtable[idx[p], :] += dy[p, :] for every position p (repeated indices accumulate); idx
  * has no gradient. */
-static void embedding_forward(knob_node *y)
+static void embedding_forward_rows(void *ctx, long lo, long hi)
 {
+    const knob_node *y = ctx;
     const float *tab = y->in[0]->t.data;                                      // (V, C)
     const int32_t *idx = (const int32_t *)(const void *)y->in[1]->t.data;   // (P), P = n_elems(idx)
     float *out = y->t.data;                                                   // (P, C)
     size_t C = (size_t)y->in[0]->t.shape[1];
-    long P = (long)y->in[1]->t.n_elems;
-#pragma omp parallel for schedule(static) if ((size_t)P * C >= KNOB_PAR_MIN)
-    for (long p = 0; p < P; p++)
+    for (long p = lo; p < hi; p++)
         memcpy(out + (size_t)p * C, tab + (size_t)idx[p] * C, C * sizeof(float));
+}
+
+static void embedding_forward(knob_node *y)
+{
+    knob_par_items((long)y->in[1]->t.n_elems, y->in[0]->t.shape[1], embedding_forward_rows, y);
+}
+
+/* one task per block of columns, positions in order */
+static void embedding_backward_cols(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ctx;
+    float *dtab = y->in[0]->t.grad;                                           // (V, C)
+    const int32_t *idx = (const int32_t *)(const void *)y->in[1]->t.data;   // (P)
+    const float *dy = y->t.grad;                                              // (P, C)
+    int C = y->in[0]->t.shape[1];
+    size_t P = y->in[1]->t.n_elems;
+    for (long blk = lo; blk < hi; blk++) {
+        int c0 = (int)blk * EMB_COL_BLOCK, c1 = KNOB_MIN(C, c0 + EMB_COL_BLOCK);
+        for (size_t p = 0; p < P; p++) {
+            float *drow = dtab + (size_t)idx[p] * (size_t)C;
+            const float *dyrow = dy + p * (size_t)C;
+            for (int c = c0; c < c1; c++)
+                drow[c] += dyrow[c];
+        }
+    }
 }
 
 static void embedding_backward(knob_node *y)
@@ -80,19 +104,12 @@ static void embedding_backward(knob_node *y)
     const float *dy = y->t.grad;                                              // (P, C)
     if (!dtab)
         return;
+    (void)idx;
+    (void)dy;
     int C = y->in[0]->t.shape[1];
     size_t P = y->in[1]->t.n_elems;
     int n_blocks = (C + EMB_COL_BLOCK - 1) / EMB_COL_BLOCK;
-#pragma omp parallel for schedule(static) if (P * (size_t)C >= KNOB_PAR_MIN)
-    for (int blk = 0; blk < n_blocks; blk++) {
-        int c0 = blk * EMB_COL_BLOCK, c1 = KNOB_MIN(C, c0 + EMB_COL_BLOCK);
-        for (size_t p = 0; p < P; p++) {
-            float *drow = dtab + (size_t)idx[p] * (size_t)C;
-            const float *dyrow = dy + p * (size_t)C;
-            for (int c = c0; c < c1; c++)
-                drow[c] += dyrow[c];
-        }
-    }
+    knob_par_items(n_blocks, (double)P * EMB_COL_BLOCK, embedding_backward_cols, y);
 }
 
 const knob_op_def knob_op_embedding = {2, embedding_shape, NULL, embedding_check,
@@ -128,6 +145,33 @@ static size_t dropout_saved(const knob_node *y) { return 1 + y->t.n_elems; }
  *   y_i = keep_i x_i / (1 - p)      (so E[y_i] = x_i)
  *   dx_i += keep_i dy_i / (1 - p)
  * In eval mode, or with p == 0: y = x, dx += dy. */
+static void dropout_forward_task(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ctx;
+    const float *x = y->in[0]->t.data;
+    float *out = y->t.data;
+    const unsigned char *keep = (const unsigned char *)y->saved + 1;
+    float scale = 1.0f / (1.0f - y->fp[0]);
+    for (long i = lo; i < hi; i++)
+        out[i] = keep[i] ? x[i] * scale : 0.0f;
+}
+
+static void dropout_backward_task(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ctx;
+    float *dx = y->in[0]->t.grad;
+    const float *dy = y->t.grad;
+    const unsigned char *active = y->saved, *keep = active + 1;
+    if (!*active) {
+        for (long i = lo; i < hi; i++)
+            dx[i] += dy[i];
+        return;
+    }
+    float scale = 1.0f / (1.0f - y->fp[0]);
+    for (long i = lo; i < hi; i++)
+        dx[i] += keep[i] ? dy[i] * scale : 0.0f;
+}
+
 static void dropout_forward(knob_node *y)
 {
     const float *x = y->in[0]->t.data;                      // (n)
@@ -144,10 +188,9 @@ static void dropout_forward(knob_node *y)
     knob_rng *rng = knob_graph_rng(y->g);
     for (long i = 0; i < n; i++)   /* serial: the mask depends only on the seed */
         keep[i] = knob_rng_uniform(rng) >= p;
-    float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
-    for (long i = 0; i < n; i++)
-        out[i] = keep[i] ? x[i] * scale : 0.0f;
+    (void)x;
+    (void)out;
+    knob_par_items(n, 1.0, dropout_forward_task, y);
 }
 
 static void dropout_backward(knob_node *y)
@@ -157,18 +200,12 @@ static void dropout_backward(knob_node *y)
     const unsigned char *active = y->saved;                 // (1)
     const unsigned char *keep = active + 1;                 // (n)
     long n = (long)y->t.n_elems;
+    (void)dy;
+    (void)active;
+    (void)keep;
     if (!dx)
         return;
-    if (!*active) {
-#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
-        for (long i = 0; i < n; i++)
-            dx[i] += dy[i];
-        return;
-    }
-    float scale = 1.0f / (1.0f - y->fp[0]);
-#pragma omp parallel for schedule(static) if (n >= KNOB_PAR_MIN)
-    for (long i = 0; i < n; i++)
-        dx[i] += keep[i] ? dy[i] * scale : 0.0f;
+    knob_par_items(n, 1.0, dropout_backward_task, y);
 }
 
 const knob_op_def knob_op_dropout = {1, dropout_shape, dropout_saved, NULL, dropout_forward,

@@ -10,7 +10,17 @@
  * loss = (1/n) sum_{i counted} -log p_i[t_i],  p_i = softmax(z_i),  n = number of counted rows
  * (rows whose target is ignore_index are skipped).
  * dz_i = dloss (p_i - onehot(t_i)) / n for counted rows, 0 for ignored rows.
- * Saved: p (N, V), each row's loss (N), and n. */
+ * Two paths, chosen by V:
+ * - V >= CE_FUSED_MIN (language models): saved are each row's log-sum-exp (N), each row's loss (N)
+ *   and n; backward recomputes p_i from z_i and the log-sum-exp (src/kernels/nn.c: one pass over
+ *   the row each way, float exponentials, no (N, V) buffer: 411 MB less for GPT-2's vocabulary at
+ *   B 8, T 256).
+ * - smaller V (classifiers, character models): p (N, V) in the saved buffer, each row's loss (N)
+ *   and n, through knob_softmax_row's double-precision sums. There the exponentials cost little
+ *   next to the rest of the step, and these bits are the ones old checkpoints resume to
+ *   (tests/test_checkpoint_compat.c). */
+
+#define CE_FUSED_MIN 1024
 
 static knob_status ce_shape(knob_node *y, knob_err *err)
 {
@@ -33,6 +43,8 @@ static knob_status ce_shape(knob_node *y, knob_err *err)
 static size_t ce_saved(const knob_node *y)
 {
     size_t V = (size_t)y->in[0]->t.shape[y->in[0]->t.n_dims - 1], N = y->in[0]->t.n_elems / V;
+    if (V >= CE_FUSED_MIN)
+        return (2 * N + 1) * sizeof(float);   /* log-sum-exp (N), per-row loss (N), count */
     return (N * V + N + 1) * sizeof(float);   /* p (N, V), per-row loss (N), count */
 }
 
@@ -48,20 +60,40 @@ static knob_status ce_check(const knob_node *y, knob_err *err)
     return KNOB_OK;
 }
 
+static void ce_forward_rows(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ctx;
+    const knob_tensor *z = &y->in[0]->t;
+    const int32_t *T = (const int32_t *)(const void *)y->in[1]->t.data;
+    size_t V = (size_t)z->shape[z->n_dims - 1];
+    long N = (long)(z->n_elems / V);
+    int ignore = y->ip[0], isa = knob_kernel_isa();
+    if (V < CE_FUSED_MIN) {
+        float *P = y->saved, *row_loss = P + (size_t)N * V;
+        for (long i = lo; i < hi; i++)   /* p_i = softmax(z_i); the loss as below */
+            row_loss[i] = (float)knob_softmax_row(P + (size_t)i * V, z->data + (size_t)i * V, V,
+                                                  T[i] == ignore ? -1 : T[i]);
+        return;
+    }
+    float *lse = y->saved, *row_loss = lse + N;
+    for (long i = lo; i < hi; i++) {
+        /* -log p_i[t] = lse - z_t, exact even when p_t underflows */
+        const float *zi = z->data + (size_t)i * V;
+        double l = knob_ce_row_lse(zi, V, isa);
+        lse[i] = (float)l;
+        row_loss[i] = T[i] == ignore ? 0.0f : (float)(l - (double)zi[T[i]]);
+    }
+}
+
 static void ce_forward(knob_node *y)
 {
     const knob_tensor *z = &y->in[0]->t;
     const int32_t *T = (const int32_t *)(const void *)y->in[1]->t.data;
     size_t V = (size_t)z->shape[z->n_dims - 1];
     long N = (long)(z->n_elems / V);
-    float *P = y->saved, *row_loss = P + (size_t)N * V;
+    float *row_loss = (float *)y->saved + (V >= CE_FUSED_MIN ? (size_t)N : (size_t)N * V);
     int ignore = y->ip[0];
-#pragma omp parallel for schedule(static) if ((size_t)N * V >= KNOB_PAR_MIN)
-    for (long i = 0; i < N; i++) {
-        /* p_i = softmax(z_i); -log p_i[t] = log sum - (z_t - m), exact even when p_t underflows */
-        double l = knob_softmax_row(P + (size_t)i * V, z->data + (size_t)i * V, V, T[i] == ignore ? -1 : T[i]);
-        row_loss[i] = (float)l;
-    }
+    knob_par_items(N, 2.0 * (double)V, ce_forward_rows, y);
     double loss = 0;
     long n = 0;
     for (long i = 0; i < N; i++)
@@ -73,30 +105,50 @@ static void ce_forward(knob_node *y)
     y->t.data[0] = n ? (float)(loss / (double)n) : 0.0f;
 }
 
+static void ce_backward_rows(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ctx;
+    float *DZ = y->in[0]->t.grad;
+    const knob_tensor *z = &y->in[0]->t;
+    const int32_t *T = (const int32_t *)(const void *)y->in[1]->t.data;
+    size_t V = (size_t)z->shape[z->n_dims - 1];
+    long N = (long)(z->n_elems / V);
+    int ignore = y->ip[0], isa = knob_kernel_isa();
+    if (V < CE_FUSED_MIN) {
+        const float *P = y->saved;
+        float s = y->t.grad[0] / P[(size_t)N * V + (size_t)N];
+        for (long i = lo; i < hi; i++) {
+            if (T[i] == ignore)
+                continue;
+            const float *pi = P + (size_t)i * V;
+            float *dz = DZ + (size_t)i * V;
+            for (size_t j = 0; j < V; j++)
+                dz[j] += s * (pi[j] - (j == (size_t)T[i] ? 1.0f : 0.0f));
+        }
+        return;
+    }
+    const float *lse = y->saved;
+    float n = lse[2 * (size_t)N];
+    float s = y->t.grad[0] / n;
+    for (long i = lo; i < hi; i++) {
+        if (T[i] == ignore)
+            continue;
+        knob_ce_row_backward(DZ + (size_t)i * V, z->data + (size_t)i * V, V, lse[i], T[i], s, isa);
+    }
+}
+
 static void ce_backward(knob_node *y)
 {
     float *DZ = y->in[0]->t.grad;
     if (!DZ)
         return;
     const knob_tensor *z = &y->in[0]->t;
-    const int32_t *T = (const int32_t *)(const void *)y->in[1]->t.data;
     size_t V = (size_t)z->shape[z->n_dims - 1];
     long N = (long)(z->n_elems / V);
-    const float *P = y->saved;
-    float n = P[(size_t)N * V + (size_t)N];
-    if (n == 0)
+    const float *saved = y->saved;
+    if (saved[V >= CE_FUSED_MIN ? 2 * (size_t)N : (size_t)N * V + (size_t)N] == 0)
         return;
-    float s = y->t.grad[0] / n;
-    int ignore = y->ip[0];
-#pragma omp parallel for schedule(static) if ((size_t)N * V >= KNOB_PAR_MIN)
-    for (long i = 0; i < N; i++) {
-        if (T[i] == ignore)
-            continue;
-        const float *pi = P + (size_t)i * V;
-        float *dz = DZ + (size_t)i * V;
-        for (size_t j = 0; j < V; j++)
-            dz[j] += s * (pi[j] - (j == (size_t)T[i] ? 1.0f : 0.0f));
-    }
+    knob_par_items(N, 2.0 * (double)V, ce_backward_rows, y);
 }
 
 const knob_op_def knob_op_cross_entropy = {2, ce_shape, ce_saved, ce_check, ce_forward, ce_backward};

@@ -84,18 +84,23 @@ static inline int window_argmax(const float *x, int m0, int W, int k)
     return best;
 }
 
+/* What a pool task needs: the node and its plan; tasks take chunks of the B * C planes. */
+typedef struct {
+    const knob_node *y;
+    pool_dims d;
+} pool_task;
+
 /* maxpool: y[i, j] = max over the window x[i*s + a, j*s + b], 0 <= a, b < k
  * dx[m] += dy[i, j] where m = argmax of window (i, j) (first on ties); other x get nothing.
  * A NaN in the window wins, so it reaches the loss instead of vanishing. */
-static void maxpool_forward(knob_node *y)
+static void maxpool_forward_planes(void *ctx, long lo, long hi)
 {
-    pool_dims d;
-    pool_plan(y, &d);
+    const knob_node *y = ((const pool_task *)ctx)->y;
+    const pool_dims d = ((const pool_task *)ctx)->d;
     const float *X = y->in[0]->t.data;   // (BC, H, W)
     float *Y = y->t.data;                // (BC, OH, OW)
     int32_t *arg = y->saved;             // (BC, OH, OW) index into the (H, W) plane
-#pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
-    for (int p = 0; p < d.BC; p++) {
+    for (int p = (int)lo; p < (int)hi; p++) {
         /* sizes in locals: the stores to Y and arg could alias d, which is shared */
         const int W = d.W, OH = d.OH, OW = d.OW, k = d.k, s = d.s;
         const float *x = X + (size_t)p * d.H * W;   // (H, W)
@@ -110,22 +115,37 @@ static void maxpool_forward(knob_node *y)
     }
 }
 
-static void maxpool_backward(knob_node *y)
+static void maxpool_forward(knob_node *y)
 {
+    pool_task t = {y, {0}};
+    pool_plan(y, &t.d);
+    knob_par_items(t.d.BC, (double)t.d.H * t.d.W, maxpool_forward_planes, &t);
+}
+
+static void maxpool_backward_planes(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ((const pool_task *)ctx)->y;
+    const pool_dims d = ((const pool_task *)ctx)->d;
     float *DX = y->in[0]->t.grad;   // (BC, H, W)
     if (!DX)
         return;
-    pool_dims d;
-    pool_plan(y, &d);
     const float *DY = y->t.grad;            // (BC, OH, OW)
     const int32_t *arg = y->saved;          // (BC, OH, OW)
     size_t n_out = (size_t)d.OH * d.OW;
-#pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
-    for (int p = 0; p < d.BC; p++) {
+    for (int p = (int)lo; p < (int)hi; p++) {
         float *dx = DX + (size_t)p * d.H * d.W;   // (H, W)
         for (size_t o = (size_t)p * n_out; o < (size_t)(p + 1) * n_out; o++)
             dx[arg[o]] += DY[o];
     }
+}
+
+static void maxpool_backward(knob_node *y)
+{
+    if (!y->in[0]->t.grad)
+        return;
+    pool_task t = {y, {0}};
+    pool_plan(y, &t.d);
+    knob_par_items(t.d.BC, (double)t.d.H * t.d.W, maxpool_backward_planes, &t);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -133,15 +153,14 @@ static void maxpool_backward(knob_node *y)
 
 /* avgpool: y[i, j] = (1 / k^2) sum over the window x[i*s + a, j*s + b], 0 <= a, b < k
  * dx[i*s + a, j*s + b] += dy[i, j] / k^2 for every window (i, j) that covers it. */
-static void avgpool_forward(knob_node *y)
+static void avgpool_forward_planes(void *ctx, long lo, long hi)
 {
-    pool_dims d;
-    pool_plan(y, &d);
+    const knob_node *y = ((const pool_task *)ctx)->y;
+    const pool_dims d = ((const pool_task *)ctx)->d;
     const float *X = y->in[0]->t.data;   // (BC, H, W)
     float *Y = y->t.data;                // (BC, OH, OW)
     double inv = 1.0 / ((double)d.k * d.k);
-#pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
-    for (int p = 0; p < d.BC; p++) {
+    for (int p = (int)lo; p < (int)hi; p++) {
         const float *x = X + (size_t)p * d.H * d.W;   // (H, W)
         float *yp = Y + (size_t)p * d.OH * d.OW;      // (OH, OW)
         for (int i = 0; i < d.OH; i++)
@@ -155,17 +174,23 @@ static void avgpool_forward(knob_node *y)
     }
 }
 
-static void avgpool_backward(knob_node *y)
+static void avgpool_forward(knob_node *y)
 {
+    pool_task t = {y, {0}};
+    pool_plan(y, &t.d);
+    knob_par_items(t.d.BC, (double)t.d.H * t.d.W, avgpool_forward_planes, &t);
+}
+
+static void avgpool_backward_planes(void *ctx, long lo, long hi)
+{
+    const knob_node *y = ((const pool_task *)ctx)->y;
+    const pool_dims d = ((const pool_task *)ctx)->d;
     float *DX = y->in[0]->t.grad;   // (BC, H, W)
     if (!DX)
         return;
-    pool_dims d;
-    pool_plan(y, &d);
     const float *DY = y->t.grad;     // (BC, OH, OW)
     float inv = 1.0f / (float)(d.k * d.k);
-#pragma omp parallel for schedule(static) if ((size_t)d.BC * d.H * d.W >= KNOB_PAR_MIN)
-    for (int p = 0; p < d.BC; p++) {
+    for (int p = (int)lo; p < (int)hi; p++) {
         float *dx = DX + (size_t)p * d.H * d.W;               // (H, W)
         const float *dy = DY + (size_t)p * d.OH * d.OW;       // (OH, OW)
         for (int i = 0; i < d.OH; i++)
@@ -176,6 +201,15 @@ static void avgpool_backward(knob_node *y)
                         dx[(i * d.s + a) * d.W + j * d.s + b] += g;
             }
     }
+}
+
+static void avgpool_backward(knob_node *y)
+{
+    if (!y->in[0]->t.grad)
+        return;
+    pool_task t = {y, {0}};
+    pool_plan(y, &t.d);
+    knob_par_items(t.d.BC, (double)t.d.H * t.d.W, avgpool_backward_planes, &t);
 }
 
 const knob_op_def knob_op_maxpool2d = {1, pool_shape, maxpool_saved, NULL, maxpool_forward, maxpool_backward};

@@ -1,0 +1,231 @@
+"""bench/suite.py: knob against PyTorch at its best on the workloads of issue 9's table, interleaved.
+
+    /usr/bin/python3 bench/suite.py BUILD [--threads N] [--reps R] [--quick]
+
+Run by `make bench` (bench/run.sh); BENCH_QUICK=1 there passes --quick: one repetition, smaller
+step counts, the big GPTs left out (a smoke run of about a minute).
+
+PyTorch at its best: the PyTorch process only gets LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/
+openblas-openmp (Debian's OpenMP OpenBLAS instead of the reference BLAS), OPENBLAS_CORETYPE set to
+the best OpenBLAS kernel this CPU runs (SkylakeX where AVX-512 F/BW/VL exist, else Haswell for
+AVX2 + FMA, else Prescott) and ATEN_CPU_CAPABILITY likewise (avx512, avx2, default), and
+OMP_NUM_THREADS = the thread count. Both sides train the same model (the parameter counts are
+printed side by side); the models are bench/step.c's specs and bench/step_torch.py builds them.
+
+Every row runs knob and PyTorch alternately, R times each (each run a fresh process: one warm-up
+step, then S timed steps, the run's figure the median step); the table gives the median of the R
+runs with the min and max, the ratio of the medians, and the peak memory of each process (maxrss
+from wait4). The GEMM rows give GFLOP/s and the fraction of the FMA peak: cores x clock x
+(2 FMA units x 8 lanes x 2 flops) for AVX2 (x 2 lanes for AVX-512), the clock from /proc/cpuinfo
+as stated (not measured). The memory bandwidth line is a measured copy (numpy, one thread).
+The last rows repeat the GPT character row with one competing busy process (`while :; do :; done`)
+for both sides. Timing never decides pass or fail; `uptime`'s load is printed before and after.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PY = "/usr/bin/python3"
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            txt = f.read()
+    except OSError:
+        return set(), 0.0, "unknown"
+    flags = set(re.search(r"^flags\s*:(.*)$", txt, re.M).group(1).split()) if "flags" in txt else set()
+    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", txt, re.M)
+    name = re.search(r"^model name\s*:\s*(.*)$", txt, re.M)
+    return flags, float(mhz.group(1)) if mhz else 0.0, name.group(1).strip() if name else "unknown"
+
+
+def torch_env(threads, flags):
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
+    if {"avx512f", "avx512bw", "avx512vl"} <= flags:
+        core, aten = "SkylakeX", "avx512"
+    elif {"avx2", "fma"} <= flags:
+        core, aten = "Haswell", "avx2"
+    else:
+        core, aten = "Prescott", "default"
+    env["OPENBLAS_CORETYPE"], env["ATEN_CPU_CAPABILITY"] = core, aten
+    env["OMP_NUM_THREADS"] = str(threads)
+    return env, core, aten
+
+
+def run_rss(cmd, env=None):
+    """(stdout, peak RSS MiB) of one process. Through /usr/bin/time where it exists: a child's
+    maxrss also counts the pages of the process that forked it (kept across exec), and time is
+    small; else wait4 on our own child (then this script's ~30 MiB is a floor)."""
+    timer = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+    rss_file = None
+    if timer:
+        fd, rss_file = tempfile.mkstemp(prefix="knob-bench-")
+        os.close(fd)
+        cmd = [timer, "-o", rss_file, "-f", "%M"] + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    out, err = p.communicate()
+    rss = 0.0
+    if rss_file:
+        with open(rss_file) as f:
+            words = f.read().split()
+        os.unlink(rss_file)
+        rss = float(words[-1]) / 1024.0 if words else 0.0
+    if p.returncode:
+        raise SystemExit("suite: %s failed: %s" % (" ".join(cmd), err.strip()[-300:]))
+    return out, rss
+
+
+def knob_step(build, spec, threads, steps):
+    out, rss = run_rss([os.path.join(build, "bench_step"), "--threads", str(threads), "--steps", str(steps), spec])
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] == spec and len(parts) == 7:
+            return float(parts[5]), int(parts[1]), rss
+    raise SystemExit("suite: no result from bench_step for %s" % spec)
+
+
+def torch_step(spec, threads, steps, env):
+    out, rss = run_rss([PY, "bench/step_torch.py", "--spec", spec, "--threads", str(threads), "--steps", str(steps)], env)
+    parts = out.split()
+    return float(parts[2]), int(parts[1]), rss
+
+
+def knob_gemm(build, n, threads):
+    out, rss = run_rss([os.path.join(build, "bench_gemm"), "--threads", str(threads), "--min-time", "0.3",
+                        str(n), str(n), str(n), "nn"])
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0] == str(n):
+            return float(parts[4]), rss
+    raise SystemExit("suite: no result from bench_gemm")
+
+
+TORCH_GEMM = """
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[2])); n = int(sys.argv[1])
+a, b = torch.rand(n, n), torch.rand(n, n); c = a @ b
+best = 1e9; t_end = time.perf_counter() + 0.3
+while time.perf_counter() < t_end or best == 1e9:
+    t0 = time.perf_counter(); torch.mm(a, b, out=c); best = min(best, time.perf_counter() - t0)
+print(2.0 * n ** 3 / best / 1e9)
+"""
+
+
+def torch_gemm(n, threads, env):
+    out, rss = run_rss([PY, "-c", TORCH_GEMM, str(n), str(threads)], env)
+    return float(out.split()[-1]), rss
+
+
+BANDWIDTH = """
+import time, numpy as np
+a = np.ones(64 << 20, dtype=np.float32); b = np.empty_like(a); best = 1e9
+for _ in range(5):
+    t0 = time.perf_counter(); np.copyto(b, a); best = min(best, time.perf_counter() - t0)
+print(2 * a.nbytes / best / 1e9)
+"""
+
+
+def bandwidth():   # in a process of its own, so that its 512 MiB do not count in later children
+    try:
+        return float(subprocess.run([PY, "-c", BANDWIDTH], capture_output=True, text=True, check=True).stdout)
+    except (subprocess.CalledProcessError, ValueError, OSError):
+        return None
+
+
+def summary(xs):
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def fmt(m):
+    return "%.4g [%.4g-%.4g]" % m
+
+
+def busy_on():
+    return subprocess.Popen(["sh", "-c", "while :; do :; done"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("build")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("KNOB_THREADS") or 2))
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    reps = 1 if a.quick else a.reps
+    flags, mhz, cpu = cpu_flags()
+    env, core, aten = torch_env(a.threads, flags)
+    lanes = 16 if {"avx512f"} <= flags else 8 if "fma" in flags else 4
+    peak = a.threads * mhz / 1e3 * 2 * lanes * 2 if mhz else 0.0
+    load = lambda: open("/proc/loadavg").read().split()[0]
+    print("# machine: %s, %d threads; FMA peak %.0f GFLOP/s (%d threads x %.0f MHz x 2 FMA x %d lanes x 2)"
+          % (cpu, a.threads, peak, a.threads, mhz, lanes))
+    print("# PyTorch process: LD_LIBRARY_PATH=%s OPENBLAS_CORETYPE=%s ATEN_CPU_CAPABILITY=%s OMP_NUM_THREADS=%d"
+          % (env["LD_LIBRARY_PATH"], core, aten, a.threads))
+    print("# load average before: %s; runs interleaved knob, torch; %d each; median [min-max]" % (load(), reps))
+    bw = bandwidth()
+    if bw:
+        print("# memory bandwidth (numpy copy, 1 thread, read + write): %.1f GB/s" % bw)
+    sys.stdout.flush()
+
+    print("%-34s %-24s %-24s %7s %9s %9s %s" % ("workload", "knob", "torch", "ratio", "knob MiB", "torch MiB", "params"))
+    for n in ([1024] if a.quick else [1024, 2048]):
+        k, t, kr, tr = [], [], 0.0, 0.0
+        for _ in range(reps):
+            g, kr = knob_gemm(a.build, n, a.threads)
+            k.append(g)
+            g, tr = torch_gemm(n, a.threads, env)
+            t.append(g)
+        km, tm = summary(k), summary(t)
+        print("%-34s %-24s %-24s %6.2fx %9.0f %9.0f %s" % (
+            "GEMM %d^3 GFLOP/s (%%peak)" % n, fmt(km) + " %.0f%%" % (100 * km[0] / peak if peak else 0),
+            fmt(tm) + " %.0f%%" % (100 * tm[0] / peak if peak else 0), km[0] / tm[0], kr, tr, "-"))
+        sys.stdout.flush()
+
+    # (label, spec, tokens or images per step, unit, steps per run)
+    rows = [
+        ("GPT V113 L4 H4 C128 T128 B32", "gpt:113,4,4,128,128,32", 4096, "tok/s", 2 if a.quick else 5),
+        ("MLP 784-128-10 b64 SGD", "mlp:784-128-10:64", 64, "s/epoch", 20 if a.quick else 200),
+        ("CNN 5x5 (8,16)+fc b64 SGD", "cnn5:8,16:64", 64, "s/epoch", 1 if a.quick else 10),
+    ]
+    if not a.quick:
+        rows += [
+            ("GPT V50257 L6 H6 C384 T256 B8", "gpt:50257,6,6,384,256,8", 2048, "tok/s", 3),
+            ("GPT-2 124M B4 T64 (wpe T)", "gpt:50257,12,12,768,64,4", 256, "ms/step", 3),
+        ]
+    busy_rows = [("GPT char row, 1 busy process", "gpt:113,4,4,128,128,32", 4096, "tok/s", 1 if a.quick else 5)]
+    for busy, table in ((0, rows), (1, busy_rows)):
+        for label, spec, per_step, unit, steps in table:
+            k, t, kr, tr, kp, tp = [], [], 0.0, 0.0, 0, 0
+            for _ in range(reps):
+                b = busy_on() if busy else None
+                try:
+                    ms, kp, kr = knob_step(a.build, spec, a.threads, steps)
+                    k.append(ms)
+                    ms, tp, tr = torch_step(spec, a.threads, steps, env)
+                    t.append(ms)
+                finally:
+                    if b:
+                        b.kill()
+                        b.wait()
+            conv = {"tok/s": lambda ms: per_step / (ms / 1e3),
+                    "s/epoch": lambda ms: 60000.0 / per_step * ms / 1e3,
+                    "ms/step": lambda ms: ms}[unit]
+            km, tm = summary([conv(x) for x in k]), summary([conv(x) for x in t])
+            faster = km[0] / tm[0] if unit == "tok/s" else tm[0] / km[0]
+            print("%-34s %-24s %-24s %6.2fx %9.0f %9.0f %d/%d" % (
+                "%s, %s" % (label, unit), fmt(km), fmt(tm), faster, kr, tr, kp, tp))
+            sys.stdout.flush()
+    print("# ratio: how many times faster knob is (above 1: knob faster); s/epoch = 60000 / batch x the "
+          "median step (no data loading); params: knob/torch")
+    print("# load average after: %s" % load())
+
+
+if __name__ == "__main__":
+    main()
