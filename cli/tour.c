@@ -24,14 +24,11 @@
 
 /* tour-b's chapters (cli/tour_lab.c): a binary without that file gets NULL for them. */
 
-#pragma weak tour_ch_digits
-#pragma weak tour_ch_edges
-#pragma weak tour_ch_epochs
-#pragma weak tour_ch_counting
-#pragma weak tour_ch_tokens
-#pragma weak tour_ch_gpt
-#pragma weak tour_ch_temperature
-#pragma weak tour_ch_scale
+
+
+
+
+
 #pragma weak tour_ch_neuron
 #pragma weak tour_ch_descent
 #pragma weak tour_ch_backprop
