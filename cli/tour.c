@@ -353,7 +353,7 @@ static const char *const page_css =
     "figcaption{color:#444;font-size:.9em}\n"
     "table{border-collapse:collapse;margin:.8em 0;max-width:100%}\n"
     "td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left;vertical-align:top}\n"
-    "td.v{font-family:monospace;white-space:nowrap}\n"
+    "td.v{font-family:monospace;overflow-wrap:anywhere}\n"
     "pre{background:#f6f6f6;padding:.6em;overflow-x:auto;max-width:100%;box-sizing:border-box;font-size:.85em}\n";
 
 static void page_chapter(FILE *f, const tour_ctx *t, int i)

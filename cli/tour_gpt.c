@@ -533,6 +533,53 @@ done:
 /* ------------------------------------------------------------------------------------------------
  * Chapter 14: temperature */
 
+/* Bars: the k most likely next characters' probabilities at three temperatures. */
+static knob_status temp_svg(const char *path, const knob_tokenizer *tok, const int *top, int k, const float *probs,
+                            int V, const float *temps, const char *prompt, knob_err *err)
+{
+    static const char *const colors[3] = {"#2471a3", "#27ae60", "#e67e22"};
+    double hi = 0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < k; j++)
+            hi = fmax(hi, 100.0 * probs[(size_t)i * V + top[j]]);
+    char title[160];
+    snprintf(title, sizeof title, "Next character after \"%.60s\" at three temperatures", prompt);
+    knob_chart c = {.left = 80, .top = 50, .width = 620, .height = 320, .xmin = 0.5, .xmax = k + 0.5, .ymin = 0,
+                    .ymax = ceil(hi / 10) * 10, .title = title,
+                    .xlabel = "rank of the next character (1: the most likely)",
+                    .ylabel = "probability (%)"};
+    knob_atomic a;
+    knob_status s = knob_atomic_open(&a, path, err);
+    if (s)
+        return s;
+    knob_svg_begin(a.f, 760, 480);
+    knob_chart_axes(a.f, &c);
+    knob_svg_text(a.f, c.left - 8, c.top + c.height + 62, "end", 12, "character:");
+    for (int j = 0; j < k; j++) {
+        for (int i = 0; i < 3; i++) {
+            double p = 100.0 * probs[(size_t)i * V + top[j]], w = c.width / k / 4;
+            double x = c.left + (j + 0.5) * c.width / k + (i - 1.5) * w, h = p / c.ymax * c.height;   /* rank j+1 */
+            fprintf(a.f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n", x,
+                    c.top + c.height - h, w, h, colors[i]);
+        }
+        size_t pl = 0;
+        const char *p = knob_tok_piece(tok, top[j], &pl);
+        char lab[32];
+        knob_piece_escape(lab, sizeof lab, p ? p : "", p ? pl : 0, KNOB_PIECE_QUOTED);
+        knob_svg_text(a.f, c.left + (j + 0.5) * c.width / k, c.top + c.height + 62, "middle", 13, lab);
+    }
+    char l0[32], l1[32], l2[32];
+    snprintf(l0, sizeof l0, "temperature %.1f", (double)temps[0]);
+    snprintf(l1, sizeof l1, "temperature %.1f", (double)temps[1]);
+    snprintf(l2, sizeof l2, "temperature %.1f", (double)temps[2]);
+    const char *labels[3] = {l0, l1, l2};
+    knob_chart_legend(a.f, &c, 3, labels, (const char *const *)colors);
+    knob_svg_text(a.f, 80, 468, "start", 12, "' ' is a space. Low temperature sharpens the distribution, high "
+                                               "temperature flattens it.");
+    knob_svg_end(a.f);
+    return knob_atomic_commit(&a, err);
+}
+
 knob_status tour_ch_temperature(tour_ctx *t, knob_err *err)
 {
     int quick = tour_quick(t);
@@ -597,6 +644,11 @@ knob_status tour_ch_temperature(tour_ctx *t, knob_err *err)
     }
     tour_heading(t, "The next-character probabilities after \"%s\"", prompt);
     tour_pre(t, table);
+    char path[4096];
+    if ((s = temp_svg(tour_path(t, "next-char.svg", path), knob_lm_tokenizer(lm), top, k, probs, V, pt, prompt, err)))
+        goto done;
+    tour_picture(t, "next-char.svg", "The model's probabilities for the next character at temperatures 0.5, 1 and "
+                                     "2: the same logits, divided by the temperature before the softmax.");
     tour_number(t, "most likely next character at T=1", "%.1f%%", 100.0 * probs[(size_t)V + top[0]]);
     tour_number(t, "the same at T=0.5 and T=2", "%.1f%% and %.1f%%", 100.0 * probs[top[0]],
                 100.0 * probs[2 * (size_t)V + top[0]]);
