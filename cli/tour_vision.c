@@ -133,8 +133,8 @@ knob_status tour_ch_digits(tour_ctx *t, knob_err *err)
     if ((s = knob_vision_errors_png(tour_path(t, "errors.png", path), &data.test, pred, &shown, err)))
         goto done;
     tour_picture(t, "errors.png", "Test digits the net got wrong, captioned true>predicted.");
-    tour_say(t, "The %d mistakes are on the left. Many are digits a person would hesitate over too; some are "
-                "plain misses, where the net has seen too few digits written that way.", r.n - r.correct);
+    tour_say(t, "The picture shows %d of the %d mistakes. Many are digits a person would hesitate over too; some "
+                "are plain misses, where the net has seen too few digits written that way.", shown, r.n - r.correct);
 
     /* a digit the tour draws itself, read back through the same preparation as knob predict */
     enum { DW = 48, DH = 64 };
@@ -257,7 +257,7 @@ static knob_status features(tour_ctx *t, knob_vision *m, const knob_dataset *d, 
     for (int k = 1; k < d->n_classes; k++)
         if (probs[k] > probs[best])
             best = k;
-    snprintf(cap, sizeof cap, "The input: a test image of a %s (the net says %s, %.0f%%).", d->class_names[d->y[index] & 15],
+    snprintf(cap, sizeof cap, "The input, a test image of the class %s (the net says %s, %.0f%%).", d->class_names[d->y[index] & 15],
              d->class_names[best], 100.0 * probs[best]);
     tour_picture(t, "input.png", cap);
     for (int l = 0; l < n.n_feat; l++) {
@@ -295,13 +295,14 @@ knob_status tour_ch_edges(tour_ctx *t, knob_err *err)
                 "dense layer reads the result. It learns to tell apart 10 kinds of clothing in Fashion-MNIST "
                 "(28 x 28 grey photos). Look at the first layer's filters before and after training: trained, many "
                 "become oriented edges, light on one side and dark on the other, like the edge detectors of the "
-                "first layer of the visual cortex.");
+                "first layer of the visual cortex. (The first layer starts at a tenth of the usual random scale, "
+                "so that what it learns is not buried under its random start.)");
     knob_splits data;
     knob_status s = knob_data_load(&data, "fashion", NULL, 2000, tour_seed(t), err);
     if (s)
         return s;
     knob_dataset train = data.train;
-    data.train = first(&train, quick ? 4000 : 30000);
+    data.train = first(&train, quick ? 4000 : 20000);
     knob_dataset test = first(&data.test, quick ? 1000 : 10000);
     knob_vision_config c = {.kind = KNOB_VISION_CNN, .c = 1, .h = 28, .w = 28, .n_classes = 10, .n_conv = 2,
                             .conv = {16, 32}, .kernel = 5, .n_hidden = 1, .hidden = {64}, .dropout = 0.25f};
@@ -309,7 +310,7 @@ knob_status tour_ch_edges(tour_ctx *t, knob_err *err)
     memset(&m, 0, sizeof m);
     knob_train_config tc;
     knob_train_config_default(&tc);
-    tc.epochs = quick ? 1 : 3;
+    tc.epochs = quick ? 1 : 2;
     tc.seed = tour_seed(t);
     tc.sched.lr = 2e-3f;
     tc.dataset = "fashion";
@@ -321,8 +322,14 @@ knob_status tour_ch_edges(tour_ctx *t, knob_err *err)
     }
     knob_train_state_init(st, tc.seed);
     vis_view v = {t, "fashion CNN"};
-    if ((s = knob_vision_init(&m, &c, tc.seed, err)) ||
-        (s = knob_vision_edge_scores(&m, n_orient, scores0, &med0, err)) ||
+    if ((s = knob_vision_init(&m, &c, tc.seed, err)))
+        goto done;
+    /* A first layer started at a tenth of the usual (Kaiming) scale: what training adds is then not
+     * buried under the random start, so the filters show what was learned. The edge score does not
+     * depend on a filter's scale, so the "at initialization" figure is the same either way. */
+    for (size_t i = 0; i < m.conv_w[0]->n_elems; i++)
+        m.conv_w[0]->data[i] *= 0.1f;
+    if ((s = knob_vision_edge_scores(&m, n_orient, scores0, &med0, err)) ||
         (s = filters_png(tour_path(t, "filters-init.png", path), m.conv_w[0], scores0, err)) ||
         (s = knob_vision_train(&m, &data, &tc, st, NULL, on_train, &v, err)) ||
         (s = knob_vision_edge_scores(&m, n_orient, scores1, &med1, err)) ||
