@@ -56,8 +56,8 @@ static const chapter chapters[] = {
     {  9, "general",     "Generalization",                    30,   6, tour_ch_general },
     { 10, "landscape",   "The landscape",                     40,   8, tour_ch_landscape },
     { 11, "counting",    "Counting",                          10,   2, tour_ch_counting },
-    { 12, "tokens",      "Tokens and embeddings",             15,   3, tour_ch_tokens },
-    { 13, "gpt",         "A GPT",                            240,  25, tour_ch_gpt },
+    { 12, "tokens",      "Tokens and embeddings",             30,   3, tour_ch_tokens },
+    { 13, "gpt",         "A GPT",                            220,  25, tour_ch_gpt },
     { 14, "temperature", "Temperature",                       10,   3, tour_ch_temperature },
     { 15, "scale",       "175 billion knobs",                  5,   1, tour_ch_scale },
 };

@@ -129,7 +129,7 @@ static knob_status counting_svg(const char *path, int n_max, const double *real_
                     .ymax = 100, .title = "Letter samples: share of real words", .xlabel = "n (letters of context + 1)",
                     .ylabel = "words found in the fortunes (%)"};
     knob_chart b = {.left = 540, .top = 50, .width = 340, .height = 300, .xmin = 0.5, .xmax = n_max + 0.5, .ymin = 1,
-                    .ymax = pow(10, ceil(log10(hi))), .logy = 1, .title = "Distinct n-grams counted",
+                    .ymax = pow(10, ceil(log10(hi)) + 1), .logy = 1, .title = "Distinct n-grams counted",
                     .xlabel = "n (units)", .ylabel = "distinct n-grams (log scale)"};
     knob_atomic at;
     knob_status s = knob_atomic_open(&at, path, err);
@@ -278,8 +278,8 @@ static const char *char_class(const char *p, size_t n, int *k)
     return names[*k];
 }
 
-static knob_status embed_svg(const char *path, const knob_tokenizer *tok, const float *xy, int V, const float *var,
-                             knob_err *err)
+static knob_status embed_svg(const char *path, const knob_tokenizer *tok, const int *ids, const float *xy, int V,
+                             const float *var, knob_err *err)
 {
     static const char *const colors[5] = {"#c0392b", "#2471a3", "#27ae60", "#e67e22", "#7f8c8d"};
     double x[512], y[512];
@@ -304,7 +304,7 @@ static knob_status embed_svg(const char *path, const knob_tokenizer *tok, const 
     knob_chart_axes(at.f, &c);
     for (int i = 0; i < n; i++) {
         size_t pl = 0;
-        const char *p = knob_tok_piece(tok, i, &pl);
+        const char *p = knob_tok_piece(tok, ids[i], &pl);
         int k;
         char_class(p ? p : "", p ? pl : 0, &k);
         char lab[32];
@@ -400,19 +400,32 @@ knob_status tour_ch_tokens(tour_ctx *t, knob_err *err)
         (s = knob_lm_open(&lm, ckpt, err)))
         goto done;
     const knob_gpt_config *c = knob_lm_config(lm);
-    int V = c->vocab_size, C = c->n_embd;
+    int V = c->vocab_size, C = c->n_embd, n_shown = 0;
     const float *E = knob_lm_wte(lm);
-    xy = knob_malloc((size_t)V * 2 * sizeof *xy);
+    /* the printable ASCII characters only: the rare ones (accents, control bytes) would crowd the map */
+    xy = knob_malloc((size_t)V * (2 + C) * sizeof *xy + (size_t)V * sizeof(int));
     if (!xy) {
         s = knob_fail(err, KNOB_ERR_NOMEM, "tour: out of memory");
         goto done;
     }
+    float *sub = xy + (size_t)V * 2;
+    int *shown = (int *)(void *)(sub + (size_t)V * C);
+    for (int i = 0; i < V; i++) {
+        size_t pl = 0;
+        const char *p = knob_tok_piece(knob_lm_tokenizer(lm), i, &pl);
+        if (p && pl == 1 && p[0] > 0x20 && p[0] < 0x7f) {
+            memcpy(sub + (size_t)n_shown * C, E + (size_t)i * C, (size_t)C * sizeof *sub);
+            shown[n_shown++] = i;
+        }
+    }
     float var[2];
-    if ((s = knob_pca2(E, V, C, xy, var, err)) || (s = embed_svg(tour_path(t, "embeddings.svg", path),
-                                                                 knob_lm_tokenizer(lm), xy, V, var, err)))
+    if ((s = knob_pca2(sub, n_shown, C, xy, var, err)) ||
+        (s = embed_svg(tour_path(t, "embeddings.svg", path), knob_lm_tokenizer(lm), shown, xy, n_shown, var, err)))
         goto done;
-    tour_picture(t, "embeddings.svg", "Every character's embedding, projected on its two principal axes, coloured "
-                                      "by kind.");
+    char cap[256];
+    snprintf(cap, sizeof cap, "The embeddings of the %d printable characters other than space, projected on "
+                              "their two principal axes, coloured by kind.", n_shown);
+    tour_picture(t, "embeddings.svg", cap);
     const char *probe[4] = {"a", "e", "T", "7"};
     size_t used = 0;
     buf[0] = '\0';

@@ -366,11 +366,25 @@ knob_status tour_ch_edges(tour_ctx *t, knob_err *err)
     tour_heading(t, "One image through the net");
     if ((s = features(t, &m, &test, 0, err)))
         goto done;
-    tour_say(t, "Each stage's maps show where in the picture its filters respond: the first stage still looks "
-                "like the garment, lit up along its outlines at various angles; the second, after pooling to "
-                "half size, responds to larger parts. The test accuracy was %.1f%%; the classes it confuses "
-                "most are the similar tops (T-shirt, pullover, coat, shirt), as the per-class figures show.",
-             100 * r.accuracy);
+    int worst[2] = {0, 1};
+    double wacc[2] = {2, 2};
+    for (int k = 0; k < r.n_classes; k++) {
+        int total = 0;
+        for (int j = 0; j < r.n_classes; j++)
+            total += r.confusion[k][j];
+        double a = total ? (double)r.confusion[k][k] / total : 1;
+        if (a < wacc[0]) {
+            wacc[1] = wacc[0], worst[1] = worst[0];
+            wacc[0] = a, worst[0] = k;
+        } else if (a < wacc[1]) {
+            wacc[1] = a, worst[1] = k;
+        }
+    }
+    tour_say(t, "Each stage's maps show where in the picture its filters respond. Look in the first stage for "
+                "the garment's outlines, lit up at different angles by different maps; the second, after pooling "
+                "to half size, responds to larger parts. The test accuracy is %.1f%%; the hardest classes are "
+                "%s (%.0f%%) and %s (%.0f%%), which look most like other classes.",
+             100 * r.accuracy, test.class_names[worst[0]], 100 * wacc[0], test.class_names[worst[1]], 100 * wacc[1]);
 done:
     knob_free(st);
     knob_vision_free(&m);
