@@ -458,8 +458,11 @@ knob_status tour_ch_gpt(tour_ctx *t, knob_err *err)
                            "still loose and the rest are its own inventions."
              : frac >= 0.4 ? "It has learned the short common words and the rhythm of words and spaces; the "
                              "longer words are still its own inventions."
-                           : "So far it has learned mostly which characters are common and where spaces go; "
-                             "give it more time (the full tour) and the words come.",
+                           : quick ? "So far it has learned mostly which characters are common and where spaces "
+                                     "go; the full tour gives it more time, and the words come."
+                                   : "So far it has learned mostly which characters are common and where spaces "
+                                     "go: this machine was busy and gave it few steps. On a quiet machine the same "
+                                     "time buys many more, and the words come.",
              r.run.steps_done);
 
     /* attention over one sentence */
