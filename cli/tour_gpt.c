@@ -461,8 +461,8 @@ knob_status tour_ch_gpt(tour_ctx *t, knob_err *err)
                            : quick ? "So far it has learned mostly which characters are common and where spaces "
                                      "go; the full tour gives it more time, and the words come."
                                    : "So far it has learned mostly which characters are common and where spaces "
-                                     "go: this machine was busy and gave it few steps. On a quiet machine the same "
-                                     "time buys many more, and the words come.",
+                                     "go: its time bought few steps at the speed above. A faster or quieter "
+                                     "machine gets more steps in the same time, and the words come.",
              r.run.steps_done);
 
     /* attention over one sentence */
