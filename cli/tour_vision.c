@@ -403,9 +403,26 @@ done:
 /* ------------------------------------------------------------------------------------------------
  * Chapter 7: epochs and varied examples */
 
-static knob_status two_runs_svg(const char *path, const knob_train_state *a, const knob_train_state *b,
+/* A legend box with its top-left corner at (x, y) in pixels: a line in each colour (dashed where
+ * dashed[i]), then its label. For charts whose top-left corner is taken by the curves. */
+static void legend_at(FILE *f, double x, double y, double w, int n, const char *const *labels,
+                      const char *const *colors, const int *dashed)
+{
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
+               "fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n", x, y, w, 8.0 + 16.0 * n);
+    for (int i = 0; i < n; i++) {
+        double ly = y + 12 + 16 * i;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n",
+                x + 6, ly, x + 28, ly, colors[i], dashed && dashed[i] ? " stroke-dasharray=\"5,3\"" : "");
+        knob_svg_text(f, x + 34, ly + 4, "start", 11, labels[i]);
+    }
+}
+
+static knob_status two_runs_svg(const char *path, const knob_train_state *a, const knob_train_state *b, int n_train,
                                 knob_err *err)
 {
+    char title[128];
+    snprintf(title, sizeof title, "%d digits, with and without augmentation: accuracy by epoch", n_train);
     int n = a->n_hist > b->n_hist ? a->n_hist : b->n_hist;
     double x[1000], y[4][1000];
     for (int e = 0; e < n; e++) {
@@ -424,7 +441,7 @@ static knob_status two_runs_svg(const char *path, const knob_train_state *a, con
             }
     knob_chart ch = {.left = 80, .top = 50, .width = 600, .height = 340, .xmin = 0.5, .xmax = n + 0.5,
                      .ymin = floor(lo / 5) * 5, .ymax = fmin(100, ceil(hi / 5) * 5 + 1),
-                     .title = "1,000 digits, with and without augmentation: accuracy by epoch",
+                     .title = title,
                      .xlabel = "epoch", .ylabel = "accuracy (%)"};
     knob_atomic at;
     knob_status s = knob_atomic_open(&at, path, err);
@@ -437,11 +454,12 @@ static knob_status two_runs_svg(const char *path, const knob_train_state *a, con
         knob_chart_line(at.f, &ch, x, y[k], n, colors[k], k % 2 == 0);
         knob_chart_points(at.f, &ch, x, y[k], n, colors[k], k % 2 == 0);
     }
-    const char *labels[4] = {"plain: training images (dashed)", "plain: validation images",
-                             "augmented: training images (dashed)", "augmented: validation images"};
-    knob_chart_legend(at.f, &ch, 4, labels, colors);
+    const char *labels[4] = {"plain: training images", "plain: validation images", "augmented: training images",
+                             "augmented: validation images"};
+    const int dashed[4] = {1, 0, 1, 0};
+    legend_at(at.f, ch.left + ch.width - 230, ch.top + ch.height - 82, 222, 4, labels, colors, dashed);
     knob_svg_text(at.f, 80, 440, "start", 12, "dashed, hollow: accuracy on the images trained on; solid: on 1,000 "
-                                                "digits never trained on");
+                                                "validation digits never trained on");
     knob_svg_end(at.f);
     return knob_atomic_commit(&at, err);
 }
@@ -512,7 +530,7 @@ knob_status tour_ch_epochs(tour_ctx *t, knob_err *err)
             (s = evaluate(&m[k], &data.test, &r[k], NULL, err)))
             goto done;
     }
-    if ((s = two_runs_svg(tour_path(t, "curves.svg", path), st[0], st[1], err)))
+    if ((s = two_runs_svg(tour_path(t, "curves.svg", path), st[0], st[1], n_train, err)))
         goto done;
     tour_picture(t, "curves.svg", "Accuracy by epoch on the training digits and on the validation digits, plain "
                                   "(orange) and augmented (blue).");
