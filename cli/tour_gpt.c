@@ -627,14 +627,28 @@ knob_status tour_ch_temperature(tour_ctx *t, knob_err *err)
     if ((s = knob_lm_open(&lm, ckpt, err)))
         return s;
     const float temps[3] = {0.0f, 0.8f, 1.2f};
+    double real[3];
+    char *corpus = NULL;
+    size_t corpus_len = 0;
+    if ((s = read_fortunes(&corpus, &corpus_len, err)))
+        goto done;
     for (int i = 0; i < 3; i++) {
-        if ((s = generate(lm, "The ", temps[i], quick ? 100 : 240, tour_seed(t), &text, err)))
+        if ((s = generate(lm, "The ", temps[i], quick ? 100 : 240, tour_seed(t), &text, err))) {
+            knob_free(corpus);
             goto done;
+        }
+        int nw = 0, nr = 0;
+        count_words(text, corpus, corpus_len, &nw, &nr);
+        real[i] = nw ? 100.0 * nr / nw : 0;
         tour_heading(t, "Temperature %.1f%s", (double)temps[i], temps[i] == 0 ? " (always the most likely)" : "");
         tour_pre(t, text);
+        char name[64];
+        snprintf(name, sizeof name, "temperature %.1f: real words", (double)temps[i]);
+        tour_number(t, name, "%d of %d (%.0f%%)", nr, nw, real[i]);
         knob_free(text);
         text = NULL;
     }
+    knob_free(corpus);
     int V = knob_lm_config(lm)->vocab_size;
     probs = knob_malloc((size_t)V * 3 * sizeof *probs);
     top = knob_malloc(10 * sizeof *top);
@@ -671,10 +685,13 @@ knob_status tour_ch_temperature(tour_ctx *t, knob_err *err)
     tour_number(t, "most likely next character at T=1", "%.1f%%", 100.0 * probs[(size_t)V + top[0]]);
     tour_number(t, "the same at T=0.5 and T=2", "%.1f%% and %.1f%%", 100.0 * probs[top[0]],
                 100.0 * probs[2 * (size_t)V + top[0]]);
-    tour_say(t, "At temperature 0 the text is the single most likely path, and it soon repeats itself. At 0.8 it is "
-                "varied but mostly words; at 1.2 rare characters get picked often enough to break the words. The "
-                "table is the same model's distribution after \"%s\": the top choice has %.1f%% at temperature 1, "
-                "%.1f%% at 0.5 and %.1f%% at 2. ChatGPT's settings are the same knob.",
+    tour_say(t, "At temperature 0 the text is the single most likely path, which tends to fall into a loop. Of the "
+                "words written, %.0f%% are real at temperature 0, %.0f%% at 0.8 and %.0f%% at 1.2: %s The table is the "
+                "same model's distribution after \"%s\": the top choice has %.1f%% at temperature 1, %.1f%% at 0.5 "
+                "and %.1f%% at 2. ChatGPT's temperature setting is the same knob.",
+             real[0], real[1], real[2],
+             real[2] < real[1] ? "the rarer characters a higher temperature picks break words."
+                               : "here the model is still too young for the temperature to change that much.",
              prompt, 100.0 * probs[(size_t)V + top[0]], 100.0 * probs[top[0]], 100.0 * probs[2 * (size_t)V + top[0]]);
 done:
     knob_free(text);
