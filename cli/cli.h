@@ -93,5 +93,6 @@ knob_status cmd_embed(int argc, char **argv, knob_err *err);
 knob_status cmd_serve(int argc, char **argv, knob_err *err);
 knob_status cmd_attention(int argc, char **argv, knob_err *err);
 knob_status cmd_info(int argc, char **argv, knob_err *err);
+knob_status cmd_tour(int argc, char **argv, knob_err *err);   /* tour.c; chapters in tour_*.c */
 
 #endif

@@ -26,6 +26,7 @@ static const struct command {
     cli_command_fn fn;
     const char *summary;   /* one line for `knob help` */
 } commands[] = {
+    { "tour",    cmd_tour,    "every idea behind ChatGPT run for real, pictured, in one page: out/tour/index.html" },
     { "fit",     cmd_fit,     "fit a line, a quadratic and a small neural net to falling-ball timings" },
     { "inspect", cmd_inspect, "list the tensors and metadata in a safetensors file" },
     { "train",   cmd_train,   "train an MLP or CNN image classifier on digits, Fashion-MNIST or IDX files" },
