@@ -1536,7 +1536,7 @@ typedef struct knob_toy_config {
     uint64_t seed;
 } knob_toy_config;
 typedef struct knob_toy_net knob_toy_net;   /* opaque: src/models/toy.c */
-/* Defaults: hidden 16,16 tanh, cross-entropy, Adam 0.9/0.999 lr 0.03, full batch, seed 1. */
+/* Defaults: hidden 16,16 ReLU, cross-entropy, Adam 0.9/0.999 lr 0.01, full batch, seed 1. */
 void        knob_toy_config_default(knob_toy_config *c);
 knob_status knob_toy_net_new(knob_toy_net **m, const knob_toy_config *c, knob_err *err);
 void        knob_toy_net_free(knob_toy_net *m);

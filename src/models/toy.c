@@ -43,7 +43,8 @@ void knob_toy_config_default(knob_toy_config *c)
     c->hidden[0] = c->hidden[1] = 16;
     c->optim = (knob_optim_config){.kind = KNOB_OPTIM_ADAM, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f,
                                    .eps = 1e-8f};
-    c->lr = 0.03f;
+    c->relu = 1;
+    c->lr = 0.01f;
     c->seed = 1;
 }
 
