@@ -91,5 +91,6 @@ knob_status cmd_ngram(int argc, char **argv, knob_err *err);
 knob_status cmd_convert(int argc, char **argv, knob_err *err);
 knob_status cmd_embed(int argc, char **argv, knob_err *err);
 knob_status cmd_attention(int argc, char **argv, knob_err *err);
+knob_status cmd_tour(int argc, char **argv, knob_err *err);   /* tour.c; chapters in tour_*.c */
 
 #endif

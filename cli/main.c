@@ -42,6 +42,7 @@ static const struct command {
     { "convert", cmd_convert, "convert a GPT between knob, Hugging Face (safetensors) and llm.c (.bin) files" },
     { "embed",   cmd_embed,   "nearest tokens to words by embedding cosine, and a 2-D PCA plot of them" },
     { "attention", cmd_attention, "per-layer, per-head attention heat maps of a GPT reading a text" },
+    { "tour",    cmd_tour,    "every idea behind ChatGPT run for real, pictured, in one page: out/tour/index.html" },
     { "help",    cmd_help,    "show this list, or a command's flags: knob help COMMAND" },
 };
 enum { N_COMMANDS = (int)(sizeof commands / sizeof commands[0]) };

@@ -1127,6 +1127,16 @@ knob_status knob_vision_features_png(const char *path, knob_vision *m, const kno
                                      knob_err *err);
 knob_status knob_vision_errors_png(const char *path, const knob_dataset *d, const int32_t *pred, int *n_shown,
                                    knob_err *err);
+/* Edge score of one k x k filter w (row-major): its best absolute correlation (Pearson: both
+ * centred and scaled to unit length) with n_orient oriented step edges through the centre, edge i
+ * at angle 180 i / n_orient degrees: +1 on one side of the line, -1 on the other, 0 on it (pixel
+ * (r, c) at x = c - (k-1)/2, y = r - (k-1)/2; the side is the sign of x cos a + y sin a). 1 for a
+ * perfect step edge, near 0 for noise or a constant; *orient (may be NULL) the best i (ties: the
+ * lowest). knob_vision_edge_scores does this for every first-layer conv filter of m (its input
+ * channels averaged): scores (OC) and *median (the median of the scores; the mean of the middle
+ * two for an even count). An MLP or n_orient < 1: KNOB_ERR_USAGE. */
+double      knob_edge_score(const float *w, int k, int n_orient, int *orient);
+knob_status knob_vision_edge_scores(const knob_vision *m, int n_orient, float *scores, float *median, knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
  * A10 GPT model (src/models/gpt.c; KV-cache inference: src/models/gpt_infer.c): a GPT-2 style
@@ -1163,6 +1173,20 @@ knob_status knob_gpt_params(knob_params *P, const knob_gpt_config *c, knob_err *
 knob_status knob_gpt_init(knob_params *P, const knob_gpt_config *c, uint64_t seed, knob_err *err);
 /* Number of parameters (embeddings included). */
 size_t      knob_gpt_n_params(const knob_gpt_config *c);
+/* What a GPT costs, from its config alone (knob tour's chapter 15). Parameters as knob_gpt_n_params
+ * (tied output projection: GPT-2 124M has 124,439,808). FLOPs count 2 per multiply-add, for a token
+ * at a full context of block_size: forward = 2 x (the weights of every matrix product: 12 C^2 per
+ * layer and the V x C output projection) + 4 L T C (attention's scores and weighted sum; PaLM's
+ * count, the causal mask not halving it); training = 3 x forward (the backward pass costs two
+ * forwards). Memory in bytes at float32: the weights (4 a parameter), training state (weights,
+ * gradients and AdamW's two moments: 16 a parameter; activations not counted) and one sequence's
+ * key/value cache at full context (2 L T C floats). Doubles: a 175B model overflows nothing. */
+typedef struct knob_gpt_cost {
+    double n_params, n_params_matmul;        /* all; those in matrix products (output projection too) */
+    double flops_forward, flops_train;       /* per token */
+    double bytes_weights, bytes_train, bytes_kv;
+} knob_gpt_cost;
+void        knob_gpt_cost_of(const knob_gpt_config *c, knob_gpt_cost *out);
 
 /* Training graph for batches of B windows of T tokens (T <= block_size): inputs "idx" and
  * "targets", int32 (B, T); logits (B, T, V); loss = mean cross-entropy (targets -1 ignored).

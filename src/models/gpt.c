@@ -98,6 +98,18 @@ size_t knob_gpt_n_params(const knob_gpt_config *c)
     return (size_t)c->vocab_size * C + (size_t)c->block_size * C + L * per_layer + (1 + b) * C;
 }
 
+void knob_gpt_cost_of(const knob_gpt_config *c, knob_gpt_cost *out)
+{
+    double C = c->n_embd, L = c->n_layer, T = c->block_size, V = c->vocab_size;
+    out->n_params = (double)knob_gpt_n_params(c);
+    out->n_params_matmul = L * 12 * C * C + V * C;
+    out->flops_forward = 2 * out->n_params_matmul + 4 * L * T * C;
+    out->flops_train = 3 * out->flops_forward;
+    out->bytes_weights = 4 * out->n_params;
+    out->bytes_train = 16 * out->n_params;
+    out->bytes_kv = 4 * 2 * L * T * C;
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Parameters */
 

@@ -6,6 +6,7 @@
 #include "knob_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------------------
@@ -211,4 +212,81 @@ knob_status knob_vision_errors_png(const char *path, const knob_dataset *d, cons
     s = knob_grid_save(&g, path, err);
     knob_grid_free(&g);
     return s;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Edge scores of the first layer's filters */
+
+double knob_edge_score(const float *w, int k, int n_orient, int *orient)
+{
+    const double pi = 3.14159265358979323846;
+    int n = k * k;
+    double mean = 0, ww = 0;
+    for (int i = 0; i < n; i++)
+        mean += w[i];
+    mean /= n;
+    for (int i = 0; i < n; i++)
+        ww += (w[i] - mean) * (w[i] - mean);
+    double best = 0;
+    int best_i = 0;
+    for (int o = 0; o < n_orient; o++) {
+        double a = pi * o / n_orient, ca = cos(a), sa = sin(a), tm = 0, tt = 0, wt = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int r = 0; r < k; r++)
+                for (int c = 0; c < k; c++) {
+                    double x = c - (k - 1) / 2.0, y = r - (k - 1) / 2.0, p = x * ca + y * sa;
+                    double t = p > 1e-9 ? 1 : p < -1e-9 ? -1 : 0;
+                    if (pass == 0)
+                        tm += t / n;
+                    else {
+                        tt += (t - tm) * (t - tm);
+                        wt += (w[r * k + c] - mean) * (t - tm);
+                    }
+                }
+        double corr = ww > 0 && tt > 0 ? fabs(wt) / sqrt(ww * tt) : 0;
+        if (corr > best + 1e-12) {
+            best = corr;
+            best_i = o;
+        }
+    }
+    if (orient)
+        *orient = best_i;
+    return best;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+knob_status knob_vision_edge_scores(const knob_vision *m, int n_orient, float *scores, float *median, knob_err *err)
+{
+    if (m->cfg.kind != KNOB_VISION_CNN || m->cfg.n_conv < 1 || !m->conv_w[0])
+        return knob_fail(err, KNOB_ERR_USAGE, "edge scores: the model has no convolution layer");
+    if (n_orient < 1)
+        return knob_fail(err, KNOB_ERR_USAGE, "edge scores: %d orientations (at least 1)", n_orient);
+    const knob_tensor *W = m->conv_w[0];   /* (OC, C, K, K) */
+    int OC = W->shape[0], C = W->shape[1], K = W->shape[2];
+    float *avg = knob_malloc((size_t)K * K * sizeof *avg), *sorted = knob_malloc((size_t)OC * sizeof *sorted);
+    if (!avg || !sorted) {
+        knob_free(avg);
+        knob_free(sorted);
+        return knob_fail(err, KNOB_ERR_NOMEM, "edge scores: out of memory");
+    }
+    for (int o = 0; o < OC; o++) {
+        for (int i = 0; i < K * K; i++) {
+            double acc = 0;
+            for (int c = 0; c < C; c++)
+                acc += W->data[((size_t)o * C + c) * K * K + i];
+            avg[i] = (float)(acc / C);
+        }
+        scores[o] = (float)knob_edge_score(avg, K, n_orient, NULL);
+        sorted[o] = scores[o];
+    }
+    qsort(sorted, (size_t)OC, sizeof *sorted, cmp_float);
+    *median = OC % 2 ? sorted[OC / 2] : 0.5f * (sorted[OC / 2 - 1] + sorted[OC / 2]);
+    knob_free(avg);
+    knob_free(sorted);
+    return KNOB_OK;
 }
