@@ -569,7 +569,7 @@ typedef struct knob_curve {
     const double *x, *y;      /* (n) */
     int n;
     const char *label, *color;
-    int dashed, dots;         /* dots: a point at each value */
+    int dashed, dots;         /* dots 1: a point at each value too; 2: points only, no line */
 } knob_curve;
 typedef struct knob_curve_panel {
     const char *title, *xlabel, *ylabel;

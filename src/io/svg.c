@@ -391,7 +391,7 @@ void knob_chart_contour(FILE *f, const knob_chart *c, const double *z, int nx, i
         return;
     double sx = c->width / (nx - 1), sy = c->height / (ny - 1);
     for (int l = 0; l < n_levels; l++) {
-        fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1\" stroke-opacity=\"0.8\" d=\"", color);
+        fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.3\" stroke-opacity=\"0.85\" d=\"", color);
         for (int j = 0; j + 1 < ny; j++)
             for (int i = 0; i + 1 < nx; i++) {
                 double s[8];
@@ -409,7 +409,30 @@ void knob_chart_contour(FILE *f, const knob_chart *c, const double *z, int nx, i
 /* ------------------------------------------------------------------------------------------------
  * Fields and curves in panels, each picture one file written atomically. */
 
-enum { FP_LEFT = 64, FP_PLOT = 280, FP_RIGHT = 96, FP_TOP = 64, FP_BOTTOM = 52 };
+enum { FP_LEFT = 64, FP_PLOT = 280, FP_RIGHT = 96, FP_TOP = 64, FP_BOTTOM = 92 };
+
+/* a legend in rows under a panel's axis label: a line sample (dot 0) or a dot (dot 1) per entry */
+static void legend_below(FILE *f, const knob_chart *c, int n, const char *const *labels, const char *const *colors,
+                         const int *dot)
+{
+    double x = c->left - 40, y = c->top + c->height + 58, right = c->left + c->width + FP_RIGHT - 8;
+    for (int i = 0; i < n; i++) {
+        double w = 30 + 6.0 * (double)strlen(labels[i]);
+        if (x + w > right && x > c->left - 40) {
+            x = c->left - 40;
+            y += 16;
+        }
+        if (dot[i])
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" stroke=\"#111\" stroke-width=\"0.7\"/>\n",
+                    x + 12, y - 4, colors[i]);
+        else
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"22\" height=\"8\" fill=\"#777\"/>"
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n",
+                    x + 1, y - 8, x + 2, y - 4, x + 22, y - 4, colors[i]);
+        knob_svg_text(f, x + 28, y, "start", 11, labels[i]);
+        x += w;
+    }
+}
 
 knob_status knob_fields_svg(const char *path, const knob_field_plot *p, const knob_field_panel *panels, int n,
                             knob_err *err)
@@ -457,7 +480,7 @@ knob_status knob_fields_svg(const char *path, const knob_field_plot *p, const kn
                     map_x(&c, x), map_y(&c, y), class_fill[q->classes[i] ? 1 : 0]);
         }
         const char *labels[12], *colors[12];
-        int n_leg = 0;
+        int n_leg = 0, dot[12];
         for (int j = 0; j < q->n_paths; j++) {
             const knob_field_path *pa = &q->paths[j];
             double xs[1024], ys[1024];
@@ -472,20 +495,63 @@ knob_status knob_fields_svg(const char *path, const knob_field_plot *p, const kn
                         map_x(&c, xs[0]), map_y(&c, ys[0]), pa->color);
             if (pa->label && n_leg < 10) {
                 labels[n_leg] = pa->label;
+                dot[n_leg] = 0;
                 colors[n_leg++] = pa->color;
             }
         }
         if (q->n_points && p->class_names[0] && p->class_names[1] && n_leg < 10) {
             labels[n_leg] = p->class_names[0];
+            dot[n_leg] = 1;
             colors[n_leg++] = class_fill[0];
             labels[n_leg] = p->class_names[1];
+            dot[n_leg] = 1;
             colors[n_leg++] = class_fill[1];
         }
         if (n_leg)
-            knob_chart_legend(f, &c, n_leg, labels, colors);
+            legend_below(f, &c, n_leg, labels, colors, dot);
     }
     knob_svg_end(f);
     return knob_atomic_commit(&a, err);
+}
+
+/* The legend box (as knob_chart_legend draws it) in whichever corner of the chart the curves cross
+ * least: every curve is sampled along its segments and the samples inside each corner's box
+ * counted. */
+static void legend_free_corner(FILE *f, const knob_chart *c, const knob_curve_panel *q, int n,
+                               const char *const *labels, const char *const *colors)
+{
+    double bw = 170, bh = 8 + 16.0 * n;
+    double cx[4] = {c->left + 10, c->left + c->width - bw - 10, c->left + 10, c->left + c->width - bw - 10};
+    double cy[4] = {c->top + 10, c->top + 10, c->top + c->height - bh - 10, c->top + c->height - bh - 10};
+    long hits[4] = {0, 0, 0, 0};
+    for (int j = 0; j < q->n; j++) {
+        const knob_curve *cu = &q->curves[j];
+        for (int i = 0; i < cu->n; i++) {
+            int m = i + 1 < cu->n && cu->dots != 2 ? 8 : 1;
+            for (int k = 0; k < m; k++) {
+                double x = cu->x[i], y = cu->y[i];
+                if (m > 1) {
+                    double u = (double)k / m;
+                    x += u * (cu->x[i + 1] - x);
+                    y = c->logy && y > 0 && cu->y[i + 1] > 0 ? pow(10, log10(y) + u * (log10(cu->y[i + 1]) - log10(y)))
+                                                          : y + u * (cu->y[i + 1] - y);
+                }
+                if (!inside_y(c, y) || x < c->xmin || x > c->xmax)
+                    continue;
+                double px = map_x(c, x), py = map_y(c, y);
+                for (int b = 0; b < 4; b++)
+                    hits[b] += px >= cx[b] - 4 && px <= cx[b] + bw + 4 && py >= cy[b] - 4 && py <= cy[b] + bh + 4;
+            }
+        }
+    }
+    int best = 0;
+    for (int b = 1; b < 4; b++)
+        if (hits[b] < hits[best])
+            best = b;
+    knob_chart at = *c;
+    at.left = cx[best] - 10;
+    at.top = cy[best] - 10;
+    knob_chart_legend(f, &at, n, labels, colors);
 }
 
 enum { CP_LEFT = 72, CP_PLOT_W = 330, CP_RIGHT = 28, CP_TOP = 60, CP_PLOT_H = 240, CP_BOTTOM = 52 };
@@ -537,7 +603,8 @@ knob_status knob_curves_svg(const char *path, const char *title, const knob_curv
         int n_leg = 0;
         for (int j = 0; j < q->n; j++) {
             const knob_curve *cu = &q->curves[j];
-            knob_chart_line(f, &c, cu->x, cu->y, cu->n, cu->color, cu->dashed);
+            if (cu->dots != 2)
+                knob_chart_line(f, &c, cu->x, cu->y, cu->n, cu->color, cu->dashed);
             if (cu->dots)
                 knob_chart_points(f, &c, cu->x, cu->y, cu->n, cu->color, 0);
             if (cu->label && n_leg < 16) {
@@ -546,7 +613,7 @@ knob_status knob_curves_svg(const char *path, const char *title, const knob_curv
             }
         }
         if (n_leg > 1)
-            knob_chart_legend(f, &c, n_leg, labels, colors);
+            legend_free_corner(f, &c, q, n_leg, labels, colors);
     }
     knob_svg_end(f);
     return knob_atomic_commit(&a, err);

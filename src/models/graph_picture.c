@@ -74,7 +74,7 @@ static void put_values(FILE *f, double x, double y, const char *what, const floa
         for (int c = 0; c < cols && at < (int)sizeof line - 12; c++)
             at += snprintf(line + at, sizeof line - (size_t)at, " %+.4f", v ? (double)v[r * cols + c] : 0.0);
         if (!v)
-            snprintf(line + 7, sizeof line - 7, " (none: not a knob's ancestor)");
+            snprintf(line + 7, sizeof line - 7, " (not needed)");
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" font-family=\"monospace\" xml:space=\"preserve\">%s</text>\n",
                 x, y, line);
         y += 13;
@@ -140,7 +140,7 @@ static knob_status draw(const char *path, demo *d, knob_err *err)
         put_values(f, cx[k] + 6, cy[k] + 30 + 13.0 * rows, "grad", y->requires_grad ? y->t.grad : NULL, &y->t);
     }
     knob_svg_text(f, MARGIN, H - 14, "start", 11,
-                  "grey: inputs (no gradient needed)   yellow: knobs (parameters)   blue: operations   red: the loss");
+                  "grey: inputs (no gradient needed);  yellow: knobs (parameters);  blue: operations;  red: the loss");
     knob_svg_end(f);
     return knob_atomic_commit(&a, err);
 }
