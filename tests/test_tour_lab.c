@@ -533,3 +533,21 @@ TEST(size_sweep_overfits_small_sets)
     CHECK_FAILS_WITH(knob_size_sweep(&s, &mc, &tc, sizes, 1, 100, run, &err), KNOB_ERR_USAGE, "9000");
     knob_splits_free(&s);
 }
+
+TEST(toy_train_step_allocates_nothing)
+{
+    knob_err err;
+    knob_toy_data d;
+    CHECK_OK(knob_toy_data_make(&d, KNOB_TOY_SPIRALS, 100, 0.03f, 1, &err));
+    knob_toy_config c;
+    knob_toy_config_default(&c);
+    c.batch = 16;
+    knob_toy_net *m;
+    CHECK_OK(knob_toy_net_new(&m, &c, &err));
+    CHECK_OK(knob_toy_train(m, &d, 1, NULL, &err));   /* builds the graph */
+    long before = knob_alloc_count();
+    CHECK_OK(knob_toy_train(m, &d, 50, NULL, &err));
+    CHECK(knob_alloc_count() == before);
+    knob_toy_net_free(m);
+    knob_toy_data_free(&d);
+}
