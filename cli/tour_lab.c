@@ -528,7 +528,7 @@ knob_status tour_ch_general(tour_ctx *t, knob_err *err)
     if (s)
         return s;
     /* between the points: a wide net on few and on many toy points */
-    int G = quick ? 41 : 81, few = 16, many = quick ? 200 : 400, steps = quick ? 400 : 1500;
+    int G = quick ? 41 : 81, few = 16, many = quick ? 200 : 400, steps = quick ? 300 : 1500, width = quick ? 32 : 64;
     size_t cells = (size_t)G * G;
     double *z = knob_malloc(2 * cells * sizeof *z);
     knob_toy_data d[2] = {{0}, {0}};
@@ -541,7 +541,7 @@ knob_status tour_ch_general(tour_ctx *t, knob_err *err)
     for (int k = 0; k < 2 && !s; k++) {
         knob_toy_config c;
         knob_toy_config_default(&c);
-        c.hidden[0] = c.hidden[1] = 64;
+        c.hidden[0] = c.hidden[1] = width;
         c.seed = tour_seed(t) + 5;
         knob_toy_net *m;
         if ((s = knob_toy_net_new(&m, &c, err)) != KNOB_OK)
@@ -567,8 +567,10 @@ knob_status tour_ch_general(tour_ctx *t, knob_err *err)
         s = knob_fields_svg(tour_path(t, "between.svg", path), &fp, p, 2, err);
     }
     if (!s) {
-        tour_picture(t, "between.svg", "The same wide net (two layers of 64) trained on 16 points of two rings "
-                                       "and on many: what it says between the points is its own guess.");
+        char cap[160];
+        snprintf(cap, sizeof cap, "The same wide net (two layers of %d) trained on 16 points of two rings and on "
+                                  "%d: what it says between the points is its own guess.", width, many);
+        tour_picture(t, "between.svg", cap);
         tour_number(t, "16-point net: right on its 16 / on the other points", "%.0f%% / %.1f%%", 100 * acc_few,
                     100 * acc_test);
         tour_say(t, "Between the examples the net interpolates: with 16 points it draws some boundary that "
