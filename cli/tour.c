@@ -24,14 +24,11 @@
 
 /* tour-b's chapters (cli/tour_lab.c): a binary without that file gets NULL for them. */
 
-#pragma weak tour_ch_digits
-#pragma weak tour_ch_edges
-#pragma weak tour_ch_epochs
-#pragma weak tour_ch_counting
-#pragma weak tour_ch_tokens
-#pragma weak tour_ch_gpt
-#pragma weak tour_ch_temperature
-#pragma weak tour_ch_scale
+
+
+
+
+
 #pragma weak tour_ch_neuron
 #pragma weak tour_ch_descent
 #pragma weak tour_ch_backprop
@@ -59,8 +56,8 @@ static const chapter chapters[] = {
     {  9, "general",     "Generalization",                    30,   6, tour_ch_general },
     { 10, "landscape",   "The landscape",                     40,   8, tour_ch_landscape },
     { 11, "counting",    "Counting",                          10,   2, tour_ch_counting },
-    { 12, "tokens",      "Tokens and embeddings",             15,   3, tour_ch_tokens },
-    { 13, "gpt",         "A GPT",                            240,  25, tour_ch_gpt },
+    { 12, "tokens",      "Tokens and embeddings",             30,   3, tour_ch_tokens },
+    { 13, "gpt",         "A GPT",                            220,  25, tour_ch_gpt },
     { 14, "temperature", "Temperature",                       10,   3, tour_ch_temperature },
     { 15, "scale",       "175 billion knobs",                  5,   1, tour_ch_scale },
 };
@@ -356,7 +353,7 @@ static const char *const page_css =
     "figcaption{color:#444;font-size:.9em}\n"
     "table{border-collapse:collapse;margin:.8em 0;max-width:100%}\n"
     "td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left;vertical-align:top}\n"
-    "td.v{font-family:monospace;white-space:nowrap}\n"
+    "td.v{font-family:monospace;overflow-wrap:anywhere}\n"
     "pre{background:#f6f6f6;padding:.6em;overflow-x:auto;max-width:100%;box-sizing:border-box;font-size:.85em}\n";
 
 static void page_chapter(FILE *f, const tour_ctx *t, int i)

@@ -60,4 +60,9 @@ void        tour_set_gpt(tour_ctx *t, const char *path, double tokens_per_s, dou
 double      tour_gpt_tokens_per_s(const tour_ctx *t);
 double      tour_gpt_flops_per_s(const tour_ctx *t);
 
+/* Shared by the text chapters (cli/tour_gpt.c): a character-level GPT trained on the fortunes for
+ * about `seconds` (small: 2 layers of width 64, context 32; else chapter 13's 4 layers of width 128),
+ * its checkpoint written to ckpt (a path inside the chapter's folder). */
+knob_status tour_train_fortune_gpt(tour_ctx *t, double seconds, int small, const char *ckpt, knob_err *err);
+
 #endif
