@@ -393,7 +393,7 @@ knob_status tour_ch_hyper(tour_ctx *t, knob_err *err)
             char name[96];
             snprintf(name, sizeof name, "%s: %s after %d steps", lab[k], k < 8 ? "loss" : "accuracy", steps);
             if (k < 8)
-                tour_number(t, name, "%.4f nats", fin[k]);
+                tour_number(t, name, "%.3g nats", fin[k]);
             else
                 tour_number(t, name, "%.1f%%", 100 * fin[k]);
         }
@@ -408,7 +408,7 @@ knob_status tour_ch_hyper(tour_ctx *t, knob_err *err)
         snprintf(r1, sizeof r1, reach[1] >= 0 ? "%d steps" : "not in %d steps", reach[1] >= 0 ? reach[1] : steps);
         tour_number(t, "95% of the points right: cross-entropy / squared error", "%s / %s", r0, r1);
         tour_say(t, "Learning rate: at %g the net hardly moves in %d steps (loss %.3f); at %g and %g it learns "
-                    "(%.4f, %.4f); at %g the steps are so large that the loss jumps about and ends at %.3f. "
+                    "(%.3g, %.3g); at %g the steps are so large that the loss jumps about and ends at %.3f. "
                     "Batch size: a step on 4 points follows a noisy guess of the gradient (the jagged curve) but "
                     "costs little; all %d points give the true gradient for %d times the work per step. Per step "
                     "the big batch wins; per point looked at, the small one: in %d steps batch 4 looked at %d "
