@@ -293,7 +293,9 @@ knob_status tour_ch_backprop(tour_ctx *t, knob_err *err)
  * Chapter 8: hyperparameters */
 
 enum { H_MAX_EVALS = 128 };
-#define LOSS_LR 0.001f   /* the loss comparison: slow enough to see which learns faster */
+#define LOSS_LR 0.001f       /* the loss comparison with Adam: slow enough to see which learns faster */
+#define LOSS_LR_SGD 0.1f     /* ... and with momentum SGD */
+enum { NR = 12 };             /* runs: 4 learning rates, 4 batch sizes, 2 losses x 2 optimizers */
 
 /* Trains a toy net with c for steps, measuring the loss (and accuracy) over d every `every` steps
  * into loss[0..] and acc[0..]; returns the number of measurements in *n (a run that blows up stops
@@ -339,10 +341,10 @@ knob_status tour_ch_hyper(tour_ctx *t, knob_err *err)
         return s;
     static const float lrs[4] = {0.0003f, 0.003f, 0.03f, 0.3f};
     static const int batches[4] = {4, 16, 64, 0};
-    static double loss[10][H_MAX_EVALS], acc[10][H_MAX_EVALS];
-    double secs[10];
-    int cnt[10];
-    for (int k = 0; k < 10 && !s; k++) {
+    static double loss[NR][H_MAX_EVALS], acc[NR][H_MAX_EVALS];
+    double secs[NR];
+    int cnt[NR];
+    for (int k = 0; k < NR && !s; k++) {
         knob_toy_config c;
         knob_toy_config_default(&c);
         c.seed = tour_seed(t) + 7;
@@ -350,9 +352,12 @@ knob_status tour_ch_hyper(tour_ctx *t, knob_err *err)
             c.lr = lrs[k];
         else if (k < 8)
             c.batch = batches[k - 4];
-        else
-            c.loss_mse = k == 9, c.lr = LOSS_LR;
-        tour_progress(t, "run %d of 10", k + 1);
+        else {   /* the losses: with Adam, and with plain momentum SGD */
+            c.loss_mse = k % 2, c.lr = k < 10 ? LOSS_LR : LOSS_LR_SGD;
+            if (k >= 10)
+                c.optim = (knob_optim_config){.kind = KNOB_OPTIM_SGD, .momentum = 0.9f};
+        }
+        tour_progress(t, "run %d of %d", k + 1, NR);
         s = hyper_run(&d, &c, steps, every, loss[k], acc[k], &cnt[k], &secs[k], err);
     }
     if (s) {
@@ -361,34 +366,35 @@ knob_status tour_ch_hyper(tour_ctx *t, knob_err *err)
     }
     double x[H_MAX_EVALS];
     fill_index(x, H_MAX_EVALS, 0, every);
-    char lab[10][64];
+    char lab[NR][64];
     static const char *const col[4] = {"#9467bd", "#1f77b4", "#2ca02c", "#d62728"};
-    knob_curve cu[10];
-    for (int k = 0; k < 10; k++) {
+    knob_curve cu[NR];
+    for (int k = 0; k < NR; k++) {
         if (k < 4)
             snprintf(lab[k], sizeof lab[k], "lr %g", (double)lrs[k]);
         else if (k < 8)
             snprintf(lab[k], sizeof lab[k], batches[k - 4] ? "batch %d" : "batch all %d", batches[k - 4] ? batches[k - 4] : n);
         else
-            snprintf(lab[k], sizeof lab[k], "%s", k == 8 ? "cross-entropy" : "mean squared error");
+            snprintf(lab[k], sizeof lab[k], "%s, %s", k % 2 ? "squared error" : "cross-entropy",
+                     k < 10 ? "Adam" : "SGD (dashed)");
         cu[k] = (knob_curve){.x = x, .y = k < 8 ? loss[k] : acc[k], .n = cnt[k], .label = lab[k],
-                             .color = col[k < 8 ? k % 4 : (k == 8 ? 1 : 3)]};
+                             .color = col[k < 8 ? k % 4 : (k % 2 ? 3 : 1)], .dashed = k >= 10};
     }
     knob_curve_panel cp[3] = {
         {.title = "Learning rate (batch: all points)", .xlabel = "optimizer step", .ylabel = "cross-entropy loss (nats)",
          .logy = 1, .n = 4, .curves = cu},
         {.title = "Batch size (lr 0.01)", .xlabel = "optimizer step", .ylabel = "cross-entropy loss (nats)", .logy = 1,
          .n = 4, .curves = cu + 4},
-        {.title = "The loss that is minimised (lr 0.001)", .xlabel = "optimizer step",
-         .ylabel = "accuracy over the points (fraction)", .n = 2, .curves = cu + 8, .ymin = 0.4, .ymax = 1.02},
+        {.title = "The loss that is minimised", .xlabel = "optimizer step",
+         .ylabel = "accuracy over the points (fraction)", .n = 4, .curves = cu + 8, .ymin = 0.4, .ymax = 1.02},
     };
     char path[4096];
     s = knob_curves_svg(tour_path(t, "hyper.svg", path), "One net, one setting changed at a time", cp, 3, err);
     if (!s) {
         tour_picture(t, "hyper.svg", "Left: the loss for four learning rates. Middle: four batch sizes. Right: "
-                                     "accuracy when the net minimises cross-entropy or the mean squared error.");
-        double fin[10];
-        for (int k = 0; k < 10; k++) {
+                                     "accuracy when the net minimises cross-entropy or the squared error, with Adam and with SGD.");
+        double fin[NR];
+        for (int k = 0; k < NR; k++) {
             fin[k] = k < 8 ? loss[k][cnt[k] - 1] : acc[k][cnt[k] - 1];
             char name[96];
             snprintf(name, sizeof name, "%s: %s after %d steps", lab[k], k < 8 ? "loss" : "accuracy", steps);
@@ -398,15 +404,17 @@ knob_status tour_ch_hyper(tour_ctx *t, knob_err *err)
                 tour_number(t, name, "%.1f%%", 100 * fin[k]);
         }
         tour_number(t, "seconds for the run with batch 4 / all points", "%.2f s / %.2f s", secs[4], secs[7]);
-        int reach[2] = {-1, -1};   /* the first measurement at 95% or more */
-        for (int k = 0; k < 2; k++)
+        int reach[4] = {-1, -1, -1, -1};   /* the first measurement at 95% or more */
+        char rs[4][32];
+        for (int k = 0; k < 4; k++) {
             for (int i = 0; i < cnt[8 + k] && reach[k] < 0; i++)
                 if (acc[8 + k][i] >= 0.95)
                     reach[k] = i * every;
-        char r0[32], r1[32];
-        snprintf(r0, sizeof r0, reach[0] >= 0 ? "%d steps" : "not in %d steps", reach[0] >= 0 ? reach[0] : steps);
-        snprintf(r1, sizeof r1, reach[1] >= 0 ? "%d steps" : "not in %d steps", reach[1] >= 0 ? reach[1] : steps);
-        tour_number(t, "95% of the points right: cross-entropy / squared error", "%s / %s", r0, r1);
+            snprintf(rs[k], sizeof rs[k], reach[k] >= 0 ? "%d steps" : "not in %d steps",
+                     reach[k] >= 0 ? reach[k] : steps);
+        }
+        tour_number(t, "95% of the points right, Adam: cross-entropy / squared error", "%s / %s", rs[0], rs[1]);
+        tour_number(t, "95% of the points right, SGD: cross-entropy / squared error", "%s / %s", rs[2], rs[3]);
         tour_say(t, "Learning rate: at %g the net hardly moves in %d steps (loss %.3f); at %g and %g it learns "
                     "(%.3g, %.3g); at %g the steps are so large that the loss jumps about and ends at %.3f. "
                     "Batch size: a step on 4 points follows a noisy guess of the gradient (the jagged curve) but "
@@ -415,19 +423,13 @@ knob_status tour_ch_hyper(tour_ctx *t, knob_err *err)
                     "points, the full batch at %d.",
                  (double)lrs[0], steps, fin[0], (double)lrs[1], (double)lrs[2], fin[1], fin[2], (double)lrs[3],
                  fin[3], n, n / 4, steps, 4 * steps, n * steps);
-        tour_say(t, "The loss: both losses reward the right class, but cross-entropy punishes a confident mistake "
+        tour_say(t, "The loss: both reward the right class, but cross-entropy punishes a confident mistake "
                     "without limit (-log p), while the squared error of a probability is at most 1, so its "
-                    "gradient fades where the net is most wrong. At the same learning rate (%g), cross-entropy "
-                    "gets 95%% of the points right after %s, the squared error after %s; after %d steps they get "
-                    "%.1f%% and %.1f%%. %s",
-                 (double)LOSS_LR, r0, r1, steps, 100 * fin[8], 100 * fin[9],
-                 reach[0] < 0 || reach[1] < 0 ? ""
-                 : abs(reach[0] - reach[1]) * 5 <= (reach[0] > reach[1] ? reach[0] : reach[1])
-                     ? "On points this easy to separate the two train at about the same pace: the difference "
-                       "shows when a net starts out confidently wrong, where the squared error's gradient is "
-                       "nearly zero."
-                     : reach[0] < reach[1] ? "Cross-entropy is the faster here, as it usually is for classifiers."
-                                           : "The squared error is the faster on these points.");
+                    "gradient fades where the net is most wrong. With Adam (lr %g), which rescales every "
+                    "gradient to a similar step, the two reach 95%% of the points right after %s and %s. With "
+                    "plain momentum SGD (lr %g), where the size of the gradient is the size of the step, "
+                    "cross-entropy gets there after %s and the squared error after %s.",
+                 (double)LOSS_LR, rs[0], rs[1], (double)LOSS_LR_SGD, rs[2], rs[3]);
     }
     knob_toy_data_free(&d);
     return s;
