@@ -396,8 +396,8 @@ knob_status tour_ch_hyper(tour_ctx *t, knob_err *err)
         double fin[NR];
         for (int k = 0; k < NR; k++) {
             fin[k] = k < 8 ? loss[k][cnt[k] - 1] : acc[k][cnt[k] - 1];
-            char name[96];
-            snprintf(name, sizeof name, "%s: %s after %d steps", lab[k], k < 8 ? "loss" : "accuracy", steps);
+            char name[160];
+            snprintf(name, sizeof name, "%.64s: %s after %d steps", lab[k], k < 8 ? "loss" : "accuracy", steps);
             if (k < 8)
                 tour_number(t, name, "%.3g nats", fin[k]);
             else
