@@ -82,6 +82,10 @@
  *       scoring, generation, chat ............................. src/models/lm.c
  *   A15 Looking at embeddings: cosine neighbours, PCA ......... src/models/embed.c
  *   A16 Serving: an OpenAI-compatible HTTP server, batched ..... src/serve/http.c, openai.c, sched.c
+ *   A17 The tour's laboratory: 2-D toy points and nets, the line's
+ *       descent, landscapes, a graph drawn, the size sweep .... src/data/toy2d.c, src/models/toy.c,
+ *                                                                descent.c, landscape.c,
+ *                                                                graph_picture.c, generalize.c
  */
 
 #ifndef KNOB_H
@@ -549,6 +553,76 @@ void knob_chart_legend(FILE *f, const knob_chart *c, int n, const char *const *l
                        const char *const *colors);
 /* Picks a range [lo, hi] with a little margin around the finite values of v (both arrays). */
 void knob_range(const double *v, int n, double *lo, double *hi);
+
+/* Heat maps, colour bars, contour lines (tour-b). A field z (ny, nx) sits on grid nodes spanning the
+ * chart's range: node (i, j) at x = xmin + i (xmax - xmin) / (nx - 1), y = ymin + j (ymax - ymin) /
+ * (ny - 1), value z[j nx + i]; nx, ny >= 2. */
+typedef enum { KNOB_CMAP_SEQUENTIAL = 0,   /* dark blue, green, yellow, red: low to high */
+               KNOB_CMAP_DIVERGING } knob_cmap;   /* blue, white, red */
+/* t in [0, 1] (clamped) -> rgb; NaN -> grey */
+void knob_cmap_rgb(knob_cmap m, double t, uint8_t rgb[3]);
+/* Each node's cell painted by its value on [zmin, zmax] (log10 scale when logz: zmin > 0). */
+void knob_chart_heatmap(FILE *f, const knob_chart *c, const double *z, int nx, int ny, double zmin, double zmax,
+                        knob_cmap m, int logz);
+/* The colour scale to the right of the chart's box (leave about 80 px there), ticks and a label. */
+void knob_chart_colorbar(FILE *f, const knob_chart *c, double zmin, double zmax, knob_cmap m, int logz,
+                         const char *label);
+/* Marching squares: the segments along which z crosses level (linear along cell edges; a saddle
+ * split by the cell's mean), in grid units (x = i, y = j, fractional). Writes the first cap of them
+ * as (x0, y0, x1, y1) into seg (may be NULL) and returns how many there are. */
+long knob_contour_segments(const double *z, int nx, int ny, double level, double *seg, long cap);
+/* Contour lines of z at each of levels, drawn on the chart in one colour. */
+void knob_chart_contour(FILE *f, const knob_chart *c, const double *z, int nx, int ny, const double *levels,
+                        int n_levels, const char *color);
+
+/* Pictures of fields in panels side by side (written atomically): each panel a heat map of its
+ * field with a colour bar and contour lines, optional paths (polylines with a dot at the start) and
+ * points of two classes on top. Grid as above over [x0, x1] x [y0, y1]. */
+typedef struct knob_field_path {
+    const double *xy;         /* (n, 2) */
+    int n;
+    const char *label, *color;
+} knob_field_path;
+typedef struct knob_field_panel {
+    const char *title;
+    const double *z;          /* (ny, nx) */
+    int n_paths;
+    const knob_field_path *paths;
+    int n_points;
+    const float *points;      /* (n_points, 2) */
+    const int32_t *classes;   /* (n_points), 0 or 1 */
+} knob_field_panel;
+typedef struct knob_field_plot {
+    const char *title, *xlabel, *ylabel, *zlabel;
+    double x0, x1, y0, y1;
+    int nx, ny;
+    double zmin, zmax;        /* colour range shared by the panels */
+    int logz;
+    knob_cmap cmap;
+    int n_levels;             /* contour lines evenly spaced (in log10 with logz) inside (zmin, zmax); 0: none */
+    int cols;                 /* panels per row (0: all in one row) */
+    const char *class_names[2];
+} knob_field_plot;
+knob_status knob_fields_svg(const char *path, const knob_field_plot *p, const knob_field_panel *panels, int n,
+                            knob_err *err);
+
+/* Curves in panels side by side (written atomically): each panel a chart with its own curves and a
+ * legend when it has more than one; y ranges from the finite values (logy: the positive ones). */
+typedef struct knob_curve {
+    const double *x, *y;      /* (n) */
+    int n;
+    const char *label, *color;
+    int dashed, dots;         /* dots 1: a point at each value too; 2: points only, no line */
+} knob_curve;
+typedef struct knob_curve_panel {
+    const char *title, *xlabel, *ylabel;
+    int logy;
+    int n;
+    const knob_curve *curves;
+    double ymin, ymax;        /* both 0: from the data */
+} knob_curve_panel;
+knob_status knob_curves_svg(const char *path, const char *title, const knob_curve_panel *panels, int n,
+                            knob_err *err);
 
 /* ------------------------------------------------------------------------------------------------
  * E15 Images: PNG and PGM files, MNIST-style preparation (src/io/image.c) */
@@ -1554,6 +1628,144 @@ const char *knob_server_host(const knob_server *s);
 /* Stops accepting, answers waiting requests with 503, ends running ones where they are
  * (finish_reason "length"), joins the threads and frees s. NULL is a no-op. */
 void        knob_server_stop(knob_server *s);
+
+/* ------------------------------------------------------------------------------------------------
+ * A17 The tour's laboratory (chapters 2, 3, 4, 8, 9, 10 of knob tour): 2-D toy points
+ * (src/data/toy2d.c), small nets on them (src/models/toy.c), the line's loss surface and descent
+ * paths (src/models/descent.c), trapped descents and loss slices (src/models/landscape.c), a
+ * computation graph drawn with values and gradients (src/models/graph_picture.c), and train vs
+ * validation accuracy as the training set shrinks (src/models/generalize.c). */
+
+/* Two classes of 2-D points inside about [-1, 1]^2: two interleaved spirals (one and a half turns
+ * each) or two rings (radius 0.35 and 0.8), n/2 of each class (class 0 first, then 1, interleaved
+ * by index parity), with Gaussian noise of std noise; same seed, same points. n >= 2. */
+typedef enum { KNOB_TOY_SPIRALS = 0, KNOB_TOY_RINGS } knob_toy_kind;
+typedef struct knob_toy_data {
+    int n;
+    float *x;                 /* (n, 2) */
+    int32_t *y;               /* (n) 0 or 1 */
+} knob_toy_data;
+knob_status knob_toy_data_make(knob_toy_data *d, knob_toy_kind kind, int n, float noise, uint64_t seed,
+                               knob_err *err);
+void        knob_toy_data_free(knob_toy_data *d);
+
+/* A small net: 2 inputs -> n_hidden layers (tanh, or ReLU) -> 2 logits; n_hidden 0 is one linear
+ * layer, whose boundary is a line. Loss: cross-entropy of the logits, or (loss_mse) the mean squared
+ * error between softmax(logits) and the one-hot target. Xavier-uniform weights, zero biases, from
+ * seed; mini-batches (batch 0: every point each step) in a shuffled order from seed. */
+#define KNOB_TOY_MAX_LAYERS 4
+typedef struct knob_toy_config {
+    int n_hidden;
+    int hidden[KNOB_TOY_MAX_LAYERS];
+    int relu;
+    int loss_mse;
+    knob_optim_config optim;
+    float lr;
+    int batch;
+    uint64_t seed;
+} knob_toy_config;
+typedef struct knob_toy_net knob_toy_net;   /* opaque: src/models/toy.c */
+/* Defaults: hidden 16,16 ReLU, cross-entropy, Adam 0.9/0.999 lr 0.01, full batch, seed 1. */
+void        knob_toy_config_default(knob_toy_config *c);
+knob_status knob_toy_net_new(knob_toy_net **m, const knob_toy_config *c, knob_err *err);
+void        knob_toy_net_free(knob_toy_net *m);
+knob_params *knob_toy_net_params(knob_toy_net *m);
+/* n_steps more optimizer steps on d (the optimizer state carries over between calls; d must have
+ * the same size on every call); losses (n_steps, or NULL): each step's batch loss. A non-finite
+ * loss stops with KNOB_ERR_NUMERIC naming the step. */
+knob_status knob_toy_train(knob_toy_net *m, const knob_toy_data *d, int n_steps, double *losses, knob_err *err);
+long        knob_toy_steps(const knob_toy_net *m);
+/* The net's loss (its own kind) and accuracy over every point of d. */
+knob_status knob_toy_eval(knob_toy_net *m, const knob_toy_data *d, double *loss, double *acc, knob_err *err);
+/* p1 (ny, nx): the probability of class 1 at the grid nodes over [x0, x1] x [y0, y1] (as E14's
+ * fields). */
+knob_status knob_toy_grid(knob_toy_net *m, double x0, double x1, double y0, double y1, int nx, int ny, double *p1,
+                          knob_err *err);
+/* For each width in widths and seed 0..n_seeds-1 (seed_base + seed): a net of n_hidden layers of
+ * that width (the rest of c as given) trained n_steps on d; final_loss (n_widths, n_seeds) the
+ * loss over d after training, frac (n_widths) the fraction of seeds whose final loss is below
+ * threshold. */
+knob_status knob_toy_width_sweep(const knob_toy_data *d, const knob_toy_config *c, const int *widths, int n_widths,
+                                 int n_seeds, int n_steps, double threshold, double *final_loss, double *frac,
+                                 knob_err *err);
+/* z (ny, nx): the loss over d at theta + a d1 + b d2, for a, b on the grid over [-span, span]^2,
+ * with d1, d2 random filter-normalised directions drawn from seed (knob_filter_direction); the
+ * net's parameters are restored afterwards. */
+knob_status knob_toy_loss_slice(knob_toy_net *m, const knob_toy_data *d, double span, int nx, int ny, uint64_t seed,
+                                double *z, knob_err *err);
+
+/* The line's landscape (src/models/descent.c): points y = slope x + intercept + noise at n x's
+ * evenly spread over [-1, 1]; the loss L(w, b) = mean (w x + b - y)^2 over the two knobs. */
+typedef struct knob_line_data {
+    int n;
+    double *x, *y;            /* (n) */
+} knob_line_data;
+knob_status knob_line_data_make(knob_line_data *d, int n, double slope, double intercept, double noise,
+                                uint64_t seed, knob_err *err);
+void        knob_line_data_free(knob_line_data *d);
+double      knob_line_loss(const knob_line_data *d, double w, double b);
+/* z (ny, nx) = L at the grid nodes over [w0, w1] x [b0, b1] */
+void        knob_line_surface(const knob_line_data *d, double w0, double w1, double b0, double b1, int nx, int ny,
+                              double *z);
+/* The least-squares optimum and the eigenvalues of L's Hessian (largest, smallest): plain gradient
+ * descent converges for lr < 2 / lmax and diverges above it. */
+void        knob_line_optimum(const knob_line_data *d, double *w, double *b, double *lmax, double *lmin);
+/* Gradient descent on L through the graph with the library's optimizer oc at rate lr, from (w, b):
+ * path (n_steps + 1, 3) = w, b, L before each step and after the last. A diverging run keeps going
+ * (values grow to inf / nan), so the picture shows it. */
+knob_status knob_line_descend(const knob_line_data *d, const knob_optim_config *oc, float lr, double w, double b,
+                              int n_steps, double *path, knob_err *err);
+
+/* Landscapes (src/models/landscape.c). The trapped toy: one knob w, loss f(w) = w^4 - 3 w^2 + w,
+ * a deep minimum near w = -1.30 and a shallow one near w = 1.13. */
+double      knob_trap_loss(double w);
+/* n descents at once through the graph (plain SGD at lr, n_steps), from starts (n): final_w (n). */
+knob_status knob_trap_descend(const double *starts, int n, float lr, int n_steps, double *final_w, knob_err *err);
+/* dir (P->n_elems): a random direction drawn N(0, 1) from r, filter-normalised as in Li et al.
+ * (2018): each filter (a row of a matrix (out, in...), i.e. a slice along the first dim of a
+ * tensor of 2 or more dims) scaled to the norm of the same filter of P's values; 1-D tensors
+ * (biases) get 0. */
+void        knob_filter_direction(const knob_params *P, knob_rng *r, float *dir);
+/* z (ny, nx) = loss(theta + a d1 + b d2) for a, b on the grid over [-span, span]^2, through loss_fn
+ * (which reads P's values); P's values are restored afterwards (also on error). */
+typedef knob_status (*knob_loss_fn)(void *ctx, double *loss, knob_err *err);
+knob_status knob_loss_slice(knob_params *P, const float *d1, const float *d2, double span, int nx, int ny,
+                            knob_loss_fn loss_fn, void *ctx, double *z, knob_err *err);
+
+/* Central differences (src/models/graph_picture.c): grad (n) of f at x (n), (f(x + h e_i) -
+ * f(x - h e_i)) / 2h, x restored. */
+typedef double (*knob_fd_fn)(const double *x, void *ctx);
+void        knob_fd_gradient(knob_fd_fn f, void *ctx, double *x, int n, double h, double *grad);
+/* Backpropagation on a small net, x (2) -> linear 2x2 -> tanh -> linear 2x1 -> squared error
+ * against a target: one forward and backward pass through the graph, every parameter's gradient
+ * checked against central differences (h 1e-3) of the graph's own forward, and the graph drawn as
+ * an SVG (atomically; path NULL: none) with each node's value and gradient. */
+typedef struct knob_backprop_row {
+    char name[24];            /* "W1[0,1]" */
+    double autodiff, numeric;
+} knob_backprop_row;
+typedef struct knob_backprop_report {
+    double loss;
+    int n;                    /* rows: every parameter element */
+    knob_backprop_row rows[16];
+    double max_abs_diff, max_rel_diff;
+    int n_nodes;
+} knob_backprop_report;
+knob_status knob_backprop_demo(const char *svg_path, uint64_t seed, knob_backprop_report *r, knob_err *err);
+
+/* Generalization (src/models/generalize.c): an MLP trained on the first n_train[k] images of
+ * s->train (each size for about the same number of optimizer steps: epochs = max(1, round(
+ * images_seen / n))), validated on s->val after every epoch; train accuracy measured afterwards
+ * over those n images with dropout off. */
+typedef struct knob_size_run {
+    int n_train, epochs;
+    double train_acc, val_acc, train_loss, val_loss;   /* final */
+    double seconds;
+    int n_hist;
+    double hist_train_loss[256], hist_val_loss[256], hist_val_acc[256];   /* per epoch (the last 256) */
+} knob_size_run;
+knob_status knob_size_sweep(const knob_splits *s, const knob_vision_config *mc, const knob_train_config *tc,
+                            const int *sizes, int n, long images_seen, knob_size_run *out, knob_err *err);
 
 #ifdef __cplusplus
 }
