@@ -22,20 +22,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* tour-b's chapters (cli/tour_lab.c): a binary without that file gets NULL for them. */
-
-
-
-
-
-
-#pragma weak tour_ch_neuron
-#pragma weak tour_ch_descent
-#pragma weak tour_ch_backprop
-#pragma weak tour_ch_hyper
-#pragma weak tour_ch_general
-#pragma weak tour_ch_landscape
-
 typedef struct chapter {
     int num;
     const char *name;     /* --chapter NAME and the folder "NN-name" */
@@ -510,8 +496,7 @@ static void list_chapters(int quick)
         const chapter *c = &chapters[i];
         double b = quick ? c->budget_quick : c->budget;
         total += b;
-        printf("  %2d  %-12s %-36s %4.0f s%s\n", c->num, c->name, c->title, b,
-               c->fn ? "" : "  (not in this build)");
+        printf("  %2d  %-12s %-36s %4.0f s\n", c->num, c->name, c->title, b);
     }
     printf("  total budget %.0f s\n", total);
 }
@@ -547,9 +532,7 @@ static void run_chapter(tour_ctx *t, int i)
     printf("== Chapter %d: %s (about %.0f s) ==\n\n", c->num, c->title, t->budget);
     fflush(stdout);
     knob_status s;
-    if (!c->fn)
-        s = knob_fail(&err, KNOB_ERR_USAGE, "chapter %d (%s) is not in this build of knob", c->num, c->name);
-    else if ((s = knob_mkdirs(t->dir, &err)) == KNOB_OK) {
+    if ((s = knob_mkdirs(t->dir, &err)) == KNOB_OK) {
         knob_err page_err;
         write_page(t, 0, &page_err);   /* "running": a failure here shows again below */
         knob_threads_set(t->threads);  /* a chapter may have changed it */
@@ -606,9 +589,6 @@ knob_status cmd_tour(int argc, char **argv, knob_err *err)
         if (!(only = find_chapter(opt_chapter)))
             return knob_fail(err, KNOB_ERR_USAGE, "knob tour: --chapter '%.64s' is not a chapter number (1-%d) or name; "
                              "see 'knob tour --list'", opt_chapter, N_CHAPTERS);
-        if (!only->fn)
-            return knob_fail(err, KNOB_ERR_USAGE, "knob tour: chapter %d (%s) is not in this build of knob",
-                             only->num, only->name);
     }
     if (!opt_out[0])
         return knob_fail(err, KNOB_ERR_USAGE, "knob tour: --out is empty");
@@ -634,16 +614,11 @@ knob_status cmd_tour(int argc, char **argv, knob_err *err)
            t.threads, t.threads == 1 ? "" : "s", (unsigned long long)t.seed, t.out);
     if ((s = write_page(&t, 0, err)))
         return s;
-    int n_failed = 0, first_failed = 0, n_missing = 0;
+    int n_failed = 0, first_failed = 0;
     knob_status first_code = KNOB_OK;
     for (int i = 0; i < N_CHAPTERS; i++) {
         if (only && &chapters[i] != only)
             continue;
-        if (!only && !chapters[i].fn) {   /* a build without tour-b's chapters */
-            printf("== Chapter %d: %s: not in this build of knob ==\n\n", chapters[i].num, chapters[i].title);
-            n_missing++;
-            continue;
-        }
         run_chapter(&t, i);
         if (t.runs[i].failed && n_failed++ == 0) {
             first_failed = chapters[i].num;
@@ -660,8 +635,6 @@ knob_status cmd_tour(int argc, char **argv, knob_err *err)
     if (s)
         return s;
     printf("Tour done in %.1f s. Open %s/index.html for every chapter's text, pictures and numbers.\n", total, t.out);
-    if (n_missing)
-        printf("(%d chapter%s not in this build of knob.)\n", n_missing, n_missing == 1 ? " is" : "s are");
     if (n_failed)
         return knob_fail(err, first_code, "tour: %d chapter%s failed (the first: chapter %d; its message is above)",
                          n_failed, n_failed == 1 ? "" : "s", first_failed);
