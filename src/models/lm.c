@@ -38,8 +38,10 @@ enum { ATT_ROWS = 32,     /* query rows per knob_attention_block call */
        LOGIT_ROWS = 64 }; /* rows of logits a pass keeps: positions when scoring, sequences when
                              decoding a batch (scratch (64, V)) */
 
-enum { MV_ROWS = 8 };     /* rows up to which a product reads the weights in place (knob_matvec);
-                             more go through knob_gemm (bench/decode.c measures the crossover) */
+/* Rows up to which a product reads the weights in place (knob_matvec); more go through knob_gemm.
+ * bench_decode --crossover: in place wins to 8 rows in f32, 16 in bf16, 32 in int8 (the GEMM must
+ * first convert its panels), measured on the 2-core EPYC. */
+static int mv_rows(knob_wtype t) { return t == KNOB_W_F32 ? 8 : t == KNOB_W_BF16 ? 16 : 32; }
 
 typedef struct layer_w {
     const float *ln1w, *ln1b;      // (C)
@@ -505,7 +507,7 @@ knob_lm_counters knob_lm_seq_counters(const knob_lm_seq *q) { return q->count; }
  * memory's speed), more go through the GEMM (a prompt: the flops' speed). */
 static void linear(knob_lm *m, float *y, const float *x, const knob_wmat *W, const float *b, int n)
 {
-    if (n <= MV_ROWS)
+    if (n <= mv_rows(W->type))
         knob_matvec(y, x, W, b, n, m->mv);
     else
         knob_wmat_gemm(y, x, W, b, n, m->mv);
