@@ -80,8 +80,10 @@ void knob_q8_quantize(int8_t *q, float *d, const float *x, int K)
     for (int b = 0; b < KB; b++) {
         int k0 = b * QB, k1 = KNOB_MIN(K, k0 + QB);
         float amax = 0.0f;
-        for (int k = k0; k < k1; k++)
-            amax = fmaxf(amax, fabsf(x[k]));
+        for (int k = k0; k < k1; k++) {
+            float a = fabsf(x[k]);
+            amax = a > amax ? a : amax;   /* NaN: left out */
+        }
         float s = amax / 127.0f, inv = s > 0.0f ? 1.0f / s : 0.0f;
         int divide = !(inv <= FLT_MAX);   /* s subnormal: 1 / s overflows */
         d[b] = s;
