@@ -258,17 +258,21 @@ TEST(wmat_gemm_matches_double_sums_over_panels)
     fill(b, (size_t)N, &r);
     fill(x, (size_t)n * K, &r);
     const knob_wtype types[] = {KNOB_W_F32, KNOB_W_BF16, KNOB_W_Q8};
-    for (int ti = 0; ti < 3; ti++) {
-        knob_wmat W;
-        CHECK_OK(knob_wmat_init(&W, f, N, K, types[ti], &err));
-        void *sc = knob_malloc(knob_wmat_gemm_scratch(&W, n) + 1);
-        knob_wmat_gemm(y, x, &W, b, n, sc);
-        double w = check_product(y, x, &W, b, n, 0);
-        if (!(w <= 1.0))
-            test_fail_at(__FILE__, __LINE__, "type %d: error %.3g of the rounding bound", ti, w);
-        knob_free(sc);
-        knob_wmat_free(&W);
-    }
+    for (int portable = 0; portable < 2; portable++)
+        for (int ti = 0; ti < 3; ti++) {
+            knob_matvec_force_portable(portable);
+            knob_wmat W;
+            CHECK_OK(knob_wmat_init(&W, f, N, K, types[ti], &err));
+            void *sc = knob_malloc(knob_wmat_gemm_scratch(&W, n) + 1);
+            knob_wmat_gemm(y, x, &W, b, n, sc);
+            double w = check_product(y, x, &W, b, n, 0);
+            if (!(w <= 1.0))
+                test_fail_at(__FILE__, __LINE__, "%s type %d: error %.3g of the rounding bound",
+                             portable ? "portable" : "avx2", ti, w);
+            knob_free(sc);
+            knob_wmat_free(&W);
+        }
+    knob_matvec_force_portable(0);
     knob_free(f);
     knob_free(b);
     knob_free(x);

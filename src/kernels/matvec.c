@@ -282,6 +282,29 @@ AVX2 static inline __m256 load_q8(const int8_t *p)
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
 
+/* one row of bf16 or q8 weights to f32 (K), for the GEMM's panels */
+AVX2 static void row_to_f32_avx2(const knob_wmat *W, int r, float *out)
+{
+    int K = W->K, k = 0;
+    if (W->type == KNOB_W_BF16) {
+        const uint16_t *h = W->h + (size_t)r * K;
+        for (; k + 8 <= K; k += 8)
+            _mm256_storeu_ps(out + k, load_bf16(h + k));
+        for (; k < K; k++)
+            out[k] = knob_bf16_to_f32(h[k]);
+    } else {
+        const int8_t *q = W->q + (size_t)r * W->KB * QB;
+        const float *d = W->d + (size_t)r * W->KB;
+        for (; k + QB <= K; k += QB) {
+            __m256 dv = _mm256_set1_ps(d[k / QB]);
+            for (int j = 0; j < QB; j += 8)
+                _mm256_storeu_ps(out + k + j, _mm256_mul_ps(load_q8(q + k + j), dv));
+        }
+        for (; k < K; k++)
+            out[k] = d[k / QB] * (float)q[k];
+    }
+}
+
 /* Tiles of 4 rows x 1 or 2 vectors, one row x 1 vector for the leftovers, written out (compilers
  * keep an array of accumulators in memory unless its loops are unrolled by hand). y and x point at
  * the tile's first vector, w at its first row; y[v * N + i] gets row i's sum for vector v. */
@@ -651,7 +674,21 @@ void knob_wmat_gemm(float *y, const float *x, const knob_wmat *W, const float *b
         float *wp = scratch, *yp = wp + (size_t)P * K;   // (P, K), (n, P)
         for (int r0 = 0; r0 < N; r0 += P) {
             int np = KNOB_MIN(P, N - r0);
-            knob_wmat_rows(W, r0, np, wp);
+            int par = (size_t)np * K >= KNOB_PAR_MIN, avx2 = use_avx2();
+#ifdef _OPENMP
+            par = par && !omp_in_parallel();
+#endif
+            #pragma omp parallel for schedule(static) if (par)
+            for (int i = 0; i < np; i++) {
+#if MV_X86
+                if (avx2) {
+                    row_to_f32_avx2(W, r0 + i, wp + (size_t)i * K);
+                    continue;
+                }
+#endif
+                (void)avx2;
+                knob_wmat_rows(W, r0 + i, 1, wp + (size_t)i * K);
+            }
             knob_gemm(0, 1, n, np, K, 1.0f, x, wp, 0.0f, yp);
             for (int v = 0; v < n; v++)
                 memcpy(y + (size_t)v * N + r0, yp + (size_t)v * np, (size_t)np * sizeof(float));
