@@ -22,8 +22,8 @@
  * both; docs/GENERATION.md has the numbers).
  *
  * Kernels: AVX2 + FMA (function-level target attributes, chosen at run time, so the build needs
- * no -mavx2) and portable C. Tiles of 4 rows x 1 or 2 vectors keep 4 or 8 accumulators of 8
- * floats in registers: per 8 k, 4 loads of W, 1 or 2 of x, 4 or 8 fused multiply-adds.
+ * no -mavx2) and portable C. Tiles of one row x 1 or 2 vectors keep 4 or 8 accumulators of 8
+ * floats in registers (f32, bf16; q8: 2 or 4), reading W as one stream.
  *
  * knob_wmat_gemm is the other way of using these weights, for many rows at once (a prompt): it
  * converts panels of W to f32 and calls knob_gemm, which then does the flops at its own speed.
@@ -305,88 +305,72 @@ AVX2 static void row_to_f32_avx2(const knob_wmat *W, int r, float *out)
     }
 }
 
-/* Tiles of 4 rows x 1 or 2 vectors, one row x 1 vector for the leftovers, written out (compilers
- * keep an array of accumulators in memory unless its loops are unrolled by hand). y and x point at
- * the tile's first vector, w at its first row; y[v * N + i] gets row i's sum for vector v. */
+/* Tiles: one row of W against 1 or 2 vectors, written out by hand (compilers keep an array of
+ * accumulators in memory unless its loops are unrolled). One row at a time reads W as one stream
+ * (rows are contiguous), which the prefetchers follow best: interleaving 4 rows ran at 11 GB/s
+ * from memory where one stream ran at 17. Every tile sums a row in the same order (f32 and bf16:
+ * four accumulators over k in 32s, the last 8s into the first, then (a0 + a1) + (a2 + a3) and the
+ * scalar rest; q8: even and odd blocks in two), so a row's bits do not depend on n. */
 #define DEFINE_TILES(T, WT, LOAD, CVT)                                                             \
-    AVX2 static void T##_4x1(float *y, const float *x, const WT *w, int K, int N, const float *b)  \
+    AVX2 static void T##_1x1(float *y, const float *x, const WT *w, int K, const float *b)         \
     {                                                                                             \
-        (void)N;                                                                                  \
-        const WT *w0 = w, *w1 = w + K, *w2 = w + 2 * (size_t)K, *w3 = w + 3 * (size_t)K;           \
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                               \
         int k = 0;                                                                                \
-        for (; k + 8 <= K; k += 8) {                                                              \
-            __m256 xv = _mm256_loadu_ps(x + k);                                                   \
-            a0 = _mm256_fmadd_ps(LOAD(w0 + k), xv, a0);                                           \
-            a1 = _mm256_fmadd_ps(LOAD(w1 + k), xv, a1);                                           \
-            a2 = _mm256_fmadd_ps(LOAD(w2 + k), xv, a2);                                           \
-            a3 = _mm256_fmadd_ps(LOAD(w3 + k), xv, a3);                                           \
-        }                                                                                         \
-        float t0 = 0, t1 = 0, t2 = 0, t3 = 0;                                                     \
-        for (; k < K; k++) {                                                                      \
-            t0 += CVT(w0[k]) * x[k];                                                              \
-            t1 += CVT(w1[k]) * x[k];                                                              \
-            t2 += CVT(w2[k]) * x[k];                                                              \
-            t3 += CVT(w3[k]) * x[k];                                                              \
-        }                                                                                         \
-        y[0] = hsum8(a0) + t0 + (b ? b[0] : 0.0f);                                                \
-        y[1] = hsum8(a1) + t1 + (b ? b[1] : 0.0f);                                                \
-        y[2] = hsum8(a2) + t2 + (b ? b[2] : 0.0f);                                                \
-        y[3] = hsum8(a3) + t3 + (b ? b[3] : 0.0f);                                                \
-    }                                                                                             \
-    AVX2 static void T##_4x2(float *y, const float *x, const WT *w, int K, int N, const float *b)  \
-    {                                                                                             \
-        const WT *w0 = w, *w1 = w + K, *w2 = w + 2 * (size_t)K, *w3 = w + 3 * (size_t)K;           \
-        const float *x1 = x + K;                                                                  \
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0,    \
-               c3 = a0;                                                                           \
-        int k = 0;                                                                                \
-        for (; k + 8 <= K; k += 8) {                                                              \
-            __m256 xa = _mm256_loadu_ps(x + k), xb = _mm256_loadu_ps(x1 + k), wv;                 \
-            wv = LOAD(w0 + k); a0 = _mm256_fmadd_ps(wv, xa, a0); c0 = _mm256_fmadd_ps(wv, xb, c0); \
-            wv = LOAD(w1 + k); a1 = _mm256_fmadd_ps(wv, xa, a1); c1 = _mm256_fmadd_ps(wv, xb, c1); \
-            wv = LOAD(w2 + k); a2 = _mm256_fmadd_ps(wv, xa, a2); c2 = _mm256_fmadd_ps(wv, xb, c2); \
-            wv = LOAD(w3 + k); a3 = _mm256_fmadd_ps(wv, xa, a3); c3 = _mm256_fmadd_ps(wv, xb, c3); \
-        }                                                                                         \
-        float t[8] = {0};                                                                         \
-        for (; k < K; k++) {                                                                      \
-            t[0] += CVT(w0[k]) * x[k], t[4] += CVT(w0[k]) * x1[k];                                \
-            t[1] += CVT(w1[k]) * x[k], t[5] += CVT(w1[k]) * x1[k];                                \
-            t[2] += CVT(w2[k]) * x[k], t[6] += CVT(w2[k]) * x1[k];                                \
-            t[3] += CVT(w3[k]) * x[k], t[7] += CVT(w3[k]) * x1[k];                                \
-        }                                                                                         \
-        y[0] = hsum8(a0) + t[0] + (b ? b[0] : 0.0f);                                              \
-        y[1] = hsum8(a1) + t[1] + (b ? b[1] : 0.0f);                                              \
-        y[2] = hsum8(a2) + t[2] + (b ? b[2] : 0.0f);                                              \
-        y[3] = hsum8(a3) + t[3] + (b ? b[3] : 0.0f);                                              \
-        y[N + 0] = hsum8(c0) + t[4] + (b ? b[0] : 0.0f);                                          \
-        y[N + 1] = hsum8(c1) + t[5] + (b ? b[1] : 0.0f);                                          \
-        y[N + 2] = hsum8(c2) + t[6] + (b ? b[2] : 0.0f);                                          \
-        y[N + 3] = hsum8(c3) + t[7] + (b ? b[3] : 0.0f);                                          \
-    }                                                                                             \
-    AVX2 static void T##_1x1(float *y, const float *x, const WT *w, int K, int N, const float *b)  \
-    {                                                                                             \
-        (void)N;                                                                                  \
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0;                                                 \
-        int k = 0;                                                                                \
-        for (; k + 16 <= K; k += 16) {                                                            \
+        for (; k + 32 <= K; k += 32) {                                                            \
             a0 = _mm256_fmadd_ps(LOAD(w + k), _mm256_loadu_ps(x + k), a0);                        \
             a1 = _mm256_fmadd_ps(LOAD(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);                \
+            a2 = _mm256_fmadd_ps(LOAD(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);              \
+            a3 = _mm256_fmadd_ps(LOAD(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);              \
         }                                                                                         \
         for (; k + 8 <= K; k += 8)                                                                \
             a0 = _mm256_fmadd_ps(LOAD(w + k), _mm256_loadu_ps(x + k), a0);                        \
-        float t = 0;                                                                              \
+        float t = 0.0f;                                                                           \
         for (; k < K; k++)                                                                        \
             t += CVT(w[k]) * x[k];                                                                \
-        y[0] = hsum8(_mm256_add_ps(a0, a1)) + t + (b ? b[0] : 0.0f);                              \
+        y[0] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + t +           \
+               (b ? b[0] : 0.0f);                                                                 \
+    }                                                                                             \
+    AVX2 static void T##_1x2(float *y, const float *x, const WT *w, int K, int N, const float *b)  \
+    {                                                                                             \
+        const float *x1 = x + K;                                                                  \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0,    \
+               c3 = a0, wv;                                                                       \
+        int k = 0;                                                                                \
+        for (; k + 32 <= K; k += 32) {                                                            \
+            wv = LOAD(w + k);                                                                     \
+            a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k), a0);                                 \
+            c0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k), c0);                                \
+            wv = LOAD(w + k + 8);                                                                 \
+            a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k + 8), a1);                             \
+            c1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k + 8), c1);                            \
+            wv = LOAD(w + k + 16);                                                                \
+            a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k + 16), a2);                            \
+            c2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k + 16), c2);                           \
+            wv = LOAD(w + k + 24);                                                                \
+            a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k + 24), a3);                            \
+            c3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k + 24), c3);                           \
+        }                                                                                         \
+        for (; k + 8 <= K; k += 8) {                                                              \
+            wv = LOAD(w + k);                                                                     \
+            a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k), a0);                                 \
+            c0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k), c0);                                \
+        }                                                                                         \
+        float t = 0.0f, u = 0.0f;                                                                 \
+        for (; k < K; k++) {                                                                      \
+            t += CVT(w[k]) * x[k];                                                                \
+            u += CVT(w[k]) * x1[k];                                                               \
+        }                                                                                         \
+        y[0] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + t +           \
+               (b ? b[0] : 0.0f);                                                                 \
+        y[N] = hsum8(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3))) + u +           \
+               (b ? b[0] : 0.0f);                                                                 \
     }
 
 #define F32_ID(v) (v)
 DEFINE_TILES(tile_f32, float, _mm256_loadu_ps, F32_ID)
 DEFINE_TILES(tile_bf16, uint16_t, load_bf16, knob_bf16_to_f32)
 
-/* q8 weights, f32 x: a block's 32 products summed, then scaled by the block's d. One row and 1 or
- * 2 vectors (xb NULL: one); the loads of x repeat per row but stay in L1. */
+/* q8 weights, f32 x: a block's 32 products summed, then scaled by the block's d */
 AVX2 static inline __m256 q8f_block(const int8_t *q, const float *x, __m256 d, __m256 acc)
 {
     __m256 s = _mm256_mul_ps(load_q8(q), _mm256_loadu_ps(x));
@@ -396,189 +380,125 @@ AVX2 static inline __m256 q8f_block(const int8_t *q, const float *x, __m256 d, _
     return _mm256_fmadd_ps(s, d, acc);
 }
 
-AVX2 static void tile_q8f_4x1(float *y, const float *x, const knob_wmat *W, int r, const float *b)
-{
-    int K = W->K, KB = W->KB, KF = K / QB;   /* KF full blocks */
-    size_t KP = (size_t)KB * QB;
-    const int8_t *q0 = W->q + (size_t)r * KP, *q1 = q0 + KP, *q2 = q1 + KP, *q3 = q2 + KP;
-    const float *d0 = W->d + (size_t)r * KB, *d1 = d0 + KB, *d2 = d1 + KB, *d3 = d2 + KB;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int bl = 0; bl < KF; bl++) {
-        size_t k = (size_t)bl * QB;
-        a0 = q8f_block(q0 + k, x + k, _mm256_set1_ps(d0[bl]), a0);
-        a1 = q8f_block(q1 + k, x + k, _mm256_set1_ps(d1[bl]), a1);
-        a2 = q8f_block(q2 + k, x + k, _mm256_set1_ps(d2[bl]), a2);
-        a3 = q8f_block(q3 + k, x + k, _mm256_set1_ps(d3[bl]), a3);
-    }
-    __m256 a[4] = {a0, a1, a2, a3};
-    for (int i = 0; i < 4; i++) {
-        float t = 0.0f;
-        if (KF < KB) {   /* the partial last block */
-            const int8_t *q = q0 + (size_t)i * KP;
-            float s = 0.0f;
-            for (int k = KF * QB; k < K; k++)
-                s += (float)q[k] * x[k];
-            t = d0[(size_t)i * KB + KF] * s;
-        }
-        y[i] = hsum8(a[i]) + t + (b ? b[i] : 0.0f);
-    }
-}
-
 AVX2 static void tile_q8f_1x1(float *y, const float *x, const knob_wmat *W, int r, const float *b)
 {
-    int K = W->K, KB = W->KB, KF = K / QB;
-    size_t KP = (size_t)KB * QB;
-    const int8_t *q = W->q + (size_t)r * KP;
+    int K = W->K, KB = W->KB, KF = K / QB;   /* KF full blocks */
+    const int8_t *q = W->q + (size_t)r * KB * QB;
     const float *d = W->d + (size_t)r * KB;
-    __m256 a = _mm256_setzero_ps();
-    for (int bl = 0; bl < KF; bl++)
-        a = q8f_block(q + (size_t)bl * QB, x + (size_t)bl * QB, _mm256_set1_ps(d[bl]), a);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int bl = 0;
+    for (; bl + 2 <= KF; bl += 2) {
+        a0 = q8f_block(q + (size_t)bl * QB, x + (size_t)bl * QB, _mm256_set1_ps(d[bl]), a0);
+        a1 = q8f_block(q + (size_t)(bl + 1) * QB, x + (size_t)(bl + 1) * QB, _mm256_set1_ps(d[bl + 1]), a1);
+    }
+    if (bl < KF)
+        a0 = q8f_block(q + (size_t)bl * QB, x + (size_t)bl * QB, _mm256_set1_ps(d[bl]), a0);
     float t = 0.0f;
-    if (KF < KB) {
+    if (KF < KB) {   /* the partial last block */
         float s = 0.0f;
         for (int k = KF * QB; k < K; k++)
             s += (float)q[k] * x[k];
         t = d[KF] * s;
     }
-    y[0] = hsum8(a) + t + (b ? b[0] : 0.0f);
+    y[0] = hsum8(_mm256_add_ps(a0, a1)) + t + (b ? b[0] : 0.0f);
 }
 
 /* q8 weights, q8 x: |w| (unsigned) times x with w's sign, summed in pairs to int16 (maddubs:
  * 127 * 127 * 2 fits), then in pairs to int32 (madd with ones), one float multiply-add by
  * d_w d_x per block. */
-AVX2 static inline __m256 q8q_block(__m256i w, __m256i x, __m256 dd, __m256 acc)
+AVX2 static inline __m256 q8q_dot(__m256i aw, __m256i w, __m256i x)
 {
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-    return _mm256_fmadd_ps(s, dd, acc);
+    __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 
 #define LOADI(p) _mm256_loadu_si256((const __m256i *)(p))
-
-AVX2 static void tile_q8q_4x1(float *y, const int8_t *xq, const float *xd, const knob_wmat *W, int r,
-                              const float *b)
-{
-    int KB = W->KB;
-    size_t KP = (size_t)KB * QB;
-    const int8_t *q0 = W->q + (size_t)r * KP, *q1 = q0 + KP, *q2 = q1 + KP, *q3 = q2 + KP;
-    const float *d0 = W->d + (size_t)r * KB, *d1 = d0 + KB, *d2 = d1 + KB, *d3 = d2 + KB;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int bl = 0; bl < KB; bl++) {
-        size_t k = (size_t)bl * QB;
-        __m256i xv = LOADI(xq + k);
-        float e = xd[bl];
-        a0 = q8q_block(LOADI(q0 + k), xv, _mm256_set1_ps(d0[bl] * e), a0);
-        a1 = q8q_block(LOADI(q1 + k), xv, _mm256_set1_ps(d1[bl] * e), a1);
-        a2 = q8q_block(LOADI(q2 + k), xv, _mm256_set1_ps(d2[bl] * e), a2);
-        a3 = q8q_block(LOADI(q3 + k), xv, _mm256_set1_ps(d3[bl] * e), a3);
-    }
-    y[0] = hsum8(a0) + (b ? b[0] : 0.0f);
-    y[1] = hsum8(a1) + (b ? b[1] : 0.0f);
-    y[2] = hsum8(a2) + (b ? b[2] : 0.0f);
-    y[3] = hsum8(a3) + (b ? b[3] : 0.0f);
-}
-
-AVX2 static void tile_q8q_4x2(float *y, const int8_t *xq, const float *xd, const knob_wmat *W, int r,
-                              const float *b)
-{
-    int N = W->N, KB = W->KB;
-    size_t KP = (size_t)KB * QB;
-    const int8_t *q0 = W->q + (size_t)r * KP, *q1 = q0 + KP, *q2 = q1 + KP, *q3 = q2 + KP;
-    const float *d0 = W->d + (size_t)r * KB, *d1 = d0 + KB, *d2 = d1 + KB, *d3 = d2 + KB;
-    const int8_t *xq1 = xq + KP;
-    const float *xd1 = xd + KB;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-    for (int bl = 0; bl < KB; bl++) {
-        size_t k = (size_t)bl * QB;
-        __m256i xa = LOADI(xq + k), xb = LOADI(xq1 + k), w;
-        float ea = xd[bl], eb = xd1[bl];
-        w = LOADI(q0 + k);
-        a0 = q8q_block(w, xa, _mm256_set1_ps(d0[bl] * ea), a0);
-        c0 = q8q_block(w, xb, _mm256_set1_ps(d0[bl] * eb), c0);
-        w = LOADI(q1 + k);
-        a1 = q8q_block(w, xa, _mm256_set1_ps(d1[bl] * ea), a1);
-        c1 = q8q_block(w, xb, _mm256_set1_ps(d1[bl] * eb), c1);
-        w = LOADI(q2 + k);
-        a2 = q8q_block(w, xa, _mm256_set1_ps(d2[bl] * ea), a2);
-        c2 = q8q_block(w, xb, _mm256_set1_ps(d2[bl] * eb), c2);
-        w = LOADI(q3 + k);
-        a3 = q8q_block(w, xa, _mm256_set1_ps(d3[bl] * ea), a3);
-        c3 = q8q_block(w, xb, _mm256_set1_ps(d3[bl] * eb), c3);
-    }
-    y[0] = hsum8(a0) + (b ? b[0] : 0.0f);
-    y[1] = hsum8(a1) + (b ? b[1] : 0.0f);
-    y[2] = hsum8(a2) + (b ? b[2] : 0.0f);
-    y[3] = hsum8(a3) + (b ? b[3] : 0.0f);
-    y[N + 0] = hsum8(c0) + (b ? b[0] : 0.0f);
-    y[N + 1] = hsum8(c1) + (b ? b[1] : 0.0f);
-    y[N + 2] = hsum8(c2) + (b ? b[2] : 0.0f);
-    y[N + 3] = hsum8(c3) + (b ? b[3] : 0.0f);
-}
 
 AVX2 static void tile_q8q_1x1(float *y, const int8_t *xq, const float *xd, const knob_wmat *W, int r,
                               const float *b)
 {
     int KB = W->KB;
-    size_t KP = (size_t)KB * QB;
-    const int8_t *q = W->q + (size_t)r * KP;
+    const int8_t *q = W->q + (size_t)r * KB * QB;
     const float *d = W->d + (size_t)r * KB;
-    __m256 a = _mm256_setzero_ps();
-    for (int bl = 0; bl < KB; bl++)
-        a = q8q_block(LOADI(q + (size_t)bl * QB), LOADI(xq + (size_t)bl * QB), _mm256_set1_ps(d[bl] * xd[bl]), a);
-    y[0] = hsum8(a) + (b ? b[0] : 0.0f);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int bl = 0;
+    for (; bl + 2 <= KB; bl += 2) {
+        __m256i w0 = LOADI(q + (size_t)bl * QB), w1 = LOADI(q + (size_t)(bl + 1) * QB);
+        a0 = _mm256_fmadd_ps(q8q_dot(_mm256_sign_epi8(w0, w0), w0, LOADI(xq + (size_t)bl * QB)),
+                             _mm256_set1_ps(d[bl] * xd[bl]), a0);
+        a1 = _mm256_fmadd_ps(q8q_dot(_mm256_sign_epi8(w1, w1), w1, LOADI(xq + (size_t)(bl + 1) * QB)),
+                             _mm256_set1_ps(d[bl + 1] * xd[bl + 1]), a1);
+    }
+    if (bl < KB) {
+        __m256i w0 = LOADI(q + (size_t)bl * QB);
+        a0 = _mm256_fmadd_ps(q8q_dot(_mm256_sign_epi8(w0, w0), w0, LOADI(xq + (size_t)bl * QB)),
+                             _mm256_set1_ps(d[bl] * xd[bl]), a0);
+    }
+    y[0] = hsum8(_mm256_add_ps(a0, a1)) + (b ? b[0] : 0.0f);
 }
 
-/* rows [r0, r1) for all n vectors: quads of rows, pairs of vectors (for q8 with f32 x, single
- * vectors), then the leftover rows one by one. A quad's rows serve every vector from the cache. */
+AVX2 static void tile_q8q_1x2(float *y, const int8_t *xq, const float *xd, const knob_wmat *W, int r,
+                              const float *b)
+{
+    int N = W->N, KB = W->KB;
+    size_t KP = (size_t)KB * QB;
+    const int8_t *q = W->q + (size_t)r * KP, *xq1 = xq + KP;
+    const float *d = W->d + (size_t)r * KB, *xd1 = xd + KB;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, c0 = a0, c1 = a0;
+    int bl = 0;
+    for (; bl + 2 <= KB; bl += 2) {
+        size_t k = (size_t)bl * QB;
+        __m256i w0 = LOADI(q + k), w1 = LOADI(q + k + QB);
+        __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
+        a0 = _mm256_fmadd_ps(q8q_dot(u0, w0, LOADI(xq + k)), _mm256_set1_ps(d[bl] * xd[bl]), a0);
+        c0 = _mm256_fmadd_ps(q8q_dot(u0, w0, LOADI(xq1 + k)), _mm256_set1_ps(d[bl] * xd1[bl]), c0);
+        a1 = _mm256_fmadd_ps(q8q_dot(u1, w1, LOADI(xq + k + QB)), _mm256_set1_ps(d[bl + 1] * xd[bl + 1]), a1);
+        c1 = _mm256_fmadd_ps(q8q_dot(u1, w1, LOADI(xq1 + k + QB)), _mm256_set1_ps(d[bl + 1] * xd1[bl + 1]), c1);
+    }
+    if (bl < KB) {
+        size_t k = (size_t)bl * QB;
+        __m256i w0 = LOADI(q + k), u0 = _mm256_sign_epi8(w0, w0);
+        a0 = _mm256_fmadd_ps(q8q_dot(u0, w0, LOADI(xq + k)), _mm256_set1_ps(d[bl] * xd[bl]), a0);
+        c0 = _mm256_fmadd_ps(q8q_dot(u0, w0, LOADI(xq1 + k)), _mm256_set1_ps(d[bl] * xd1[bl]), c0);
+    }
+    y[0] = hsum8(_mm256_add_ps(a0, a1)) + (b ? b[0] : 0.0f);
+    y[N] = hsum8(_mm256_add_ps(c0, c1)) + (b ? b[0] : 0.0f);
+}
+
+/* rows [r0, r1), one at a time, for all n vectors: pairs of vectors (for q8 with f32 x, single
+ * ones), the row serving each pair from L1. */
 AVX2 static void rows_avx2(float *y, const float *x, const int8_t *xq, const float *xd, const knob_wmat *W,
                            const float *b, int n, int r0, int r1)
 {
     int N = W->N, K = W->K, KB = W->KB;
     size_t KP = (size_t)KB * QB;
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
+    for (int r = r0; r < r1; r++) {
         const float *br = b ? b + r : NULL;
         int v = 0;
         switch (W->type) {
         case KNOB_W_F32:
             for (; v + 2 <= n; v += 2)
-                tile_f32_4x2(y + (size_t)v * N + r, x + (size_t)v * K, W->f + (size_t)r * K, K, N, br);
+                tile_f32_1x2(y + (size_t)v * N + r, x + (size_t)v * K, W->f + (size_t)r * K, K, N, br);
             if (v < n)
-                tile_f32_4x1(y + (size_t)v * N + r, x + (size_t)v * K, W->f + (size_t)r * K, K, N, br);
+                tile_f32_1x1(y + (size_t)v * N + r, x + (size_t)v * K, W->f + (size_t)r * K, K, br);
             break;
         case KNOB_W_BF16:
             for (; v + 2 <= n; v += 2)
-                tile_bf16_4x2(y + (size_t)v * N + r, x + (size_t)v * K, W->h + (size_t)r * K, K, N, br);
+                tile_bf16_1x2(y + (size_t)v * N + r, x + (size_t)v * K, W->h + (size_t)r * K, K, N, br);
             if (v < n)
-                tile_bf16_4x1(y + (size_t)v * N + r, x + (size_t)v * K, W->h + (size_t)r * K, K, N, br);
+                tile_bf16_1x1(y + (size_t)v * N + r, x + (size_t)v * K, W->h + (size_t)r * K, K, br);
             break;
         case KNOB_W_Q8:
             if (xq) {
                 for (; v + 2 <= n; v += 2)
-                    tile_q8q_4x2(y + (size_t)v * N + r, xq + (size_t)v * KP, xd + (size_t)v * KB, W, r, br);
+                    tile_q8q_1x2(y + (size_t)v * N + r, xq + (size_t)v * KP, xd + (size_t)v * KB, W, r, br);
                 if (v < n)
-                    tile_q8q_4x1(y + (size_t)v * N + r, xq + (size_t)v * KP, xd + (size_t)v * KB, W, r, br);
+                    tile_q8q_1x1(y + (size_t)v * N + r, xq + (size_t)v * KP, xd + (size_t)v * KB, W, r, br);
             } else {
                 for (; v < n; v++)
-                    tile_q8f_4x1(y + (size_t)v * N + r, x + (size_t)v * K, W, r, br);
+                    tile_q8f_1x1(y + (size_t)v * N + r, x + (size_t)v * K, W, r, br);
             }
             break;
-        }
-    }
-    for (; r < r1; r++) {
-        const float *br = b ? b + r : NULL;
-        for (int v = 0; v < n; v++) {
-            float *yv = y + (size_t)v * N + r;
-            switch (W->type) {
-            case KNOB_W_F32: tile_f32_1x1(yv, x + (size_t)v * K, W->f + (size_t)r * K, K, N, br); break;
-            case KNOB_W_BF16: tile_bf16_1x1(yv, x + (size_t)v * K, W->h + (size_t)r * K, K, N, br); break;
-            case KNOB_W_Q8:
-                if (xq)
-                    tile_q8q_1x1(yv, xq + (size_t)v * KP, xd + (size_t)v * KB, W, r, br);
-                else
-                    tile_q8f_1x1(yv, x + (size_t)v * K, W, r, br);
-                break;
-            }
         }
     }
 }
@@ -628,7 +548,7 @@ void knob_matvec(float *y, const float *x, const knob_wmat *W, const float *b, i
         xd = d;
     }
     size_t row_bytes = knob_wmat_bytes(W) / (size_t)N;
-    int per = (int)KNOB_MAX(4, CHUNK_BYTES / KNOB_MAX(row_bytes, 1)) & ~3;
+    int per = (int)KNOB_MAX(1, CHUNK_BYTES / KNOB_MAX(row_bytes, 1));
     int n_chunks = (N + per - 1) / per, avx2 = use_avx2();
     int par = n_chunks > 1 && (double)N * K * n >= 4.0 * KNOB_PAR_MIN;
 #ifdef _OPENMP
