@@ -2,7 +2,7 @@
  * (12 layers, 12 heads, C 768, T 1024, V 50257): decode steps (knob_lm_decode, one token for each
  * of B sequences a step, after a 64-token prompt) for f32, bf16 and int8 weights, B 1 and 4, 1 and
  * 2 threads, in tokens per second, with the bytes of weights a step reads against the machine's
- * streaming bandwidth (measured first: a read loop over 1 GiB, 1 and 2 threads).
+ * streaming bandwidth (measured first: the fastest of 10 reads of 1 GiB, 1 and 2 threads).
  *
  *   bench_decode [--threads LIST] [--batch LIST] [--dtype LIST] [--steps N] [--reps N]
  *                [--prefill] [--crossover]
@@ -38,7 +38,7 @@ static int parse_list(const char *s, char out[][16])
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Streaming bandwidth: the fastest of 5 sums over 1 GiB of floats, split between the threads. */
+ * Streaming bandwidth: the fastest of 10 sums over 1 GiB of floats, split between the threads. */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -77,7 +77,7 @@ static float sum_part(const float *a, size_t n)
 static double bandwidth(const float *a, size_t n, int threads)
 {
     double best = 0;
-    for (int rep = 0; rep < 5; rep++) {
+    for (int rep = 0; rep < 10; rep++) {
         float part[64] = {0};
         double t0 = bench_now();
         #pragma omp parallel num_threads(threads)
