@@ -1327,9 +1327,9 @@ int          knob_lm_eot(const knob_lm *lm);                   /* <|endoftext|> 
 /* Storage of the weights (docs/GENERATION.md). Every lm starts in f32; knob_lm_set_dtype converts
  * its matrices once: bf16 (rounded to nearest even; half the bytes) or int8 (blocks of 32 weights
  * with one f32 scale, activations quantised per block in the products; 1.125 bytes a weight).
- * Products stay f32 sums. A decode step reads every weight once, so it runs up to 2x (bf16) and
- * 3.5x (int8) faster than f32; a score moves by about 1e-3 (bf16) and 1e-2 (int8) nats a token
- * (tests/test_matvec.c). After a conversion the lm no longer reads the f32 parameters: an opened
+ * Products stay f32 sums. A decode step reads every weight once, and 2x (bf16) or 3.5x (int8)
+ * fewer bytes of them than in f32; a score moves by a few 1e-3 (bf16) to 1e-2 (int8) nats a token
+ * (docs/GENERATION.md). After a conversion the lm no longer reads the f32 parameters: an opened
  * file's are freed, and knob_lm_new's caller may free its P. Converting again is refused (open the
  * model again); the same dtype is a no-op. Errors, nothing changed: out of memory. */
 typedef enum { KNOB_LM_F32 = 0, KNOB_LM_BF16 = 1, KNOB_LM_INT8 = 2 } knob_lm_dtype;

@@ -28,6 +28,11 @@
  * Dropping the oldest tokens recomputes the cache from the kept ones in one pass: positions are
  * learned embeddings, so every kept key and value changes when its position does.
  *
+ * Weights: f32 as given, or converted once by knob_lm_set_dtype to bf16 or int8 (knob_wmat,
+ * src/kernels/matvec.c), the f32 copy then freed. A product over a few rows (a decode step) reads
+ * them in place with knob_matvec, once for all the rows; over many (a prompt) knob_wmat_gemm
+ * converts panels for knob_gemm. docs/GENERATION.md has the formats, accuracy and speed.
+ *
  * Not here: the training graph (gpt.c), file formats (gpt_formats.c), sampling (sample.c). */
 #include "knob_internal.h"
 
@@ -39,9 +44,9 @@ enum { ATT_ROWS = 32,     /* query rows per knob_attention_block call */
                              decoding a batch (scratch (64, V)) */
 
 /* Rows up to which a product reads the weights in place (knob_matvec); more go through knob_gemm.
- * bench_decode --crossover: in place wins to 8 rows in f32, 16 in bf16, 32 in int8 (the GEMM must
- * first convert its panels), measured on the 2-core EPYC. */
-static int mv_rows(knob_wtype t) { return t == KNOB_W_F32 ? 8 : t == KNOB_W_BF16 ? 16 : 32; }
+ * bench_decode --crossover, one thread on the 2-core EPYC: in place wins up to 4 rows in f32, 8 in
+ * bf16, 16 in int8 (the GEMM must first convert its panels); the GEMM from 8, 16 and 32. */
+static int mv_rows(knob_wtype t) { return t == KNOB_W_F32 ? 4 : t == KNOB_W_BF16 ? 8 : 16; }
 
 typedef struct layer_w {
     const float *ln1w, *ln1b;      // (C)
