@@ -24,4 +24,9 @@ $(BUILD)/bench_prefill: bench/prefill.c $(BUILD)/libknob.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/prefill.c $(BUILD)/libknob.a $(LDLIBS) -o $@
 
+# generation speed: decode steps for f32, bf16 and int8 weights against the streaming bandwidth
+$(BUILD)/bench_decode: bench/decode.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/decode.c $(BUILD)/libknob.a $(LDLIBS) -o $@
+
 endif

@@ -18,7 +18,7 @@ static void emit_stdout(void *ud, const char *text, size_t n)
 
 knob_status cmd_chat(int argc, char **argv, knob_err *err)
 {
-    const char *user = "You: ", *bot = "Bot: ";
+    const char *user = "You: ", *bot = "Bot: ", *dtype = "f32";
     int max_tokens = 0, top_k = 0;
     float temperature = 0.8f, top_p = 0.95f;
     uint64_t seed = 42;
@@ -30,6 +30,8 @@ knob_status cmd_chat(int argc, char **argv, knob_err *err)
         {"top-k", ARG_INT, &top_k, "K", 0, 1 << 20, NULL, "sample among the K most likely tokens (0: all)"},
         {"top-p", ARG_FLOAT, &top_p, "P", 0.001, 1, NULL, "nucleus sampling mass"},
         {"seed", ARG_U64, &seed, "N", 0, 1.8446744073709552e19, NULL, "seed for sampling"},
+        {"dtype", ARG_CHOICE, &dtype, "DTYPE", 0, 0, "f32|bf16|int8",
+         "weights in memory: f32, or converted once to bf16 or int8 (faster replies)"},
         {NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
     };
     const cli_spec spec = {
@@ -49,7 +51,8 @@ knob_status cmd_chat(int argc, char **argv, knob_err *err)
     knob_lm_chat *chat = NULL;
     char *line = NULL;
     size_t cap = 0;
-    if ((s = knob_lm_open(&lm, pos[0], err)))
+    knob_lm_dtype dt;
+    if ((s = knob_lm_dtype_parse(dtype, &dt, err)) || (s = knob_lm_open_as(&lm, pos[0], dt, err)))
         return s;
     int T = knob_lm_config(lm)->block_size;
     if (max_tokens == 0)

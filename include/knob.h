@@ -1490,8 +1490,27 @@ void        knob_lm_free(knob_lm *lm);
 const knob_gpt_config *knob_lm_config(const knob_lm *lm);
 const knob_tokenizer  *knob_lm_tokenizer(const knob_lm *lm);   /* NULL when none */
 const char  *knob_lm_tok_desc(const knob_lm *lm);              /* knob_tok_describe string; NULL for knob_lm_new */
-const float *knob_lm_wte(const knob_lm *lm);                   /* token embeddings (V, C) */
+const float *knob_lm_wte(const knob_lm *lm);                   /* token embeddings (V, C); NULL once
+                                                                  converted to bf16 or int8 */
 int          knob_lm_eot(const knob_lm *lm);                   /* <|endoftext|> id, or -1 */
+
+/* Storage of the weights (docs/GENERATION.md). Every lm starts in f32; knob_lm_set_dtype converts
+ * its matrices once: bf16 (rounded to nearest even; half the bytes) or int8 (blocks of 32 weights
+ * with one f32 scale, activations quantised per block in the products; 1.125 bytes a weight).
+ * Products stay f32 sums. A decode step reads every weight once, and 2x (bf16) or 3.5x (int8)
+ * fewer bytes of them than in f32; a score moves by a few 1e-3 (bf16) to 1e-2 (int8) nats a token
+ * (docs/GENERATION.md). After a conversion the lm no longer reads the f32 parameters: an opened
+ * file's are freed, and knob_lm_new's caller may free its P. Converting again is refused (open the
+ * model again); the same dtype is a no-op. Errors, nothing changed: out of memory. */
+typedef enum { KNOB_LM_F32 = 0, KNOB_LM_BF16 = 1, KNOB_LM_INT8 = 2 } knob_lm_dtype;
+knob_status   knob_lm_set_dtype(knob_lm *lm, knob_lm_dtype d, knob_err *err);
+knob_lm_dtype knob_lm_get_dtype(const knob_lm *lm);
+const char   *knob_lm_dtype_name(knob_lm_dtype d);                       /* "f32", "bf16", "int8" */
+knob_status   knob_lm_dtype_parse(const char *s, knob_lm_dtype *d, knob_err *err);
+size_t        knob_lm_weight_bytes(const knob_lm *lm);                   /* the matrices: what a token reads */
+const char   *knob_lm_kernel(const knob_lm *lm);     /* the products' kernel, e.g. "bf16->f32 avx2+fma" */
+/* knob_lm_open, then knob_lm_set_dtype(d): the file's weights converted once as they load. */
+knob_status   knob_lm_open_as(knob_lm **lm, const char *path, knob_lm_dtype d, knob_err *err);
 /* knob_tok_encode, then every id must be inside the model's vocabulary (else an error quoting the
  * text). *ids knob_malloc'd. */
 knob_status knob_lm_encode(const knob_lm *lm, const char *text, size_t n, int allow_special, int32_t **ids,

@@ -250,6 +250,46 @@ double knob_nll_row(const float *x, size_t n, int target);
 void   knob_softmax_row_backward(float *dx, const float *y, const float *dy, size_t n);
 void   knob_log_softmax_row_backward(float *dx, const float *y, const float *dy, size_t n);
 
+/* Weights for inference and the products of a decode step (src/kernels/matvec.c). A knob_wmat is a
+ * matrix W (N, K) stored as f32 (the caller's floats, borrowed), bf16 (rounded to nearest even) or
+ * q8 (blocks of KNOB_Q8_BLOCK weights: int8 q and one f32 scale d, w ~ d q, rows zero-padded to KB
+ * whole blocks). knob_wmat_init converts f (N, K) once (f32: borrows it); knob_wmat_free frees
+ * what init allocated. knob_wmat_rows decodes rows [r0, r0 + n) to f32 into out (n, K). */
+enum { KNOB_Q8_BLOCK = 32 };
+typedef enum { KNOB_W_F32 = 0, KNOB_W_BF16 = 1, KNOB_W_Q8 = 2 } knob_wtype;
+typedef struct knob_wmat {
+    knob_wtype type;
+    int N, K, KB;
+    const float *f;   // (N, K) f32
+    uint16_t *h;      // (N, K) bf16
+    int8_t *q;        // (N, KB * 32) q8
+    float *d;         // (N, KB) q8 scales
+} knob_wmat;
+knob_status knob_wmat_init(knob_wmat *W, const float *f, int N, int K, knob_wtype type, knob_err *err);
+void        knob_wmat_free(knob_wmat *W);
+size_t      knob_wmat_bytes(const knob_wmat *W);   /* bytes one pass over W reads */
+void        knob_wmat_rows(const knob_wmat *W, int r0, int n, float *out);
+uint16_t    knob_bf16_from_f32(float x);
+float       knob_bf16_to_f32(uint16_t h);
+/* q (KB * 32), d (KB) = blocks of 32 of x (K), d = max|x| / 127 per block, zero-padded */
+void        knob_q8_quantize(int8_t *q, float *d, const float *x, int K);
+/* y (n, N) = x (n, K) @ W^T + b (b (N) may be NULL), reading W once for all n rows; scratch of
+ * knob_matvec_scratch(W, n) bytes (0 but for q8 with quantised activations). Rows of W are split
+ * over threads in chunks; bits do not depend on the thread count. */
+size_t      knob_matvec_scratch(const knob_wmat *W, int n);
+void        knob_matvec(float *y, const float *x, const knob_wmat *W, const float *b, int n, void *scratch);
+/* The same for many rows: panels of W converted to f32 and knob_gemm; scratch of
+ * knob_wmat_gemm_scratch(W, n) bytes (0 for f32). */
+size_t      knob_wmat_gemm_scratch(const knob_wmat *W, int n);
+void        knob_wmat_gemm(float *y, const float *x, const knob_wmat *W, const float *b, int n, void *scratch);
+/* Tests and benchmarks: the portable kernels instead of AVX2 + FMA; the kernel's name; whether q8
+ * products quantise x per block too (1, the default) or keep it in f32 (0). Not thread-safe to flip
+ * while a product runs. */
+void        knob_matvec_force_portable(int on);
+const char *knob_matvec_kernel_name(void);
+void        knob_matvec_set_q8_act(int on);
+int         knob_matvec_q8_act(void);
+
 /* ------------------------------------------------------------------------------------------------
  * Text (src/text): GPT-2 byte-level BPE behind knob_tokenizer, and what the trainer shares. */
 

@@ -28,6 +28,11 @@
  * Dropping the oldest tokens recomputes the cache from the kept ones in one pass: positions are
  * learned embeddings, so every kept key and value changes when its position does.
  *
+ * Weights: f32 as given, or converted once by knob_lm_set_dtype to bf16 or int8 (knob_wmat,
+ * src/kernels/matvec.c), the f32 copy then freed. A product over a few rows (a decode step) reads
+ * them in place with knob_matvec, once for all the rows; over many (a prompt) knob_wmat_gemm
+ * converts panels for knob_gemm. docs/GENERATION.md has the formats, accuracy and speed.
+ *
  * Not here: the training graph (gpt.c), file formats (gpt_formats.c), sampling (sample.c). */
 #include "knob_internal.h"
 
@@ -38,14 +43,24 @@ enum { ATT_ROWS = 32,     /* query rows per knob_attention_block call */
        LOGIT_ROWS = 64 }; /* rows of logits a pass keeps: positions when scoring, sequences when
                              decoding a batch (scratch (64, V)) */
 
+/* Rows up to which a product reads the weights in place (knob_matvec); more go through knob_gemm.
+ * bench_decode --crossover, one thread on the 2-core EPYC: in place wins up to 4 rows in f32, 8 in
+ * bf16, 16 in int8 (the GEMM must first convert its panels); the GEMM from 8, 16 and 32. */
+static int mv_rows(knob_wtype t) { return t == KNOB_W_F32 ? 4 : t == KNOB_W_BF16 ? 8 : 16; }
+
 typedef struct layer_w {
     const float *ln1w, *ln1b;      // (C)
-    const float *attn_w, *attn_b;  // (3C, C), (3C)
-    const float *proj_w, *proj_b;  // (C, C), (C)
+    const float *attn_b;           // (3C)
+    const float *proj_b;           // (C)
     const float *ln2w, *ln2b;      // (C)
-    const float *fc_w, *fc_b;      // (4C, C), (4C)
-    const float *fc2_w, *fc2_b;    // (C, 4C), (C)
+    const float *fc_b;             // (4C)
+    const float *fc2_b;            // (C)
+    knob_wmat attn, proj, fc, fc2; // (3C, C), (C, C), (4C, C), (C, 4C)
 } layer_w;
+
+/* the vectors of a layer (and of the model) in one list, for copying them out of P */
+#define LAYER_VECS(w) {&(w)->ln1w, &(w)->ln1b, &(w)->attn_b, &(w)->proj_b, &(w)->ln2w, &(w)->ln2b, &(w)->fc_b, \
+                       &(w)->fc2_b}
 
 struct knob_lm {
     knob_gpt_config c;
@@ -55,8 +70,13 @@ struct knob_lm {
     const knob_tokenizer *tok_ref;          /* tok or the caller's */
     char *tok_desc;
     int eot;
-    const float *wte, *wpe, *lnfw, *lnfb;   // (V, C), (T, C), (C), (C)
+    const float *wte, *wpe, *lnfw, *lnfb;   // (V, C) f32 or NULL once converted, (T, C), (C), (C)
+    knob_wmat head;                         // (V, C): wte as the output projection and the embedding rows
     layer_w *L;                             // (n_layer)
+    knob_wtype wtype;                       /* storage of every matrix (head and layers) */
+    float *vecs;                            /* owned copy of wpe and the vectors once converted */
+    void *mv;                               /* scratch of knob_matvec / knob_wmat_gemm */
+    size_t mv_bytes;
     /* scratch for one pass of up to T rows */
     float *x, *xn, *qkv, *y, *h4;           // (T, C), (T, C), (T, 3C), (T, C), (T, 4C)
     float *q, *s, *o;                       // per head: (T, HS), (ATT_ROWS, T), (ATT_ROWS, HS)
@@ -114,11 +134,18 @@ static knob_status bind_layer(layer_w *w, const knob_params *P, const knob_gpt_c
     knob_status s = KNOB_OK;
     memset(w, 0, sizeof *w);
     if (!s) s = need(P, l, "ln_1.weight", C, 0, &w->ln1w, err);
-    if (!s) s = need(P, l, "attn.c_attn.weight", 3 * C, C, &w->attn_w, err);
-    if (!s) s = need(P, l, "attn.c_proj.weight", C, C, &w->proj_w, err);
+    const float *aw = NULL, *pw = NULL, *fw = NULL, *f2w = NULL;
+    if (!s) s = need(P, l, "attn.c_attn.weight", 3 * C, C, &aw, err);
+    if (!s) s = need(P, l, "attn.c_proj.weight", C, C, &pw, err);
     if (!s) s = need(P, l, "ln_2.weight", C, 0, &w->ln2w, err);
-    if (!s) s = need(P, l, "mlp.c_fc.weight", 4 * C, C, &w->fc_w, err);
-    if (!s) s = need(P, l, "mlp.c_proj.weight", C, 4 * C, &w->fc2_w, err);
+    if (!s) s = need(P, l, "mlp.c_fc.weight", 4 * C, C, &fw, err);
+    if (!s) s = need(P, l, "mlp.c_proj.weight", C, 4 * C, &f2w, err);
+    if (!s) {   /* f32: borrowed, nothing allocated */
+        knob_wmat_init(&w->attn, aw, 3 * C, C, KNOB_W_F32, err);
+        knob_wmat_init(&w->proj, pw, C, C, KNOB_W_F32, err);
+        knob_wmat_init(&w->fc, fw, 4 * C, C, KNOB_W_F32, err);
+        knob_wmat_init(&w->fc2, f2w, C, 4 * C, KNOB_W_F32, err);
+    }
     if (c->bias) {
         if (!s) s = need(P, l, "ln_1.bias", C, 0, &w->ln1b, err);
         if (!s) s = need(P, l, "attn.c_attn.bias", 3 * C, 0, &w->attn_b, err);
@@ -140,6 +167,7 @@ static knob_status lm_setup(knob_lm *m, const knob_params *P, knob_err *err)
     if (!s) s = need(P, -1, "wpe.weight", T, C, &m->wpe, err);
     if (!s) s = need(P, -1, "ln_f.weight", C, 0, &m->lnfw, err);
     if (!s && c->bias) s = need(P, -1, "ln_f.bias", C, 0, &m->lnfb, err);
+    if (!s) knob_wmat_init(&m->head, m->wte, V, C, KNOB_W_F32, err);
     if (!s && !(m->L = knob_calloc((size_t)c->n_layer, sizeof *m->L)))
         s = knob_fail(err, KNOB_ERR_NOMEM, "gpt: out of memory");
     for (int l = 0; !s && l < c->n_layer; l++)
@@ -162,10 +190,25 @@ static knob_status lm_setup(knob_lm *m, const knob_params *P, knob_err *err)
     return KNOB_OK;
 }
 
+/* The matrices as one list: i = 0 the head, then four a layer; n_mats of them. */
+static int n_mats(const knob_lm *m) { return 1 + 4 * m->c.n_layer; }
+static knob_wmat *mat(knob_lm *m, int i)
+{
+    if (i == 0)
+        return &m->head;
+    layer_w *w = &m->L[(i - 1) / 4];
+    knob_wmat *const four[4] = {&w->attn, &w->proj, &w->fc, &w->fc2};
+    return four[(i - 1) % 4];
+}
+
 void knob_lm_free(knob_lm *m)
 {
     if (!m)
         return;
+    for (int i = 0; m->L && i < n_mats(m); i++)
+        knob_wmat_free(mat(m, i));
+    knob_free(m->vecs);
+    knob_free(m->mv);
     knob_free(m->L);
     knob_free(m->x);
     knob_tok_free(m->tok);
@@ -223,6 +266,143 @@ knob_status knob_lm_open(knob_lm **out, const char *path, knob_err *err)
     m->eot = knob_tok_eot(m->tok);
     *out = m;
     return KNOB_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Storage of the weights: f32 as given, or converted once to bf16 or int8. Conversion is all or
+ * nothing: the new matrices, the copy of the vectors and the scratch are made before anything is
+ * dropped, so a failure leaves the lm as it was. */
+
+static const char *const dtype_names[] = {"f32", "bf16", "int8"};
+
+const char *knob_lm_dtype_name(knob_lm_dtype d)
+{
+    return d >= KNOB_LM_F32 && d <= KNOB_LM_INT8 ? dtype_names[d] : "?";
+}
+
+knob_status knob_lm_dtype_parse(const char *s, knob_lm_dtype *d, knob_err *err)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, dtype_names[i]) == 0) {
+            *d = (knob_lm_dtype)i;
+            return KNOB_OK;
+        }
+    return knob_fail(err, KNOB_ERR_USAGE, "dtype '%.32s' is not one of f32, bf16, int8", s);
+}
+
+knob_lm_dtype knob_lm_get_dtype(const knob_lm *m) { return (knob_lm_dtype)m->wtype; }
+
+size_t knob_lm_weight_bytes(const knob_lm *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < n_mats(m); i++)
+        n += knob_wmat_bytes(mat((knob_lm *)m, i));
+    return n;
+}
+
+const char *knob_lm_kernel(const knob_lm *m)
+{
+    int avx2 = strcmp(knob_matvec_kernel_name(), "portable") != 0;
+    switch (m->wtype) {
+    case KNOB_W_F32: return avx2 ? "f32 avx2+fma" : "f32 portable";
+    case KNOB_W_BF16: return avx2 ? "bf16->f32 avx2+fma" : "bf16->f32 portable";
+    case KNOB_W_Q8: break;
+    }
+    if (knob_matvec_q8_act())
+        return avx2 ? "q8 x q8 avx2 (maddubs)" : "q8 x q8 portable";
+    return avx2 ? "q8->f32 avx2+fma" : "q8->f32 portable";
+}
+
+/* bytes of scratch the products over W need: up to LOGIT_ROWS rows in place, block_size by panels */
+static size_t scratch_need(const knob_wmat *W, int T)
+{
+    return KNOB_MAX(knob_matvec_scratch(W, LOGIT_ROWS), knob_wmat_gemm_scratch(W, T));
+}
+
+knob_status knob_lm_set_dtype(knob_lm *m, knob_lm_dtype d, knob_err *err)
+{
+    if (d < KNOB_LM_F32 || d > KNOB_LM_INT8)
+        return knob_fail(err, KNOB_ERR_USAGE, "gpt: dtype %d is not one of f32, bf16, int8", (int)d);
+    if ((int)d == (int)m->wtype)
+        return KNOB_OK;
+    if (m->wtype != KNOB_W_F32)
+        return knob_fail(err, KNOB_ERR_USAGE, "gpt: the weights are %s already; they convert once, from f32 (open the "
+                         "model again)", dtype_names[m->wtype]);
+    const knob_gpt_config *c = &m->c;
+    int C = c->n_embd, L = c->n_layer, nm = n_mats(m);
+    knob_wmat *W = knob_calloc((size_t)nm, sizeof *W);
+    size_t n_vecs = (size_t)c->block_size * (size_t)C + 2 * (size_t)C + (size_t)L * 13 * (size_t)C;
+    float *vecs = knob_malloc(n_vecs * sizeof *vecs);
+    knob_status s = W && vecs ? KNOB_OK : knob_fail(err, KNOB_ERR_NOMEM, "gpt: out of memory converting to %s",
+                                                   dtype_names[d]);
+    size_t need = 0;
+    for (int i = 0; !s && i < nm; i++) {
+        const knob_wmat *F = mat(m, i);
+        s = knob_wmat_init(&W[i], F->f, F->N, F->K, (knob_wtype)d, err);
+        need = KNOB_MAX(need, scratch_need(&W[i], c->block_size));
+    }
+    void *mv = NULL;
+    if (!s && need > m->mv_bytes && !(mv = knob_malloc(need)))
+        s = knob_fail(err, KNOB_ERR_NOMEM, "gpt: cannot allocate %zu bytes of scratch for %s weights", need,
+                      dtype_names[d]);
+    if (s) {
+        for (int i = 0; W && i < nm; i++)
+            knob_wmat_free(&W[i]);
+        knob_free(W);
+        knob_free(vecs);
+        return s;
+    }
+    /* from here nothing fails */
+    if (mv) {
+        knob_free(m->mv);
+        m->mv = mv;
+        m->mv_bytes = need;
+    }
+    for (int i = 0; i < nm; i++)
+        *mat(m, i) = W[i];   /* the f32 ones borrowed P's floats: nothing to free */
+    knob_free(W);
+    m->wtype = (knob_wtype)d;
+    /* wpe and the vectors move into vecs, so nothing points into P any more */
+    float *at = vecs;
+    const float **top[3] = {&m->wpe, &m->lnfw, &m->lnfb};
+    size_t top_n[3] = {(size_t)c->block_size * (size_t)C, (size_t)C, (size_t)C};
+    for (int i = 0; i < 3; i++)
+        if (*top[i]) {
+            memcpy(at, *top[i], top_n[i] * sizeof *at);
+            *top[i] = at;
+            at += top_n[i];
+        }
+    for (int l = 0; l < L; l++) {
+        layer_w *w = &m->L[l];
+        const float **v[8] = LAYER_VECS(w);
+        size_t len[8] = {(size_t)C, (size_t)C, 3 * (size_t)C, (size_t)C, (size_t)C, (size_t)C, 4 * (size_t)C,
+                         (size_t)C};
+        for (int i = 0; i < 8; i++)
+            if (*v[i]) {
+                memcpy(at, *v[i], len[i] * sizeof *at);
+                *v[i] = at;
+                at += len[i];
+            }
+    }
+    knob_free(m->vecs);
+    m->vecs = vecs;
+    m->wte = NULL;
+    if (m->owns_params) {   /* the f32 copy goes: memory halves (bf16) or more (int8) */
+        knob_params_free(&m->P);
+        m->owns_params = 0;
+    }
+    return KNOB_OK;
+}
+
+knob_status knob_lm_open_as(knob_lm **out, const char *path, knob_lm_dtype d, knob_err *err)
+{
+    knob_status s = knob_lm_open(out, path, err);
+    if (!s && (s = knob_lm_set_dtype(*out, d, err)) != KNOB_OK) {
+        knob_err_prefix(err, "%s", path);
+        knob_lm_free(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 const knob_gpt_config *knob_lm_config(const knob_lm *m) { return &m->c; }
@@ -328,14 +508,14 @@ knob_lm_counters knob_lm_seq_counters(const knob_lm_seq *q) { return q->count; }
 /* ------------------------------------------------------------------------------------------------
  * One pass */
 
-/* y (n, N) = x (n, K) @ W^T + b, W (N, K) */
-static void linear(float *y, const float *x, const float *W, const float *b, int n, int N, int K)
+/* y (n, N) = x (n, K) @ W^T + b, W (N, K): a few rows read W in place, once (a decode step: the
+ * memory's speed), more go through the GEMM (a prompt: the flops' speed). */
+static void linear(knob_lm *m, float *y, const float *x, const knob_wmat *W, const float *b, int n)
 {
-    knob_gemm(0, 1, n, N, K, 1.0f, x, W, 0.0f, y);
-    if (b)
-        for (int r = 0; r < n; r++)
-            for (int i = 0; i < N; i++)
-                y[(size_t)r * N + i] += b[i];
+    if (n <= mv_rows(W->type))
+        knob_matvec(y, x, W, b, n, m->mv);
+    else
+        knob_wmat_gemm(y, x, W, b, n, m->mv);
 }
 
 /* A pass runs over rows: segments of consecutive rows, each the next tokens of one sequence (a
@@ -403,16 +583,17 @@ static void forward_rows(knob_lm *m, seg *sg, int n_seg, float *rows)
         sg[g].p0 = sg[g].q->len;
         N += sg[g].n;
         for (int i = 0; i < sg[g].n; i++) {
-            const float *te = m->wte + (size_t)sg[g].ids[i] * C, *pe = m->wpe + (size_t)(sg[g].p0 + i) * C;
+            const float *pe = m->wpe + (size_t)(sg[g].p0 + i) * C;
             float *x = m->x + (size_t)(sg[g].row + i) * C;
+            knob_wmat_rows(&m->head, sg[g].ids[i], 1, x);   /* the token's embedding */
             for (int k = 0; k < C; k++)
-                x[k] = te[k] + pe[k];
+                x[k] += pe[k];
         }
     }
     for (int l = 0; l < c->n_layer; l++) {
         const layer_w *w = &m->L[l];
         knob_layernorm_forward(m->xn, NULL, m->x, w->ln1w, w->ln1b, N, C);
-        linear(m->qkv, m->xn, w->attn_w, w->attn_b, N, 3 * C, C);
+        linear(m, m->qkv, m->xn, &w->attn, w->attn_b, N);
         for (int g = 0; g < n_seg; g++)
             for (int i = 0; i < sg[g].n; i++)
                 for (int h = 0; h < NH; h++) {
@@ -422,31 +603,31 @@ static void forward_rows(knob_lm *m, seg *sg, int n_seg, float *rows)
                     memcpy(sg[g].q->vc + at, src + 2 * (size_t)C, (size_t)HS * sizeof(float));
                 }
         attend(m, l, sg, n_seg);
-        linear(m->xn, m->y, w->proj_w, w->proj_b, N, C, C);
+        linear(m, m->xn, m->y, &w->proj, w->proj_b, N);
         for (size_t k = 0; k < (size_t)N * C; k++)
             m->x[k] += m->xn[k];
         knob_layernorm_forward(m->xn, NULL, m->x, w->ln2w, w->ln2b, N, C);
-        linear(m->h4, m->xn, w->fc_w, w->fc_b, N, 4 * C, C);
+        linear(m, m->h4, m->xn, &w->fc, w->fc_b, N);
         knob_gelu_forward(m->h4, m->h4, (long)N * 4 * C);
-        linear(m->xn, m->h4, w->fc2_w, w->fc2_b, N, C, 4 * C);
+        linear(m, m->xn, m->h4, &w->fc2, w->fc2_b, N);
         for (size_t k = 0; k < (size_t)N * C; k++)
             m->x[k] += m->xn[k];
     }
     if (rows) {   /* one segment, every position */
         knob_lm_seq *q = sg[0].q;
         knob_layernorm_forward(m->xn, NULL, m->x, m->lnfw, m->lnfb, N, C);
-        knob_gemm(0, 1, N, V, C, 1.0f, m->xn, m->wte, 0.0f, rows);
+        linear(m, rows, m->xn, &m->head, NULL, N);
         memcpy(q->hidden, m->xn + (size_t)(N - 1) * C, (size_t)C * sizeof(float));
         memcpy(q->logits, rows + (size_t)(N - 1) * V, (size_t)V * sizeof(float));
     } else if (n_seg == 1) {
         knob_lm_seq *q = sg[0].q;
         knob_layernorm_forward(q->hidden, NULL, m->x + (size_t)(N - 1) * C, m->lnfw, m->lnfb, 1, C);
-        knob_gemm(0, 1, 1, V, C, 1.0f, q->hidden, m->wte, 0.0f, q->logits);
+        linear(m, q->logits, q->hidden, &m->head, NULL, 1);
     } else {      /* each segment's last row, as one (n_seg, V) product */
         for (int g = 0; g < n_seg; g++)
             knob_layernorm_forward(m->xn + (size_t)g * C, NULL, m->x + (size_t)(sg[g].row + sg[g].n - 1) * C, m->lnfw,
                                    m->lnfb, 1, C);
-        knob_gemm(0, 1, n_seg, V, C, 1.0f, m->xn, m->wte, 0.0f, m->lg);
+        linear(m, m->lg, m->xn, &m->head, NULL, n_seg);
         for (int g = 0; g < n_seg; g++) {
             memcpy(sg[g].q->hidden, m->xn + (size_t)g * C, (size_t)C * sizeof(float));
             memcpy(sg[g].q->logits, m->lg + (size_t)g * V, (size_t)V * sizeof(float));

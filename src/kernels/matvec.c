@@ -1,0 +1,621 @@
+/* matvec.c: weights for inference in f32, bf16 or int8, and the products a decode step is made of:
+ * y (n, N) = x (n, K) @ W^T + b for a few rows x (one per sequence being decoded), W (N, K).
+ *
+ * A decode step reads every weight once and does two flops with it, so its speed is the memory's:
+ * GPT-2 124M is 124M weights a token, 497 MB in f32. The kernels here read W once per call, in
+ * place, whatever n is: chunks of rows are taken by whichever thread is free (so a thread the OS
+ * parks does not hold the others), and a chunk's rows are used for every x while they sit in the
+ * cache. Each y[r][j] is one thread's sum over k in a fixed order, so the bits do not depend on
+ * the thread count.
+ *
+ * Storage (knob_wmat):
+ *   f32   the caller's floats, borrowed.
+ *   bf16  the top 16 bits of each float, rounded to nearest even (NaN stays NaN): half the bytes,
+ *         8 bits of mantissa. Computed in f32: a bf16 shifted left by 16 is the float.
+ *   q8    rows cut in blocks of 32 weights, each stored as 32 int8 q and one f32 scale d with
+ *         w ~ d q, d = max|w| / 127, q = round(w / d) (llama.cpp's Q8_0 idea; its scale is f16).
+ *         1.125 bytes a weight. Rows are zero-padded to a whole number of blocks.
+ * For q8 there are two ways to take the dot product with an f32 x: convert each q to float and
+ * multiply-add (x kept in f32), or quantise x too, per block of 32, and sum q_w q_x in integers
+ * (AVX2: maddubs + madd), one multiply by d_w d_x per block. The second does a quarter of the
+ * instructions and adds x's rounding error; knob_matvec_set_q8_act picks (bench/decode.c measures
+ * both; docs/GENERATION.md has the numbers).
+ *
+ * Kernels: AVX2 + FMA (function-level target attributes, chosen at run time, so the build needs
+ * no -mavx2) and portable C. Tiles of one row x 1 or 2 vectors keep 4 or 8 accumulators of 8
+ * floats in registers (f32, bf16; q8: 2 or 4), reading W as one stream.
+ *
+ * knob_wmat_gemm is the other way of using these weights, for many rows at once (a prompt): it
+ * converts panels of W to f32 and calls knob_gemm, which then does the flops at its own speed.
+ *
+ * Not here: the model (src/models/lm.c), knob_gemm (gemm.c). */
+#include "knob_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define MV_X86 1
+#include <immintrin.h>
+#else
+#define MV_X86 0
+#endif
+
+enum {
+    QB = KNOB_Q8_BLOCK,
+    CHUNK_BYTES = 32 * 1024,   /* bytes of W a thread takes at a time (a few rows) */
+    PANEL_FLOATS = 1 << 18,    /* knob_wmat_gemm: f32 panel of W, 1 MiB */
+};
+
+/* ------------------------------------------------------------------------------------------------
+ * Conversions */
+
+uint16_t knob_bf16_from_f32(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))   /* NaN: keep it one, quiet */
+        return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);                              /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+float knob_bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* q (KB * 32), d (KB) from x (K); the last block zero-padded. A block of zeros gets d = 0. */
+void knob_q8_quantize(int8_t *q, float *d, const float *x, int K)
+{
+    int KB = (K + QB - 1) / QB;
+    for (int b = 0; b < KB; b++) {
+        int k0 = b * QB, k1 = KNOB_MIN(K, k0 + QB);
+        float amax = 0.0f;
+        for (int k = k0; k < k1; k++) {
+            float a = fabsf(x[k]);
+            amax = a > amax ? a : amax;   /* NaN: left out */
+        }
+        float s = amax / 127.0f, inv = s > 0.0f ? 1.0f / s : 0.0f;
+        int divide = !(inv <= FLT_MAX);   /* s subnormal: 1 / s overflows */
+        d[b] = s;
+        for (int k = k0; k < k0 + QB; k++) {
+            float v = k >= k1 || s == 0.0f ? 0.0f : divide ? x[k] / s : x[k] * inv;
+            if (!(fabsf(v) <= 127.5f))   /* rounding of the largest, or a NaN or infinity */
+                v = v > 0.0f ? 127.0f : v < 0.0f ? -127.0f : 0.0f;
+            long r = lrintf(v);
+            q[k] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+        }
+    }
+}
+
+void knob_wmat_free(knob_wmat *W)
+{
+    if (!W)
+        return;
+    knob_free(W->h);
+    knob_free(W->q);
+    knob_free(W->d);
+    memset(W, 0, sizeof *W);
+}
+
+knob_status knob_wmat_init(knob_wmat *W, const float *f, int N, int K, knob_wtype type, knob_err *err)
+{
+    memset(W, 0, sizeof *W);
+    W->type = type;
+    W->N = N;
+    W->K = K;
+    W->KB = (K + QB - 1) / QB;
+    size_t NK = (size_t)N * (size_t)K;
+    if (type == KNOB_W_F32) {
+        W->f = f;
+        return KNOB_OK;
+    }
+    if (type == KNOB_W_BF16) {
+        if (!(W->h = knob_malloc(NK * sizeof *W->h)))
+            return knob_fail(err, KNOB_ERR_NOMEM, "weights: cannot allocate %zu bf16 values", NK);
+        #pragma omp parallel for schedule(static) if (NK >= KNOB_PAR_MIN)
+        for (int r = 0; r < N; r++)
+            for (int k = 0; k < K; k++)
+                W->h[(size_t)r * K + k] = knob_bf16_from_f32(f[(size_t)r * K + k]);
+        return KNOB_OK;
+    }
+    size_t KP = (size_t)W->KB * QB;
+    W->q = knob_malloc((size_t)N * KP);
+    W->d = knob_malloc((size_t)N * (size_t)W->KB * sizeof *W->d);
+    if (!W->q || !W->d) {
+        knob_wmat_free(W);
+        return knob_fail(err, KNOB_ERR_NOMEM, "weights: cannot allocate %zu int8 values", (size_t)N * KP);
+    }
+    #pragma omp parallel for schedule(static) if (NK >= KNOB_PAR_MIN)
+    for (int r = 0; r < N; r++)
+        knob_q8_quantize(W->q + (size_t)r * KP, W->d + (size_t)r * W->KB, f + (size_t)r * K, K);
+    return KNOB_OK;
+}
+
+size_t knob_wmat_bytes(const knob_wmat *W)
+{
+    size_t N = (size_t)W->N;
+    switch (W->type) {
+    case KNOB_W_F32: return N * (size_t)W->K * sizeof(float);
+    case KNOB_W_BF16: return N * (size_t)W->K * sizeof(uint16_t);
+    case KNOB_W_Q8: break;
+    }
+    return N * (size_t)W->KB * (QB + sizeof(float));
+}
+
+void knob_wmat_rows(const knob_wmat *W, int r0, int n, float *out)
+{
+    int K = W->K;
+    for (int r = r0; r < r0 + n; r++, out += K) {
+        switch (W->type) {
+        case KNOB_W_F32:
+            memcpy(out, W->f + (size_t)r * K, (size_t)K * sizeof(float));
+            break;
+        case KNOB_W_BF16:
+            for (int k = 0; k < K; k++)
+                out[k] = knob_bf16_to_f32(W->h[(size_t)r * K + k]);
+            break;
+        case KNOB_W_Q8: {
+            const int8_t *q = W->q + (size_t)r * W->KB * QB;
+            const float *d = W->d + (size_t)r * W->KB;
+            for (int k = 0; k < K; k++)
+                out[k] = d[k / QB] * (float)q[k];
+            break;
+        }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Portable kernels: rows [r0, r1) of y for every x. Eight partial sums per dot product (a shape
+ * compilers vectorise), added in a fixed order. */
+
+static float dot8_tail(const float p[8], float tail)
+{
+    return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7])) + tail;
+}
+
+static void rows_f32_portable(float *y, const float *x, const knob_wmat *W, const float *b, int n, int r0, int r1)
+{
+    int K = W->K, N = W->N, K8 = K & ~7;
+    for (int r = r0; r < r1; r++) {
+        const float *w = W->f + (size_t)r * K;
+        for (int v = 0; v < n; v++) {
+            const float *xv = x + (size_t)v * K;
+            float p[8] = {0};
+            for (int k = 0; k < K8; k += 8)
+                for (int i = 0; i < 8; i++)
+                    p[i] += w[k + i] * xv[k + i];
+            float t = 0.0f;
+            for (int k = K8; k < K; k++)
+                t += w[k] * xv[k];
+            y[(size_t)v * N + r] = dot8_tail(p, t) + (b ? b[r] : 0.0f);
+        }
+    }
+}
+
+static void rows_bf16_portable(float *y, const float *x, const knob_wmat *W, const float *b, int n, int r0, int r1)
+{
+    int K = W->K, N = W->N, K8 = K & ~7;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = W->h + (size_t)r * K;
+        for (int v = 0; v < n; v++) {
+            const float *xv = x + (size_t)v * K;
+            float p[8] = {0};
+            for (int k = 0; k < K8; k += 8)
+                for (int i = 0; i < 8; i++)
+                    p[i] += knob_bf16_to_f32(w[k + i]) * xv[k + i];
+            float t = 0.0f;
+            for (int k = K8; k < K; k++)
+                t += knob_bf16_to_f32(w[k]) * xv[k];
+            y[(size_t)v * N + r] = dot8_tail(p, t) + (b ? b[r] : 0.0f);
+        }
+    }
+}
+
+/* q8 weights, x in f32 (xf) or quantised (xq (n, KB * 32), xd (n, KB)) */
+static void rows_q8_portable(float *y, const float *xf, const int8_t *xq, const float *xd, const knob_wmat *W,
+                             const float *b, int n, int r0, int r1)
+{
+    int K = W->K, N = W->N, KB = W->KB;
+    size_t KP = (size_t)KB * QB;
+    for (int r = r0; r < r1; r++) {
+        const int8_t *q = W->q + (size_t)r * KP;
+        const float *d = W->d + (size_t)r * KB;
+        for (int v = 0; v < n; v++) {
+            float acc = 0.0f;
+            if (xq) {
+                const int8_t *u = xq + (size_t)v * KP;
+                const float *e = xd + (size_t)v * KB;
+                for (int bl = 0; bl < KB; bl++) {
+                    int32_t s = 0;
+                    for (int i = 0; i < QB; i++)
+                        s += (int32_t)q[bl * QB + i] * (int32_t)u[bl * QB + i];
+                    acc += (d[bl] * e[bl]) * (float)s;
+                }
+            } else {
+                const float *xv = xf + (size_t)v * K;
+                for (int bl = 0; bl < KB; bl++) {
+                    int k0 = bl * QB, k1 = KNOB_MIN(K, k0 + QB);
+                    float s = 0.0f;
+                    for (int k = k0; k < k1; k++)
+                        s += (float)q[k] * xv[k];
+                    acc += d[bl] * s;
+                }
+            }
+            y[(size_t)v * N + r] = acc + (b ? b[r] : 0.0f);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * AVX2 + FMA kernels */
+
+#if MV_X86
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline __m256 load_bf16(const uint16_t *p)
+{
+    __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+}
+
+AVX2 static inline __m256 load_q8(const int8_t *p)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+/* one row of bf16 or q8 weights to f32 (K), for the GEMM's panels */
+AVX2 static void row_to_f32_avx2(const knob_wmat *W, int r, float *out)
+{
+    int K = W->K, k = 0;
+    if (W->type == KNOB_W_BF16) {
+        const uint16_t *h = W->h + (size_t)r * K;
+        for (; k + 8 <= K; k += 8)
+            _mm256_storeu_ps(out + k, load_bf16(h + k));
+        for (; k < K; k++)
+            out[k] = knob_bf16_to_f32(h[k]);
+    } else {
+        const int8_t *q = W->q + (size_t)r * W->KB * QB;
+        const float *d = W->d + (size_t)r * W->KB;
+        for (; k + QB <= K; k += QB) {
+            __m256 dv = _mm256_set1_ps(d[k / QB]);
+            for (int j = 0; j < QB; j += 8)
+                _mm256_storeu_ps(out + k + j, _mm256_mul_ps(load_q8(q + k + j), dv));
+        }
+        for (; k < K; k++)
+            out[k] = d[k / QB] * (float)q[k];
+    }
+}
+
+/* Tiles: one row of W against 1 or 2 vectors, written out by hand (compilers keep an array of
+ * accumulators in memory unless its loops are unrolled). One row at a time reads W as one stream
+ * (rows are contiguous), which the prefetchers follow best: interleaving 4 rows ran at 11 GB/s
+ * from memory where one stream ran at 17. Every tile sums a row in the same order (f32 and bf16:
+ * four accumulators over k in 32s, the last 8s into the first, then (a0 + a1) + (a2 + a3) and the
+ * scalar rest; q8: even and odd blocks in two), so a row's bits do not depend on n. */
+#define DEFINE_TILES(T, WT, LOAD, CVT)                                                             \
+    AVX2 static void T##_1x1(float *y, const float *x, const WT *w, int K, const float *b)         \
+    {                                                                                             \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                               \
+        int k = 0;                                                                                \
+        for (; k + 32 <= K; k += 32) {                                                            \
+            a0 = _mm256_fmadd_ps(LOAD(w + k), _mm256_loadu_ps(x + k), a0);                        \
+            a1 = _mm256_fmadd_ps(LOAD(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);                \
+            a2 = _mm256_fmadd_ps(LOAD(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);              \
+            a3 = _mm256_fmadd_ps(LOAD(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);              \
+        }                                                                                         \
+        for (; k + 8 <= K; k += 8)                                                                \
+            a0 = _mm256_fmadd_ps(LOAD(w + k), _mm256_loadu_ps(x + k), a0);                        \
+        float t = 0.0f;                                                                           \
+        for (; k < K; k++)                                                                        \
+            t += CVT(w[k]) * x[k];                                                                \
+        y[0] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + t +           \
+               (b ? b[0] : 0.0f);                                                                 \
+    }                                                                                             \
+    AVX2 static void T##_1x2(float *y, const float *x, const WT *w, int K, int N, const float *b)  \
+    {                                                                                             \
+        const float *x1 = x + K;                                                                  \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0,    \
+               c3 = a0, wv;                                                                       \
+        int k = 0;                                                                                \
+        for (; k + 32 <= K; k += 32) {                                                            \
+            wv = LOAD(w + k);                                                                     \
+            a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k), a0);                                 \
+            c0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k), c0);                                \
+            wv = LOAD(w + k + 8);                                                                 \
+            a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k + 8), a1);                             \
+            c1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k + 8), c1);                            \
+            wv = LOAD(w + k + 16);                                                                \
+            a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k + 16), a2);                            \
+            c2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k + 16), c2);                           \
+            wv = LOAD(w + k + 24);                                                                \
+            a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k + 24), a3);                            \
+            c3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k + 24), c3);                           \
+        }                                                                                         \
+        for (; k + 8 <= K; k += 8) {                                                              \
+            wv = LOAD(w + k);                                                                     \
+            a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + k), a0);                                 \
+            c0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k), c0);                                \
+        }                                                                                         \
+        float t = 0.0f, u = 0.0f;                                                                 \
+        for (; k < K; k++) {                                                                      \
+            t += CVT(w[k]) * x[k];                                                                \
+            u += CVT(w[k]) * x1[k];                                                               \
+        }                                                                                         \
+        y[0] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + t +           \
+               (b ? b[0] : 0.0f);                                                                 \
+        y[N] = hsum8(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3))) + u +           \
+               (b ? b[0] : 0.0f);                                                                 \
+    }
+
+#define F32_ID(v) (v)
+DEFINE_TILES(tile_f32, float, _mm256_loadu_ps, F32_ID)
+DEFINE_TILES(tile_bf16, uint16_t, load_bf16, knob_bf16_to_f32)
+
+/* q8 weights, f32 x: a block's 32 products summed, then scaled by the block's d */
+AVX2 static inline __m256 q8f_block(const int8_t *q, const float *x, __m256 d, __m256 acc)
+{
+    __m256 s = _mm256_mul_ps(load_q8(q), _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(load_q8(q + 8), _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(load_q8(q + 16), _mm256_loadu_ps(x + 16), s);
+    s = _mm256_fmadd_ps(load_q8(q + 24), _mm256_loadu_ps(x + 24), s);
+    return _mm256_fmadd_ps(s, d, acc);
+}
+
+AVX2 static void tile_q8f_1x1(float *y, const float *x, const knob_wmat *W, int r, const float *b)
+{
+    int K = W->K, KB = W->KB, KF = K / QB;   /* KF full blocks */
+    const int8_t *q = W->q + (size_t)r * KB * QB;
+    const float *d = W->d + (size_t)r * KB;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int bl = 0;
+    for (; bl + 2 <= KF; bl += 2) {
+        a0 = q8f_block(q + (size_t)bl * QB, x + (size_t)bl * QB, _mm256_set1_ps(d[bl]), a0);
+        a1 = q8f_block(q + (size_t)(bl + 1) * QB, x + (size_t)(bl + 1) * QB, _mm256_set1_ps(d[bl + 1]), a1);
+    }
+    if (bl < KF)
+        a0 = q8f_block(q + (size_t)bl * QB, x + (size_t)bl * QB, _mm256_set1_ps(d[bl]), a0);
+    float t = 0.0f;
+    if (KF < KB) {   /* the partial last block */
+        float s = 0.0f;
+        for (int k = KF * QB; k < K; k++)
+            s += (float)q[k] * x[k];
+        t = d[KF] * s;
+    }
+    y[0] = hsum8(_mm256_add_ps(a0, a1)) + t + (b ? b[0] : 0.0f);
+}
+
+/* q8 weights, q8 x: |w| (unsigned) times x with w's sign, summed in pairs to int16 (maddubs:
+ * 127 * 127 * 2 fits), then in pairs to int32 (madd with ones), one float multiply-add by
+ * d_w d_x per block. */
+AVX2 static inline __m256 q8q_dot(__m256i aw, __m256i w, __m256i x)
+{
+    __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+#define LOADI(p) _mm256_loadu_si256((const __m256i *)(p))
+
+AVX2 static void tile_q8q_1x1(float *y, const int8_t *xq, const float *xd, const knob_wmat *W, int r,
+                              const float *b)
+{
+    int KB = W->KB;
+    const int8_t *q = W->q + (size_t)r * KB * QB;
+    const float *d = W->d + (size_t)r * KB;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int bl = 0;
+    for (; bl + 2 <= KB; bl += 2) {
+        __m256i w0 = LOADI(q + (size_t)bl * QB), w1 = LOADI(q + (size_t)(bl + 1) * QB);
+        a0 = _mm256_fmadd_ps(q8q_dot(_mm256_sign_epi8(w0, w0), w0, LOADI(xq + (size_t)bl * QB)),
+                             _mm256_set1_ps(d[bl] * xd[bl]), a0);
+        a1 = _mm256_fmadd_ps(q8q_dot(_mm256_sign_epi8(w1, w1), w1, LOADI(xq + (size_t)(bl + 1) * QB)),
+                             _mm256_set1_ps(d[bl + 1] * xd[bl + 1]), a1);
+    }
+    if (bl < KB) {
+        __m256i w0 = LOADI(q + (size_t)bl * QB);
+        a0 = _mm256_fmadd_ps(q8q_dot(_mm256_sign_epi8(w0, w0), w0, LOADI(xq + (size_t)bl * QB)),
+                             _mm256_set1_ps(d[bl] * xd[bl]), a0);
+    }
+    y[0] = hsum8(_mm256_add_ps(a0, a1)) + (b ? b[0] : 0.0f);
+}
+
+AVX2 static void tile_q8q_1x2(float *y, const int8_t *xq, const float *xd, const knob_wmat *W, int r,
+                              const float *b)
+{
+    int N = W->N, KB = W->KB;
+    size_t KP = (size_t)KB * QB;
+    const int8_t *q = W->q + (size_t)r * KP, *xq1 = xq + KP;
+    const float *d = W->d + (size_t)r * KB, *xd1 = xd + KB;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, c0 = a0, c1 = a0;
+    int bl = 0;
+    for (; bl + 2 <= KB; bl += 2) {
+        size_t k = (size_t)bl * QB;
+        __m256i w0 = LOADI(q + k), w1 = LOADI(q + k + QB);
+        __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
+        a0 = _mm256_fmadd_ps(q8q_dot(u0, w0, LOADI(xq + k)), _mm256_set1_ps(d[bl] * xd[bl]), a0);
+        c0 = _mm256_fmadd_ps(q8q_dot(u0, w0, LOADI(xq1 + k)), _mm256_set1_ps(d[bl] * xd1[bl]), c0);
+        a1 = _mm256_fmadd_ps(q8q_dot(u1, w1, LOADI(xq + k + QB)), _mm256_set1_ps(d[bl + 1] * xd[bl + 1]), a1);
+        c1 = _mm256_fmadd_ps(q8q_dot(u1, w1, LOADI(xq1 + k + QB)), _mm256_set1_ps(d[bl + 1] * xd1[bl + 1]), c1);
+    }
+    if (bl < KB) {
+        size_t k = (size_t)bl * QB;
+        __m256i w0 = LOADI(q + k), u0 = _mm256_sign_epi8(w0, w0);
+        a0 = _mm256_fmadd_ps(q8q_dot(u0, w0, LOADI(xq + k)), _mm256_set1_ps(d[bl] * xd[bl]), a0);
+        c0 = _mm256_fmadd_ps(q8q_dot(u0, w0, LOADI(xq1 + k)), _mm256_set1_ps(d[bl] * xd1[bl]), c0);
+    }
+    y[0] = hsum8(_mm256_add_ps(a0, a1)) + (b ? b[0] : 0.0f);
+    y[N] = hsum8(_mm256_add_ps(c0, c1)) + (b ? b[0] : 0.0f);
+}
+
+/* rows [r0, r1), one at a time, for all n vectors: pairs of vectors (for q8 with f32 x, single
+ * ones), the row serving each pair from L1. */
+AVX2 static void rows_avx2(float *y, const float *x, const int8_t *xq, const float *xd, const knob_wmat *W,
+                           const float *b, int n, int r0, int r1)
+{
+    int N = W->N, K = W->K, KB = W->KB;
+    size_t KP = (size_t)KB * QB;
+    for (int r = r0; r < r1; r++) {
+        const float *br = b ? b + r : NULL;
+        int v = 0;
+        switch (W->type) {
+        case KNOB_W_F32:
+            for (; v + 2 <= n; v += 2)
+                tile_f32_1x2(y + (size_t)v * N + r, x + (size_t)v * K, W->f + (size_t)r * K, K, N, br);
+            if (v < n)
+                tile_f32_1x1(y + (size_t)v * N + r, x + (size_t)v * K, W->f + (size_t)r * K, K, br);
+            break;
+        case KNOB_W_BF16:
+            for (; v + 2 <= n; v += 2)
+                tile_bf16_1x2(y + (size_t)v * N + r, x + (size_t)v * K, W->h + (size_t)r * K, K, N, br);
+            if (v < n)
+                tile_bf16_1x1(y + (size_t)v * N + r, x + (size_t)v * K, W->h + (size_t)r * K, K, br);
+            break;
+        case KNOB_W_Q8:
+            if (xq) {
+                for (; v + 2 <= n; v += 2)
+                    tile_q8q_1x2(y + (size_t)v * N + r, xq + (size_t)v * KP, xd + (size_t)v * KB, W, r, br);
+                if (v < n)
+                    tile_q8q_1x1(y + (size_t)v * N + r, xq + (size_t)v * KP, xd + (size_t)v * KB, W, r, br);
+            } else {
+                for (; v < n; v++)
+                    tile_q8f_1x1(y + (size_t)v * N + r, x + (size_t)v * K, W, r, br);
+            }
+            break;
+        }
+    }
+}
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * Dispatch */
+
+static int force_portable, q8_act = 1;
+
+void knob_matvec_force_portable(int on) { force_portable = on; }
+void knob_matvec_set_q8_act(int on) { q8_act = on; }
+int  knob_matvec_q8_act(void) { return q8_act; }
+
+static int use_avx2(void)
+{
+#if MV_X86
+    return !force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+const char *knob_matvec_kernel_name(void) { return use_avx2() ? "avx2+fma" : "portable"; }
+
+size_t knob_matvec_scratch(const knob_wmat *W, int n)
+{
+    if (W->type != KNOB_W_Q8)
+        return 0;
+    return (size_t)n * (size_t)W->KB * (QB + sizeof(float));
+}
+
+void knob_matvec(float *y, const float *x, const knob_wmat *W, const float *b, int n, void *scratch)
+{
+    int N = W->N, K = W->K;
+    if (n <= 0 || N <= 0)
+        return;
+    const int8_t *xq = NULL;
+    const float *xd = NULL;
+    if (W->type == KNOB_W_Q8 && q8_act) {   /* x quantised once, used by every row */
+        size_t KP = (size_t)W->KB * QB;
+        float *d = scratch;
+        int8_t *q = (int8_t *)(d + (size_t)n * W->KB);
+        for (int v = 0; v < n; v++)
+            knob_q8_quantize(q + (size_t)v * KP, d + (size_t)v * W->KB, x + (size_t)v * K, K);
+        xq = q;
+        xd = d;
+    }
+    size_t row_bytes = knob_wmat_bytes(W) / (size_t)N;
+    int per = (int)KNOB_MAX(1, CHUNK_BYTES / KNOB_MAX(row_bytes, 1));
+    int n_chunks = (N + per - 1) / per, avx2 = use_avx2();
+    int par = n_chunks > 1 && (double)N * K * n >= 4.0 * KNOB_PAR_MIN;
+#ifdef _OPENMP
+    par = par && !omp_in_parallel() && omp_get_max_threads() > 1;
+#endif
+    #pragma omp parallel for schedule(dynamic, 1) if (par)
+    for (int c = 0; c < n_chunks; c++) {
+        int r0 = c * per, r1 = KNOB_MIN(N, r0 + per);
+#if MV_X86
+        if (avx2) {
+            rows_avx2(y, x, xq, xd, W, b, n, r0, r1);
+            continue;
+        }
+#endif
+        (void)avx2;
+        switch (W->type) {
+        case KNOB_W_F32: rows_f32_portable(y, x, W, b, n, r0, r1); break;
+        case KNOB_W_BF16: rows_bf16_portable(y, x, W, b, n, r0, r1); break;
+        case KNOB_W_Q8: rows_q8_portable(y, x, xq, xd, W, b, n, r0, r1); break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Many rows: panels of W converted to f32, then knob_gemm (which threads itself) */
+
+size_t knob_wmat_gemm_scratch(const knob_wmat *W, int n)
+{
+    if (W->type == KNOB_W_F32)
+        return 0;
+    size_t P = (size_t)KNOB_MAX(16, PANEL_FLOATS / W->K);
+    P = KNOB_MIN(P, (size_t)W->N);
+    return (P * (size_t)W->K + (size_t)n * P) * sizeof(float);
+}
+
+void knob_wmat_gemm(float *y, const float *x, const knob_wmat *W, const float *b, int n, void *scratch)
+{
+    int N = W->N, K = W->K;
+    if (W->type == KNOB_W_F32) {
+        knob_gemm(0, 1, n, N, K, 1.0f, x, W->f, 0.0f, y);
+    } else {
+        int P = (int)KNOB_MIN((size_t)N, (size_t)KNOB_MAX(16, PANEL_FLOATS / K));
+        float *wp = scratch, *yp = wp + (size_t)P * K;   // (P, K), (n, P)
+        for (int r0 = 0; r0 < N; r0 += P) {
+            int np = KNOB_MIN(P, N - r0);
+            int par = (size_t)np * K >= KNOB_PAR_MIN, avx2 = use_avx2();
+#ifdef _OPENMP
+            par = par && !omp_in_parallel();
+#endif
+            #pragma omp parallel for schedule(static) if (par)
+            for (int i = 0; i < np; i++) {
+#if MV_X86
+                if (avx2) {
+                    row_to_f32_avx2(W, r0 + i, wp + (size_t)i * K);
+                    continue;
+                }
+#endif
+                (void)avx2;
+                knob_wmat_rows(W, r0 + i, 1, wp + (size_t)i * K);
+            }
+            knob_gemm(0, 1, n, np, K, 1.0f, x, wp, 0.0f, yp);
+            for (int v = 0; v < n; v++)
+                memcpy(y + (size_t)v * N + r0, yp + (size_t)v * np, (size_t)np * sizeof(float));
+        }
+    }
+    if (b)
+        for (int v = 0; v < n; v++)
+            for (int i = 0; i < N; i++)
+                y[(size_t)v * N + i] += b[i];
+}
