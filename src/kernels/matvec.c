@@ -531,6 +531,36 @@ size_t knob_matvec_scratch(const knob_wmat *W, int n)
     return (size_t)n * (size_t)W->KB * (QB + sizeof(float));
 }
 
+typedef struct mv_job {
+    float *y;
+    const float *x;
+    const int8_t *xq;
+    const float *xd;
+    const knob_wmat *W;
+    const float *b;
+    int n, per, N, avx2;
+} mv_job;
+
+/* chunks [lo, hi) of `per` rows each */
+static void mv_chunks(void *ctx, long lo, long hi)
+{
+    const mv_job *j = ctx;
+    for (long c = lo; c < hi; c++) {
+        int r0 = (int)c * j->per, r1 = KNOB_MIN(j->N, r0 + j->per);
+#if MV_X86
+        if (j->avx2) {
+            rows_avx2(j->y, j->x, j->xq, j->xd, j->W, j->b, j->n, r0, r1);
+            continue;
+        }
+#endif
+        switch (j->W->type) {
+        case KNOB_W_F32: rows_f32_portable(j->y, j->x, j->W, j->b, j->n, r0, r1); break;
+        case KNOB_W_BF16: rows_bf16_portable(j->y, j->x, j->W, j->b, j->n, r0, r1); break;
+        case KNOB_W_Q8: rows_q8_portable(j->y, j->x, j->xq, j->xd, j->W, j->b, j->n, r0, r1); break;
+        }
+    }
+}
+
 void knob_matvec(float *y, const float *x, const knob_wmat *W, const float *b, int n, void *scratch)
 {
     int N = W->N, K = W->K;
@@ -549,27 +579,14 @@ void knob_matvec(float *y, const float *x, const knob_wmat *W, const float *b, i
     }
     size_t row_bytes = knob_wmat_bytes(W) / (size_t)N;
     int per = (int)KNOB_MAX(1, CHUNK_BYTES / KNOB_MAX(row_bytes, 1));
-    int n_chunks = (N + per - 1) / per, avx2 = use_avx2();
-    int par = n_chunks > 1 && (double)N * K * n >= 4.0 * KNOB_PAR_MIN;
-#ifdef _OPENMP
-    par = par && !omp_in_parallel() && omp_get_max_threads() > 1;
-#endif
-    #pragma omp parallel for schedule(dynamic, 1) if (par)
-    for (int c = 0; c < n_chunks; c++) {
-        int r0 = c * per, r1 = KNOB_MIN(N, r0 + per);
-#if MV_X86
-        if (avx2) {
-            rows_avx2(y, x, xq, xd, W, b, n, r0, r1);
-            continue;
-        }
-#endif
-        (void)avx2;
-        switch (W->type) {
-        case KNOB_W_F32: rows_f32_portable(y, x, W, b, n, r0, r1); break;
-        case KNOB_W_BF16: rows_bf16_portable(y, x, W, b, n, r0, r1); break;
-        case KNOB_W_Q8: rows_q8_portable(y, x, xq, xd, W, b, n, r0, r1); break;
-        }
-    }
+    int n_chunks = (N + per - 1) / per;
+    mv_job job = {y, x, xq, xd, W, b, n, per, N, use_avx2()};
+    /* chunks of rows on knob's pool, taken by whichever thread is free; each row is computed the
+     * same way whatever thread takes it, so the bits depend on neither the thread count nor n */
+    if (n_chunks > 1 && (double)N * K * n >= 4.0 * KNOB_PAR_MIN)
+        knob_parallel_for(n_chunks, 1, mv_chunks, &job);
+    else
+        mv_chunks(&job, 0, n_chunks);
 }
 
 /* ------------------------------------------------------------------------------------------------
