@@ -12,29 +12,6 @@
 
 #define DEFAULT_CORPUS "/usr/share/games/fortunes"
 
-/* Adds text to m, one document per '%'-separated fortune. */
-static knob_status add_fortunes(knob_ngram *m, const char *text, size_t n, knob_err *err)
-{
-    size_t start = 0, i = 0;
-    while (i <= n) {
-        size_t eol = i;
-        while (eol < n && text[eol] != '\n')
-            eol++;
-        int sep = eol - i == 1 && text[i] == '%';
-        if (sep || eol >= n) {
-            size_t end = sep ? i : n;
-            if (end > start) {
-                knob_status s = knob_ngram_add_text(m, text + start, end - start, err);
-                if (s)
-                    return s;
-            }
-            start = eol + 1;
-        }
-        i = eol + 1;
-    }
-    return KNOB_OK;
-}
-
 /* Prints s with control characters other than newline and tab shown as '?', each line indented. */
 static void print_block(const char *s)
 {
@@ -159,7 +136,7 @@ knob_status cmd_ngram(int argc, char **argv, knob_err *err)
         if ((s = knob_read_file(files[i], &text, &len, err)))
             break;
         bytes += len;
-        s = add_fortunes(m, (const char *)text, len, err);
+        s = knob_ngram_add_fortunes(m, (const char *)text, len, err);
         knob_free(text);
     }
     if (!s && (s = knob_ngram_build(m, err)) && s == KNOB_ERR_USAGE)

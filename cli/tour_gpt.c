@@ -153,21 +153,6 @@ knob_status tour_train_fortune_gpt(tour_ctx *t, double seconds, int small, const
 /* ------------------------------------------------------------------------------------------------
  * Pictures */
 
-/* A legend box with its top-left corner at (x, y) in pixels: a line in each colour (dashed where
- * dashed[i]), then its label. For charts whose top-left corner is taken by the curves. */
-static void legend_at(FILE *f, double x, double y, double w, int n, const char *const *labels,
-                      const char *const *colors, const int *dashed)
-{
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
-               "fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n", x, y, w, 8.0 + 16.0 * n);
-    for (int i = 0; i < n; i++) {
-        double ly = y + 12 + 16 * i;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n",
-                x + 6, ly, x + 28, ly, colors[i], dashed && dashed[i] ? " stroke-dasharray=\"5,3\"" : "");
-        knob_svg_text(f, x + 34, ly + 4, "start", 11, labels[i]);
-    }
-}
-
 static knob_status loss_svg(const char *path, const gpt_view *v, const char *title, knob_err *err)
 {
     if (v->train.n == 0)
@@ -207,7 +192,7 @@ static knob_status loss_svg(const char *path, const gpt_view *v, const char *tit
         }
         const char *labels[3] = {"training batch", "training, mean of 20 steps", "validation (held-out fortunes)"};
         const char *colors[3] = {"#aed6f1", "#2471a3", "#c0392b"};
-        legend_at(a.f, ch.left + ch.width - 228, ch.top + 8, 220, v->val.n ? 3 : 2, labels, colors, NULL);
+        knob_chart_legend_at(a.f, ch.left + ch.width - 228, ch.top + 8, 220, v->val.n ? 3 : 2, labels, colors, NULL);
         knob_svg_text(a.f, 80, 428, "start", 12, "A loss of ln(V) is a uniform guess over the characters; "
                                                    "each nat less is the model being e times surer.");
         knob_svg_end(a.f);

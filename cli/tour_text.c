@@ -23,29 +23,6 @@ static knob_status read_corpus(char **text, size_t *len, knob_err *err)
     return s;
 }
 
-/* Adds the fortunes to m, one document each (a line holding only '%' ends a fortune). */
-static knob_status add_fortunes(knob_ngram *m, const char *text, size_t n, knob_err *err)
-{
-    size_t start = 0, i = 0;
-    while (i <= n) {
-        size_t eol = i;
-        while (eol < n && text[eol] != '\n')
-            eol++;
-        int sep = eol - i == 1 && text[i] == '%';
-        if (sep || eol >= n) {
-            size_t end = sep ? i : n;
-            if (end > start) {
-                knob_status s = knob_ngram_add_text(m, text + start, end - start, err);
-                if (s)
-                    return s;
-            }
-            start = eol + 1;
-        }
-        i = eol + 1;
-    }
-    return KNOB_OK;
-}
-
 static int is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 /* Words of 2+ letters in s, and how many of them the word model has seen (as a 1-gram). */
@@ -168,7 +145,7 @@ knob_status tour_ch_counting(tour_ctx *t, knob_err *err)
     knob_status s = read_corpus(&text, &len, err);
     if (s || (s = knob_ngram_new(&lm, n_max, KNOB_NGRAM_LETTER, err)) ||
         (s = knob_ngram_new(&wm, quick ? 3 : n_max, KNOB_NGRAM_WORD, err)) ||
-        (s = add_fortunes(lm, text, len, err)) || (s = add_fortunes(wm, text, len, err)) ||
+        (s = knob_ngram_add_fortunes(lm, text, len, err)) || (s = knob_ngram_add_fortunes(wm, text, len, err)) ||
         (s = knob_ngram_build(lm, err)) || (s = knob_ngram_build(wm, err)))
         goto done;
     int wn = knob_ngram_n_max(wm);

@@ -403,21 +403,6 @@ done:
 /* ------------------------------------------------------------------------------------------------
  * Chapter 7: epochs and varied examples */
 
-/* A legend box with its top-left corner at (x, y) in pixels: a line in each colour (dashed where
- * dashed[i]), then its label. For charts whose top-left corner is taken by the curves. */
-static void legend_at(FILE *f, double x, double y, double w, int n, const char *const *labels,
-                      const char *const *colors, const int *dashed)
-{
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
-               "fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n", x, y, w, 8.0 + 16.0 * n);
-    for (int i = 0; i < n; i++) {
-        double ly = y + 12 + 16 * i;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n",
-                x + 6, ly, x + 28, ly, colors[i], dashed && dashed[i] ? " stroke-dasharray=\"5,3\"" : "");
-        knob_svg_text(f, x + 34, ly + 4, "start", 11, labels[i]);
-    }
-}
-
 static knob_status two_runs_svg(const char *path, const knob_train_state *a, const knob_train_state *b, int n_train,
                                 knob_err *err)
 {
@@ -457,7 +442,7 @@ static knob_status two_runs_svg(const char *path, const knob_train_state *a, con
     const char *labels[4] = {"plain: training images", "plain: validation images", "augmented: training images",
                              "augmented: validation images"};
     const int dashed[4] = {1, 0, 1, 0};
-    legend_at(at.f, ch.left + ch.width - 230, ch.top + ch.height - 82, 222, 4, labels, colors, dashed);
+    knob_chart_legend_at(at.f, ch.left + ch.width - 230, ch.top + ch.height - 82, 222, 4, labels, colors, dashed);
     knob_svg_text(at.f, 80, 440, "start", 12, "dashed, hollow: accuracy on the images trained on; solid: on 1,000 "
                                                 "validation digits never trained on");
     knob_svg_end(at.f);

@@ -549,6 +549,11 @@ void knob_chart_points(FILE *f, const knob_chart *c, const double *x, const doub
                        const char *color, int hollow);
 void knob_chart_vline(FILE *f, const knob_chart *c, double x, const char *color, const char *label);
 /* legend box in the top-left corner of the chart */
+/* A legend box with its top-left corner at (x, y) in pixels and width w: a line in each colour
+ * (dashed where dashed[i]; dashed may be NULL), then its label. For charts whose top-left corner
+ * is taken by the curves. */
+void knob_chart_legend_at(FILE *f, double x, double y, double w, int n, const char *const *labels,
+                          const char *const *colors, const int *dashed);
 void knob_chart_legend(FILE *f, const knob_chart *c, int n, const char *const *labels,
                        const char *const *colors);
 /* Picks a range [lo, hi] with a little margin around the finite values of v (both arrays). */
@@ -836,6 +841,8 @@ typedef struct knob_ngram_next {
 knob_status knob_ngram_new(knob_ngram **m, int n_max, knob_ngram_level level, knob_err *err);
 void        knob_ngram_free(knob_ngram *m);
 knob_status knob_ngram_add_text(knob_ngram *m, const char *text, size_t n, knob_err *err);
+/* The fortune files' layout: each fortune (ended by a line holding only '%') added as a document. */
+knob_status knob_ngram_add_fortunes(knob_ngram *m, const char *text, size_t n, knob_err *err);
 knob_status knob_ngram_build(knob_ngram *m, knob_err *err);     /* "no letters/words" when empty */
 int         knob_ngram_n_max(const knob_ngram *m);
 int         knob_ngram_vocab_size(const knob_ngram *m);         /* distinct units */

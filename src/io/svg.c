@@ -155,6 +155,19 @@ void knob_chart_vline(FILE *f, const knob_chart *c, double x, const char *color,
         knob_svg_text(f, px + 4, c->top + c->height - 6, "start", 10, label);
 }
 
+void knob_chart_legend_at(FILE *f, double x, double y, double w, int n, const char *const *labels,
+                          const char *const *colors, const int *dashed)
+{
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
+               "fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n", x, y, w, 8.0 + 16.0 * n);
+    for (int i = 0; i < n; i++) {
+        double ly = y + 12 + 16 * i;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n",
+                x + 6, ly, x + 28, ly, colors[i], dashed && dashed[i] ? " stroke-dasharray=\"5,3\"" : "");
+        knob_svg_text(f, x + 34, ly + 4, "start", 11, labels[i]);
+    }
+}
+
 void knob_chart_legend(FILE *f, const knob_chart *c, int n, const char *const *labels, const char *const *colors)
 {
     double x = c->left + 10, y = c->top + 10;

@@ -372,6 +372,29 @@ static knob_status build_order(knob_ngram *m, int k, knob_err *err)
     return s;
 }
 
+/* One document per fortune: a line holding only '%' ends one. */
+knob_status knob_ngram_add_fortunes(knob_ngram *m, const char *text, size_t n, knob_err *err)
+{
+    size_t start = 0, i = 0;
+    while (i <= n) {
+        size_t eol = i;
+        while (eol < n && text[eol] != '\n')
+            eol++;
+        int sep = eol - i == 1 && text[i] == '%';
+        if (sep || eol >= n) {
+            size_t end = sep ? i : n;
+            if (end > start) {
+                knob_status s = knob_ngram_add_text(m, text + start, end - start, err);
+                if (s)
+                    return s;
+            }
+            start = eol + 1;
+        }
+        i = eol + 1;
+    }
+    return KNOB_OK;
+}
+
 knob_status knob_ngram_build(knob_ngram *m, knob_err *err)
 {
     if (m->built)
