@@ -19,16 +19,16 @@ uint64_t    tour_seed(const tour_ctx *t);    /* --seed, so a tour is repeatable 
 const char *tour_data(const tour_ctx *t);    /* the data folder (KNOB_DATA or "data") */
 
 /* What the chapter reports, in order; each is printed and added to the page. */
-void tour_say(tour_ctx *t, const char *fmt, ...);       /* a paragraph of plain text */
-void tour_heading(tour_ctx *t, const char *fmt, ...);   /* a sub-heading inside the chapter */
+void tour_say(tour_ctx *t, const char *fmt, ...) KNOB_PRINTF(2, 3);       /* a paragraph of plain text */
+void tour_heading(tour_ctx *t, const char *fmt, ...) KNOB_PRINTF(2, 3);   /* a sub-heading inside the chapter */
 /* a picture written by the chapter into tour_dir (file is the name inside it: "landscape.svg") */
 void tour_picture(tour_ctx *t, const char *file, const char *caption);
 /* a measured number, shown in the chapter's table of figures: name, value with its unit */
-void tour_number(tour_ctx *t, const char *name, const char *fmt, ...);
+void tour_number(tour_ctx *t, const char *name, const char *fmt, ...) KNOB_PRINTF(3, 4);
 /* a block of fixed-width text (a table, generated samples) */
 void tour_pre(tour_ctx *t, const char *text);
 /* progress on a terminal (stderr, overwritten in place; nothing when not a terminal) */
-void tour_progress(tour_ctx *t, const char *fmt, ...);
+void tour_progress(tour_ctx *t, const char *fmt, ...) KNOB_PRINTF(2, 3);
 /* a path inside tour_dir for a file the chapter writes: buf must hold 4096 bytes */
 const char *tour_path(const tour_ctx *t, const char *file, char *buf);
 

@@ -2,13 +2,17 @@
  * training step makes none) and fail the n-th one (to prove every failure path is clean). */
 #include "knob_internal.h"
 
-static long n_calls;
-static long fail_at;    /* absolute call number that fails; 0 = never */
+#include <stdatomic.h>
+
+/* Atomic: the server's threads allocate at the same time (the counts only matter to tests). */
+static _Atomic long n_calls;
+static _Atomic long fail_at;    /* absolute call number that fails; 0 = never */
 
 static int should_fail(void)
 {
-    n_calls++;
-    return fail_at > 0 && n_calls == fail_at;
+    long c = atomic_fetch_add_explicit(&n_calls, 1, memory_order_relaxed) + 1;
+    long f = atomic_load_explicit(&fail_at, memory_order_relaxed);
+    return f > 0 && c == f;
 }
 
 void *knob_malloc(size_t bytes)
@@ -34,6 +38,10 @@ void *knob_realloc(void *p, size_t bytes)
 
 void knob_free(void *p) { free(p); }
 
-void knob_alloc_fail_at(long n) { fail_at = n > 0 ? n_calls + n : 0; }
+void knob_alloc_fail_at(long n)
+{
+    atomic_store_explicit(&fail_at, n > 0 ? atomic_load_explicit(&n_calls, memory_order_relaxed) + n : 0,
+                          memory_order_relaxed);
+}
 
-long knob_alloc_count(void) { return n_calls; }
+long knob_alloc_count(void) { return atomic_load_explicit(&n_calls, memory_order_relaxed); }
