@@ -196,6 +196,18 @@ static char *vformat(const char *fmt, va_list ap)
     return s;
 }
 
+knob_status tour_read_fortunes(char **text, size_t *len, knob_err *err)
+{
+    char **files = NULL;
+    int n_files = 0;
+    const char *corpus[1] = {"/usr/share/games/fortunes"};
+    knob_status s = knob_corpus_files(corpus, 1, &files, &n_files, err);
+    if (!s)
+        s = knob_corpus_read(files, n_files, text, len, err);
+    knob_corpus_files_free(files, n_files);
+    return s;
+}
+
 void tour_say(tour_ctx *t, const char *fmt, ...)
 {
     va_list ap;
@@ -334,7 +346,7 @@ static const char *const page_css =
     "h3{margin-bottom:.3em}\n"
     "nav ol{columns:2;padding-left:1.5em}nav li{margin:.1em 0}\n"
     ".time{color:#666;font-size:.85em;font-weight:normal}\n"
-    ".fail{color:#b00}.todo{color:#888}\n"
+    ".fail{color:#b00}.notrun{color:#888}\n"
     "figure{margin:1em 0;max-width:100%}figure img{max-width:100%;height:auto;border:1px solid #eee}\n"
     "figcaption{color:#444;font-size:.9em}\n"
     "table{border-collapse:collapse;margin:.8em 0;max-width:100%}\n"
@@ -409,7 +421,7 @@ static void page_chapter(FILE *f, const tour_ctx *t, int i)
         html_text(f, r->err);
         fputs("</p>\n", f);
     } else if (r->ran == 0) {
-        fputs("<p class=\"todo\">Not run in this tour.</p>\n", f);
+        fputs("<p class=\"notrun\">Not run in this tour.</p>\n", f);
     }
     fputs("</section>\n", f);
 }
@@ -455,7 +467,7 @@ static knob_status write_page(tour_ctx *t, int finished, knob_err *err)
         else if (r->ran == 1)
             fputs("<span class=\"time\">(running)</span>", f);
         else
-            fputs("<span class=\"todo\">(not run)</span>", f);
+            fputs("<span class=\"notrun\">(not run)</span>", f);
         fputs("</li>\n", f);
     }
     fputs("</ol>\n</nav>\n", f);

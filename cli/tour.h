@@ -52,6 +52,9 @@ knob_status tour_ch_gpt(tour_ctx *t, knob_err *err);          /* 13 a GPT */
 knob_status tour_ch_temperature(tour_ctx *t, knob_err *err);  /* 14 temperature */
 knob_status tour_ch_scale(tour_ctx *t, knob_err *err);        /* 15 175 billion knobs */
 
+/* The fortune files (/usr/share/games/fortunes, Debian's fortunes package) as one text, knob_malloc'd. */
+knob_status tour_read_fortunes(char **text, size_t *len, knob_err *err);
+
 /* Shared between chapters 13 -> 14 -> 15: the GPT the tour trained (its checkpoint path, or NULL when
  * chapter 13 has not run in this tour: then a later chapter trains a small one of its own or says
  * why it cannot) and the training speed measured there (tokens/s; 0 when not measured). */

@@ -359,18 +359,6 @@ done:
     return s;
 }
 
-static knob_status read_fortunes(char **text, size_t *len, knob_err *err)
-{
-    char **files = NULL;
-    int n_files = 0;
-    const char *corpus[1] = {FORTUNES};
-    knob_status s = knob_corpus_files(corpus, 1, &files, &n_files, err);
-    if (!s)
-        s = knob_corpus_read(files, n_files, text, len, err);
-    knob_corpus_files_free(files, n_files);
-    return s;
-}
-
 /* ------------------------------------------------------------------------------------------------
  * Chapter 13: a GPT */
 
@@ -439,7 +427,7 @@ knob_status tour_ch_gpt(tour_ctx *t, knob_err *err)
              100 * exp(-(double)r.run.val_loss));
 
     /* what it writes */
-    if ((s = knob_lm_open(&lm, ckpt, err)) || (s = read_fortunes(&text, &len, err)) ||
+    if ((s = knob_lm_open(&lm, ckpt, err)) || (s = tour_read_fortunes(&text, &len, err)) ||
         (s = generate(lm, "The ", 0.8f, quick ? 120 : 300, tour_seed(t), &sample, err)))
         goto done;
     tour_heading(t, "What it writes");
@@ -615,7 +603,7 @@ knob_status tour_ch_temperature(tour_ctx *t, knob_err *err)
     double real[3];
     char *corpus = NULL;
     size_t corpus_len = 0;
-    if ((s = read_fortunes(&corpus, &corpus_len, err)))
+    if ((s = tour_read_fortunes(&corpus, &corpus_len, err)))
         goto done;
     for (int i = 0; i < 3; i++) {
         if ((s = generate(lm, "The ", temps[i], quick ? 100 : 240, tour_seed(t), &text, err))) {

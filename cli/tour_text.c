@@ -9,19 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FORTUNES "/usr/share/games/fortunes"
-
-static knob_status read_corpus(char **text, size_t *len, knob_err *err)
-{
-    char **files = NULL;
-    int n_files = 0;
-    const char *corpus[1] = {FORTUNES};
-    knob_status s = knob_corpus_files(corpus, 1, &files, &n_files, err);
-    if (!s)
-        s = knob_corpus_read(files, n_files, text, len, err);
-    knob_corpus_files_free(files, n_files);
-    return s;
-}
 
 static int is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
@@ -142,7 +129,7 @@ knob_status tour_ch_counting(tour_ctx *t, knob_err *err)
     size_t len = 0;
     knob_ngram *lm = NULL, *wm = NULL;
     char *sample = NULL;
-    knob_status s = read_corpus(&text, &len, err);
+    knob_status s = tour_read_fortunes(&text, &len, err);
     if (s || (s = knob_ngram_new(&lm, n_max, KNOB_NGRAM_LETTER, err)) ||
         (s = knob_ngram_new(&wm, quick ? 3 : n_max, KNOB_NGRAM_WORD, err)) ||
         (s = knob_ngram_add_fortunes(lm, text, len, err)) || (s = knob_ngram_add_fortunes(wm, text, len, err)) ||
@@ -338,7 +325,7 @@ knob_status tour_ch_tokens(tour_ctx *t, knob_err *err)
     knob_bpe_stats bs;
     double t0 = knob_now();
     snprintf(bpe_dir, sizeof bpe_dir, "%s/bpe", tour_dir(t));
-    if ((s = read_corpus(&text, &len, err)) || (s = knob_bpe_trainer_new(&bt, err)) ||
+    if ((s = tour_read_fortunes(&text, &len, err)) || (s = knob_bpe_trainer_new(&bt, err)) ||
         (s = knob_bpe_trainer_add(bt, text, quick ? (len < 400000 ? len : 400000) : len, err)) ||
         (s = knob_mkdirs(bpe_dir, err)) || (s = knob_bpe_trainer_save(bt, vocab, bpe_dir, &bs, err)))
         goto done;
