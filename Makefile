@@ -37,6 +37,9 @@ HEADERS := include/knob.h $(wildcard src/*.h src/*/*.h cli/*.h tests/*.h)
 
 all: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES)
 
+# the speed programs' rules (BENCH_BIN); make test builds them too, so they compile warning-free
+include bench/bench.mk
+
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -76,7 +79,7 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Icli $< $(BUILD)/cli/args.o $(BUILD)/libknob.a $(ALL_LDFLAGS) -fsanitize=fuzzer $(LDLIBS) -o $@
 
 # Unit tests (C) and CLI tests (shell); the last line is "N passed, N failed".
-test: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES) $(REPLAYS)
+test: $(BUILD)/knob $(BUILD)/test_knob $(EXAMPLES) $(REPLAYS) $(BENCH_BIN)
 	@sh tests/run.sh $(BUILD)
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer, in a build folder of their own.
@@ -97,10 +100,8 @@ fuzz:
 	@sh tests/fuzz/run.sh build-fuzz
 
 # Speed against PyTorch on this machine (needs Debian's python3-torch for the comparison column).
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_step
+bench: $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
-
-include bench/bench.mk
 
 clean:
 	rm -rf build build-asan build-fuzz build-valgrind

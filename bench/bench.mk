@@ -4,7 +4,7 @@
 ifndef KNOB_BENCH_MK
 KNOB_BENCH_MK := 1
 
-BENCH_BIN := $(BUILD)/bench_gemm $(BUILD)/bench_step
+BENCH_BIN := $(BUILD)/bench_gemm $(BUILD)/bench_step $(BUILD)/bench_peak $(BUILD)/bench_decode
 
 $(BUILD)/bench_gemm: bench/gemm.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
 	@mkdir -p $(dir $@)
@@ -13,6 +13,11 @@ $(BUILD)/bench_gemm: bench/gemm.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
 $(BUILD)/bench_step: bench/step.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/step.c $(BUILD)/libknob.a $(LDLIBS) -o $@
+
+# the FMA peak, measured (suite.py's %peak columns)
+$(BUILD)/bench_peak: bench/peak.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) bench/peak.c $(BUILD)/libknob.a $(LDLIBS) -lpthread -o $@
 
 # tokenizer speed on the fortunes corpus (js-tiktoken column with --js PATH or KNOB_BENCH_JS)
 $(BUILD)/bench_tokenize: bench/tokenize.c $(BUILD)/libknob.a $(HEADERS) bench/bench.h

@@ -12,7 +12,7 @@ build=${1:-build}
 threads=${KNOB_THREADS:-2}
 cd "$(dirname "$0")/.."
 
-make -s -f Makefile -f bench/bench.mk BUILD="$build" "$build/bench_gemm" "$build/bench_step"
+make -s -f Makefile -f bench/bench.mk BUILD="$build" "$build/bench_gemm" "$build/bench_step" "$build/bench_peak" "$build/bench_decode"
 
 # Debian's python3-torch lives in /usr/bin/python3 (the python3 first on PATH may lack it).
 py=/usr/bin/python3

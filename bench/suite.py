@@ -15,9 +15,13 @@ printed side by side); the models are bench/step.c's specs and bench/step_torch.
 Every row runs knob and PyTorch alternately, R times each (each run a fresh process: one warm-up
 step, then S timed steps, the run's figure the median step); the table gives the median of the R
 runs with the min and max, the ratio of the medians, and the peak memory of each process (maxrss
-from wait4). The GEMM rows give GFLOP/s and the fraction of the FMA peak: cores x clock x
-(2 FMA units x 8 lanes x 2 flops) for AVX2 (x 2 lanes for AVX-512), the clock from /proc/cpuinfo
-as stated (not measured). The memory bandwidth line is a measured copy (numpy, one thread).
+from wait4). The GEMM rows give GFLOP/s and the fraction of the FMA peak, measured by
+bench_peak (bench/peak.c: 12 independent FMA chains per thread, all threads at once; a stated
+clock can be far from the real one under a hypervisor); where the CPU has AVX-512 the peak is taken
+as twice the measured AVX2 figure, and the header says so. The generation rows (GPT-2 124M shape,
+random weights, batch 1, after a 64-token prompt: bench_decode and bench/decode_torch.py) give
+tokens/s and the fraction of the streaming bandwidth bench_decode measures (weights read per token
+x tokens/s). The memory bandwidth line is a measured copy (numpy, one thread).
 The last rows repeat the GPT character row with one competing busy process (`while :; do :; done`)
 for both sides. Timing never decides pass or fail; `uptime`'s load is printed before and after.
 """
@@ -118,6 +122,39 @@ print(2.0 * n ** 3 / best / 1e9)
 """
 
 
+def measured_peak(build, threads, flags):
+    """(GFLOP/s, how it was found) from bench_peak; 0 when it could not run."""
+    try:
+        out, _ = run_rss([os.path.join(build, "bench_peak"), "--threads", str(threads), "--seconds", "1"])
+        g = float(out.split()[2])
+    except (SystemExit, ValueError, IndexError):
+        return 0.0, "not measured"
+    if "avx512f" in flags:
+        return 2 * g, "2 x the measured AVX2 %.0f (AVX-512 not probed)" % g
+    return g, "measured, %d threads at once" % threads
+
+
+def knob_decode(build, dtype, threads, steps):
+    """(tokens/s, fraction of the streaming bandwidth, peak RSS) of one bench_decode process."""
+    out, rss = run_rss([os.path.join(build, "bench_decode"), "--threads", str(threads), "--batch", "1",
+                        "--dtype", dtype, "--reps", "1", "--steps", str(steps)])
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 10 and parts[0] == dtype and parts[-1].endswith("%"):
+            return float(parts[-5]), float(parts[-1].rstrip("%")) / 100.0, rss
+    raise SystemExit("suite: no result from bench_decode for %s" % dtype)
+
+
+def torch_decode(dtype, threads, steps, env):
+    out, rss = run_rss([PY, "bench/decode_torch.py", "--threads", str(threads), "--batch", "1",
+                        "--dtype", dtype, "--steps", str(steps)], env)
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == dtype and parts[1] == str(threads) and parts[2] == "1":
+            return float(parts[3]), rss
+    return None, rss   # e.g. no quantised engine for int8 on this PyTorch
+
+
 def torch_gemm(n, threads, env):
     out, rss = run_rss([PY, "-c", TORCH_GEMM, str(n), str(threads)], env)
     return float(out.split()[-1]), rss
@@ -161,11 +198,10 @@ def main():
     reps = 1 if a.quick else a.reps
     flags, mhz, cpu = cpu_flags()
     env, core, aten = torch_env(a.threads, flags)
-    lanes = 16 if {"avx512f"} <= flags else 8 if "fma" in flags else 4
-    peak = a.threads * mhz / 1e3 * 2 * lanes * 2 if mhz else 0.0
+    peak, how = measured_peak(a.build, a.threads, flags)
     load = lambda: open("/proc/loadavg").read().split()[0]
-    print("# machine: %s, %d threads; FMA peak %.0f GFLOP/s (%d threads x %.0f MHz x 2 FMA x %d lanes x 2)"
-          % (cpu, a.threads, peak, a.threads, mhz, lanes))
+    print("# machine: %s, %d threads; FMA peak %.0f GFLOP/s (%s; stated clock %.0f MHz)"
+          % (cpu, a.threads, peak, how, mhz))
     print("# PyTorch process: LD_LIBRARY_PATH=%s OPENBLAS_CORETYPE=%s ATEN_CPU_CAPABILITY=%s OMP_NUM_THREADS=%d"
           % (env["LD_LIBRARY_PATH"], core, aten, a.threads))
     print("# load average before: %s; runs interleaved knob, torch; %d each; median [min-max]" % (load(), reps))
@@ -222,8 +258,24 @@ def main():
             print("%-34s %-24s %-24s %6.2fx %9.0f %9.0f %d/%d" % (
                 "%s, %s" % (label, unit), fmt(km), fmt(tm), faster, kr, tr, kp, tp))
             sys.stdout.flush()
+    # generation: GPT-2 124M shape, batch 1; knob's dtypes against PyTorch's own f32, bf16, int8
+    for dtype in (["f32"] if a.quick else ["f32", "bf16", "int8"]):
+        k, t, bwf, kr, tr = [], [], [], 0.0, 0.0
+        for _ in range(reps):
+            tok, frac, kr = knob_decode(a.build, dtype, a.threads, 16 if a.quick else 32)
+            k.append(tok)
+            bwf.append(frac)
+            tok, tr = torch_decode(dtype, a.threads, 8 if a.quick else 16, env)
+            if tok is not None:
+                t.append(tok)
+        km = summary(k)
+        tm = summary(t) if t else None
+        print("%-34s %-24s %-24s %7s %9.0f %9.0f %s" % (
+            "GPT-2 124M generate %s, tok/s" % dtype, fmt(km) + " %.0f%%bw" % (100 * statistics.median(bwf)),
+            fmt(tm) if tm else "(not run)", "%6.2fx" % (km[0] / tm[0]) if tm else "-", kr, tr, "batch 1"))
+        sys.stdout.flush()
     print("# ratio: how many times faster knob is (above 1: knob faster); s/epoch = 60000 / batch x the "
-          "median step (no data loading); params: knob/torch")
+          "median step (no data loading); params: knob/torch; %bw: of bench_decode's measured streaming read")
     print("# load average after: %s" % load())
 
 
