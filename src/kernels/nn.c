@@ -176,6 +176,114 @@ static void ln_forward_rows(void *ctx, long lo, long hi)
     }
 }
 
+/* The one-pass forms (AVX2 + FMA, rows of C >= LN_VEC_MIN): forward takes sum x and sum x^2 of a
+ * row in one sweep, in double lanes (4 + 4 per 8 floats), so that var = E[x^2] - mean^2 keeps its
+ * digits (in float it would cancel for rows far from 0: mean 1e3, std 1 loses all of them; in
+ * double it holds until |mean| / std is near 1e7); then one sweep writes y = (x - mean) rstd w + b.
+ * Backward takes its two row sums, sum dxhat and sum dxhat xhat, in one sweep of float lanes, then
+ * writes dx in a second. Rows of fewer columns keep the loops above: they take no time, and their
+ * bits are the ones old GPT checkpoints (C 8) resume to (tests/cli/test_checkpoint_compat.sh). */
+#define LN_VEC_MIN 16
+
+#if VMATH_X86
+__attribute__((target("avx2,fma"))) static inline double hsum4d(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+__attribute__((target("avx2,fma"))) static inline float hsum8f(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+__attribute__((target("avx2,fma"))) static void ln_forward_rows_avx2(void *ctx, long lo, long hi)
+{
+    const ln_args *A = ctx;
+    float *out = A->out, *stats = A->stats;
+    const float *x = A->x, *w = A->w, *b = A->b;
+    int C = A->C;
+    for (long r = lo; r < hi; r++) {
+        const float *xr = x + (size_t)r * (size_t)C;
+        float *yr = out + (size_t)r * (size_t)C;
+        __m256d s0 = _mm256_setzero_pd(), s1 = s0, q0 = s0, q1 = s0;
+        int i = 0;
+        for (; i + 8 <= C; i += 8) {
+            __m256 v = _mm256_loadu_ps(xr + i);
+            __m256d lo4 = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi4 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+            s0 = _mm256_add_pd(s0, lo4);
+            s1 = _mm256_add_pd(s1, hi4);
+            q0 = _mm256_fmadd_pd(lo4, lo4, q0);
+            q1 = _mm256_fmadd_pd(hi4, hi4, q1);
+        }
+        double s = hsum4d(_mm256_add_pd(s0, s1)), q = hsum4d(_mm256_add_pd(q0, q1));
+        for (; i < C; i++) {
+            s += (double)xr[i];
+            q += (double)xr[i] * (double)xr[i];
+        }
+        double mean = s / C, var = q / C - mean * mean;
+        var = var > 0 ? var : 0;   /* rounding can take it a hair below 0 for a constant row */
+        float m = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)LN_EPS));
+        __m256 vm = _mm256_set1_ps(m), vr = _mm256_set1_ps(rstd);
+        for (i = 0; i + 8 <= C; i += 8) {
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm), vr);
+            __m256 bb = b ? _mm256_loadu_ps(b + i) : _mm256_setzero_ps();
+            _mm256_storeu_ps(yr + i, _mm256_fmadd_ps(xhat, _mm256_loadu_ps(w + i), bb));
+        }
+        for (; i < C; i++)
+            yr[i] = (xr[i] - m) * rstd * w[i] + (b ? b[i] : 0.0f);
+        if (stats) {
+            stats[2 * r] = m;
+            stats[2 * r + 1] = rstd;
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void ln_backward_rows_avx2(void *ctx, long lo, long hi)
+{
+    const ln_args *A = ctx;
+    const float *x = A->x, *w = A->w, *dy = A->dy, *stats = A->stats_in;
+    float *dx = A->dx;
+    int C = A->C;
+    for (long r = lo; r < hi; r++) {
+        const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
+        float *dxr = dx + (size_t)r * (size_t)C;
+        float m = stats[2 * r], rstd = stats[2 * r + 1];
+        __m256 vm = _mm256_set1_ps(m), vr = _mm256_set1_ps(rstd);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int i = 0;
+        for (; i + 8 <= C; i += 8) {
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm), vr);
+            __m256 dxhat = _mm256_mul_ps(_mm256_loadu_ps(dyr + i), _mm256_loadu_ps(w + i));
+            a0 = _mm256_add_ps(a0, dxhat);
+            a1 = _mm256_fmadd_ps(dxhat, xhat, a1);
+        }
+        float sd = hsum8f(a0), sdx = hsum8f(a1);
+        for (int j = i; j < C; j++) {
+            float xhat = (xr[j] - m) * rstd, dxhat = dyr[j] * w[j];
+            sd += dxhat;
+            sdx += dxhat * xhat;
+        }
+        float mean1 = sd / (float)C, mean2 = sdx / (float)C;
+        __m256 v1 = _mm256_set1_ps(mean1), v2 = _mm256_set1_ps(mean2);
+        for (i = 0; i + 8 <= C; i += 8) {
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm), vr);
+            __m256 dxhat = _mm256_mul_ps(_mm256_loadu_ps(dyr + i), _mm256_loadu_ps(w + i));
+            __m256 g = _mm256_fnmadd_ps(xhat, v2, _mm256_sub_ps(dxhat, v1));
+            _mm256_storeu_ps(dxr + i, _mm256_fmadd_ps(vr, g, _mm256_loadu_ps(dxr + i)));
+        }
+        for (; i < C; i++) {
+            float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
+            dxr[i] += rstd * (dxhat - mean1 - xhat * mean2);
+        }
+    }
+}
+
+static int ln_vec(int C) { return C >= LN_VEC_MIN && knob_kernel_isa() >= KNOB_ISA_AVX2; }
+#endif
+
 void knob_layernorm_forward(float *out,          // (N, C)
                             float *stats,        // (N, 2): mean, rstd; may be NULL
                             const float *x,      // (N, C)
@@ -184,6 +292,12 @@ void knob_layernorm_forward(float *out,          // (N, C)
                             long N, int C)
 {
     ln_args a = {.out = out, .stats = stats, .x = x, .w = w, .b = b, .N = N, .C = C};
+#if VMATH_X86
+    if (ln_vec(C)) {
+        knob_par_items(N, 3.0 * C, ln_forward_rows_avx2, &a);
+        return;
+    }
+#endif
     knob_par_items(N, 3.0 * C, ln_forward_rows, &a);
 }
 
@@ -248,8 +362,14 @@ void knob_layernorm_backward(float *dx,            // (N, C) accumulated, or NUL
                              long N, int C)
 {
     ln_args a = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .stats_in = stats, .N = N, .C = C};
-    if (dx)     /* rows are independent */
-        knob_par_items(N, 4.0 * C, ln_backward_rows, &a);
+    if (dx) {   /* rows are independent */
+#if VMATH_X86
+        if (ln_vec(C))
+            knob_par_items(N, 4.0 * C, ln_backward_rows_avx2, &a);
+        else
+#endif
+            knob_par_items(N, 4.0 * C, ln_backward_rows, &a);
+    }
     if (dw || db) {
         long n_blocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
         knob_par_items(n_blocks, 3.0 * (double)N * LN_COL_BLOCK, ln_backward_cols, &a);
