@@ -212,6 +212,14 @@ void knob_attention_backward(float *dqkv, float *scratch, const float *dout, con
                              const float *att, int B, int T, int C, int NH);
 /* Tests: 1 makes both run the plain loops instead of the per-head matrix products. */
 void knob_attention_force_loops(int on);
+/* Flash-style (src/kernels/attention.c), for head sizes HS = C / NH that knob_attention_flash_ok
+ * accepts (multiples of 32, T HS within the per-thread scratch): forward writes out (B, T, C) and
+ * each query row's log-sum-exp lse (B, NH, T) instead of the probabilities; backward adds into
+ * dqkv (B, T, 3C) from that lse, recomputing the probabilities block by block. */
+int  knob_attention_flash_ok(int T, int HS);
+void knob_attention_flash_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH);
+void knob_attention_flash_backward(float *dqkv, const float *dout, const float *qkv, const float *lse, int B, int T,
+                                   int C, int NH);
 /* One block of R queries q (R, HS) at positions t0.. against keys k and values v (n, HS), causal
  * (row i sees keys [0, t0 + i]; t0 + R <= n): s (R, n) = softmax(scale q k^T) (0 beyond the
  * visible keys), o (R, HS) = s v. Shared by the training op and the KV-cache inference. */
