@@ -644,10 +644,13 @@ static float fl_softmax_row(float *s, int t, int n8, float scale, const float *l
             mx = s[j] > mx ? s[j] : mx;
         m = mx * scale;
     }
+    /* whole groups of 8 (n8 >= t + 1 rounded up), so that the exponentials take no one-at-a-time
+     * tail; the masked keys among them are set to 0 after */
+    int ne = KNOB_MIN(n8, (t + 8) / 8 * 8);
 #pragma omp simd
-    for (int j = 0; j <= t; j++)
-        s[j] = s[j] * scale - m;
-    knob_vexp(s, s, t + 1, isa);
+    for (int j = 0; j < ne; j++)
+        s[j] = j <= t ? s[j] * scale - m : -100.0f;
+    knob_vexp(s, s, ne, isa);
     for (int j = t + 1; j < n8; j++)
         s[j] = 0.0f;
     if (lse)
