@@ -91,7 +91,7 @@ static void check_shape(int B, int T, int C, int NH, float amp)
         knob_attention_flash_forward(out, lse, qkv, B, T, C, NH);
         for (size_t i = 0; i < n3; i++)
             dqkv[i] = 0.5f;   /* backward accumulates */
-        knob_attention_flash_backward(dqkv, dout, qkv, lse, B, T, C, NH);
+        knob_attention_flash_backward(dqkv, dout, qkv, lse, B, T, C, NH, 0);
         double eo = 0, el = 0, ed = 0, md = 0;
         for (size_t i = 0; i < n1; i++)
             eo = fmax(eo, fabs(out[i] - ro[i]));
@@ -133,7 +133,7 @@ TEST(attention_flash_same_bits_for_any_thread_count)
         dq[k] = calloc(n3, sizeof(float));
         knob_threads_set(k + 1);
         knob_attention_flash_forward(out[k], lse[k], qkv, B, T, C, NH);
-        knob_attention_flash_backward(dq[k], dout, qkv, lse[k], B, T, C, NH);
+        knob_attention_flash_backward(dq[k], dout, qkv, lse[k], B, T, C, NH, 0);
     }
     knob_threads_set(0);
     CHECK(memcmp(out[0], out[1], n1 * sizeof(float)) == 0);

@@ -669,7 +669,7 @@ static float fl_softmax_row(float *s, int t, int n8, float scale, const float *l
 typedef struct {
     float *out, *dqkv, *lse;
     const float *qkv, *dout, *lse_in;
-    int B, T, C, NH;
+    int B, T, C, NH, fresh;   /* fresh: dqkv holds nothing yet; each element is written once */
 } fl_args;
 
 static void flash_forward_pairs(void *ctx, long lo, long hi)
@@ -749,13 +749,18 @@ static void flash_backward_pairs(void *ctx, long lo, long hi)
                     memset(dS + (size_t)r * Tp, 0, (size_t)n * sizeof(float));
                 }
             }
-            fl_rows_times(avx2, dbase + (size_t)t0 * C3, C3, 1, dS, Tp, K, R, n, t0, HS);   /* dQ += dS K */
+            fl_rows_times(avx2, dbase + (size_t)t0 * C3, C3, !A->fresh, dS, Tp, K, R, n, t0, HS);   /* dQ += dS K */
             fl_cols_add(avx2, dV, P, Tp, dOp, (size_t)HS, n, HS);                         /* dV += P^T dO */
             fl_cols_add(avx2, dK, dS, Tp, Qp, (size_t)HS, n, HS);                         /* dK += dS^T Q */
         }
         for (int t = 0; t < T; t++) {
             float *dk = dbase + (size_t)t * C3 + C, *dv = dk + C;
             const float *sk = dK + (size_t)t * HS, *sv = dV + (size_t)t * HS;
+            if (A->fresh) {
+                memcpy(dk, sk, (size_t)HS * sizeof(float));
+                memcpy(dv, sv, (size_t)HS * sizeof(float));
+                continue;
+            }
             for (int k = 0; k < HS; k++) {
                 dk[k] += sk[k];
                 dv[k] += sv[k];
@@ -772,9 +777,10 @@ void knob_attention_flash_forward(float *out, float *lse, const float *qkv, int 
 }
 
 void knob_attention_flash_backward(float *dqkv, const float *dout, const float *qkv, const float *lse, int B, int T,
-                                   int C, int NH)
+                                   int C, int NH, int fresh)
 {
-    fl_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .lse_in = lse, .B = B, .T = T, .C = C, .NH = NH};
+    fl_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .lse_in = lse, .B = B, .T = T, .C = C, .NH = NH,
+                 .fresh = fresh};
     long n = (long)B * NH;
     knob_parallel_for(n, worth_threads(B, T, C, NH) ? 1 : n, flash_backward_pairs, &a);
 }

@@ -142,7 +142,7 @@ typedef struct {
     float *out, *stats, *dx, *dw, *db;
     const float *x, *w, *b, *dy, *stats_in;
     long N;
-    int C;
+    int C, fresh;   /* fresh: dx holds nothing yet; write 0 + the gradient */
 } ln_args;
 
 static void ln_forward_rows(void *ctx, long lo, long hi)
@@ -272,11 +272,12 @@ __attribute__((target("avx2,fma"))) static void ln_backward_rows_avx2(void *ctx,
             __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm), vr);
             __m256 dxhat = _mm256_mul_ps(_mm256_loadu_ps(dyr + i), _mm256_loadu_ps(w + i));
             __m256 g = _mm256_fnmadd_ps(xhat, v2, _mm256_sub_ps(dxhat, v1));
-            _mm256_storeu_ps(dxr + i, _mm256_fmadd_ps(vr, g, _mm256_loadu_ps(dxr + i)));
+            __m256 acc = A->fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(dxr + i);
+            _mm256_storeu_ps(dxr + i, _mm256_fmadd_ps(vr, g, acc));
         }
         for (; i < C; i++) {
             float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
-            dxr[i] += rstd * (dxhat - mean1 - xhat * mean2);
+            dxr[i] = (A->fresh ? 0.0f : dxr[i]) + rstd * (dxhat - mean1 - xhat * mean2);
         }
     }
 }
@@ -321,7 +322,7 @@ static void ln_backward_rows(void *ctx, long lo, long hi)
         dxhat_xhat_mean /= (float)C;
         for (int i = 0; i < C; i++) {
             float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
-            dxr[i] += rstd * (dxhat - dxhat_mean - xhat * dxhat_xhat_mean);
+            dxr[i] = (A->fresh ? 0.0f : dxr[i]) + rstd * (dxhat - dxhat_mean - xhat * dxhat_xhat_mean);
         }
     }
 }
@@ -352,16 +353,17 @@ static void ln_backward_cols(void *ctx, long lo, long hi)
     }
 }
 
-void knob_layernorm_backward(float *dx,            // (N, C) accumulated, or NULL
+static void layernorm_backward(float *dx,            // (N, C) accumulated (written when fresh), or NULL
                              float *dw,            // (C) accumulated, or NULL
                              float *db,            // (C) accumulated, or NULL
                              const float *dy,      // (N, C)
                              const float *x,       // (N, C)
                              const float *w,       // (C)
                              const float *stats,   // (N, 2) from forward
-                             long N, int C)
+                             long N, int C, int fresh)
 {
-    ln_args a = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .stats_in = stats, .N = N, .C = C};
+    ln_args a = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .stats_in = stats, .N = N, .C = C,
+                 .fresh = fresh};
     if (dx) {   /* rows are independent */
 #if VMATH_X86
         if (ln_vec(C))
@@ -374,6 +376,18 @@ void knob_layernorm_backward(float *dx,            // (N, C) accumulated, or NUL
         long n_blocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
         knob_par_items(n_blocks, 3.0 * (double)N * LN_COL_BLOCK, ln_backward_cols, &a);
     }
+}
+
+void knob_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                             const float *stats, long N, int C)
+{
+    layernorm_backward(dx, dw, db, dy, x, w, stats, N, C, 0);
+}
+
+void knob_layernorm_backward_fresh(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                                   const float *stats, long N, int C)
+{
+    layernorm_backward(dx, dw, db, dy, x, w, stats, N, C, 1);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -403,7 +417,7 @@ float knob_gelu1_grad(float x)
 typedef struct {
     float *y, *dx;
     const float *x, *dy;
-    int isa;
+    int isa, fresh;   /* fresh: dx holds nothing yet; write 0 + the gradient, not dx + it */
 } gelu_args;
 
 /* The loops over arrays compute the same formulas with knob's own exp (vmath.h) instead of libm's
@@ -447,7 +461,7 @@ __attribute__((target("avx2,fma"))) static void gelu_fwd_avx2(float *y, const fl
 /* dx += dy (s + 2 x s (e s) k (1 + 3 * 0.044715 x^2)), s = 1 / (1 + e); e = inf gives s = 0 and
  * e s = nan, which the blend replaces by 1 */
 __attribute__((target("avx2,fma"))) static void gelu_bwd_avx2(float *dx, const float *dy, const float *x, long lo,
-                                                             long hi)
+                                                             long hi, int fresh)
 {
     long i = lo;
     const __m256 one = _mm256_set1_ps(1.0f), inf = _mm256_set1_ps(INFINITY);
@@ -459,10 +473,11 @@ __attribute__((target("avx2,fma"))) static void gelu_bwd_avx2(float *dx, const f
         __m256 q = _mm256_fmadd_ps(_mm256_mul_ps(v, v), _mm256_set1_ps(3.0f * 0.044715f), one);
         __m256 t = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(v, s), oms), _mm256_mul_ps(q, _mm256_set1_ps(2.0f * GELU_K)));
         __m256 g = _mm256_add_ps(s, t);
-        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), g, _mm256_loadu_ps(dx + i)));
+        __m256 acc = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(dx + i);
+        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), g, acc));
     }
     for (; i < hi; i++)
-        dx[i] += dy[i] * gelu_grad_portable(x[i]);
+        dx[i] = (fresh ? 0.0f : dx[i]) + dy[i] * gelu_grad_portable(x[i]);
 }
 #endif
 
@@ -483,12 +498,12 @@ static void gelu_backward_task(void *ctx, long lo, long hi)
     const gelu_args *a = ctx;
 #if VMATH_X86
     if (a->isa >= KNOB_ISA_AVX2) {
-        gelu_bwd_avx2(a->dx, a->dy, a->x, lo, hi);
+        gelu_bwd_avx2(a->dx, a->dy, a->x, lo, hi, a->fresh);
         return;
     }
 #endif
     for (long i = lo; i < hi; i++)
-        a->dx[i] += a->dy[i] * gelu_grad_portable(a->x[i]);
+        a->dx[i] = (a->fresh ? 0.0f : a->dx[i]) + a->dy[i] * gelu_grad_portable(a->x[i]);
 }
 
 /* Arrays under KNOB_PAR_MIN elements keep the libm loop (knob_gelu1, knob_gelu1_grad): they take
@@ -506,7 +521,7 @@ static void gelu_backward_libm(void *ctx, long lo, long hi)
 {
     const gelu_args *a = ctx;
     for (long i = lo; i < hi; i++)
-        a->dx[i] += a->dy[i] * knob_gelu1_grad(a->x[i]);
+        a->dx[i] = (a->fresh ? 0.0f : a->dx[i]) + a->dy[i] * knob_gelu1_grad(a->x[i]);
 }
 
 void knob_gelu_forward(float *y, const float *x, long n)
@@ -519,15 +534,18 @@ void knob_gelu_forward(float *y, const float *x, long n)
     knob_par_items(n, 4.0, gelu_forward_task, &a);
 }
 
-void knob_gelu_backward(float *dx, const float *dy, const float *x, long n)
+static void gelu_backward(float *dx, const float *dy, const float *x, long n, int fresh)
 {
-    gelu_args a = {.dx = dx, .x = x, .dy = dy, .isa = knob_kernel_isa()};
+    gelu_args a = {.dx = dx, .x = x, .dy = dy, .isa = knob_kernel_isa(), .fresh = fresh};
     if (n < KNOB_PAR_MIN) {
         gelu_backward_libm(&a, 0, n);
         return;
     }
     knob_par_items(n, 4.0, gelu_backward_task, &a);
 }
+
+void knob_gelu_backward(float *dx, const float *dy, const float *x, long n) { gelu_backward(dx, dy, x, n, 0); }
+void knob_gelu_backward_fresh(float *dx, const float *dy, const float *x, long n) { gelu_backward(dx, dy, x, n, 1); }
 
 /* ------------------------------------------------------------------------------------------------
  * Softmax over one row of n values, with m = max x subtracted for range (it cancels) and the sum

@@ -9,6 +9,8 @@
  * holds one scratch row of T floats per (b, h), so backward allocates nothing. */
 #include "knob_internal.h"
 
+#include <string.h>
+
 /* ------------------------------------------------------------------------------------------------
  * Op. ip[0] = NH. */
 
@@ -69,9 +71,11 @@ static void attention_backward(knob_node *y)
         return;
     int B = x->shape[0], T = x->shape[1], C = x->shape[2] / 3, NH = y->ip[0];
     if (use_flash(y)) {
-        knob_attention_flash_backward(x->grad, y->t.grad, x->data, y->saved, B, T, C, NH);
+        knob_attention_flash_backward(x->grad, y->t.grad, x->data, y->saved, B, T, C, NH, knob_grad_fresh(y->in[0]));
         return;
     }
+    if (knob_grad_fresh(y->in[0]))   /* the loops and the products add into dqkv */
+        memset(x->grad, 0, x->n_elems * sizeof(float));
     const float *att = y->saved;                                              // (B, NH, T, T)
     float *scratch = (float *)y->saved + (size_t)B * (size_t)NH * (size_t)T * (size_t)T;   // (B, NH, T)
     knob_attention_backward(x->grad, scratch, y->t.grad, x->data, att, B, T, C, NH);

@@ -11,6 +11,7 @@
 #include "knob_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 #define BIAS_COL_BLOCK 64   /* columns of a broadcast b per thread task in backward */
 
@@ -109,10 +110,12 @@ static knob_status binary_shape(knob_node *y, knob_err *err)
                     }                                                                         \
     } while (0)
 
-/* What a binary op's pool tasks need: the node, and the length of b's rows in the bias case. */
+/* What a binary op's pool tasks need: the node, the length of b's rows in the bias case, and
+ * whether a's and b's grads are fresh (knob_grad_fresh: written, not added to, by this pass). */
 typedef struct {
     knob_node *y;
     size_t nb;
+    int fa, fb;
 } binary_task;
 
 /* One binary op: forward expression F(a, b); partials DA(a, b, dy), DB(a, b, dy). The loops run
@@ -147,7 +150,7 @@ typedef struct {
     {                                                                                         \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;                             \
         float *Y = y->t.data;                                                                 \
-        binary_task task = {y, 0};                                                            \
+        binary_task task = {y, 0, 0, 0};                                                      \
         if (same_shape(&y->in[0]->t, &y->in[1]->t)) {                                         \
             knob_par_items((long)y->t.n_elems, 1.0, name##_fwd_same, &task);                  \
             return;                                                                           \
@@ -170,6 +173,15 @@ typedef struct {
         const knob_node *y = ((binary_task *)ctx)->y;                                         \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
         float *GA = y->in[0]->t.grad;                                                         \
+        if (((binary_task *)ctx)->fa) {   /* fresh: 0 + d, the bits of adding into zeros */     \
+            _Pragma("omp simd")                                                               \
+            for (long i = lo; i < hi; i++) {                                                  \
+                float a = A[i], b = B[i], dy = DY[i];                                         \
+                (void)a; (void)b;                                                             \
+                GA[i] = 0.0f + (DA);                                                          \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
         _Pragma("omp simd")                                                                   \
         for (long i = lo; i < hi; i++) {                                                      \
             float a = A[i], b = B[i], dy = DY[i];                                             \
@@ -182,6 +194,15 @@ typedef struct {
         const knob_node *y = ((binary_task *)ctx)->y;                                         \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
         float *GB = y->in[1]->t.grad;                                                         \
+        if (((binary_task *)ctx)->fb) {   /* fresh: 0 + d, the bits of adding into zeros */     \
+            _Pragma("omp simd")                                                               \
+            for (long i = lo; i < hi; i++) {                                                  \
+                float a = A[i], b = B[i], dy = DY[i];                                         \
+                (void)a; (void)b;                                                             \
+                GB[i] = 0.0f + (DB);                                                          \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
         _Pragma("omp simd")                                                                   \
         for (long i = lo; i < hi; i++) {                                                      \
             float a = A[i], b = B[i], dy = DY[i];                                             \
@@ -195,6 +216,17 @@ typedef struct {
         size_t nb = ((binary_task *)ctx)->nb;                                                 \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
         float *GA = y->in[0]->t.grad;                                                         \
+        if (((binary_task *)ctx)->fa) {                                                       \
+            for (long r = lo; r < hi; r++)                                                    \
+                _Pragma("omp simd")                                                           \
+                for (size_t j = 0; j < nb; j++) {                                             \
+                    size_t i = (size_t)r * nb + j;                                            \
+                    float a = A[i], b = B[j], dy = DY[i];                                     \
+                    (void)a; (void)b;                                                         \
+                    GA[i] = 0.0f + (DA);                                                      \
+                }                                                                             \
+            return;                                                                           \
+        }                                                                                     \
         for (long r = lo; r < hi; r++)                                                        \
             _Pragma("omp simd")                                                               \
             for (size_t j = 0; j < nb; j++) {                                                 \
@@ -214,6 +246,9 @@ typedef struct {
         for (long blk = lo; blk < hi; blk++) {                                                \
             size_t j0 = (size_t)blk * BIAS_COL_BLOCK;                                         \
             size_t j1 = KNOB_MIN(nb, j0 + BIAS_COL_BLOCK);                                    \
+            if (((binary_task *)ctx)->fb)                                                     \
+                for (size_t j = j0; j < j1; j++)                                              \
+                    GB[j] = 0.0f;                                                             \
             for (long r = 0; r < n_rows; r++)                                                 \
                 _Pragma("omp simd")                                                           \
                 for (size_t j = j0; j < j1; j++) {                                            \
@@ -228,7 +263,7 @@ typedef struct {
     {                                                                                         \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
         float *GA = y->in[0]->t.grad, *GB = y->in[1]->t.grad;                                 \
-        binary_task task = {y, 0};                                                            \
+        binary_task task = {y, 0, knob_grad_fresh(y->in[0]), knob_grad_fresh(y->in[1])};      \
         if (same_shape(&y->in[0]->t, &y->in[1]->t)) {   /* one loop per gradient, so each  \
                                                           * vectorizes; a + a still adds da  \
                                                           * then db into each element */     \
@@ -254,6 +289,10 @@ typedef struct {
             }                                                                                 \
             return;                                                                           \
         }                                                                                     \
+        if (task.fa)                                                                          \
+            memset(GA, 0, y->in[0]->t.n_elems * sizeof(float));                               \
+        if (task.fb)                                                                          \
+            memset(GB, 0, y->in[1]->t.n_elems * sizeof(float));                               \
         bcast p;                                                                              \
         bcast_plan(y, &p);                                                                    \
         BCAST_LOOP(p, {                                                                       \
@@ -366,7 +405,8 @@ static void gelu_forward(knob_node *y) { knob_gelu_forward(y->t.data, y->in[0]->
 static void gelu_backward(knob_node *y)
 {
     if (y->in[0]->t.grad)
-        knob_gelu_backward(y->in[0]->t.grad, y->t.grad, y->in[0]->t.data, (long)y->t.n_elems);
+        (knob_grad_fresh(y->in[0]) ? knob_gelu_backward_fresh : knob_gelu_backward)(
+            y->in[0]->t.grad, y->t.grad, y->in[0]->t.data, (long)y->t.n_elems);
 }
 const knob_op_def knob_op_gelu = {1, unary_shape, NULL, NULL, gelu_forward, gelu_backward};
 /* sigmoid: y = 1 / (1 + e^-x); dx = dy y (1 - y) */
