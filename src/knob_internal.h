@@ -229,6 +229,10 @@ void knob_attention_force_loops(int on);
  * each query row's log-sum-exp lse (B, NH, T) instead of the probabilities; backward adds into
  * dqkv (B, T, 3C) from that lse, recomputing the probabilities block by block. */
 int  knob_attention_flash_ok(int T, int HS);
+/* Their softmax of one causal row s (n8 floats, a multiple of 8; keys [0, t] visible), in place
+ * (src/kernels/nn.c): lse NULL: s = softmax(scale s), returns the log-sum-exp; else
+ * s = e^(scale s - *lse). s beyond t is set to 0. */
+float knob_attn_softmax_row(float *s, int t, int n8, float scale, const float *lse, int isa);
 void knob_attention_flash_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH);
 void knob_attention_flash_backward(float *dqkv, const float *dout, const float *qkv, const float *lse, int B, int T,
                                    int C, int NH, int fresh);   /* fresh: write dqkv, not add */

@@ -371,7 +371,8 @@ static void backward_gemm(float *dqkv, const float *dout, const float *qkv, cons
  * The kernels below are register-blocked loops (AVX2 + FMA, with plain C versions of the same loops
  * for other CPUs): scores (4 query rows x 16 keys per step, K and V transposed once per head),
  * rows_times (2 rows x 32 columns of P V, or dS K), and cols_add (one key's row of dV or dK from the
- * block's FL_R rows). The exponentials are knob's own (knob_vexp, src/kernels/nn.c). Each (b, h)
+ * block's FL_R rows). The softmax rows are knob_attn_softmax_row (src/kernels/nn.c, knob's own
+ * exponentials). Each (b, h)
  * is one thread's, in a fixed order: the same bits for any thread count.
  *
  * Versus the matrix-product path above (bench_step gptchar, docs/SPEED.md "The rest of the step")
@@ -631,40 +632,6 @@ static void fl_block_scores(int avx2, float *S, int ls, const float *a, size_t l
     }
 }
 
-/* row t (t = t0 + r) of S: p[j] = e^(scale s[j] - m) for j <= t, 0 beyond up to n8; m given or,
- * when lse is NULL, the row's max (returns scale max + log sum; normalises p to sum 1) */
-static float fl_softmax_row(float *s, int t, int n8, float scale, const float *lse, int isa)
-{
-    float m;
-    if (lse) {
-        m = *lse;
-    } else {
-        float mx = s[0];
-        for (int j = 1; j <= t; j++)
-            mx = s[j] > mx ? s[j] : mx;
-        m = mx * scale;
-    }
-    /* whole groups of 8 (n8 >= t + 1 rounded up), so that the exponentials take no one-at-a-time
-     * tail; the masked keys among them are set to 0 after */
-    int ne = KNOB_MIN(n8, (t + 8) / 8 * 8);
-#pragma omp simd
-    for (int j = 0; j < ne; j++)
-        s[j] = j <= t ? s[j] * scale - m : -100.0f;
-    knob_vexp(s, s, ne, isa);
-    for (int j = t + 1; j < n8; j++)
-        s[j] = 0.0f;
-    if (lse)
-        return m;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j <= t; j++)
-        sum += s[j];
-    float inv = 1.0f / sum;
-#pragma omp simd
-    for (int j = 0; j <= t; j++)
-        s[j] *= inv;
-    return m + logf(sum);
-}
 
 typedef struct {
     float *out, *dqkv, *lse;
@@ -691,7 +658,7 @@ static void flash_forward_pairs(void *ctx, long lo, long hi)
             int R = KNOB_MIN(FL_R, T - t0), n = t0 + R, n8 = (n + 7) / 8 * 8;
             fl_block_scores(avx2, S, Tp, base + (size_t)t0 * C3, C3, R, KT, Tp, n8, HS, tmp);
             for (int r = 0; r < R; r++)
-                lse[t0 + r] = fl_softmax_row(S + (size_t)r * Tp, t0 + r, n8, scale, NULL, isa);
+                lse[t0 + r] = knob_attn_softmax_row(S + (size_t)r * Tp, t0 + r, n8, scale, NULL, isa);
             fl_rows_times(avx2, A->out + ((size_t)b * T + (size_t)t0) * C + (size_t)h * HS, (size_t)C, 0, S, Tp, V, R,
                           n, t0, HS);
         }
@@ -728,7 +695,7 @@ static void flash_backward_pairs(void *ctx, long lo, long hi)
             for (int r = 0; r < R; r++) {
                 float *p = P + (size_t)r * Tp, *d = dS + (size_t)r * Tp;
                 int t = t0 + r;
-                fl_softmax_row(p, t, n8, scale, lse + t, isa);
+                knob_attn_softmax_row(p, t, n8, scale, lse + t, isa);
                 float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
                 for (int j = 0; j <= t; j++)

@@ -620,6 +620,94 @@ void knob_log_softmax_row_backward(float *dx, const float *y, const float *dy, s
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * One causal attention row, in place, for the flash-style kernels of src/kernels/attention.c:
+ * s (n8 floats, n8 a multiple of 8) holds raw scores q . k_j; keys [0, t] are visible.
+ *   lse NULL:  s_j = e^(scale s_j - m) / sum_{i <= t} e^(scale s_i - m), m = scale max_{i <= t} s_i;
+ *              returns the row's log-sum-exp, m + log sum
+ *   lse given: s_j = e^(scale s_j - *lse), the probabilities again from the saved log-sum-exp
+ * and s_j = 0 for j > t either way. One pass for the max, one for the exponentials (knob's own, in
+ * whole groups of 8 with the masked lanes set to 0) and their sum in 8 float lanes, one to scale. */
+static float attn_row_portable(float *s, int t, int n8, float scale, const float *lse)
+{
+    float m;
+    if (lse) {
+        m = *lse;
+    } else {
+        float mx = s[0];
+        for (int j = 1; j <= t; j++)
+            mx = s[j] > mx ? s[j] : mx;
+        m = mx * scale;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j <= t; j++) {
+        s[j] = vmath_exp1(s[j] * scale - m);
+        sum += s[j];
+    }
+    for (int j = t + 1; j < n8; j++)
+        s[j] = 0.0f;
+    if (lse)
+        return m;
+    float inv = 1.0f / sum;
+    for (int j = 0; j <= t; j++)
+        s[j] *= inv;
+    return m + logf(sum);
+}
+
+#if VMATH_X86
+__attribute__((target("avx2,fma"))) static float attn_row_avx2(float *s, int t, int n8, float scale, const float *lse)
+{
+    int ne = (t + 8) / 8 * 8;   /* whole groups covering [0, t]; ne <= n8 */
+    float m;
+    if (lse) {
+        m = *lse;
+    } else {
+        __m256 vmx = _mm256_set1_ps(s[0]);
+        int j = 0;
+        for (; j + 8 <= t + 1; j += 8)
+            vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(s + j));
+        float l[8], mx;
+        _mm256_storeu_ps(l, vmx);
+        mx = l[0];
+        for (int i = 1; i < 8; i++)
+            mx = l[i] > mx ? l[i] : mx;
+        for (; j <= t; j++)
+            mx = s[j] > mx ? s[j] : mx;
+        m = mx * scale;
+    }
+    __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    __m256 idx = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), vt = _mm256_set1_ps((float)t);
+    for (int j = 0; j < ne; j += 8) {
+        __m256 e = vmath_exp8_avx2(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), vs, vm));
+        __m256 keep = _mm256_cmp_ps(_mm256_add_ps(idx, _mm256_set1_ps((float)j)), vt, _CMP_LE_OQ);
+        e = _mm256_and_ps(e, keep);
+        acc = _mm256_add_ps(acc, e);
+        _mm256_storeu_ps(s + j, e);
+    }
+    for (int j = ne; j < n8; j++)
+        s[j] = 0.0f;
+    if (lse)
+        return m;
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    float sum = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (int j = 0; j < ne; j += 8)
+        _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+    return m + logf(sum);
+}
+#endif
+
+float knob_attn_softmax_row(float *s, int t, int n8, float scale, const float *lse, int isa)
+{
+#if VMATH_X86
+    if (isa >= KNOB_ISA_AVX2)
+        return attn_row_avx2(s, t, n8, scale, lse);
+#endif
+    (void)isa;
+    return attn_row_portable(s, t, n8, scale, lse);
+}
+
+/* ------------------------------------------------------------------------------------------------
  * Softmax cross-entropy over one row of V logits, fused, for training (src/ops/loss.c):
  *   forward:  lse = log sum_j e^(x_j) = m + log sum_j e^(x_j - m),  loss = lse - x_t
  *   backward: dx_j += s (e^(x_j - lse) - [j == t])      (e^(x_j - lse) is softmax(x)_j)
