@@ -599,9 +599,51 @@ static void fl_cols_add(int avx2, float *d, const float *p, int lp, const float 
     cols_add_portable(d, p, lp, src, lds, n, HS);
 }
 
-/* dst (HS, ldt) = src^T for the T rows of src (stride ld), columns T..ldt-1 zero */
+#if FL_X86
+/* 8 x 8 blocks: d[c][t] = s[t][c] for c, t < 8 (s rows at stride ls, d rows at stride ld) */
+__attribute__((target("avx2"))) static void transpose8_avx2(float *d, size_t ld, const float *s, size_t ls)
+{
+    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ls), r2 = _mm256_loadu_ps(s + 2 * ls),
+           r3 = _mm256_loadu_ps(s + 3 * ls), r4 = _mm256_loadu_ps(s + 4 * ls), r5 = _mm256_loadu_ps(s + 5 * ls),
+           r6 = _mm256_loadu_ps(s + 6 * ls), r7 = _mm256_loadu_ps(s + 7 * ls);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/* dst (HS, ldt) = src^T for the T rows of src (stride ld), columns T..ldt-1 zero; HS a multiple
+ * of 8 (the flash shapes) takes 8 x 8 blocks with AVX2 */
 static void gather_t(float *dst, const float *src, int T, int HS, size_t ld, int ldt)
 {
+#if FL_X86
+    if (HS % 8 == 0 && knob_kernel_isa() >= KNOB_ISA_AVX2) {
+        int T8 = T / 8 * 8;
+        for (int t = 0; t < T8; t += 8)
+            for (int c = 0; c < HS; c += 8)
+                transpose8_avx2(dst + (size_t)c * (size_t)ldt + (size_t)t, (size_t)ldt, src + (size_t)t * ld + (size_t)c, ld);
+        for (int c = 0; c < HS; c++) {
+            float *d = dst + (size_t)c * (size_t)ldt;
+            for (int t = T8; t < T; t++)
+                d[t] = src[(size_t)t * ld + (size_t)c];
+            for (int t = T; t < ldt; t++)
+                d[t] = 0.0f;
+        }
+        return;
+    }
+#endif
     for (int c = 0; c < HS; c++) {
         float *d = dst + (size_t)c * (size_t)ldt;
         for (int t = 0; t < T; t++)
