@@ -12,16 +12,16 @@
  * GPT-sized heads (HS 32). The dot products then add in vector-lane order rather than 0..HS-1;
  * that order is fixed when the file is compiled, so results still repeat bit for bit.
  *
- * Two implementations: those loops (the reference, and the path for shapes beyond a fixed scratch
- * buffer), and at the end of the file the same math as per-head matrix products on knob_gemm,
- * which knob_attention_forward / _backward use when the shape fits: 2-2.7x faster on GPT-sized
- * heads (README, Speed). knob_attention_force_loops(1) selects the loops, for tests.
+ * Three implementations: those loops (the reference, and the path for shapes beyond a fixed
+ * scratch buffer); further down the same math as per-head matrix products on knob_gemm, which
+ * knob_attention_forward / _backward use when the shape fits (2-2.7x the loops on GPT-sized heads;
+ * knob_attention_force_loops(1) selects the loops, for tests); and at the end the flash-style fused
+ * kernels for head sizes that are multiples of 32 (GPT's 32 and 64), which keep no T x T buffer
+ * (docs/SPEED.md, "The rest of the step"). src/ops/attention.c takes the flash kernels where
+ * knob_attention_flash_ok says so, else knob_attention_forward / _backward.
  *
  * knob_attention_block (one block of queries against keys, causal softmax, weighted sum of values)
  * is shared with inference: src/models/lm.c runs it against its key/value cache.
- *
- * Three: the loops, the per-head matrix products, and (head sizes that are multiples of 32) the
- * flash-style fused kernels at the end, which keep no T x T buffer; src/ops/attention.c picks them.
  *
  * Not here: the key/value cache (src/models/lm.c), dropout on att. */
 #include "knob_internal.h"
