@@ -8,7 +8,8 @@
  * written by one thread); the sums over rows of layernorm's dweight and dbias are split over
  * blocks of columns, each adding its rows in row order. Same bits for any thread count.
  *
- * Not here: attention (attention.c), matrix products (gemm.c). */
+ * Not here: attention (attention.c; only its flash kernels' softmax row is here, next to the other
+ * softmaxes, for knob's exp), matrix products (gemm.c). */
 #include "knob_internal.h"
 
 #include <math.h>
