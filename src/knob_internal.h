@@ -127,7 +127,19 @@ struct knob_node {
     float fp[4];                /* float attributes (scale, p, ...) */
     void *saved;                /* forward keeps what backward needs here; op->saved bytes */
     knob_graph *g;
+    int grad_fresh;             /* backward: t.grad holds nothing of this pass yet (knob_grad_fresh) */
 };
+
+/* Backward, in an op that graph.c lets write its inputs' grads (see fresh_ok there): 1 when u's
+ * gradient buffer (its view root's, for a reshape) has not been written in this pass, so the op
+ * must write every element of it, 0 + its gradient, instead of adding to it; the result has the
+ * bits that zeroing first and adding would give. 0 for parameters, which accumulate. */
+static inline int knob_grad_fresh(const knob_node *u)
+{
+    while (u->is_view)
+        u = u->in[0];
+    return u->grad_fresh;
+}
 
 typedef struct knob_op_def {
     int n_in;                                            /* -1: variadic */
@@ -212,6 +224,18 @@ void knob_attention_backward(float *dqkv, float *scratch, const float *dout, con
                              const float *att, int B, int T, int C, int NH);
 /* Tests: 1 makes both run the plain loops instead of the per-head matrix products. */
 void knob_attention_force_loops(int on);
+/* Flash-style (src/kernels/attention.c), for head sizes HS = C / NH that knob_attention_flash_ok
+ * accepts (multiples of 32, T HS within the per-thread scratch): forward writes out (B, T, C) and
+ * each query row's log-sum-exp lse (B, NH, T) instead of the probabilities; backward adds into
+ * dqkv (B, T, 3C) from that lse, recomputing the probabilities block by block. */
+int  knob_attention_flash_ok(int T, int HS);
+/* Their softmax of one causal row s (n8 floats, a multiple of 8; keys [0, t] visible), in place
+ * (src/kernels/nn.c): lse NULL: s = softmax(scale s), returns the log-sum-exp; else
+ * s = e^(scale s - *lse). s beyond t is set to 0. */
+float knob_attn_softmax_row(float *s, int t, int n8, float scale, const float *lse, int isa);
+void knob_attention_flash_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH);
+void knob_attention_flash_backward(float *dqkv, const float *dout, const float *qkv, const float *lse, int B, int T,
+                                   int C, int NH, int fresh);   /* fresh: write dqkv, not add */
 /* One block of R queries q (R, HS) at positions t0.. against keys k and values v (n, HS), causal
  * (row i sees keys [0, t0 + i]; t0 + R <= n): s (R, n) = softmax(scale q k^T) (0 beyond the
  * visible keys), o (R, HS) = s v. Shared by the training op and the KV-cache inference. */
@@ -220,15 +244,20 @@ void knob_attention_block(float *o, float *s, const float *q, const float *k, co
 
 /* Row math of a transformer (src/kernels/nn.c), shared by the training ops and src/models/lm.c.
  * LayerNorm over rows of C (eps 1e-5): out (N, C), stats (N, 2) = mean, rstd per row (NULL: not
- * kept); backward accumulates into dx (N, C), dw (C), db (C), each of which may be NULL. */
+ * kept); backward accumulates into dx (N, C), dw (C), db (C), each of which may be NULL; _fresh
+ * writes dx (0 + its gradient: the bits of adding into zeros) instead of reading it. */
 void   knob_layernorm_forward(float *out, float *stats, const float *x, const float *w, const float *b,
                               long N, int C);
 void   knob_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                                const float *w, const float *stats, long N, int C);
+void   knob_layernorm_backward_fresh(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                     const float *w, const float *stats, long N, int C);
 /* GELU, tanh form, computed through one expf (accurate for x below -3): y (n) = gelu(x); backward
- * dx += dy gelu'(x). knob_gelu1 and knob_gelu1_grad are the same for one value. */
+ * dx += dy gelu'(x) (_fresh: dx = 0 + dy gelu'(x), not read). knob_gelu1 and knob_gelu1_grad are the
+ * same for one value. */
 void   knob_gelu_forward(float *y, const float *x, long n);
 void   knob_gelu_backward(float *dx, const float *dy, const float *x, long n);
+void   knob_gelu_backward_fresh(float *dx, const float *dy, const float *x, long n);
 float  knob_gelu1(float x);
 float  knob_gelu1_grad(float x);
 /* One row of n values, max subtracted and the exponentials summed in double. knob_softmax_row

@@ -321,18 +321,48 @@ knob_status knob_graph_forward(knob_graph *g, knob_err *err)
     return KNOB_OK;
 }
 
+/* The ops whose backward writes an input's grad whole when knob_grad_fresh says it is unwritten
+ * (the elementwise binary ops, GELU, layernorm's x, attention's qkv): the gradients that feed most
+ * of a transformer's activations. Every other op gets zeroed grads to add into. */
+static int fresh_ok(knob_op op)
+{
+    switch (op) {
+    case KNOB_OP_ADD: case KNOB_OP_SUB: case KNOB_OP_MUL: case KNOB_OP_DIV:
+    case KNOB_OP_GELU: case KNOB_OP_LAYERNORM: case KNOB_OP_ATTENTION:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static knob_node *view_root(knob_node *u)
+{
+    while (u->is_view)
+        u = u->in[0];
+    return u;
+}
+
+static void zero_grad(knob_node *u)
+{
+    memset(u->t.grad, 0, u->t.n_elems * sizeof(float));
+    u->grad_fresh = 0;
+}
+
 void knob_graph_backward(knob_graph *g, knob_node *loss)
 {
     KNOB_ASSERT(g->compiled && loss && loss->g == g && loss->t.n_elems == 1);
     if (!loss->requires_grad)
         return;
-    /* activation grads start at zero each pass; parameter grads accumulate */
+    /* activation grads start at zero each pass; parameter grads accumulate. Rather than zeroing
+     * them all first, each is marked fresh, and the first op to pass a gradient into it either
+     * writes it whole (fresh_ok) or has it zeroed just before: the same values, bit for bit, and
+     * most of a transformer's memset and reads of zeros saved. */
     for (int i = 0; i <= loss->id; i++) {
         knob_node *y = g->nodes[i];
-        if (y->requires_grad && !y->param && !y->is_view)
-            memset(y->t.grad, 0, y->t.n_elems * sizeof(float));
+        y->grad_fresh = y->requires_grad && !y->param && !y->is_view;
     }
     loss->t.grad[0] = 1.0f;
+    loss->grad_fresh = 0;
     /* only the loss's ancestors: a side branch (a metric, a second head) would add 0 * its local
      * derivative, which is nan where that derivative is inf (log at 0, div by 0) */
     for (int i = 0; i < loss->id; i++)
@@ -344,7 +374,25 @@ void knob_graph_backward(knob_graph *g, knob_node *loss)
             continue;
         for (int k = 0; k < y->n_in; k++)
             y->in[k]->live = 1;
-        if (y->op)
-            knob_ops[y->op]->backward(y);
+        if (!y->op)
+            continue;
+        int ok = fresh_ok(y->op);
+        for (int k = 0; k < y->n_in; k++) {
+            knob_node *u = view_root(y->in[k]);
+            if (!u->grad_fresh)
+                continue;
+            int twice = 0;   /* a + a: the second gradient adds to the first */
+            for (int k2 = 0; k2 < y->n_in; k2++)
+                twice |= k2 != k && view_root(y->in[k2]) == u;
+            if (!ok || twice)
+                zero_grad(u);
+        }
+        knob_ops[y->op]->backward(y);
+        for (int k = 0; k < y->n_in; k++)
+            view_root(y->in[k])->grad_fresh = 0;
     }
+    /* grads that no op wrote (side branches off the loss's path) still read as zeros */
+    for (int i = 0; i <= loss->id; i++)
+        if (g->nodes[i]->grad_fresh)
+            zero_grad(g->nodes[i]);
 }

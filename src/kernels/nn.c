@@ -8,7 +8,8 @@
  * written by one thread); the sums over rows of layernorm's dweight and dbias are split over
  * blocks of columns, each adding its rows in row order. Same bits for any thread count.
  *
- * Not here: attention (attention.c), matrix products (gemm.c). */
+ * Not here: attention (attention.c; only its flash kernels' softmax row is here, next to the other
+ * softmaxes, for knob's exp), matrix products (gemm.c). */
 #include "knob_internal.h"
 
 #include <math.h>
@@ -142,7 +143,7 @@ typedef struct {
     float *out, *stats, *dx, *dw, *db;
     const float *x, *w, *b, *dy, *stats_in;
     long N;
-    int C;
+    int C, fresh;   /* fresh: dx holds nothing yet; write 0 + the gradient */
 } ln_args;
 
 static void ln_forward_rows(void *ctx, long lo, long hi)
@@ -176,6 +177,115 @@ static void ln_forward_rows(void *ctx, long lo, long hi)
     }
 }
 
+/* The one-pass forms (AVX2 + FMA, rows of C >= LN_VEC_MIN): forward takes sum x and sum x^2 of a
+ * row in one sweep, in double lanes (4 + 4 per 8 floats), so that var = E[x^2] - mean^2 keeps its
+ * digits (in float it would cancel for rows far from 0: mean 1e3, std 1 loses all of them; in
+ * double it holds until |mean| / std is near 1e7); then one sweep writes y = (x - mean) rstd w + b.
+ * Backward takes its two row sums, sum dxhat and sum dxhat xhat, in one sweep of float lanes, then
+ * writes dx in a second. Rows of fewer columns keep the loops above: they take no time, and their
+ * bits are the ones old GPT checkpoints (C 8) resume to (tests/cli/test_checkpoint_compat.sh). */
+#define LN_VEC_MIN 16
+
+#if VMATH_X86
+__attribute__((target("avx2,fma"))) static inline double hsum4d(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+__attribute__((target("avx2,fma"))) static inline float hsum8f(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+__attribute__((target("avx2,fma"))) static void ln_forward_rows_avx2(void *ctx, long lo, long hi)
+{
+    const ln_args *A = ctx;
+    float *out = A->out, *stats = A->stats;
+    const float *x = A->x, *w = A->w, *b = A->b;
+    int C = A->C;
+    for (long r = lo; r < hi; r++) {
+        const float *xr = x + (size_t)r * (size_t)C;
+        float *yr = out + (size_t)r * (size_t)C;
+        __m256d s0 = _mm256_setzero_pd(), s1 = s0, q0 = s0, q1 = s0;
+        int i = 0;
+        for (; i + 8 <= C; i += 8) {
+            __m256 v = _mm256_loadu_ps(xr + i);
+            __m256d lo4 = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi4 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+            s0 = _mm256_add_pd(s0, lo4);
+            s1 = _mm256_add_pd(s1, hi4);
+            q0 = _mm256_fmadd_pd(lo4, lo4, q0);
+            q1 = _mm256_fmadd_pd(hi4, hi4, q1);
+        }
+        double s = hsum4d(_mm256_add_pd(s0, s1)), q = hsum4d(_mm256_add_pd(q0, q1));
+        for (; i < C; i++) {
+            s += (double)xr[i];
+            q += (double)xr[i] * (double)xr[i];
+        }
+        double mean = s / C, var = q / C - mean * mean;
+        var = var > 0 ? var : 0;   /* rounding can take it a hair below 0 for a constant row */
+        float m = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)LN_EPS));
+        __m256 vm = _mm256_set1_ps(m), vr = _mm256_set1_ps(rstd);
+        for (i = 0; i + 8 <= C; i += 8) {
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm), vr);
+            __m256 bb = b ? _mm256_loadu_ps(b + i) : _mm256_setzero_ps();
+            _mm256_storeu_ps(yr + i, _mm256_fmadd_ps(xhat, _mm256_loadu_ps(w + i), bb));
+        }
+        for (; i < C; i++)
+            yr[i] = (xr[i] - m) * rstd * w[i] + (b ? b[i] : 0.0f);
+        if (stats) {
+            stats[2 * r] = m;
+            stats[2 * r + 1] = rstd;
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void ln_backward_rows_avx2(void *ctx, long lo, long hi)
+{
+    const ln_args *A = ctx;
+    const float *x = A->x, *w = A->w, *dy = A->dy, *stats = A->stats_in;
+    float *dx = A->dx;
+    int C = A->C;
+    for (long r = lo; r < hi; r++) {
+        const float *xr = x + (size_t)r * (size_t)C, *dyr = dy + (size_t)r * (size_t)C;
+        float *dxr = dx + (size_t)r * (size_t)C;
+        float m = stats[2 * r], rstd = stats[2 * r + 1];
+        __m256 vm = _mm256_set1_ps(m), vr = _mm256_set1_ps(rstd);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int i = 0;
+        for (; i + 8 <= C; i += 8) {
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm), vr);
+            __m256 dxhat = _mm256_mul_ps(_mm256_loadu_ps(dyr + i), _mm256_loadu_ps(w + i));
+            a0 = _mm256_add_ps(a0, dxhat);
+            a1 = _mm256_fmadd_ps(dxhat, xhat, a1);
+        }
+        float sd = hsum8f(a0), sdx = hsum8f(a1);
+        for (int j = i; j < C; j++) {
+            float xhat = (xr[j] - m) * rstd, dxhat = dyr[j] * w[j];
+            sd += dxhat;
+            sdx += dxhat * xhat;
+        }
+        float mean1 = sd / (float)C, mean2 = sdx / (float)C;
+        __m256 v1 = _mm256_set1_ps(mean1), v2 = _mm256_set1_ps(mean2);
+        for (i = 0; i + 8 <= C; i += 8) {
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm), vr);
+            __m256 dxhat = _mm256_mul_ps(_mm256_loadu_ps(dyr + i), _mm256_loadu_ps(w + i));
+            __m256 g = _mm256_fnmadd_ps(xhat, v2, _mm256_sub_ps(dxhat, v1));
+            __m256 acc = A->fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(dxr + i);
+            _mm256_storeu_ps(dxr + i, _mm256_fmadd_ps(vr, g, acc));
+        }
+        for (; i < C; i++) {
+            float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
+            dxr[i] = (A->fresh ? 0.0f : dxr[i]) + rstd * (dxhat - mean1 - xhat * mean2);
+        }
+    }
+}
+
+static int ln_vec(int C) { return C >= LN_VEC_MIN && knob_kernel_isa() >= KNOB_ISA_AVX2; }
+#endif
+
 void knob_layernorm_forward(float *out,          // (N, C)
                             float *stats,        // (N, 2): mean, rstd; may be NULL
                             const float *x,      // (N, C)
@@ -184,6 +294,12 @@ void knob_layernorm_forward(float *out,          // (N, C)
                             long N, int C)
 {
     ln_args a = {.out = out, .stats = stats, .x = x, .w = w, .b = b, .N = N, .C = C};
+#if VMATH_X86
+    if (ln_vec(C)) {
+        knob_par_items(N, 3.0 * C, ln_forward_rows_avx2, &a);
+        return;
+    }
+#endif
     knob_par_items(N, 3.0 * C, ln_forward_rows, &a);
 }
 
@@ -207,7 +323,7 @@ static void ln_backward_rows(void *ctx, long lo, long hi)
         dxhat_xhat_mean /= (float)C;
         for (int i = 0; i < C; i++) {
             float xhat = (xr[i] - m) * rstd, dxhat = dyr[i] * w[i];
-            dxr[i] += rstd * (dxhat - dxhat_mean - xhat * dxhat_xhat_mean);
+            dxr[i] = (A->fresh ? 0.0f : dxr[i]) + rstd * (dxhat - dxhat_mean - xhat * dxhat_xhat_mean);
         }
     }
 }
@@ -238,22 +354,41 @@ static void ln_backward_cols(void *ctx, long lo, long hi)
     }
 }
 
-void knob_layernorm_backward(float *dx,            // (N, C) accumulated, or NULL
+static void layernorm_backward(float *dx,            // (N, C) accumulated (written when fresh), or NULL
                              float *dw,            // (C) accumulated, or NULL
                              float *db,            // (C) accumulated, or NULL
                              const float *dy,      // (N, C)
                              const float *x,       // (N, C)
                              const float *w,       // (C)
                              const float *stats,   // (N, 2) from forward
-                             long N, int C)
+                             long N, int C, int fresh)
 {
-    ln_args a = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .stats_in = stats, .N = N, .C = C};
-    if (dx)     /* rows are independent */
-        knob_par_items(N, 4.0 * C, ln_backward_rows, &a);
+    ln_args a = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .stats_in = stats, .N = N, .C = C,
+                 .fresh = fresh};
+    if (dx) {   /* rows are independent */
+#if VMATH_X86
+        if (ln_vec(C))
+            knob_par_items(N, 4.0 * C, ln_backward_rows_avx2, &a);
+        else
+#endif
+            knob_par_items(N, 4.0 * C, ln_backward_rows, &a);
+    }
     if (dw || db) {
         long n_blocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
         knob_par_items(n_blocks, 3.0 * (double)N * LN_COL_BLOCK, ln_backward_cols, &a);
     }
+}
+
+void knob_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                             const float *stats, long N, int C)
+{
+    layernorm_backward(dx, dw, db, dy, x, w, stats, N, C, 0);
+}
+
+void knob_layernorm_backward_fresh(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                                   const float *stats, long N, int C)
+{
+    layernorm_backward(dx, dw, db, dy, x, w, stats, N, C, 1);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -283,7 +418,7 @@ float knob_gelu1_grad(float x)
 typedef struct {
     float *y, *dx;
     const float *x, *dy;
-    int isa;
+    int isa, fresh;   /* fresh: dx holds nothing yet; write 0 + the gradient, not dx + it */
 } gelu_args;
 
 /* The loops over arrays compute the same formulas with knob's own exp (vmath.h) instead of libm's
@@ -327,7 +462,7 @@ __attribute__((target("avx2,fma"))) static void gelu_fwd_avx2(float *y, const fl
 /* dx += dy (s + 2 x s (e s) k (1 + 3 * 0.044715 x^2)), s = 1 / (1 + e); e = inf gives s = 0 and
  * e s = nan, which the blend replaces by 1 */
 __attribute__((target("avx2,fma"))) static void gelu_bwd_avx2(float *dx, const float *dy, const float *x, long lo,
-                                                             long hi)
+                                                             long hi, int fresh)
 {
     long i = lo;
     const __m256 one = _mm256_set1_ps(1.0f), inf = _mm256_set1_ps(INFINITY);
@@ -339,10 +474,11 @@ __attribute__((target("avx2,fma"))) static void gelu_bwd_avx2(float *dx, const f
         __m256 q = _mm256_fmadd_ps(_mm256_mul_ps(v, v), _mm256_set1_ps(3.0f * 0.044715f), one);
         __m256 t = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(v, s), oms), _mm256_mul_ps(q, _mm256_set1_ps(2.0f * GELU_K)));
         __m256 g = _mm256_add_ps(s, t);
-        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), g, _mm256_loadu_ps(dx + i)));
+        __m256 acc = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(dx + i);
+        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), g, acc));
     }
     for (; i < hi; i++)
-        dx[i] += dy[i] * gelu_grad_portable(x[i]);
+        dx[i] = (fresh ? 0.0f : dx[i]) + dy[i] * gelu_grad_portable(x[i]);
 }
 #endif
 
@@ -363,12 +499,12 @@ static void gelu_backward_task(void *ctx, long lo, long hi)
     const gelu_args *a = ctx;
 #if VMATH_X86
     if (a->isa >= KNOB_ISA_AVX2) {
-        gelu_bwd_avx2(a->dx, a->dy, a->x, lo, hi);
+        gelu_bwd_avx2(a->dx, a->dy, a->x, lo, hi, a->fresh);
         return;
     }
 #endif
     for (long i = lo; i < hi; i++)
-        a->dx[i] += a->dy[i] * gelu_grad_portable(a->x[i]);
+        a->dx[i] = (a->fresh ? 0.0f : a->dx[i]) + a->dy[i] * gelu_grad_portable(a->x[i]);
 }
 
 /* Arrays under KNOB_PAR_MIN elements keep the libm loop (knob_gelu1, knob_gelu1_grad): they take
@@ -386,7 +522,7 @@ static void gelu_backward_libm(void *ctx, long lo, long hi)
 {
     const gelu_args *a = ctx;
     for (long i = lo; i < hi; i++)
-        a->dx[i] += a->dy[i] * knob_gelu1_grad(a->x[i]);
+        a->dx[i] = (a->fresh ? 0.0f : a->dx[i]) + a->dy[i] * knob_gelu1_grad(a->x[i]);
 }
 
 void knob_gelu_forward(float *y, const float *x, long n)
@@ -399,15 +535,18 @@ void knob_gelu_forward(float *y, const float *x, long n)
     knob_par_items(n, 4.0, gelu_forward_task, &a);
 }
 
-void knob_gelu_backward(float *dx, const float *dy, const float *x, long n)
+static void gelu_backward(float *dx, const float *dy, const float *x, long n, int fresh)
 {
-    gelu_args a = {.dx = dx, .x = x, .dy = dy, .isa = knob_kernel_isa()};
+    gelu_args a = {.dx = dx, .x = x, .dy = dy, .isa = knob_kernel_isa(), .fresh = fresh};
     if (n < KNOB_PAR_MIN) {
         gelu_backward_libm(&a, 0, n);
         return;
     }
     knob_par_items(n, 4.0, gelu_backward_task, &a);
 }
+
+void knob_gelu_backward(float *dx, const float *dy, const float *x, long n) { gelu_backward(dx, dy, x, n, 0); }
+void knob_gelu_backward_fresh(float *dx, const float *dy, const float *x, long n) { gelu_backward(dx, dy, x, n, 1); }
 
 /* ------------------------------------------------------------------------------------------------
  * Softmax over one row of n values, with m = max x subtracted for range (it cancels) and the sum
@@ -479,6 +618,94 @@ void knob_log_softmax_row_backward(float *dx, const float *y, const float *dy, s
         s += (double)dy[j];
     for (size_t j = 0; j < n; j++)
         dx[j] += dy[j] - expf(y[j]) * (float)s;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * One causal attention row, in place, for the flash-style kernels of src/kernels/attention.c:
+ * s (n8 floats, n8 a multiple of 8) holds raw scores q . k_j; keys [0, t] are visible.
+ *   lse NULL:  s_j = e^(scale s_j - m) / sum_{i <= t} e^(scale s_i - m), m = scale max_{i <= t} s_i;
+ *              returns the row's log-sum-exp, m + log sum
+ *   lse given: s_j = e^(scale s_j - *lse), the probabilities again from the saved log-sum-exp
+ * and s_j = 0 for j > t either way. One pass for the max, one for the exponentials (knob's own, in
+ * whole groups of 8 with the masked lanes set to 0) and their sum in 8 float lanes, one to scale. */
+static float attn_row_portable(float *s, int t, int n8, float scale, const float *lse)
+{
+    float m;
+    if (lse) {
+        m = *lse;
+    } else {
+        float mx = s[0];
+        for (int j = 1; j <= t; j++)
+            mx = s[j] > mx ? s[j] : mx;
+        m = mx * scale;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j <= t; j++) {
+        s[j] = vmath_exp1(s[j] * scale - m);
+        sum += s[j];
+    }
+    for (int j = t + 1; j < n8; j++)
+        s[j] = 0.0f;
+    if (lse)
+        return m;
+    float inv = 1.0f / sum;
+    for (int j = 0; j <= t; j++)
+        s[j] *= inv;
+    return m + logf(sum);
+}
+
+#if VMATH_X86
+__attribute__((target("avx2,fma"))) static float attn_row_avx2(float *s, int t, int n8, float scale, const float *lse)
+{
+    int ne = (t + 8) / 8 * 8;   /* whole groups covering [0, t]; ne <= n8 */
+    float m;
+    if (lse) {
+        m = *lse;
+    } else {
+        __m256 vmx = _mm256_set1_ps(s[0]);
+        int j = 0;
+        for (; j + 8 <= t + 1; j += 8)
+            vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(s + j));
+        float l[8], mx;
+        _mm256_storeu_ps(l, vmx);
+        mx = l[0];
+        for (int i = 1; i < 8; i++)
+            mx = l[i] > mx ? l[i] : mx;
+        for (; j <= t; j++)
+            mx = s[j] > mx ? s[j] : mx;
+        m = mx * scale;
+    }
+    __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    __m256 idx = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), vt = _mm256_set1_ps((float)t);
+    for (int j = 0; j < ne; j += 8) {
+        __m256 e = vmath_exp8_avx2(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), vs, vm));
+        __m256 keep = _mm256_cmp_ps(_mm256_add_ps(idx, _mm256_set1_ps((float)j)), vt, _CMP_LE_OQ);
+        e = _mm256_and_ps(e, keep);
+        acc = _mm256_add_ps(acc, e);
+        _mm256_storeu_ps(s + j, e);
+    }
+    for (int j = ne; j < n8; j++)
+        s[j] = 0.0f;
+    if (lse)
+        return m;
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    float sum = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (int j = 0; j < ne; j += 8)
+        _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+    return m + logf(sum);
+}
+#endif
+
+float knob_attn_softmax_row(float *s, int t, int n8, float scale, const float *lse, int isa)
+{
+#if VMATH_X86
+    if (isa >= KNOB_ISA_AVX2)
+        return attn_row_avx2(s, t, n8, scale, lse);
+#endif
+    (void)isa;
+    return attn_row_portable(s, t, n8, scale, lse);
 }
 
 /* ------------------------------------------------------------------------------------------------

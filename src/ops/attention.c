@@ -3,9 +3,13 @@
  * size HS = C / NH; the output is (B, T, C). The loops, with the math and its derivative, are
  * src/kernels/attention.c.
  *
- * Forward keeps the post-softmax probabilities (B, NH, T, T) for backward; the saved buffer also
+ * Head sizes that are multiples of 32 (GPT's) take the flash-style kernels: forward keeps each
+ * query row's log-sum-exp (B, NH, T) and backward recomputes the probabilities from it. Other
+ * shapes keep the post-softmax probabilities (B, NH, T, T) for backward, and the saved buffer also
  * holds one scratch row of T floats per (b, h), so backward allocates nothing. */
 #include "knob_internal.h"
+
+#include <string.h>
 
 /* ------------------------------------------------------------------------------------------------
  * Op. ip[0] = NH. */
@@ -29,12 +33,21 @@ static knob_status attention_shape(knob_node *y, knob_err *err)
     return KNOB_OK;
 }
 
-/* saved: att (B, NH, T, T), then scratch (B, NH, T) for backward */
+/* the flash-style kernels for this shape (head sizes of 32, 64, ...), else the probabilities kept */
+static int use_flash(const knob_node *y)
+{
+    const knob_tensor *x = &y->in[0]->t;
+    return knob_attention_flash_ok(x->shape[1], x->shape[2] / 3 / y->ip[0]);
+}
+
+/* saved: flash: lse (B, NH, T); otherwise att (B, NH, T, T), then scratch (B, NH, T) for backward */
 static size_t attention_saved(const knob_node *y)
 {
     const knob_tensor *x = &y->in[0]->t;
     size_t B = (size_t)x->shape[0], T = (size_t)x->shape[1], NH = (size_t)y->ip[0];
     size_t bnh = knob_mul_sat(B, NH);   /* (B, NH, T, T) can pass 2^64 bytes when qkv is huge */
+    if (use_flash(y))
+        return knob_mul_sat(knob_mul_sat(bnh, T), sizeof(float));
     size_t n = knob_add_sat(knob_mul_sat(knob_mul_sat(bnh, T), T), knob_mul_sat(bnh, T));
     return knob_mul_sat(n, sizeof(float));
 }
@@ -45,7 +58,10 @@ static void attention_forward(knob_node *y)
 {
     const knob_tensor *x = &y->in[0]->t;
     int B = x->shape[0], T = x->shape[1], C = x->shape[2] / 3, NH = y->ip[0];
-    knob_attention_forward(y->t.data, y->saved, x->data, B, T, C, NH);
+    if (use_flash(y))
+        knob_attention_flash_forward(y->t.data, y->saved, x->data, B, T, C, NH);
+    else
+        knob_attention_forward(y->t.data, y->saved, x->data, B, T, C, NH);
 }
 
 static void attention_backward(knob_node *y)
@@ -54,6 +70,12 @@ static void attention_backward(knob_node *y)
     if (!x->grad)
         return;
     int B = x->shape[0], T = x->shape[1], C = x->shape[2] / 3, NH = y->ip[0];
+    if (use_flash(y)) {
+        knob_attention_flash_backward(x->grad, y->t.grad, x->data, y->saved, B, T, C, NH, knob_grad_fresh(y->in[0]));
+        return;
+    }
+    if (knob_grad_fresh(y->in[0]))   /* the loops and the products add into dqkv */
+        memset(x->grad, 0, x->n_elems * sizeof(float));
     const float *att = y->saved;                                              // (B, NH, T, T)
     float *scratch = (float *)y->saved + (size_t)B * (size_t)NH * (size_t)T * (size_t)T;   // (B, NH, T)
     knob_attention_backward(x->grad, scratch, y->t.grad, x->data, att, B, T, C, NH);

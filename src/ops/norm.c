@@ -9,6 +9,8 @@
  * Not here: batch norm, RMS norm (no model needs them yet). */
 #include "knob_internal.h"
 
+#include <string.h>
+
 
 static const char *dtype_name(knob_dtype t) { return t == KNOB_I32 ? "int32" : "float32"; }
 
@@ -55,8 +57,14 @@ static void layernorm_backward(knob_node *y)
 {
     const knob_tensor *xt = &y->in[0]->t;
     int C = xt->shape[xt->n_dims - 1];
-    knob_layernorm_backward(xt->grad, y->in[1]->t.grad, y->n_in == 3 ? y->in[2]->t.grad : NULL, y->t.grad, xt->data,
-                            y->in[1]->t.data, y->saved, (long)(xt->n_elems / (size_t)C), C);
+    /* weight and bias are parameters in every model; should one be an activation still unwritten in
+     * this pass, it starts from zeros (its sums run over all rows) */
+    for (int k = 1; k < y->n_in; k++)
+        if (y->in[k]->t.grad && knob_grad_fresh(y->in[k]))
+            memset(y->in[k]->t.grad, 0, y->in[k]->t.n_elems * sizeof(float));
+    (xt->grad && knob_grad_fresh(y->in[0]) ? knob_layernorm_backward_fresh : knob_layernorm_backward)(
+        xt->grad, y->in[1]->t.grad, y->n_in == 3 ? y->in[2]->t.grad : NULL, y->t.grad, xt->data, y->in[1]->t.data,
+        y->saved, (long)(xt->n_elems / (size_t)C), C);
 }
 
 /* n_in -1: two inputs (x, weight) or three (x, weight, bias) */

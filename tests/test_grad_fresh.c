@@ -1,0 +1,86 @@
+/* test_grad_fresh.c: knob_graph_backward's fresh gradients (graph.c: the first op to pass a
+ * gradient into an activation writes it whole, or has it zeroed just before) give the gradients of
+ * zero-then-add: through a product of a node with itself, a bias add, a reshape view read by GELU,
+ * a second consumer (a times a: one node twice, fresh) and a side branch off the loss's path. Checked against the derivative
+ * written here in double, and over two passes with garbage left in every activation grad between
+ * them, which must not leak into the second. */
+#include "test.h"
+
+/* GELU's derivative, tanh form, in double */
+static double gelu_grad_ref(double a)
+{
+    double k = sqrt(2.0 / 3.14159265358979323846), u = k * (a + 0.044715 * a * a * a), t = tanh(u);
+    return 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * k * (1 + 3 * 0.044715 * a * a);
+}
+
+TEST(grad_fresh_gives_the_zero_then_add_gradients)
+{
+    enum { R = 3, C = 5 };
+    knob_err err;
+    knob_params P;
+    knob_params_init(&P);
+    knob_tensor *xt = knob_params_add(&P, "x", 2, (int[]){R, C}, &err);
+    knob_tensor *wt = knob_params_add(&P, "w", 1, (int[]){C}, &err);
+    CHECK_OK(knob_params_alloc(&P, &err));
+    if (test_failed_now)
+        return;
+    knob_rng rng;
+    knob_rng_seed(&rng, 5);
+    for (int i = 0; i < R * C; i++)
+        xt->data[i] = knob_rng_normal(&rng);
+    for (int j = 0; j < C; j++)
+        wt->data[j] = 0.5f * knob_rng_normal(&rng);
+    knob_graph *g = knob_graph_new(&err);
+    knob_node *x = knob_param(g, xt), *w = knob_param(g, wt);
+    knob_node *h = knob_mul(g, x, x);                              /* a parameter twice */
+    knob_node *a = knob_add(g, h, w);                              /* bias add (R, C) + (C) */
+    knob_node *r = knob_reshape(g, a, 1, (int[]){R * C});          /* a view of a */
+    knob_node *side = knob_exp(g, a);                              /* off the loss's path */
+    knob_node *sg = knob_sum_all(g, knob_gelu(g, r));
+    knob_node *aa = knob_mul(g, a, a);   /* after the GELU, so backward reaches it first: a fresh, twice */
+    knob_node *loss = knob_add(g, sg, knob_sum_all(g, aa));
+    CHECK(side != NULL);
+    CHECK_OK(knob_graph_compile(g, &err));
+    if (test_failed_now) {
+        knob_graph_free(g);
+        knob_params_free(&P);
+        return;
+    }
+    float first[R * C + C];
+    for (int pass = 0; pass < 2; pass++) {
+        knob_params_zero_grad(&P);
+        CHECK_OK(knob_graph_forward(g, &err));
+        knob_graph_backward(g, loss);
+        for (int i = 0; i < R * C; i++) {   /* dL/dx = (gelu'(a) + 2 a) 2 x */
+            double av = (double)xt->data[i] * xt->data[i] + wt->data[i % C];
+            CHECK_NEAR(xt->grad[i], (gelu_grad_ref(av) + 2 * av) * 2 * xt->data[i], 1e-5, 1e-5);
+        }
+        for (int j = 0; j < C; j++) {       /* dL/dw_j = sum_i (gelu'(a_ij) + 2 a_ij) */
+            double want = 0;
+            for (int i = 0; i < R; i++) {
+                double av = (double)xt->data[i * C + j] * xt->data[i * C + j] + wt->data[j];
+                want += gelu_grad_ref(av) + 2 * av;
+            }
+            CHECK_NEAR(wt->grad[j], want, 1e-5, 1e-5);
+        }
+        const float *gs = knob_node_grad(side);
+        for (int i = 0; gs && i < R * C; i++)
+            CHECK(gs[i] == 0.0f);
+        if (pass == 0) {
+            memcpy(first, xt->grad, R * C * sizeof(float));
+            memcpy(first + R * C, wt->grad, C * sizeof(float));
+            /* garbage in every activation grad: the next pass must not read it */
+            knob_node *acts[] = {h, a, side};
+            for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) {
+                float *gr = knob_node_grad(acts[k]);
+                for (int i = 0; gr && i < R * C; i++)
+                    gr[i] = 1e3f;
+            }
+        } else {
+            CHECK(memcmp(first, xt->grad, R * C * sizeof(float)) == 0);
+            CHECK(memcmp(first + R * C, wt->grad, C * sizeof(float)) == 0);
+        }
+    }
+    knob_graph_free(g);
+    knob_params_free(&P);
+}
