@@ -422,51 +422,70 @@ typedef struct {
     const gemm_isa *isa;
 } gemm_call;
 
-/* Computes the rectangle rows [m0, m1) x columns [n0, n1) of C. */
-static void gemm_rect(const gemm_call *g, int m0, int m1, int n0, int n1)
+/* The micro-tiles of rows [m0, m0 + mc) of C (their A block packed at ap) and columns
+ * [jc + j0, jc + j1) (micro-panels of the B slice packed at bp; j0 a multiple of NR), for one K
+ * slice of depth kc. beta == 0 overwrites C. */
+static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int kc, int m0,
+                      int mc, int jc, int j0, int j1, float beta)
 {
-    const int N = g->N, K = g->K;
-    const knob_gemm_blocking *bl = get_blocking();
-    const int KC = bl->KC, MC = bl->MC, NC = bl->NC;
-    /* K in equal slices of at most KC (784 = 4 x 196, not 3 x 256 + 16): a thin last slice would
-     * pay for packing and for loading and storing C with little arithmetic to show for it. The
-     * slices depend on K alone, so the order of the sum does too. */
-    const int n_slices = (K + KC - 1) / KC, k_step = (K + n_slices - 1) / n_slices;
-    for (int jc = n0; jc < n1; jc += NC) {
-        int nc = KNOB_MIN(NC, n1 - jc);
-        for (int pc = 0; pc < K; pc += k_step) {
-            int kc = KNOB_MIN(k_step, K - pc);
-            float beta = pc == 0 ? g->beta : 1.0f;  /* later slices add to the first */
-            pack_b_slice(g->isa->pack_transposed, g->tb, N, K, g->B, pc, kc, jc, nc, pack_b);
-            for (int ic = m0; ic < m1; ic += MC) {
-                int mc = KNOB_MIN(MC, m1 - ic);
-                pack_a_block(g->isa->pack_transposed, g->ta, g->M, K, g->A, ic, mc, pc, kc,
-                             pack_a);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = KNOB_MIN(NR, nc - jr);
-                    const float *b = pack_b + (size_t)jr * kc;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = KNOB_MIN(MR, mc - ir);
-                        const float *a = pack_a + (size_t)ir * kc;
-                        float *c = g->C + (size_t)(ic + ir) * N + jc + jr;
-                        if (mr == MR && nr == NR) {
-                            g->isa->kernel(kc, a, b, c, (size_t)N, g->alpha, beta);
-                            continue;
-                        }
-                        /* edge tile: full tile into scratch, then the part that exists */
-                        _Alignas(32) float t[MR * NR];
-                        g->isa->kernel(kc, a, b, t, NR, 1.0f, 0.0f);
-                        for (int i = 0; i < mr; i++)
-                            for (int j = 0; j < nr; j++) {
-                                float *cij = c + (size_t)i * N + j;
-                                float r = g->alpha * t[i * NR + j];
-                                *cij = beta != 0.0f ? r + beta * *cij : r;
-                            }
-                    }
-                }
+    const int N = g->N;
+    for (int jr = j0; jr < j1; jr += NR) {
+        int nr = KNOB_MIN(NR, j1 - jr);
+        const float *b = bp + (size_t)jr * kc;
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = KNOB_MIN(MR, mc - ir);
+            const float *a = ap + (size_t)ir * kc;
+            float *c = g->C + (size_t)(m0 + ir) * N + jc + jr;
+            if (mr == MR && nr == NR) {
+                g->isa->kernel(kc, a, b, c, (size_t)N, g->alpha, beta);
+                continue;
             }
+            /* edge tile: full tile into scratch, then the part that exists */
+            _Alignas(32) float t[MR * NR];
+            g->isa->kernel(kc, a, b, t, NR, 1.0f, 0.0f);
+            for (int i = 0; i < mr; i++)
+                for (int j = 0; j < nr; j++) {
+                    float *cij = c + (size_t)i * N + j;
+                    float r = g->alpha * t[i * NR + j];
+                    *cij = beta != 0.0f ? r + beta * *cij : r;
+                }
         }
     }
+}
+
+/* One step of the driver: the B slice of columns [jc, jc + nc) and k in [pc, pc + kc), packed
+ * once at bp and shared by every thread, times all of op(A)'s rows. The step is cut into chunks
+ * of row_step rows (at most MC) by col_step columns (a multiple of NR); a chunk packs its rows
+ * of A into the pack_a of the thread that runs it and sweeps its tiles. */
+typedef struct {
+    const gemm_call *g;
+    float *bp;
+    int jc, nc, pc, kc;
+    float beta;                 /* g->beta for the first K slice, 1 after: later slices add */
+    int row_step, col_step, n_col_groups;
+} gemm_step;
+
+static void step_chunks(void *ctx, long lo, long hi)
+{
+    const gemm_step *s = ctx;
+    const gemm_call *g = s->g;
+    for (long b = lo; b < hi; b++) {
+        int m0 = (int)(b / s->n_col_groups) * s->row_step, mc = KNOB_MIN(s->row_step, g->M - m0);
+        int j0 = (int)(b % s->n_col_groups) * s->col_step, j1 = KNOB_MIN(s->nc, j0 + s->col_step);
+        pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, s->pc, s->kc,
+                     pack_a);
+        run_tiles(g, pack_a, s->bp, s->kc, m0, mc, s->jc, j0, j1, s->beta);
+    }
+}
+
+/* Micro-panels [lo, hi) of the step's B slice. */
+static void step_pack_b(void *ctx, long lo, long hi)
+{
+    const gemm_step *s = ctx;
+    const gemm_call *g = s->g;
+    int j0 = (int)lo * NR, n = KNOB_MIN(s->nc, (int)hi * NR) - j0;
+    pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, s->pc, s->kc, s->jc + j0, n,
+                 s->bp + (size_t)j0 * s->kc);
 }
 
 /* Plain loop for tiny products (and the same contract as the rest). */
@@ -590,50 +609,62 @@ static void gemv_axpy(int L, int K, const float *Mat, const float *x, float *y, 
 /* ------------------------------------------------------------------------------------------------
  * Splitting C between threads */
 
-/* C is cut into blocks of whole micro-tiles, each computed by gemm_rect, many more than threads
- * so that one a busy machine parks costs little: columns in NC-wide panels, rows in a multiple
- * of MC. Every block packs its own B slices (KC x NC), so a block is tall enough to reuse them
- * over a few row blocks of A; packing a B slice is then about 1% of the block's work. Any cut
- * gives the same bits: each element's sum runs over the same K slices in the same order. */
-typedef struct {
-    const gemm_call *g;
-    int row_step, col_step, n_col_blocks;
-} gemm_tasks;
-
-static void gemm_task(void *ctx, long lo, long hi)
+/* BLIS-style: for each NC-wide column panel and each K slice, the B slice (KC x NC) is packed
+ * once, by all the threads together when it is big, into the calling thread's pack_b; then the
+ * threads share it, taking chunks of rows of C (and, when there are few rows, groups of B's
+ * micro-panels too) from the pool, each packing its own rows of A. Two waits per step (after
+ * the packing, after the tiles), instead of every thread packing its own copy of B: for M = 4096
+ * tokens by N = 128 that copy was as much work as the chunk it fed. Chunks: enough to keep a
+ * thread a busy machine parks from holding the rest up; their bounds do not matter to the bits,
+ * since each element's sum runs over the same K slices in the same order whoever computes it.
+ * (pack_b is the caller's: two application threads calling knob_gemm at once each use their
+ * own, and a call from inside a pool chunk runs on that thread alone.) */
+static void gemm_packed(const gemm_call *g, int n_threads)
 {
-    const gemm_tasks *t = ctx;
-    for (long b = lo; b < hi; b++) {
-        int bi = (int)(b / t->n_col_blocks), bj = (int)(b % t->n_col_blocks);
-        int m0 = bi * t->row_step, n0 = bj * t->col_step;
-        gemm_rect(t->g, m0, KNOB_MIN(t->g->M, m0 + t->row_step), n0,
-                  KNOB_MIN(t->g->N, n0 + t->col_step));
+    const int M = g->M, N = g->N, K = g->K;
+    const knob_gemm_blocking *bl = get_blocking();
+    const int KC = bl->KC, MC = bl->MC, NC = bl->NC;
+    /* K in equal slices of at most KC (784 = 4 x 196, not 3 x 256 + 16): a thin last slice would
+     * pay for packing and for loading and storing C with little arithmetic to show for it. The
+     * slices depend on K alone, so the order of the sum does too. */
+    const int n_slices = (K + KC - 1) / KC, k_step = (K + n_slices - 1) / n_slices;
+    const int units_m = (M + MR - 1) / MR;
+    gemm_step s = {g, pack_b, 0, 0, 0, 0, 0.0f, MC, NC, 1};
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = KNOB_MIN(NC, N - jc), panels = (nc + NR - 1) / NR;
+        s.jc = jc;
+        s.nc = nc;
+        s.row_step = KNOB_MIN(MC, units_m * MR);
+        s.col_step = panels * NR;
+        s.n_col_groups = 1;
+        if (n_threads > 1) {
+            /* aim for 4 chunks per thread: rows in halves of MC down to 8 tiles, then columns */
+            int want = 4 * n_threads, row_units = MC / MR;
+            while (row_units > 8 && (units_m + row_units - 1) / row_units < want)
+                row_units = (row_units + 1) / 2;
+            int row_chunks = (units_m + row_units - 1) / row_units;
+            int groups = KNOB_MIN(panels, (want + row_chunks - 1) / row_chunks);
+            int per_group = (panels + groups - 1) / groups;
+            s.row_step = row_units * MR;
+            s.col_step = per_group * NR;
+            s.n_col_groups = (panels + per_group - 1) / per_group;
+        }
+        long n_chunks = (long)((M + s.row_step - 1) / s.row_step) * s.n_col_groups;
+        for (int pc = 0; pc < K; pc += k_step) {
+            s.pc = pc;
+            s.kc = KNOB_MIN(k_step, K - pc);
+            s.beta = pc == 0 ? g->beta : 1.0f;
+            /* packing B is memory-bound work: split it only when there is enough of it */
+            if (n_threads > 1 && (long)s.kc * nc >= 65536)
+                knob_parallel_for(panels, KNOB_MAX(1, panels / 8), step_pack_b, &s);
+            else
+                step_pack_b(&s, 0, panels);
+            if (n_threads > 1)
+                knob_parallel_for(n_chunks, 1, step_chunks, &s);
+            else
+                step_chunks(&s, 0, n_chunks);
+        }
     }
-}
-
-static void gemm_parallel(const gemm_call *g, int n_threads)
-{
-    const int M = g->M, N = g->N;
-    const int MC = get_blocking()->MC, NC = get_blocking()->NC;
-    gemm_tasks t = {g, M, N, 1};
-    if (n_threads > 1) {
-        /* columns: NC panels, or thinner when there are too few rows to go round */
-        int units_n = (N + NR - 1) / NR, units_m = (M + MR - 1) / MR;
-        int col_units = NC / NR;
-        int want = 6 * n_threads;    /* blocks to aim for */
-        while (col_units > 1 && (long)((units_n + col_units - 1) / col_units) *
-                                        ((units_m + MC / MR - 1) / (MC / MR)) < want)
-            col_units /= 2;
-        t.col_step = col_units * NR;
-        t.n_col_blocks = (N + t.col_step - 1) / t.col_step;
-        /* rows: up to 4 MC blocks, fewer while there are too few blocks */
-        int row_units = 4 * (MC / MR);
-        while (row_units > 1 && (long)t.n_col_blocks * ((units_m + row_units - 1) / row_units) < want)
-            row_units = row_units > MC / MR ? row_units - MC / MR : row_units / 2;
-        t.row_step = row_units * MR;
-    }
-    long n_blocks = (long)((M + t.row_step - 1) / t.row_step) * t.n_col_blocks;
-    knob_parallel_for(n_blocks, 1, gemm_task, &t);
 }
 
 void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
@@ -672,5 +703,5 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
             gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
         return;
     }
-    gemm_parallel(&g, n_threads);
+    gemm_packed(&g, n_threads);
 }
