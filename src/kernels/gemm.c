@@ -74,7 +74,8 @@ enum {
  * Packed B slice: NC / NR micro-panels, each (KC, NR): b[p * NR + j].
  * Sized for the largest blocking (0.75 + 2 MiB per thread that ever calls knob_gemm; only what
  * the blocking uses is ever touched). */
-static _Thread_local _Alignas(64) float pack_a[MC_MAX * KC_MAX];
+enum { PACK_SLACK = 8 };   /* floats past the end that the AVX2 packer of A may overwrite */
+static _Thread_local _Alignas(64) float pack_a[MC_MAX * KC_MAX + PACK_SLACK];
 static _Thread_local _Alignas(64) float pack_b[KC_MAX * NC_MAX];
 
 static long clamp_down(long v, long unit, long lo, long hi)
@@ -297,7 +298,14 @@ static void pack_transposed_avx2(int n, int w, const float *src, size_t ld, int 
                                  float *restrict dst)
 {
     int p = 0;
-    for (; p + 8 <= kc; p += 8)
+    for (; p + 8 <= kc; p += 8) {
+        /* the next micro-panel's rows (the next w rows of the source), a line of each per 16 k:
+         * packing reads as fast as the source arrives, and six or sixteen short streams are
+         * more than the hardware prefetcher starts early enough. Past the matrix's end a
+         * prefetch is only a hint: it cannot fault. */
+        if (p % 16 == 0)
+            for (int i = 0; i < w; i++)
+                _mm_prefetch((const char *)(src + (size_t)(w + i) * ld + p), _MM_HINT_T0);
         for (int g = 0; g < w; g += 8) {
 #define ROW(i) (g + (i) < n ? _mm256_loadu_ps(src + (size_t)(g + (i)) * ld + p) \
                             : _mm256_setzero_ps())
@@ -334,13 +342,22 @@ static void pack_transposed_avx2(int n, int w, const float *src, size_t ld, int 
                 _mm256_storeu_ps(d + 6 * w, k6);
                 _mm256_storeu_ps(d + 7 * w, k7);
             } else {        /* w == 6: lanes 0-5 of each */
-                __m256 k[8] = {k0, k1, k2, k3, k4, k5, k6, k7};
-                for (int q = 0; q < 8; q++) {
-                    _mm_storeu_ps(d + q * w, _mm256_castps256_ps128(k[q]));
-                    _mm_storel_pi((__m64 *)(d + q * w + 4), _mm256_extractf128_ps(k[q], 1));
-                }
+                /* eight-float stores, each overlapping the next row's first two lanes, which
+                 * the next store then writes: 8 stores instead of 16. The last one writes two
+                 * floats past the block: into the next block or the tail loop's row (written
+                 * after), the next micro-panel (packed after), or the PACK_SLACK floats past
+                 * the end of pack_a. */
+                _mm256_storeu_ps(d + 0 * w, k0);
+                _mm256_storeu_ps(d + 1 * w, k1);
+                _mm256_storeu_ps(d + 2 * w, k2);
+                _mm256_storeu_ps(d + 3 * w, k3);
+                _mm256_storeu_ps(d + 4 * w, k4);
+                _mm256_storeu_ps(d + 5 * w, k5);
+                _mm256_storeu_ps(d + 6 * w, k6);
+                _mm256_storeu_ps(d + 7 * w, k7);
             }
         }
+    }
     for (; p < kc; p++)
         for (int i = 0; i < w; i++)
             dst[(size_t)p * w + i] = i < n ? src[(size_t)i * ld + p] : 0.0f;
