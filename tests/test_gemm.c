@@ -167,6 +167,15 @@ TEST(gemm_matches_naive)
     knob_threads_set(0);
 }
 
+TEST(gemm_one_thread_matches_naive)
+{
+    /* one thread: products up to 128^3 with one K slice read A (and B when not transposed) in
+     * place (the direct path, where the CPU has a kernel for it), the rest pack */
+    knob_threads_set(1);
+    check_many_shapes();
+    knob_threads_set(0);
+}
+
 TEST(gemm_portable_matches_naive)
 {
     /* the fallback micro-kernel, on one thread: one rectangle spans all of C */
@@ -264,13 +273,15 @@ TEST(gemm_deterministic)
 TEST(gemm_threads_same_bits)
 {
     /* The threads share one packed B slice and split C by rows, then by B's micro-panels when the
-     * rows are few: 1, 2 and 3 threads must give the same bits, on shapes that take each split
+     * rows are few; one thread reads small products in place (100^3, 32 x 128 x 32) where more
+     * pack them: 1, 2 and 3 threads must give the same bits, on shapes that take each split
      * (training shapes M = 4096 tokens by 128 / 113, few rows by many columns, several K slices
      * and column panels, edge tiles along both M and N), for every transpose; and agree with the
      * reference within the bound of the file comment. */
     static const int dims[][3] = {{4096, 113, 128}, {4096, 128, 113}, {113, 128, 520},
                                   {64, 1100, 300}, {301, 517, 700}, {12, 2000, 40},
-                                  {130, 40, 1030}};
+                                  {130, 40, 1030}, {100, 100, 100}, {32, 128, 32},
+                                  {37, 50, 260}};
     knob_rng r;
     knob_rng_seed(&r, 11);
     for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {

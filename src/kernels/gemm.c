@@ -65,9 +65,15 @@ enum {
     /* Products with M * N * K at most this run the plain loop: packing would cost more than it
      * saves. (bench/gemm.c, one thread: the plain loop wins at 8^3, packing wins from 12^3.) */
     SMALL_MNK = 1024,
-    /* Below this many multiply-adds one thread does it all: waking the others costs more.
-     * (2 threads vs 1 on an idle machine: even at 32^3, 15% faster at 48^3, 35% at 64^3.) */
-    PARALLEL_MNK = 48 * 48 * 48,
+    /* Products with at most this many multiply-adds and one K slice, on one thread, read A (and B
+     * when not transposed) in place rather than packing them (bench_gemm --threads 1: 32 x 32 x
+     * 128 nn 48 -> 77 GFLOP/s, 128^3 72 -> 84). Same bits as packing, so the choice may depend
+     * on the thread count. */
+    DIRECT_MNK = 128 * 128 * 128,
+    /* Below this many multiply-adds one thread does it all: waking the others costs more than
+     * the direct path (below) saves. (bench_gemm --threads 2 vs 1: 64^3 equal, 128^3 40% faster
+     * on two; attention's 32 x 128 x 32 per head equal.) */
+    PARALLEL_MNK = 64 * 64 * 64,
 };
 
 /* Packed A block: MC / MR micro-panels, each (KC, MR): a[p * MR + i].
@@ -209,6 +215,60 @@ static void kernel_avx2(int kc, const float *restrict a, const float *restrict b
         c40 = _mm256_fmadd_ps(ai, b0, c40);
         c41 = _mm256_fmadd_ps(ai, b1, c41);
         ai = _mm256_broadcast_ss(a + 5);
+        c50 = _mm256_fmadd_ps(ai, b0, c50);
+        c51 = _mm256_fmadd_ps(ai, b1, c51);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int i = 0; i < MR; i++)
+        for (int h = 0; h < 2; h++) {
+            float *ci = c + (size_t)i * ldc + 8 * h;
+            __m256 r = _mm256_mul_ps(va, acc[i][h]);
+            if (beta != 0.0f)
+                r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r);
+            _mm256_storeu_ps(ci, r);
+        }
+}
+
+/* The same tile with A read in place: element (i, p) of the micro-panel at a[i * rs + p * cs]
+ * (rows past mr repeat row mr - 1; their results are not stored), and row p of B at b + p * ldb
+ * (16 contiguous floats). For small products, where packing costs as much as the arithmetic. The
+ * sums run in the same order as kernel_avx2's, so the bits are the same as the packed path's. */
+__attribute__((target("avx2,fma")))
+static void kernel_avx2_strided(int kc, const float *a, size_t rs, size_t cs, int mr,
+                                const float *b, size_t ldb, float *restrict c, size_t ldc,
+                                float alpha, float beta)
+{
+    const float *a0 = a, *a1 = a + (size_t)KNOB_MIN(1, mr - 1) * rs;
+    const float *a2 = a + (size_t)KNOB_MIN(2, mr - 1) * rs, *a3 = a + (size_t)KNOB_MIN(3, mr - 1) * rs;
+    const float *a4 = a + (size_t)KNOB_MIN(4, mr - 1) * rs, *a5 = a + (size_t)KNOB_MIN(5, mr - 1) * rs;
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int i = 0; i < MR; i++)
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+    size_t q = 0;
+    for (int p = 0; p < kc; p++, q += cs, b += ldb) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
+        ai = _mm256_broadcast_ss(a0 + q);
+        c00 = _mm256_fmadd_ps(ai, b0, c00);
+        c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a1 + q);
+        c10 = _mm256_fmadd_ps(ai, b0, c10);
+        c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a2 + q);
+        c20 = _mm256_fmadd_ps(ai, b0, c20);
+        c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a3 + q);
+        c30 = _mm256_fmadd_ps(ai, b0, c30);
+        c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a4 + q);
+        c40 = _mm256_fmadd_ps(ai, b0, c40);
+        c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a5 + q);
         c50 = _mm256_fmadd_ps(ai, b0, c50);
         c51 = _mm256_fmadd_ps(ai, b1, c51);
     }
@@ -396,19 +456,26 @@ static void pack_b_slice(panel_packer *pack_t, int tb, int N, int K, const float
 /* ------------------------------------------------------------------------------------------------
  * Choosing the instruction set, once per call */
 
-/* What differs between instruction sets: the micro-kernel and the transposing packer. */
+/* C (MR, NR) at c = alpha * A @ B + beta * C with A read in place with strides and B's rows ldb
+ * apart (kernel_avx2_strided). */
+typedef void strided_kernel(int kc, const float *a, size_t rs, size_t cs, int mr, const float *b,
+                            size_t ldb, float *restrict c, size_t ldc, float alpha, float beta);
+
+/* What differs between instruction sets: the micro-kernel, the transposing packer, and the
+ * kernel for small products that reads A in place (NULL: small products pack, as large ones). */
 typedef struct {
     const char *name;
     micro_kernel *kernel;
     panel_packer *pack_transposed;
+    strided_kernel *kernel_strided;
 } gemm_isa;
 
 /* One row per instruction-set level (KNOB_ISA_*), the best the CPU has chosen at run time
  * (src/kernels/cpu.c). An AVX-512 kernel is one more row; until then that level runs AVX2. */
 static const gemm_isa isa_table[] = {
-    [KNOB_ISA_PORTABLE] = {"portable", kernel_portable, pack_transposed},
+    [KNOB_ISA_PORTABLE] = {"portable", kernel_portable, pack_transposed, NULL},
 #if GEMM_X86
-    [KNOB_ISA_AVX2] = {"avx2+fma", kernel_avx2, pack_transposed_avx2},
+    [KNOB_ISA_AVX2] = {"avx2+fma", kernel_avx2, pack_transposed_avx2, kernel_avx2_strided},
 #endif
 };
 
@@ -503,6 +570,48 @@ static void step_pack_b(void *ctx, long lo, long hi)
     int j0 = (int)lo * NR, n = KNOB_MIN(s->nc, (int)hi * NR) - j0;
     pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, s->pc, s->kc, s->jc + j0, n,
                  s->bp + (size_t)j0 * s->kc);
+}
+
+/* Small products (one K slice): A read in place by the strided kernel, B too when its rows are
+ * contiguous along N (not transposed) except a partial last micro-panel, which is packed so that
+ * nothing is read past a row; a transposed B is packed whole. Same sums in the same order as the
+ * packed path, so the same bits; single-threaded, like every product this small. */
+static void gemm_direct(const gemm_call *g)
+{
+    const int M = g->M, N = g->N, K = g->K;
+    const size_t rs = g->ta ? 1 : (size_t)K, cs = g->ta ? (size_t)M : 1;
+    if (g->tb)
+        pack_b_slice(g->isa->pack_transposed, 1, N, K, g->B, 0, K, 0, N, pack_b);
+    for (int jr = 0; jr < N; jr += NR) {
+        int nr = KNOB_MIN(NR, N - jr);
+        const float *b = g->B + jr;
+        size_t ldb = (size_t)N;
+        if (g->tb) {
+            b = pack_b + (size_t)jr * K;
+            ldb = NR;
+        } else if (nr < NR) {
+            pack_straight_block(nr, NR, g->B + jr, (size_t)N, K, pack_a);
+            b = pack_a;
+            ldb = NR;
+        }
+        for (int ir = 0; ir < M; ir += MR) {
+            int mr = KNOB_MIN(MR, M - ir);
+            const float *a = g->A + (size_t)ir * rs;
+            float *c = g->C + (size_t)ir * N + jr;
+            if (mr == MR && nr == NR) {
+                g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, c, (size_t)N, g->alpha, g->beta);
+                continue;
+            }
+            _Alignas(32) float t[MR * NR];
+            g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, t, NR, 1.0f, 0.0f);
+            for (int i = 0; i < mr; i++)
+                for (int j = 0; j < nr; j++) {
+                    float *cij = c + (size_t)i * N + j;
+                    float r = g->alpha * t[i * NR + j];
+                    *cij = g->beta != 0.0f ? r + g->beta * *cij : r;
+                }
+        }
+    }
 }
 
 /* Plain loop for tiny products (and the same contract as the rest). */
@@ -718,6 +827,10 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
             gemv_dot(N, K, B, A, C, alpha, beta, n_threads);
         else
             gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
+        return;
+    }
+    if (n_threads == 1 && mnk <= DIRECT_MNK && K <= get_blocking()->KC && g.isa->kernel_strided) {
+        gemm_direct(&g);
         return;
     }
     gemm_packed(&g, n_threads);
