@@ -109,10 +109,12 @@ static const knob_gemm_blocking *get_blocking(void)
 
 knob_gemm_blocking knob_gemm_blocking_get(void) { return *get_blocking(); }
 
-/* C (MR, NR) at c with row stride ldc = alpha * a @ b + beta * C, where a is one packed A
- * micro-panel (kc, MR) and b one packed B micro-panel (kc, NR). beta == 0 overwrites C. */
+/* C (MR, NR) at c with row stride ldc = alpha * a @ b + beta * C (+ bias (NR), added to every
+ * row after the rest, when not NULL), where a is one packed A micro-panel (kc, MR) and b one
+ * packed B micro-panel (kc, NR). beta == 0 overwrites C. */
 typedef void micro_kernel(int kc, const float *restrict a, const float *restrict b,
-                          float *restrict c, size_t ldc, float alpha, float beta);
+                          float *restrict c, size_t ldc, float alpha, float beta,
+                          const float *bias);
 
 /* ------------------------------------------------------------------------------------------------
  * Reference */
@@ -147,7 +149,8 @@ void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const flo
 typedef float v4f __attribute__((vector_size(16)));
 
 static void kernel_portable(int kc, const float *restrict a, const float *restrict b,
-                            float *restrict c, size_t ldc, float alpha, float beta)
+                            float *restrict c, size_t ldc, float alpha, float beta,
+                            const float *bias)
 {
     for (int i = 0; i < MR; i++) {      /* C's tile arrives while the loop runs */
         __builtin_prefetch(c + (size_t)i * ldc);
@@ -175,6 +178,11 @@ static void kernel_portable(int kc, const float *restrict a, const float *restri
                     memcpy(&old, ci, sizeof old);
                     r += beta * old;
                 }
+                if (bias) {
+                    v4f bv;
+                    memcpy(&bv, bias + h + 4 * q, sizeof bv);
+                    r += bv;
+                }
                 memcpy(ci, &r, sizeof r);
             }
     }
@@ -185,7 +193,8 @@ static void kernel_portable(int kc, const float *restrict a, const float *restri
  * live in registers under both gcc and clang at -O2. */
 __attribute__((target("avx2,fma")))
 static void kernel_avx2(int kc, const float *restrict a, const float *restrict b,
-                        float *restrict c, size_t ldc, float alpha, float beta)
+                        float *restrict c, size_t ldc, float alpha, float beta,
+                        const float *bias)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -226,6 +235,8 @@ static void kernel_avx2(int kc, const float *restrict a, const float *restrict b
             __m256 r = _mm256_mul_ps(va, acc[i][h]);
             if (beta != 0.0f)
                 r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r);
+            if (bias)
+                r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * h));
             _mm256_storeu_ps(ci, r);
         }
 }
@@ -237,7 +248,7 @@ static void kernel_avx2(int kc, const float *restrict a, const float *restrict b
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_strided(int kc, const float *a, size_t rs, size_t cs, int mr,
                                 const float *b, size_t ldb, float *restrict c, size_t ldc,
-                                float alpha, float beta)
+                                float alpha, float beta, const float *bias)
 {
     const float *a0 = a, *a1 = a + (size_t)KNOB_MIN(1, mr - 1) * rs;
     const float *a2 = a + (size_t)KNOB_MIN(2, mr - 1) * rs, *a3 = a + (size_t)KNOB_MIN(3, mr - 1) * rs;
@@ -280,6 +291,8 @@ static void kernel_avx2_strided(int kc, const float *a, size_t rs, size_t cs, in
             __m256 r = _mm256_mul_ps(va, acc[i][h]);
             if (beta != 0.0f)
                 r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r);
+            if (bias)
+                r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * h));
             _mm256_storeu_ps(ci, r);
         }
 }
@@ -459,7 +472,8 @@ static void pack_b_slice(panel_packer *pack_t, int tb, int N, int K, const float
 /* C (MR, NR) at c = alpha * A @ B + beta * C with A read in place with strides and B's rows ldb
  * apart (kernel_avx2_strided). */
 typedef void strided_kernel(int kc, const float *a, size_t rs, size_t cs, int mr, const float *b,
-                            size_t ldb, float *restrict c, size_t ldc, float alpha, float beta);
+                            size_t ldb, float *restrict c, size_t ldc, float alpha, float beta,
+                            const float *bias);
 
 /* What differs between instruction sets: the micro-kernel, the transposing packer, and the
  * kernel for small products that reads A in place (NULL: small products pack, as large ones). */
@@ -504,13 +518,32 @@ typedef struct {
     const float *A, *B;
     float *C;
     const gemm_isa *isa;
+    const float *bias;          /* (N) added to every row of C at the end, or NULL */
 } gemm_call;
+
+/* The part (mr, nr) of an edge tile that exists, from its full tile t (MR, NR) = a @ b: alpha t,
+ * + beta C, then + bias. (The AVX2 kernel fuses the beta step, so an edge element may differ from
+ * an interior one in the last bit; which elements are edges depends on the shape alone.) */
+static void edge_store(float *c, size_t ldc, const float *t, int mr, int nr, float alpha,
+                       float beta, const float *bias)
+{
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *cij = c + (size_t)i * ldc + j;
+            float r = alpha * t[i * NR + j];
+            if (beta != 0.0f)
+                r += beta * *cij;
+            if (bias)
+                r += bias[j];
+            *cij = r;
+        }
+}
 
 /* The micro-tiles of rows [m0, m0 + mc) of C (their A block packed at ap) and columns
  * [jc + j0, jc + j1) (micro-panels of the B slice packed at bp; j0 a multiple of NR), for one K
  * slice of depth kc. beta == 0 overwrites C. */
 static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int kc, int m0,
-                      int mc, int jc, int j0, int j1, float beta)
+                      int mc, int jc, int j0, int j1, float beta, const float *bias)
 {
     const int N = g->N;
     for (int jr = j0; jr < j1; jr += NR) {
@@ -521,18 +554,13 @@ static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int 
             const float *a = ap + (size_t)ir * kc;
             float *c = g->C + (size_t)(m0 + ir) * N + jc + jr;
             if (mr == MR && nr == NR) {
-                g->isa->kernel(kc, a, b, c, (size_t)N, g->alpha, beta);
+                g->isa->kernel(kc, a, b, c, (size_t)N, g->alpha, beta, bias ? bias + jc + jr : NULL);
                 continue;
             }
             /* edge tile: full tile into scratch, then the part that exists */
             _Alignas(32) float t[MR * NR];
-            g->isa->kernel(kc, a, b, t, NR, 1.0f, 0.0f);
-            for (int i = 0; i < mr; i++)
-                for (int j = 0; j < nr; j++) {
-                    float *cij = c + (size_t)i * N + j;
-                    float r = g->alpha * t[i * NR + j];
-                    *cij = beta != 0.0f ? r + beta * *cij : r;
-                }
+            g->isa->kernel(kc, a, b, t, NR, 1.0f, 0.0f, NULL);
+            edge_store(c, (size_t)N, t, mr, nr, g->alpha, beta, bias ? bias + jc + jr : NULL);
         }
     }
 }
@@ -558,7 +586,8 @@ static void step_chunks(void *ctx, long lo, long hi)
         int j0 = (int)(b % s->n_col_groups) * s->col_step, j1 = KNOB_MIN(s->nc, j0 + s->col_step);
         pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, s->pc, s->kc,
                      pack_a);
-        run_tiles(g, pack_a, s->bp, s->kc, m0, mc, s->jc, j0, j1, s->beta);
+        run_tiles(g, pack_a, s->bp, s->kc, m0, mc, s->jc, j0, j1, s->beta,
+                  s->pc + s->kc == g->K ? g->bias : NULL);
     }
 }
 
@@ -599,17 +628,13 @@ static void gemm_direct(const gemm_call *g)
             const float *a = g->A + (size_t)ir * rs;
             float *c = g->C + (size_t)ir * N + jr;
             if (mr == MR && nr == NR) {
-                g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, c, (size_t)N, g->alpha, g->beta);
+                g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, c, (size_t)N, g->alpha, g->beta,
+                                       g->bias ? g->bias + jr : NULL);
                 continue;
             }
             _Alignas(32) float t[MR * NR];
-            g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, t, NR, 1.0f, 0.0f);
-            for (int i = 0; i < mr; i++)
-                for (int j = 0; j < nr; j++) {
-                    float *cij = c + (size_t)i * N + j;
-                    float r = g->alpha * t[i * NR + j];
-                    *cij = g->beta != 0.0f ? r + g->beta * *cij : r;
-                }
+            g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, t, NR, 1.0f, 0.0f, NULL);
+            edge_store(c, (size_t)N, t, mr, nr, g->alpha, g->beta, g->bias ? g->bias + jr : NULL);
         }
     }
 }
@@ -793,8 +818,18 @@ static void gemm_packed(const gemm_call *g, int n_threads)
     }
 }
 
-void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
-               float beta, float *C)
+/* C (M, N) += bias (N) on every row: the separate add knob_gemm_bias fuses elsewhere */
+static void add_bias_rows(float *C, int M, int N, const float *bias)
+{
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * N;
+        for (int j = 0; j < N; j++)
+            c[j] += bias[j];
+    }
+}
+
+static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                     const float *B, float beta, float *C, const float *bias)
 {
     KNOB_ASSERT(M >= 0 && N >= 0 && K >= 0);
     if (M == 0 || N == 0)
@@ -806,32 +841,46 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
         else if (beta != 1.0f)
             for (size_t i = 0; i < n; i++)
                 C[i] *= beta;
+        if (bias)
+            add_bias_rows(C, M, N, bias);
         return;
     }
-    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa()};
+    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa(), bias};
     double mnk = (double)M * N * K;
-    if (mnk <= SMALL_MNK) {
-        gemm_small(&g);
+    if (mnk <= SMALL_MNK || N == 1 || M == 1) {
+        int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
+        if (mnk <= SMALL_MNK)
+            gemm_small(&g);
+        else if (N == 1 && (!ta || M == 1))     /* x = B, y = C (M); A (M, K) rows */
+            gemv_dot(M, K, A, B, C, alpha, beta, n_threads);
+        else if (N == 1)                        /* A stored (K, M) */
+            gemv_axpy(M, K, A, B, C, alpha, beta, n_threads);
+        else if (tb)                            /* x = A, y = C (N); B stored (N, K) */
+            gemv_dot(N, K, B, A, C, alpha, beta, n_threads);
+        else                                    /* B (K, N) rows */
+            gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
+        if (bias)   /* these paths make one pass over C: the add after it costs little */
+            add_bias_rows(C, M, N, bias);
         return;
     }
     int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
-    if (N == 1) {           /* x = B, y = C (M); A (M, K) rows, or stored (K, M) */
-        if (!ta || M == 1)
-            gemv_dot(M, K, A, B, C, alpha, beta, n_threads);
-        else
-            gemv_axpy(M, K, A, B, C, alpha, beta, n_threads);
-        return;
-    }
-    if (M == 1) {           /* x = A, y = C (N); B (K, N) rows, or stored (N, K) */
-        if (tb)
-            gemv_dot(N, K, B, A, C, alpha, beta, n_threads);
-        else
-            gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
-        return;
-    }
     if (n_threads == 1 && mnk <= DIRECT_MNK && K <= get_blocking()->KC && g.isa->kernel_strided) {
         gemm_direct(&g);
         return;
     }
     gemm_packed(&g, n_threads);
+}
+
+void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
+               float beta, float *C)
+{
+    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, NULL);
+}
+
+/* C = alpha op(A) op(B) + beta C + bias on every row, the bias added in the last K slice's store:
+ * the same bits as knob_gemm followed by C[i][j] += bias[j], without the second pass over C. */
+void knob_gemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                    const float *B, float beta, float *C, const float *bias)
+{
+    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, bias);
 }
