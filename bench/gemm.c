@@ -13,9 +13,10 @@
  *
  * The FMA peak is measured, not computed from the stated clock: a loop of 12 independent chains
  * of 8-lane fused multiply-adds (2 per cycle is all the FMA units take), fastest of many short
- * runs, before and after the shapes; "%peak" is knob's figure over threads x that peak. (On the
- * 2-core EPYC VM the clock the VM gets moves with the host's load: 92 GFLOP/s per core at one
- * time of day is 134 at another, so a figure without the peak beside it says little.) */
+ * runs, before and after the shapes; "%peak" is knob's figure over threads x the first. (On the
+ * 2-core EPYC VM the clock the VM gets moves with the host's load: the peak measured here went
+ * from 81 to 92 GFLOP/s per core within minutes, so a figure without the peak beside it says
+ * little.) */
 #include "knob_internal.h"
 #include "bench.h"
 

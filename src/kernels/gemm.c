@@ -4,32 +4,35 @@
  * knob_gemm_naive is the reference: a triple loop with a double accumulator, too slow for
  * training, simple enough to trust. knob_gemm is the fast one, built the GotoBLAS / BLIS way:
  *
- *   1. C is cut into blocks (along M and N; never along K), several per thread, which the threads
- *      of knob's pool take as they come free (src/core/threads.c); every element of C is
- *      written by exactly one thread.
- *   2. Inside a rectangle: NC-wide column panels, then slices of K at most KC deep, then MC-tall
- *      row blocks. The B slice (KC x NC) and the A block (MC x KC) are copied ("packed") into
- *      contiguous, zero-padded micro-panels, so the inner loop reads both with unit stride whatever
- *      the transposes were, and the micro-kernel always computes a full tile.
+ *   1. NC-wide column panels of C, then slices of K at most KC deep. For each, the B slice
+ *      (KC x NC) is copied ("packed") once into contiguous, zero-padded micro-panels, shared by
+ *      all the threads (by several of them when it is big).
+ *   2. The threads of knob's pool (src/core/threads.c) then take chunks of C's rows (at most MC;
+ *      with few rows, also groups of B's micro-panels) as they come free; each packs its rows of
+ *      A (MC x KC) and sweeps its tiles. Every element of C is written by exactly one thread.
  *   3. A micro-kernel keeps an MR x NR block of C in registers for the whole slice: per step of k
  *      it loads NR floats of B, broadcasts MR floats of A and does MR * NR multiply-adds.
  *
- * Each instruction set brings a micro-kernel and a transposing packer: AVX2 + FMA intrinsics,
- * picked at run time when the CPU has them, or portable C with GCC vector extensions (gcc and
- * clang). Very small products skip packing and run a plain loop; matrix-vector products (M == 1
- * or N == 1) read the matrix in place, since packing it would cost as much as using it once.
+ * Each instruction set brings a micro-kernel, a transposing packer and, optionally, a kernel that
+ * reads A with strides (AVX2 + FMA intrinsics, picked at run time when the CPU has them, or
+ * portable C with GCC vector extensions, gcc and clang). Very small products run a plain loop;
+ * small ones on one thread read A (and B when not transposed) in place, since packing would cost
+ * as much as the arithmetic; matrix-vector products (M == 1 or N == 1) read the matrix in place.
+ * knob_gemm_bias adds a bias row in the last store.
  *
  * Determinism: the sum for C[i][j] always runs over the same slices of K in the same order, and
- * over k in order within a slice, whatever the rectangle it falls in; the slices depend on K
+ * over k in order within a slice, whatever the chunk or path it falls in; the slices depend on K
  * alone (and KC, from the L1 size). Same inputs, instruction set and L1 size give the same bits on
- * every run and for every thread count. (AVX2 rounds differently from the portable code: it fuses multiply and add.)
+ * every run and for every thread count. (AVX2 rounds differently from the portable code: it fuses
+ * multiply and add.)
  *
  * Memory: the packing buffers are fixed-size thread-local arrays (2.75 MiB per thread that ever
- * calls knob_gemm, of which the blocking touches a part), so a call allocates nothing.
+ * calls knob_gemm, of which the blocking touches a part; the caller's B buffer is the one its
+ * threads share), so a call allocates nothing.
  *
- * Speed (sh bench/run.sh, 2-core AMD EPYC Zen 4, 2 threads): 205-215 GFLOP/s for 256 to 1024
- * squares and GPT-2-sized projections, level with PyTorch's oneDNN path and over 30x torch.matmul
- * on Debian's reference BLAS; about 105 GFLOP/s on one thread.
+ * Speed (bench_gemm, 2-core AMD EPYC Zen 4 VM, docs/SPEED.md "GEMM"): the micro-kernel runs at the
+ * FMA peak measured beside it (81-92 GFLOP/s per core, as the VM's clock moves); whole products
+ * at 85-93% of it on one thread for 256..2048 squares and the GPT training shapes.
  *
  * Not here: leading-dimension (lda/ldb/ldc) arguments, batched calls, other dtypes, AVX-512. */
 #include "knob_internal.h"
