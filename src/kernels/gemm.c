@@ -867,7 +867,9 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
         return;
     }
     int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
-    if (n_threads == 1 && mnk <= DIRECT_MNK && K <= get_blocking()->KC && g.isa->kernel_strided) {
+    /* (a transposed B is packed whole into pack_b: at most NC_MAX columns of KC) */
+    if (n_threads == 1 && mnk <= DIRECT_MNK && K <= get_blocking()->KC && (!tb || N <= NC_MAX) &&
+        g.isa->kernel_strided) {
         gemm_direct(&g);
         return;
     }
