@@ -58,7 +58,7 @@ def read_knob(path):
                 notes.append(line.rstrip())
                 continue
             parts = line.split()
-            if len(parts) == 6:
+            if len(parts) >= 6:     # bench_gemm adds %peak after these
                 M, N, K = (int(x) for x in parts[:3])
                 rows.append((M, N, K, parts[3], float(parts[4]), parts[5]))
     return rows, notes

@@ -182,6 +182,10 @@ int         knob_axis(int axis, int n_dims);
  * A is stored (M, K) row-major, or (K, M) when ta; B is (K, N), or (N, K) when tb. */
 void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
                float beta, float *C);
+/* The same plus bias (N) added to every row of C: bit for bit knob_gemm then C[i][j] += bias[j],
+ * fused into the store of the last K slice (no second pass over C). bias may not alias C. */
+void knob_gemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                    const float *B, float beta, float *C, const float *bias);
 /* Tests and benchmarks: 1 forces the portable kernels (every family: knob_kernel_force) instead of
  * AVX2+FMA; 0 goes back to KNOB_KERNEL / the CPU's best. knob_gemm_kernel_name is in knob.h. */
 void        knob_gemm_force_portable(int on);

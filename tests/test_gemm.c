@@ -167,6 +167,15 @@ TEST(gemm_matches_naive)
     knob_threads_set(0);
 }
 
+TEST(gemm_one_thread_matches_naive)
+{
+    /* one thread: products up to 128^3 with one K slice read A (and B when not transposed) in
+     * place (the direct path, where the CPU has a kernel for it), the rest pack */
+    knob_threads_set(1);
+    check_many_shapes();
+    knob_threads_set(0);
+}
+
 TEST(gemm_portable_matches_naive)
 {
     /* the fallback micro-kernel, on one thread: one rectangle spans all of C */
@@ -261,6 +270,111 @@ TEST(gemm_deterministic)
     }
 }
 
+TEST(gemm_threads_same_bits)
+{
+    /* The threads share one packed B slice and split C by rows, then by B's micro-panels when the
+     * rows are few; one thread reads small products in place (100^3, 32 x 128 x 32) where more
+     * pack them: 1, 2 and 3 threads must give the same bits, on shapes that take each split
+     * (training shapes M = 4096 tokens by 128 / 113, few rows by many columns, several K slices
+     * and column panels, edge tiles along both M and N), for every transpose; and agree with the
+     * reference within the bound of the file comment. */
+    static const int dims[][3] = {{4096, 113, 128}, {4096, 128, 113}, {113, 128, 520},
+                                  {64, 1100, 300}, {301, 517, 700}, {12, 2000, 40},
+                                  {130, 40, 1030}, {100, 100, 100}, {32, 128, 32},
+                                  {37, 50, 260},   {2, 4100, 200}};
+    knob_rng r;
+    knob_rng_seed(&r, 11);
+    for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {
+        int M = dims[s][0], N = dims[s][1], K = dims[s][2];
+        size_t bytes = (size_t)M * N * sizeof(float);
+        float *A = fill_random((size_t)M * K, &r), *B = fill_random((size_t)K * N, &r);
+        float *C0 = fill_random((size_t)M * N, &r), *C[3];
+        for (int v = 0; v < 3; v++) {
+            C[v] = malloc(bytes);
+            KNOB_ASSERT(C[v]);
+        }
+        for (int t = 0; t < 4; t++) {
+            int ta = t >> 1, tb = t & 1;
+            for (int v = 0; v < 3; v++) {
+                memcpy(C[v], C0, bytes);
+                knob_threads_set(v + 1);
+                knob_gemm(ta, tb, M, N, K, 0.75f, A, B, 0.5f, C[v]);
+            }
+            CHECK(memcmp(C[0], C[1], bytes) == 0);
+            CHECK(memcmp(C[0], C[2], bytes) == 0);
+            if ((double)M * N * K < 2e7)    /* the reference costs a double loop per element */
+                gemm_agrees(__FILE__, __LINE__, ta, tb, M, N, K, 0.75f, 0.5f, A, B, C0);
+        }
+        knob_threads_set(0);
+        free(A);
+        free(B);
+        free(C0);
+        for (int v = 0; v < 3; v++)
+            free(C[v]);
+    }
+}
+
+TEST(gemm_bias_same_bits_as_separate_add)
+{
+    /* knob_gemm_bias == knob_gemm then C[i][j] += bias[j], bit for bit, on every path: tiny loop,
+     * matrix-vector, direct, packed with one and several K slices, edge tiles, 1 and 3 threads,
+     * both kernels, alpha/beta pairs, every transpose. And one hand-checked case. */
+    static const int dims[][3] = {{3, 5, 2},    {1, 40, 30},   {40, 1, 30}, {37, 41, 43},
+                                  {100, 100, 100}, {130, 70, 600}, {600, 113, 128}, {0, 5, 5},
+                                  {4, 6, 0}};
+    static const float ab[][2] = {{1.0f, 0.0f}, {-0.5f, 2.0f}, {0.0f, 1.5f}};
+    knob_rng r;
+    knob_rng_seed(&r, 13);
+    for (int portable = 0; portable < 2; portable++) {
+        knob_gemm_force_portable(portable);
+        for (int threads = 1; threads <= 3; threads += 2) {
+            knob_threads_set(threads);
+            for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {
+                int M = dims[s][0], N = dims[s][1], K = dims[s][2];
+                size_t mn = (size_t)M * N, bytes = mn * sizeof(float);
+                float *A = fill_random((size_t)M * K, &r), *B = fill_random((size_t)K * N, &r);
+                float *bias = fill_random((size_t)N, &r), *C0 = fill_random(mn, &r);
+                float *want = malloc(bytes + 1), *got = malloc(bytes + 1);
+                KNOB_ASSERT(want && got);
+                for (int t = 0; t < 4; t++)
+                    for (size_t v = 0; v < sizeof ab / sizeof ab[0]; v++) {
+                        memcpy(want, C0, bytes);
+                        memcpy(got, C0, bytes);
+                        knob_gemm(t >> 1, t & 1, M, N, K, ab[v][0], A, B, ab[v][1], want);
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < N; j++)
+                                want[(size_t)i * N + j] += bias[j];
+                        knob_gemm_bias(t >> 1, t & 1, M, N, K, ab[v][0], A, B, ab[v][1], got,
+                                       bias);
+                        if (memcmp(want, got, bytes) != 0) {
+                            test_fail_at(__FILE__, __LINE__,
+                                         "gemm_bias %c%c M=%d N=%d K=%d alpha=%g beta=%g "
+                                         "threads=%d portable=%d differs from gemm + add",
+                                         t >> 1 ? 't' : 'n', t & 1 ? 't' : 'n', M, N, K,
+                                         (double)ab[v][0], (double)ab[v][1], threads, portable);
+                        }
+                    }
+                free(A);
+                free(B);
+                free(bias);
+                free(C0);
+                free(want);
+                free(got);
+            }
+        }
+    }
+    knob_threads_set(0);
+    knob_gemm_force_portable(0);
+    /* [1 2; 3 4] @ [5 6; 7 8] = [19 22; 43 50], + [10 -20] on each row */
+    const float A[4] = {1, 2, 3, 4}, B[4] = {5, 6, 7, 8}, bias[2] = {10, -20};
+    float C[4] = {NAN, NAN, NAN, NAN};
+    knob_gemm_bias(0, 0, 2, 2, 2, 1.0f, A, B, 0.0f, C, bias);
+    CHECK_NEAR(C[0], 29, 0, 0);
+    CHECK_NEAR(C[1], 2, 0, 0);
+    CHECK_NEAR(C[2], 53, 0, 0);
+    CHECK_NEAR(C[3], 30, 0, 0);
+}
+
 TEST(gemm_no_alloc)
 {
     const int M = 200, N = 600, K = 300;
@@ -276,6 +390,8 @@ TEST(gemm_no_alloc)
     knob_gemm(0, 0, 3, 4, 5, 1.0f, A, B, 0.0f, C);      /* the tiny-product path too */
     knob_gemm(0, 1, 1, N, K, 1.0f, A, B, 0.0f, C);      /* and both matrix-vector forms */
     knob_gemm(1, 0, M, 1, K, 1.0f, A, B, 0.0f, C);
+    knob_gemm_bias(0, 1, M, N, K, 1.0f, A, B, 0.0f, C, B);     /* the fused bias (any N floats) */
+    knob_gemm(0, 0, 50, 60, 70, 1.0f, A, B, 0.0f, C);   /* the direct path (one thread: small) */
     CHECK(knob_alloc_count() == before);
     knob_threads_set(0);
     free(A);

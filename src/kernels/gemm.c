@@ -4,32 +4,35 @@
  * knob_gemm_naive is the reference: a triple loop with a double accumulator, too slow for
  * training, simple enough to trust. knob_gemm is the fast one, built the GotoBLAS / BLIS way:
  *
- *   1. C is cut into blocks (along M and N; never along K), several per thread, which the threads
- *      of knob's pool take as they come free (src/core/threads.c); every element of C is
- *      written by exactly one thread.
- *   2. Inside a rectangle: NC-wide column panels, then slices of K at most KC deep, then MC-tall
- *      row blocks. The B slice (KC x NC) and the A block (MC x KC) are copied ("packed") into
- *      contiguous, zero-padded micro-panels, so the inner loop reads both with unit stride whatever
- *      the transposes were, and the micro-kernel always computes a full tile.
+ *   1. NC-wide column panels of C, then slices of K at most KC deep. For each, the B slice
+ *      (KC x NC) is copied ("packed") once into contiguous, zero-padded micro-panels, shared by
+ *      all the threads (by several of them when it is big).
+ *   2. The threads of knob's pool (src/core/threads.c) then take chunks of C's rows (at most MC;
+ *      with few rows, also groups of B's micro-panels) as they come free; each packs its rows of
+ *      A (MC x KC) and sweeps its tiles. Every element of C is written by exactly one thread.
  *   3. A micro-kernel keeps an MR x NR block of C in registers for the whole slice: per step of k
  *      it loads NR floats of B, broadcasts MR floats of A and does MR * NR multiply-adds.
  *
- * Each instruction set brings a micro-kernel and a transposing packer: AVX2 + FMA intrinsics,
- * picked at run time when the CPU has them, or portable C with GCC vector extensions (gcc and
- * clang). Very small products skip packing and run a plain loop; matrix-vector products (M == 1
- * or N == 1) read the matrix in place, since packing it would cost as much as using it once.
+ * Each instruction set brings a micro-kernel, a transposing packer and, optionally, a kernel that
+ * reads A with strides (AVX2 + FMA intrinsics, picked at run time when the CPU has them, or
+ * portable C with GCC vector extensions, gcc and clang). Very small products run a plain loop;
+ * small ones on one thread read A (and B when not transposed) in place, since packing would cost
+ * as much as the arithmetic; matrix-vector products (M == 1 or N == 1) read the matrix in place.
+ * knob_gemm_bias adds a bias row in the last store.
  *
  * Determinism: the sum for C[i][j] always runs over the same slices of K in the same order, and
- * over k in order within a slice, whatever the rectangle it falls in; the slices depend on K
+ * over k in order within a slice, whatever the chunk or path it falls in; the slices depend on K
  * alone (and KC, from the L1 size). Same inputs, instruction set and L1 size give the same bits on
- * every run and for every thread count. (AVX2 rounds differently from the portable code: it fuses multiply and add.)
+ * every run and for every thread count. (AVX2 rounds differently from the portable code: it fuses
+ * multiply and add.)
  *
  * Memory: the packing buffers are fixed-size thread-local arrays (2.75 MiB per thread that ever
- * calls knob_gemm, of which the blocking touches a part), so a call allocates nothing.
+ * calls knob_gemm, of which the blocking touches a part; the caller's B buffer is the one its
+ * threads share), so a call allocates nothing.
  *
- * Speed (sh bench/run.sh, 2-core AMD EPYC Zen 4, 2 threads): 205-215 GFLOP/s for 256 to 1024
- * squares and GPT-2-sized projections, level with PyTorch's oneDNN path and over 30x torch.matmul
- * on Debian's reference BLAS; about 105 GFLOP/s on one thread.
+ * Speed (bench_gemm, 2-core AMD EPYC Zen 4 VM, docs/SPEED.md "GEMM"): the micro-kernel runs at the
+ * FMA peak measured beside it (81-92 GFLOP/s per core, as the VM's clock moves); whole products
+ * at 85-93% of it on one thread for 256..2048 squares and the GPT training shapes.
  *
  * Not here: leading-dimension (lda/ldb/ldc) arguments, batched calls, other dtypes, AVX-512. */
 #include "knob_internal.h"
@@ -65,16 +68,23 @@ enum {
     /* Products with M * N * K at most this run the plain loop: packing would cost more than it
      * saves. (bench/gemm.c, one thread: the plain loop wins at 8^3, packing wins from 12^3.) */
     SMALL_MNK = 1024,
-    /* Below this many multiply-adds one thread does it all: waking the others costs more.
-     * (2 threads vs 1 on an idle machine: even at 32^3, 15% faster at 48^3, 35% at 64^3.) */
-    PARALLEL_MNK = 48 * 48 * 48,
+    /* Products with at most this many multiply-adds and one K slice, on one thread, read A (and B
+     * when not transposed) in place rather than packing them (bench_gemm --threads 1: 32 x 32 x
+     * 128 nn 48 -> 77 GFLOP/s, 128^3 72 -> 84). Same bits as packing, so the choice may depend
+     * on the thread count. */
+    DIRECT_MNK = 128 * 128 * 128,
+    /* Below this many multiply-adds one thread does it all: waking the others costs more than
+     * the direct path (below) saves. (bench_gemm --threads 2 vs 1: 64^3 equal, 128^3 40% faster
+     * on two; attention's 32 x 128 x 32 per head equal.) */
+    PARALLEL_MNK = 64 * 64 * 64,
 };
 
 /* Packed A block: MC / MR micro-panels, each (KC, MR): a[p * MR + i].
  * Packed B slice: NC / NR micro-panels, each (KC, NR): b[p * NR + j].
  * Sized for the largest blocking (0.75 + 2 MiB per thread that ever calls knob_gemm; only what
  * the blocking uses is ever touched). */
-static _Thread_local _Alignas(64) float pack_a[MC_MAX * KC_MAX];
+enum { PACK_SLACK = 8 };   /* floats past the end that the AVX2 packer of A may overwrite */
+static _Thread_local _Alignas(64) float pack_a[MC_MAX * KC_MAX + PACK_SLACK];
 static _Thread_local _Alignas(64) float pack_b[KC_MAX * NC_MAX];
 
 static long clamp_down(long v, long unit, long lo, long hi)
@@ -102,10 +112,12 @@ static const knob_gemm_blocking *get_blocking(void)
 
 knob_gemm_blocking knob_gemm_blocking_get(void) { return *get_blocking(); }
 
-/* C (MR, NR) at c with row stride ldc = alpha * a @ b + beta * C, where a is one packed A
- * micro-panel (kc, MR) and b one packed B micro-panel (kc, NR). beta == 0 overwrites C. */
+/* C (MR, NR) at c with row stride ldc = alpha * a @ b + beta * C (+ bias (NR), added to every
+ * row after the rest, when not NULL), where a is one packed A micro-panel (kc, MR) and b one
+ * packed B micro-panel (kc, NR). beta == 0 overwrites C. */
 typedef void micro_kernel(int kc, const float *restrict a, const float *restrict b,
-                          float *restrict c, size_t ldc, float alpha, float beta);
+                          float *restrict c, size_t ldc, float alpha, float beta,
+                          const float *bias);
 
 /* ------------------------------------------------------------------------------------------------
  * Reference */
@@ -140,7 +152,8 @@ void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const flo
 typedef float v4f __attribute__((vector_size(16)));
 
 static void kernel_portable(int kc, const float *restrict a, const float *restrict b,
-                            float *restrict c, size_t ldc, float alpha, float beta)
+                            float *restrict c, size_t ldc, float alpha, float beta,
+                            const float *bias)
 {
     for (int i = 0; i < MR; i++) {      /* C's tile arrives while the loop runs */
         __builtin_prefetch(c + (size_t)i * ldc);
@@ -168,6 +181,11 @@ static void kernel_portable(int kc, const float *restrict a, const float *restri
                     memcpy(&old, ci, sizeof old);
                     r += beta * old;
                 }
+                if (bias) {
+                    v4f bv;
+                    memcpy(&bv, bias + h + 4 * q, sizeof bv);
+                    r += bv;
+                }
                 memcpy(ci, &r, sizeof r);
             }
     }
@@ -178,7 +196,8 @@ static void kernel_portable(int kc, const float *restrict a, const float *restri
  * live in registers under both gcc and clang at -O2. */
 __attribute__((target("avx2,fma")))
 static void kernel_avx2(int kc, const float *restrict a, const float *restrict b,
-                        float *restrict c, size_t ldc, float alpha, float beta)
+                        float *restrict c, size_t ldc, float alpha, float beta,
+                        const float *bias)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -219,6 +238,64 @@ static void kernel_avx2(int kc, const float *restrict a, const float *restrict b
             __m256 r = _mm256_mul_ps(va, acc[i][h]);
             if (beta != 0.0f)
                 r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r);
+            if (bias)
+                r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * h));
+            _mm256_storeu_ps(ci, r);
+        }
+}
+
+/* The same tile with A read in place: element (i, p) of the micro-panel at a[i * rs + p * cs]
+ * (rows past mr repeat row mr - 1; their results are not stored), and row p of B at b + p * ldb
+ * (16 contiguous floats). For small products, where packing costs as much as the arithmetic. The
+ * sums run in the same order as kernel_avx2's, so the bits are the same as the packed path's. */
+__attribute__((target("avx2,fma")))
+static void kernel_avx2_strided(int kc, const float *a, size_t rs, size_t cs, int mr,
+                                const float *b, size_t ldb, float *restrict c, size_t ldc,
+                                float alpha, float beta, const float *bias)
+{
+    const float *a0 = a, *a1 = a + (size_t)KNOB_MIN(1, mr - 1) * rs;
+    const float *a2 = a + (size_t)KNOB_MIN(2, mr - 1) * rs, *a3 = a + (size_t)KNOB_MIN(3, mr - 1) * rs;
+    const float *a4 = a + (size_t)KNOB_MIN(4, mr - 1) * rs, *a5 = a + (size_t)KNOB_MIN(5, mr - 1) * rs;
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int i = 0; i < MR; i++)
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+    size_t q = 0;
+    for (int p = 0; p < kc; p++, q += cs, b += ldb) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
+        ai = _mm256_broadcast_ss(a0 + q);
+        c00 = _mm256_fmadd_ps(ai, b0, c00);
+        c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a1 + q);
+        c10 = _mm256_fmadd_ps(ai, b0, c10);
+        c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a2 + q);
+        c20 = _mm256_fmadd_ps(ai, b0, c20);
+        c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a3 + q);
+        c30 = _mm256_fmadd_ps(ai, b0, c30);
+        c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a4 + q);
+        c40 = _mm256_fmadd_ps(ai, b0, c40);
+        c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a5 + q);
+        c50 = _mm256_fmadd_ps(ai, b0, c50);
+        c51 = _mm256_fmadd_ps(ai, b1, c51);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int i = 0; i < MR; i++)
+        for (int h = 0; h < 2; h++) {
+            float *ci = c + (size_t)i * ldc + 8 * h;
+            __m256 r = _mm256_mul_ps(va, acc[i][h]);
+            if (beta != 0.0f)
+                r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r);
+            if (bias)
+                r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * h));
             _mm256_storeu_ps(ci, r);
         }
 }
@@ -246,18 +323,44 @@ static void pack_transposed(int n, int w, const float *src, size_t ld, int kc,
             dst[p * w + r] = 0.0f;
 }
 
-/* Row p of dst takes n contiguous floats at src + p * ld. (Full rows copy a constant size: a
- * memcpy of variable size becomes a slow `rep movs` under gcc.) */
-static void pack_straight(int n, int w, const float *src, size_t ld, int kc, float *restrict dst)
+/* A whole block the straight way: n_total columns (rows of op(A) or columns of op(B)) starting at
+ * src, contiguous along them, row p at src + p * ld, into ceil(n_total / w) micro-panels of
+ * (kc, w) one after the other at dst, zero-padded past n_total. Eight rows of the source at a
+ * time, panel by panel: eight contiguous read streams the hardware prefetcher follows, and one
+ * contiguous write of 8 w floats per panel. (One micro-panel at a time reads w floats from each
+ * of kc rows ld apart, a new page per row when ld is 1024 floats or more, and waits on memory;
+ * one whole row at a time writes to every panel, w kc floats apart, and with kc w * 4 bytes a
+ * multiple of 4 KiB all those lines fall in one set of L1.) */
+static void pack_straight_block(int n_total, int w, const float *src, size_t ld, int kc,
+                                float *restrict dst)
 {
-    for (int p = 0; p < kc; p++, src += ld, dst += w) {
-        if (n == NR && w == NR)
-            memcpy(dst, src, NR * sizeof(float));
-        else if (n == MR && w == MR)
-            memcpy(dst, src, MR * sizeof(float));
-        else
-            for (int r = 0; r < w; r++)
-                dst[r] = r < n ? src[r] : 0.0f;
+    enum { ROWS = 8 };
+    const size_t panel = (size_t)w * kc;
+    const int n_full = n_total / w, rest = n_total - n_full * w;
+    for (int p0 = 0; p0 < kc; p0 += ROWS) {
+        const int p1 = KNOB_MIN(kc, p0 + ROWS);
+        float *d = dst + (size_t)p0 * w;
+        const float *s = src + (size_t)p0 * ld;
+        for (int q = 0; q < n_full; q++, s += w, d += panel) {
+            /* the same columns of the next eight rows, one sweep ahead (about w * 64 bytes of
+             * row per line: one prefetch per row per 16 floats) */
+            if (p1 < kc && (q * w) % 16 < w)
+                for (int p = 0; p < KNOB_MIN(ROWS, kc - p1); p++)
+                    __builtin_prefetch(s + (size_t)(p + ROWS) * ld);
+            if (w == NR)    /* constant sizes: a memcpy of variable size is a slow `rep movs` */
+                for (int p = 0; p < p1 - p0; p++)
+                    memcpy(d + p * NR, s + p * ld, NR * sizeof(float));
+            else if (w == MR)
+                for (int p = 0; p < p1 - p0; p++)
+                    memcpy(d + p * MR, s + p * ld, MR * sizeof(float));
+            else
+                for (int p = 0; p < p1 - p0; p++)
+                    memcpy(d + p * w, s + p * ld, (size_t)w * sizeof(float));
+        }
+        if (rest)
+            for (int p = 0; p < p1 - p0; p++)
+                for (int r = 0; r < w; r++)
+                    d[p * w + r] = r < rest ? s[p * ld + r] : 0.0f;
     }
 }
 
@@ -271,7 +374,14 @@ static void pack_transposed_avx2(int n, int w, const float *src, size_t ld, int 
                                  float *restrict dst)
 {
     int p = 0;
-    for (; p + 8 <= kc; p += 8)
+    for (; p + 8 <= kc; p += 8) {
+        /* the next micro-panel's rows (the next w rows of the source), a line of each per 16 k:
+         * packing reads as fast as the source arrives, and six or sixteen short streams are
+         * more than the hardware prefetcher starts early enough. Past the matrix's end a
+         * prefetch is only a hint: it cannot fault. */
+        if (p % 16 == 0)
+            for (int i = 0; i < w; i++)
+                _mm_prefetch((const char *)(src + (size_t)(w + i) * ld + p), _MM_HINT_T0);
         for (int g = 0; g < w; g += 8) {
 #define ROW(i) (g + (i) < n ? _mm256_loadu_ps(src + (size_t)(g + (i)) * ld + p) \
                             : _mm256_setzero_ps())
@@ -308,13 +418,22 @@ static void pack_transposed_avx2(int n, int w, const float *src, size_t ld, int 
                 _mm256_storeu_ps(d + 6 * w, k6);
                 _mm256_storeu_ps(d + 7 * w, k7);
             } else {        /* w == 6: lanes 0-5 of each */
-                __m256 k[8] = {k0, k1, k2, k3, k4, k5, k6, k7};
-                for (int q = 0; q < 8; q++) {
-                    _mm_storeu_ps(d + q * w, _mm256_castps256_ps128(k[q]));
-                    _mm_storel_pi((__m64 *)(d + q * w + 4), _mm256_extractf128_ps(k[q], 1));
-                }
+                /* eight-float stores, each overlapping the next row's first two lanes, which
+                 * the next store then writes: 8 stores instead of 16. The last one writes two
+                 * floats past the block: into the next block or the tail loop's row (written
+                 * after), the next micro-panel (packed after), or the PACK_SLACK floats past
+                 * the end of pack_a. */
+                _mm256_storeu_ps(d + 0 * w, k0);
+                _mm256_storeu_ps(d + 1 * w, k1);
+                _mm256_storeu_ps(d + 2 * w, k2);
+                _mm256_storeu_ps(d + 3 * w, k3);
+                _mm256_storeu_ps(d + 4 * w, k4);
+                _mm256_storeu_ps(d + 5 * w, k5);
+                _mm256_storeu_ps(d + 6 * w, k6);
+                _mm256_storeu_ps(d + 7 * w, k7);
             }
         }
+    }
     for (; p < kc; p++)
         for (int i = 0; i < w; i++)
             dst[(size_t)p * w + i] = i < n ? src[(size_t)i * ld + p] : 0.0f;
@@ -325,12 +444,13 @@ static void pack_transposed_avx2(int n, int w, const float *src, size_t ld, int 
 static void pack_a_block(panel_packer *pack_t, int ta, int M, int K, const float *A, int i0,
                          int mc, int p0, int kc, float *restrict dst)
 {
+    if (ta) {   /* A stored (K, M): column p of op(A) is contiguous */
+        pack_straight_block(mc, MR, A + (size_t)p0 * M + i0, (size_t)M, kc, dst);
+        return;
+    }
     for (int ir = 0; ir < mc; ir += MR, dst += (size_t)MR * kc) {
-        int mr = KNOB_MIN(MR, mc - ir);
-        if (!ta)    /* A (M, K): row i of op(A) is contiguous along k */
-            pack_t(mr, MR, A + (size_t)(i0 + ir) * K + p0, (size_t)K, kc, dst);
-        else        /* A stored (K, M): column p of op(A) is contiguous */
-            pack_straight(mr, MR, A + (size_t)p0 * M + i0 + ir, (size_t)M, kc, dst);
+        int mr = KNOB_MIN(MR, mc - ir);     /* A (M, K): row i of op(A) is contiguous along k */
+        pack_t(mr, MR, A + (size_t)(i0 + ir) * K + p0, (size_t)K, kc, dst);
     }
 }
 
@@ -339,31 +459,40 @@ static void pack_a_block(panel_packer *pack_t, int ta, int M, int K, const float
 static void pack_b_slice(panel_packer *pack_t, int tb, int N, int K, const float *B, int p0,
                          int kc, int j0, int nc, float *restrict dst)
 {
+    if (!tb) {  /* B (K, N): row p of op(B) is contiguous */
+        pack_straight_block(nc, NR, B + (size_t)p0 * N + j0, (size_t)N, kc, dst);
+        return;
+    }
     for (int jr = 0; jr < nc; jr += NR, dst += (size_t)NR * kc) {
-        int nr = KNOB_MIN(NR, nc - jr);
-        if (!tb)    /* B (K, N): row p of op(B) is contiguous */
-            pack_straight(nr, NR, B + (size_t)p0 * N + j0 + jr, (size_t)N, kc, dst);
-        else        /* B stored (N, K): column j of op(B) is contiguous along k */
-            pack_t(nr, NR, B + (size_t)(j0 + jr) * K + p0, (size_t)K, kc, dst);
+        int nr = KNOB_MIN(NR, nc - jr);     /* B stored (N, K): column j of op(B) is contiguous */
+        pack_t(nr, NR, B + (size_t)(j0 + jr) * K + p0, (size_t)K, kc, dst);
     }
 }
 
 /* ------------------------------------------------------------------------------------------------
  * Choosing the instruction set, once per call */
 
-/* What differs between instruction sets: the micro-kernel and the transposing packer. */
+/* C (MR, NR) at c = alpha * A @ B + beta * C with A read in place with strides and B's rows ldb
+ * apart (kernel_avx2_strided). */
+typedef void strided_kernel(int kc, const float *a, size_t rs, size_t cs, int mr, const float *b,
+                            size_t ldb, float *restrict c, size_t ldc, float alpha, float beta,
+                            const float *bias);
+
+/* What differs between instruction sets: the micro-kernel, the transposing packer, and the
+ * kernel for small products that reads A in place (NULL: small products pack, as large ones). */
 typedef struct {
     const char *name;
     micro_kernel *kernel;
     panel_packer *pack_transposed;
+    strided_kernel *kernel_strided;
 } gemm_isa;
 
 /* One row per instruction-set level (KNOB_ISA_*), the best the CPU has chosen at run time
  * (src/kernels/cpu.c). An AVX-512 kernel is one more row; until then that level runs AVX2. */
 static const gemm_isa isa_table[] = {
-    [KNOB_ISA_PORTABLE] = {"portable", kernel_portable, pack_transposed},
+    [KNOB_ISA_PORTABLE] = {"portable", kernel_portable, pack_transposed, NULL},
 #if GEMM_X86
-    [KNOB_ISA_AVX2] = {"avx2+fma", kernel_avx2, pack_transposed_avx2},
+    [KNOB_ISA_AVX2] = {"avx2+fma", kernel_avx2, pack_transposed_avx2, kernel_avx2_strided},
 #endif
 };
 
@@ -392,51 +521,123 @@ typedef struct {
     const float *A, *B;
     float *C;
     const gemm_isa *isa;
+    const float *bias;          /* (N) added to every row of C at the end, or NULL */
 } gemm_call;
 
-/* Computes the rectangle rows [m0, m1) x columns [n0, n1) of C. */
-static void gemm_rect(const gemm_call *g, int m0, int m1, int n0, int n1)
+/* The part (mr, nr) of an edge tile that exists, from its full tile t (MR, NR) = a @ b: alpha t,
+ * + beta C, then + bias. (The AVX2 kernel fuses the beta step, so an edge element may differ from
+ * an interior one in the last bit; which elements are edges depends on the shape alone.) */
+static void edge_store(float *c, size_t ldc, const float *t, int mr, int nr, float alpha,
+                       float beta, const float *bias)
 {
-    const int N = g->N, K = g->K;
-    const knob_gemm_blocking *bl = get_blocking();
-    const int KC = bl->KC, MC = bl->MC, NC = bl->NC;
-    /* K in equal slices of at most KC (784 = 4 x 196, not 3 x 256 + 16): a thin last slice would
-     * pay for packing and for loading and storing C with little arithmetic to show for it. The
-     * slices depend on K alone, so the order of the sum does too. */
-    const int n_slices = (K + KC - 1) / KC, k_step = (K + n_slices - 1) / n_slices;
-    for (int jc = n0; jc < n1; jc += NC) {
-        int nc = KNOB_MIN(NC, n1 - jc);
-        for (int pc = 0; pc < K; pc += k_step) {
-            int kc = KNOB_MIN(k_step, K - pc);
-            float beta = pc == 0 ? g->beta : 1.0f;  /* later slices add to the first */
-            pack_b_slice(g->isa->pack_transposed, g->tb, N, K, g->B, pc, kc, jc, nc, pack_b);
-            for (int ic = m0; ic < m1; ic += MC) {
-                int mc = KNOB_MIN(MC, m1 - ic);
-                pack_a_block(g->isa->pack_transposed, g->ta, g->M, K, g->A, ic, mc, pc, kc,
-                             pack_a);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = KNOB_MIN(NR, nc - jr);
-                    const float *b = pack_b + (size_t)jr * kc;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = KNOB_MIN(MR, mc - ir);
-                        const float *a = pack_a + (size_t)ir * kc;
-                        float *c = g->C + (size_t)(ic + ir) * N + jc + jr;
-                        if (mr == MR && nr == NR) {
-                            g->isa->kernel(kc, a, b, c, (size_t)N, g->alpha, beta);
-                            continue;
-                        }
-                        /* edge tile: full tile into scratch, then the part that exists */
-                        _Alignas(32) float t[MR * NR];
-                        g->isa->kernel(kc, a, b, t, NR, 1.0f, 0.0f);
-                        for (int i = 0; i < mr; i++)
-                            for (int j = 0; j < nr; j++) {
-                                float *cij = c + (size_t)i * N + j;
-                                float r = g->alpha * t[i * NR + j];
-                                *cij = beta != 0.0f ? r + beta * *cij : r;
-                            }
-                    }
-                }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *cij = c + (size_t)i * ldc + j;
+            float r = alpha * t[i * NR + j];
+            if (beta != 0.0f)
+                r += beta * *cij;
+            if (bias)
+                r += bias[j];
+            *cij = r;
+        }
+}
+
+/* The micro-tiles of rows [m0, m0 + mc) of C (their A block packed at ap) and columns
+ * [jc + j0, jc + j1) (micro-panels of the B slice packed at bp; j0 a multiple of NR), for one K
+ * slice of depth kc. beta == 0 overwrites C. */
+static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int kc, int m0,
+                      int mc, int jc, int j0, int j1, float beta, const float *bias)
+{
+    const int N = g->N;
+    for (int jr = j0; jr < j1; jr += NR) {
+        int nr = KNOB_MIN(NR, j1 - jr);
+        const float *b = bp + (size_t)jr * kc;
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = KNOB_MIN(MR, mc - ir);
+            const float *a = ap + (size_t)ir * kc;
+            float *c = g->C + (size_t)(m0 + ir) * N + jc + jr;
+            if (mr == MR && nr == NR) {
+                g->isa->kernel(kc, a, b, c, (size_t)N, g->alpha, beta, bias ? bias + jc + jr : NULL);
+                continue;
             }
+            /* edge tile: full tile into scratch, then the part that exists */
+            _Alignas(32) float t[MR * NR];
+            g->isa->kernel(kc, a, b, t, NR, 1.0f, 0.0f, NULL);
+            edge_store(c, (size_t)N, t, mr, nr, g->alpha, beta, bias ? bias + jc + jr : NULL);
+        }
+    }
+}
+
+/* One step of the driver: the B slice of columns [jc, jc + nc) and k in [pc, pc + kc), packed
+ * once at bp and shared by every thread, times all of op(A)'s rows. The step is cut into chunks
+ * of row_step rows (at most MC) by col_step columns (a multiple of NR); a chunk packs its rows
+ * of A into the pack_a of the thread that runs it and sweeps its tiles. */
+typedef struct {
+    const gemm_call *g;
+    float *bp;
+    int jc, nc, pc, kc;
+    float beta;                 /* g->beta for the first K slice, 1 after: later slices add */
+    int row_step, col_step, n_col_groups;
+} gemm_step;
+
+static void step_chunks(void *ctx, long lo, long hi)
+{
+    const gemm_step *s = ctx;
+    const gemm_call *g = s->g;
+    for (long b = lo; b < hi; b++) {
+        int m0 = (int)(b / s->n_col_groups) * s->row_step, mc = KNOB_MIN(s->row_step, g->M - m0);
+        int j0 = (int)(b % s->n_col_groups) * s->col_step, j1 = KNOB_MIN(s->nc, j0 + s->col_step);
+        pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, s->pc, s->kc,
+                     pack_a);
+        run_tiles(g, pack_a, s->bp, s->kc, m0, mc, s->jc, j0, j1, s->beta,
+                  s->pc + s->kc == g->K ? g->bias : NULL);
+    }
+}
+
+/* Micro-panels [lo, hi) of the step's B slice. */
+static void step_pack_b(void *ctx, long lo, long hi)
+{
+    const gemm_step *s = ctx;
+    const gemm_call *g = s->g;
+    int j0 = (int)lo * NR, n = KNOB_MIN(s->nc, (int)hi * NR) - j0;
+    pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, s->pc, s->kc, s->jc + j0, n,
+                 s->bp + (size_t)j0 * s->kc);
+}
+
+/* Small products (one K slice): A read in place by the strided kernel, B too when its rows are
+ * contiguous along N (not transposed) except a partial last micro-panel, which is packed so that
+ * nothing is read past a row; a transposed B is packed whole. Same sums in the same order as the
+ * packed path, so the same bits; single-threaded, like every product this small. */
+static void gemm_direct(const gemm_call *g)
+{
+    const int M = g->M, N = g->N, K = g->K;
+    const size_t rs = g->ta ? 1 : (size_t)K, cs = g->ta ? (size_t)M : 1;
+    if (g->tb)
+        pack_b_slice(g->isa->pack_transposed, 1, N, K, g->B, 0, K, 0, N, pack_b);
+    for (int jr = 0; jr < N; jr += NR) {
+        int nr = KNOB_MIN(NR, N - jr);
+        const float *b = g->B + jr;
+        size_t ldb = (size_t)N;
+        if (g->tb) {
+            b = pack_b + (size_t)jr * K;
+            ldb = NR;
+        } else if (nr < NR) {
+            pack_straight_block(nr, NR, g->B + jr, (size_t)N, K, pack_a);
+            b = pack_a;
+            ldb = NR;
+        }
+        for (int ir = 0; ir < M; ir += MR) {
+            int mr = KNOB_MIN(MR, M - ir);
+            const float *a = g->A + (size_t)ir * rs;
+            float *c = g->C + (size_t)ir * N + jr;
+            if (mr == MR && nr == NR) {
+                g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, c, (size_t)N, g->alpha, g->beta,
+                                       g->bias ? g->bias + jr : NULL);
+                continue;
+            }
+            _Alignas(32) float t[MR * NR];
+            g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, t, NR, 1.0f, 0.0f, NULL);
+            edge_store(c, (size_t)N, t, mr, nr, g->alpha, g->beta, g->bias ? g->bias + jr : NULL);
         }
     }
 }
@@ -562,54 +763,76 @@ static void gemv_axpy(int L, int K, const float *Mat, const float *x, float *y, 
 /* ------------------------------------------------------------------------------------------------
  * Splitting C between threads */
 
-/* C is cut into blocks of whole micro-tiles, each computed by gemm_rect, many more than threads
- * so that one a busy machine parks costs little: columns in NC-wide panels, rows in a multiple
- * of MC. Every block packs its own B slices (KC x NC), so a block is tall enough to reuse them
- * over a few row blocks of A; packing a B slice is then about 1% of the block's work. Any cut
- * gives the same bits: each element's sum runs over the same K slices in the same order. */
-typedef struct {
-    const gemm_call *g;
-    int row_step, col_step, n_col_blocks;
-} gemm_tasks;
-
-static void gemm_task(void *ctx, long lo, long hi)
+/* BLIS-style: for each NC-wide column panel and each K slice, the B slice (KC x NC) is packed
+ * once, by all the threads together when it is big, into the calling thread's pack_b; then the
+ * threads share it, taking chunks of rows of C (and, when there are few rows, groups of B's
+ * micro-panels too) from the pool, each packing its own rows of A. Two waits per step (after
+ * the packing, after the tiles), instead of every thread packing its own copy of B: for M = 4096
+ * tokens by N = 128 that copy was as much work as the chunk it fed. Chunks: enough to keep a
+ * thread a busy machine parks from holding the rest up; their bounds do not matter to the bits,
+ * since each element's sum runs over the same K slices in the same order whoever computes it.
+ * (pack_b is the caller's: two application threads calling knob_gemm at once each use their
+ * own, and a call from inside a pool chunk runs on that thread alone.) */
+static void gemm_packed(const gemm_call *g, int n_threads)
 {
-    const gemm_tasks *t = ctx;
-    for (long b = lo; b < hi; b++) {
-        int bi = (int)(b / t->n_col_blocks), bj = (int)(b % t->n_col_blocks);
-        int m0 = bi * t->row_step, n0 = bj * t->col_step;
-        gemm_rect(t->g, m0, KNOB_MIN(t->g->M, m0 + t->row_step), n0,
-                  KNOB_MIN(t->g->N, n0 + t->col_step));
+    const int M = g->M, N = g->N, K = g->K;
+    const knob_gemm_blocking *bl = get_blocking();
+    const int KC = bl->KC, MC = bl->MC, NC = bl->NC;
+    /* K in equal slices of at most KC (784 = 4 x 196, not 3 x 256 + 16): a thin last slice would
+     * pay for packing and for loading and storing C with little arithmetic to show for it. The
+     * slices depend on K alone, so the order of the sum does too. */
+    const int n_slices = (K + KC - 1) / KC, k_step = (K + n_slices - 1) / n_slices;
+    const int units_m = (M + MR - 1) / MR;
+    gemm_step s = {g, pack_b, 0, 0, 0, 0, 0.0f, MC, NC, 1};
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = KNOB_MIN(NC, N - jc), panels = (nc + NR - 1) / NR;
+        s.jc = jc;
+        s.nc = nc;
+        s.row_step = KNOB_MIN(MC, units_m * MR);
+        s.col_step = panels * NR;
+        s.n_col_groups = 1;
+        if (n_threads > 1) {
+            /* aim for 4 chunks per thread: rows in halves of MC down to 8 tiles, then columns */
+            int want = 4 * n_threads, row_units = MC / MR;
+            while (row_units > 8 && (units_m + row_units - 1) / row_units < want)
+                row_units = (row_units + 1) / 2;
+            int row_chunks = (units_m + row_units - 1) / row_units;
+            int groups = KNOB_MIN(panels, (want + row_chunks - 1) / row_chunks);
+            int per_group = (panels + groups - 1) / groups;
+            s.row_step = row_units * MR;
+            s.col_step = per_group * NR;
+            s.n_col_groups = (panels + per_group - 1) / per_group;
+        }
+        long n_chunks = (long)((M + s.row_step - 1) / s.row_step) * s.n_col_groups;
+        for (int pc = 0; pc < K; pc += k_step) {
+            s.pc = pc;
+            s.kc = KNOB_MIN(k_step, K - pc);
+            s.beta = pc == 0 ? g->beta : 1.0f;
+            /* packing B is memory-bound work: split it only when there is enough of it */
+            if (n_threads > 1 && (long)s.kc * nc >= 65536)
+                knob_parallel_for(panels, KNOB_MAX(1, panels / 8), step_pack_b, &s);
+            else
+                step_pack_b(&s, 0, panels);
+            if (n_threads > 1)
+                knob_parallel_for(n_chunks, 1, step_chunks, &s);
+            else
+                step_chunks(&s, 0, n_chunks);
+        }
     }
 }
 
-static void gemm_parallel(const gemm_call *g, int n_threads)
+/* C (M, N) += bias (N) on every row: the separate add knob_gemm_bias fuses elsewhere */
+static void add_bias_rows(float *C, int M, int N, const float *bias)
 {
-    const int M = g->M, N = g->N;
-    const int MC = get_blocking()->MC, NC = get_blocking()->NC;
-    gemm_tasks t = {g, M, N, 1};
-    if (n_threads > 1) {
-        /* columns: NC panels, or thinner when there are too few rows to go round */
-        int units_n = (N + NR - 1) / NR, units_m = (M + MR - 1) / MR;
-        int col_units = NC / NR;
-        int want = 6 * n_threads;    /* blocks to aim for */
-        while (col_units > 1 && (long)((units_n + col_units - 1) / col_units) *
-                                        ((units_m + MC / MR - 1) / (MC / MR)) < want)
-            col_units /= 2;
-        t.col_step = col_units * NR;
-        t.n_col_blocks = (N + t.col_step - 1) / t.col_step;
-        /* rows: up to 4 MC blocks, fewer while there are too few blocks */
-        int row_units = 4 * (MC / MR);
-        while (row_units > 1 && (long)t.n_col_blocks * ((units_m + row_units - 1) / row_units) < want)
-            row_units = row_units > MC / MR ? row_units - MC / MR : row_units / 2;
-        t.row_step = row_units * MR;
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * N;
+        for (int j = 0; j < N; j++)
+            c[j] += bias[j];
     }
-    long n_blocks = (long)((M + t.row_step - 1) / t.row_step) * t.n_col_blocks;
-    knob_parallel_for(n_blocks, 1, gemm_task, &t);
 }
 
-void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
-               float beta, float *C)
+static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                     const float *B, float beta, float *C, const float *bias)
 {
     KNOB_ASSERT(M >= 0 && N >= 0 && K >= 0);
     if (M == 0 || N == 0)
@@ -621,28 +844,48 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
         else if (beta != 1.0f)
             for (size_t i = 0; i < n; i++)
                 C[i] *= beta;
+        if (bias)
+            add_bias_rows(C, M, N, bias);
         return;
     }
-    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa()};
+    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa(), bias};
     double mnk = (double)M * N * K;
-    if (mnk <= SMALL_MNK) {
-        gemm_small(&g);
+    if (mnk <= SMALL_MNK || N == 1 || M == 1) {
+        int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
+        if (mnk <= SMALL_MNK)
+            gemm_small(&g);
+        else if (N == 1 && (!ta || M == 1))     /* x = B, y = C (M); A (M, K) rows */
+            gemv_dot(M, K, A, B, C, alpha, beta, n_threads);
+        else if (N == 1)                        /* A stored (K, M) */
+            gemv_axpy(M, K, A, B, C, alpha, beta, n_threads);
+        else if (tb)                            /* x = A, y = C (N); B stored (N, K) */
+            gemv_dot(N, K, B, A, C, alpha, beta, n_threads);
+        else                                    /* B (K, N) rows */
+            gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
+        if (bias)   /* these paths make one pass over C: the add after it costs little */
+            add_bias_rows(C, M, N, bias);
         return;
     }
     int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
-    if (N == 1) {           /* x = B, y = C (M); A (M, K) rows, or stored (K, M) */
-        if (!ta || M == 1)
-            gemv_dot(M, K, A, B, C, alpha, beta, n_threads);
-        else
-            gemv_axpy(M, K, A, B, C, alpha, beta, n_threads);
+    /* (a transposed B is packed whole into pack_b: at most NC_MAX columns of KC) */
+    if (n_threads == 1 && mnk <= DIRECT_MNK && K <= get_blocking()->KC && (!tb || N <= NC_MAX) &&
+        g.isa->kernel_strided) {
+        gemm_direct(&g);
         return;
     }
-    if (M == 1) {           /* x = A, y = C (N); B (K, N) rows, or stored (N, K) */
-        if (tb)
-            gemv_dot(N, K, B, A, C, alpha, beta, n_threads);
-        else
-            gemv_axpy(N, K, B, A, C, alpha, beta, n_threads);
-        return;
-    }
-    gemm_parallel(&g, n_threads);
+    gemm_packed(&g, n_threads);
+}
+
+void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
+               float beta, float *C)
+{
+    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, NULL);
+}
+
+/* C = alpha op(A) op(B) + beta C + bias on every row, the bias added in the last K slice's store:
+ * the same bits as knob_gemm followed by C[i][j] += bias[j], without the second pass over C. */
+void knob_gemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                    const float *B, float beta, float *C, const float *bias)
+{
+    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, bias);
 }
