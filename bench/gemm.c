@@ -66,31 +66,7 @@ static double time_gemm(gemm_fn *f, const shape *s, const float *A, const float 
     return t[0];
 }
 
-/* GFLOP/s of one thread running fused multiply-adds and nothing else: 12 chains (more than
- * latency x units, so none waits), each FMA 8 lanes x 2 flops. The operands come through volatile
- * so the compiler cannot fold the chains. 0 where there is no AVX2 + FMA. */
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-__attribute__((target("avx2,fma"), noinline))
-static float fma_chains(long n, float xs, float ys)
-{
-    __m256 x = _mm256_set1_ps(xs), y = _mm256_set1_ps(ys);
-#define CH(i) __m256 c##i = _mm256_set1_ps((float)(i));
-    CH(0) CH(1) CH(2) CH(3) CH(4) CH(5) CH(6) CH(7) CH(8) CH(9) CH(10) CH(11)
-#undef CH
-    for (long p = 0; p < n; p++) {
-#define CH(i) c##i = _mm256_fmadd_ps(x, y, c##i);
-        CH(0) CH(1) CH(2) CH(3) CH(4) CH(5) CH(6) CH(7) CH(8) CH(9) CH(10) CH(11)
-#undef CH
-        __asm__("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5));
-        __asm__("" : "+x"(c6), "+x"(c7), "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11));
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)),
-                             _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11)));
-    return _mm_cvtss_f32(_mm256_castps256_ps128(s));
-}
-
+#if BENCH_HAVE_FMA_CHAINS
 static double fma_peak(void)
 {
     if ((knob_cpu()->features & (KNOB_CPU_AVX2 | KNOB_CPU_FMA)) != (KNOB_CPU_AVX2 | KNOB_CPU_FMA))
@@ -100,7 +76,7 @@ static double fma_peak(void)
     double best = 0.0;
     for (int r = 0; r < 200; r++) {
         double t0 = bench_now();
-        sink = fma_chains(n, xs, ys);
+        sink = bench_fma_chains(n, xs, ys);
         double g = 12.0 * 16.0 * (double)n / (bench_now() - t0) / 1e9;
         best = g > best ? g : best;
     }
