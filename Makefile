@@ -85,7 +85,7 @@ asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 # Memcheck (valgrind) over a fast subset of the unit tests and a few commands (CI runs it).
-VALGRIND_TESTS := safetensors tok_ step atomic read_file idx digits png checkpoint old_ json lm_ kernel graph_ grad piece ngram_
+VALGRIND_TESTS := safetensors tok_ step atomic read_file idx digits png checkpoint ckpt_writer old_ json lm_ kernel graph_ grad piece ngram_
 # Its own build with DWARF 4 debug info: the valgrind of Debian 12 cannot read clang's DWARF 5.
 valgrind:
 	@$(MAKE) BUILD=build-valgrind CFLAGS="-O2 -gdwarf-4" build-valgrind/knob build-valgrind/test_knob >/dev/null
