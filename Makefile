@@ -6,11 +6,12 @@ OPT     ?= -O2
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wvla -Wformat=2 -Wno-format-nonliteral
 CFLAGS  ?= $(OPT) -g
-ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -fno-math-errno $(WARN) $(if $(WERROR),-Werror) \
+# -fopenmp-simd: "#pragma omp simd" only, no OpenMP runtime (threads: knob's pool, src/core/threads.c)
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -fno-math-errno $(WARN) $(if $(WERROR),-Werror) \
               -Iinclude -Isrc $(CFLAGS) $(SAN)
 LDLIBS  := -lmicrohttpd -lcjson -lpcre2-8 -lpng -lz -lm -lpthread
 LDFLAGS ?=
-ALL_LDFLAGS := -fopenmp $(SAN) $(LDFLAGS)
+ALL_LDFLAGS := $(SAN) $(LDFLAGS)
 
 # MPI for data-parallel training (src/train/dist.c only): found automatically when mpicc is on the
 # PATH (its --showme flags); MPI=0 builds without it (then the binary runs single-process only).
@@ -67,7 +68,7 @@ $(BUILD)/test_knob: $(TEST_OBJ) $(BUILD)/libknob.a
 # examples use only the public header
 $(BUILD)/examples/%: examples/%.c include/knob.h $(BUILD)/libknob.a
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -fopenmp $(WARN) $(if $(WERROR),-Werror) -Iinclude $(CFLAGS) $(SAN) $< $(BUILD)/libknob.a $(ALL_LDFLAGS) $(LDLIBS) -o $@
+	$(CC) -std=c11 -fopenmp-simd $(WARN) $(if $(WERROR),-Werror) -Iinclude $(CFLAGS) $(SAN) $< $(BUILD)/libknob.a $(ALL_LDFLAGS) $(LDLIBS) -o $@
 
 # Fuzz targets: with a plain main that replays files (make test), or as libFuzzer binaries (make fuzz).
 FUZZ_DEPS := tests/fuzz/fuzz.h $(BUILD)/libknob.a $(BUILD)/cli/args.o
@@ -87,7 +88,7 @@ asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 # Memcheck (valgrind) over a fast subset of the unit tests and a few commands (CI runs it).
-VALGRIND_TESTS := safetensors tok_ step atomic read_file idx digits png checkpoint old_ json lm_ kernel graph_ grad piece ngram_
+VALGRIND_TESTS := safetensors tok_ step atomic read_file idx digits png checkpoint ckpt_writer old_ json lm_ kernel graph_ grad piece ngram_
 # Its own build with DWARF 4 debug info: the valgrind of Debian 12 cannot read clang's DWARF 5.
 valgrind:
 	@$(MAKE) BUILD=build-valgrind CFLAGS="-O2 -gdwarf-4" build-valgrind/knob build-valgrind/test_knob >/dev/null

@@ -20,10 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 enum { MAX_LIST = 8, PROMPT = 64 };
 
 static int parse_list(const char *s, char out[][16])
@@ -74,23 +70,29 @@ static float sum_part(const float *a, size_t n)
     return t;
 }
 
+typedef struct {
+    const float *a;
+    size_t c;            /* floats per part */
+    float *part;
+} bw_task;
+
+static void bw_parts(void *ctx, long lo, long hi)
+{
+    const bw_task *t = ctx;
+    for (long id = lo; id < hi; id++)
+        t->part[id & 63] = sum_part(t->a + (size_t)id * t->c, t->c);
+}
+
+/* one part per thread, on knob's pool (knob_threads_set(threads) first) */
 static double bandwidth(const float *a, size_t n, int threads)
 {
     double best = 0;
     for (int rep = 0; rep < 10; rep++) {
         float part[64] = {0};
+        bw_task t = {a, n / (size_t)threads / 32 * 32, part};
         double t0 = bench_now();
-        #pragma omp parallel num_threads(threads)
-        {
-            int id = 0, nt = 1;
-#ifdef _OPENMP
-            id = omp_get_thread_num();
-            nt = omp_get_num_threads();
-#endif
-            size_t c = n / (size_t)nt / 32 * 32;
-            part[id & 63] = sum_part(a + (size_t)id * c, c);
-        }
-        double t = bench_now() - t0, gbs = (double)n * sizeof(float) / t / 1e9;
+        knob_parallel_for(threads, 1, bw_parts, &t);
+        double dt = bench_now() - t0, gbs = (double)n * sizeof(float) / dt / 1e9;
         if (part[0] == -1.0f)
             printf("#");   /* keeps the sums alive */
         best = gbs > best ? gbs : best;
@@ -263,12 +265,15 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_bw; i++)
         a[i] = 1.0f;
     double bw[MAX_LIST];
+    int th_saved = knob_threads_get();
     printf("# bench_decode: GPT-2 124M shape, random weights, %d-token prompt, %d steps, median of %d (min-max); "
            "kernel %s\n", PROMPT, steps, reps, knob_matvec_kernel_name());
     for (int t = 0; t < n_th; t++) {
-        bw[t] = bandwidth(a, n_bw, atoi(th_s[t]));
+        knob_threads_set(KNOB_MAX(1, KNOB_MIN(atoi(th_s[t]), 64)));
+        bw[t] = bandwidth(a, n_bw, knob_threads_get());
         printf("# streaming read, %s thread%s: %.1f GB/s\n", th_s[t], atoi(th_s[t]) == 1 ? "" : "s", bw[t]);
     }
+    knob_threads_set(th_saved);
     knob_free(a);
     if (cross)
         for (int t = 0; t < n_th; t++)

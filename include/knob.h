@@ -41,7 +41,7 @@
  *   E2  Allocation, strings and the clock: counted, failable .. src/core/alloc.c, util.c
  *   E3  Arena: one allocation carved into aligned pieces ...... src/core/arena.c
  *   E4  Random numbers: xoshiro256**, normal, shuffle ......... src/core/rng.c
- *   E5  Threads: how many threads (knob's pool, OpenMP) ....... src/core/threads.c
+ *   E5  Threads: how many threads, knob's one pool ............ src/core/threads.c
  *   E5b The CPU: features, caches, kernels and blocking chosen  src/kernels/cpu.c, gemm.c
  *   E6  Tensors and parameters: knob_tensor, knob_params ...... src/core/tensor.c
  *   E7  UTF-8: strict decoding, encoding, complete prefixes ... src/core/utf8.c
@@ -188,7 +188,7 @@ void     knob_rng_shuffle(knob_rng *r, int *a, size_t n);   /* Fisher-Yates */
 
 /* ------------------------------------------------------------------------------------------------
  * E5 Threads (src/core/threads.c): knob's own pool runs the parallel loops (chunks taken by
- * whichever thread is free; same bits for a given count), OpenMP the rest. n <= 0 picks
+ * whichever thread is free; same bits for a given count), the only worker threads. n <= 0 picks
  * KNOB_THREADS from the environment, else the cores this process may run on. */
 
 void knob_threads_set(int n);

@@ -442,6 +442,23 @@ typedef struct knob_ckpt {
 } knob_ckpt;
 knob_status knob_ckpt_save(const char *path, const knob_ckpt *c, knob_err *err);
 
+/* Checkpoints written off the training step's critical path: one background thread per writer.
+ * knob_ckpt_writer_new allocates, once, room for a copy of P's values and of the moments
+ * (n_moments 0..2). knob_ckpt_writer_save first waits for the previous write (and returns its error
+ * if it failed: nothing new is started then), then copies c's values, moments, step and RNG states
+ * into that room, builds the file's header on this thread, and hands the write to the writer
+ * (exclusive temp file, fsync, rename, fsync of the folder, as knob_st_save), each of paths[0..n)
+ * in turn from the one copy; it returns as soon as the write has started. knob_ckpt_writer_wait
+ * waits for it and returns its status, err holding its one-line message. Every knob_malloc and
+ * knob_free happens on the caller's thread (the writer only writes). Without a thread (it could not
+ * start) the write happens inside knob_ckpt_writer_save. _free waits first; NULL is a no-op. */
+typedef struct knob_ckpt_writer knob_ckpt_writer;
+knob_ckpt_writer *knob_ckpt_writer_new(const knob_params *P, int n_moments, knob_err *err);
+knob_status knob_ckpt_writer_save(knob_ckpt_writer *w, const char *const *paths, int n_paths, const knob_ckpt *c,
+                                  knob_err *err);
+knob_status knob_ckpt_writer_wait(knob_ckpt_writer *w, knob_err *err);
+void        knob_ckpt_writer_free(knob_ckpt_writer *w);
+
 /* An open checkpoint. tree is NULL for a model file without training state (it loads but cannot
  * resume); older encodings are converted on open (legacy 1). */
 typedef struct knob_ckpt_file {
@@ -479,6 +496,13 @@ uint64_t knob_hash_u64(uint64_t x);                         /* murmur3 fmix64 */
 /* Bytes of the UTF-8 sequence at s (n > 0 bytes left), judged by the lead byte and the continuation
  * bytes only: 1 for an invalid or cut sequence, so a loop over it always advances. 0 when n is 0. */
 size_t knob_utf8_len(const unsigned char *s, size_t n);
+
+/* knob_st_save in two halves (io/safetensors.c), for a writer thread: the header (knob_malloc'd into
+ * *hdr, built on the caller's thread) and the atomic write of header and tensors (no knob_malloc). */
+knob_status knob_st_header(const char *path, const knob_tensor *const *t, int n, const knob_kv *meta, int n_meta,
+                           unsigned char **hdr, size_t *hdr_len, knob_err *err);
+knob_status knob_st_write(const char *path, const unsigned char *hdr, size_t hdr_len, const knob_tensor *const *t,
+                          int n, knob_err *err);
 
 /* The name of the n-th temp file knob_atomic_open tries for path in process pid (tests plant files
  * there): PATH.tmp.<host>-<pid namespace>.<pid>.<n>. */

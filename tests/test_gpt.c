@@ -486,6 +486,50 @@ TEST(gpt_resume_is_exact)
     free(tok);
 }
 
+/* knob_gpt_trainer_run writes its checkpoints in the background (src/train/checkpoint.c's
+ * writer): the last one has the bytes of knob_gpt_trainer_save after the same steps, written
+ * inline; a checkpoint that cannot be written stops the run at the next one, with the message the
+ * inline save gives */
+TEST(gpt_run_checkpoints_in_the_background_as_inline)
+{
+    knob_err err, want;
+    knob_gpt_train_config c = tiny_train();
+    c.steps = 7;
+    c.model.dropout = 0.1f;
+    uint16_t *tok = cycle_tokens(300, 7);
+    char bg[512], inl[512], bad[512];
+    snprintf(bg, sizeof bg, "%s/gpt_bg.safetensors", test_tmpdir());
+    snprintf(inl, sizeof inl, "%s/gpt_inline.safetensors", test_tmpdir());
+    snprintf(bad, sizeof bad, "%s/no_such_dir/gpt.safetensors", test_tmpdir());
+    knob_gpt_trainer *a = NULL, *b = NULL;
+    knob_gpt_run_result res;
+    knob_gpt_run run = {.eval_every = 3, .eval_batches = 1, .ckpt_every = 2, .ckpt_path = bg, .tok_desc = "byte"};
+    CHECK_OK(knob_gpt_trainer_new(&a, &c, tok, 250, tok + 250, 50, &err));
+    if (a)
+        CHECK_OK(knob_gpt_trainer_run(a, &run, NULL, NULL, &res, &err));
+    CHECK_OK(knob_gpt_trainer_new(&b, &c, tok, 250, tok + 250, 50, &err));
+    for (int i = 0; b && i < 7; i++)
+        CHECK_OK(knob_gpt_trainer_step(b, NULL, &err));
+    if (b) {
+        CHECK_OK(knob_gpt_trainer_save(b, inl, "byte", &err));
+        CHECK(files_equal(bg, inl));
+        CHECK(knob_gpt_trainer_save(b, bad, "byte", &want) == KNOB_ERR_IO);
+    }
+    knob_gpt_trainer_free(a);
+    a = NULL;
+    run.ckpt_path = bad;
+    CHECK_OK(knob_gpt_trainer_new(&a, &c, tok, 250, tok + 250, 50, &err));
+    if (a) {
+        memset(&err, 0, sizeof err);
+        CHECK(knob_gpt_trainer_run(a, &run, NULL, NULL, &res, &err) == KNOB_ERR_IO);
+        CHECK(strcmp(err.msg, want.msg) == 0);
+        CHECK(knob_gpt_trainer_step_count(a) == 4);   /* step 2's write failed; step 4's save said so */
+    }
+    knob_gpt_trainer_free(a);
+    knob_gpt_trainer_free(b);
+    free(tok);
+}
+
 TEST(gpt_nan_loss_names_the_step)
 {
     knob_err err;

@@ -376,3 +376,44 @@ TEST(lm_batched_decode_equals_decoding_alone)
     knob_lm_free(lm);
     knob_params_free(&P);
 }
+
+/* ------------------------------------------------------------------------------------------------
+ * Threads: a prefill big enough that attention splits its heads over knob's pool (n (p0 + n) C >=
+ * 64 KNOB_PAR_MIN) gives the same logits bits for 1, 2 and 3 threads, and the graph's values. */
+
+TEST(lm_prefill_attention_same_bits_for_any_thread_count)
+{
+    knob_err err;
+    knob_params P;
+    knob_gpt_config c = {.n_layer = 1, .n_head = 4, .n_embd = 64, .block_size = 200, .vocab_size = 29, .bias = 1};
+    int n = 200, V = c.vocab_size;
+    CHECK((double)n * n * c.n_embd >= 64.0 * KNOB_PAR_MIN);
+    CHECK_OK(knob_gpt_params(&P, &c, &err));
+    CHECK_OK(knob_gpt_init(&P, &c, 5, &err));
+    int32_t *ctx = knob_malloc((size_t)n * sizeof *ctx);
+    float *G = knob_malloc((size_t)n * V * sizeof *G), ref[29];
+    for (int t = 0; t < n; t++)
+        ctx[t] = (t * 11 + 2) % V;
+    graph_logits(&P, &c, ctx, n, G);
+    for (int threads = 1; threads <= 3; threads++) {
+        knob_threads_set(threads);
+        knob_lm *lm;
+        knob_lm_seq *q;
+        CHECK_OK(knob_lm_new(&lm, &P, &c, NULL, &err));
+        CHECK_OK(knob_lm_seq_new(lm, &q, &err));
+        CHECK_OK(knob_lm_feed(q, ctx, (size_t)n, &err));
+        const float *lg = knob_lm_logits(q);
+        if (threads == 1) {
+            memcpy(ref, lg, sizeof ref);
+            CHECK(max_diff(lg, G + (size_t)(n - 1) * V, V) < 1e-6);
+        } else if (memcmp(ref, lg, sizeof ref) != 0) {
+            test_fail_at(__FILE__, __LINE__, "%d threads: prefill logits differ from 1 thread's", threads);
+        }
+        knob_lm_seq_free(q);
+        knob_lm_free(lm);
+    }
+    knob_threads_set(0);
+    knob_free(ctx);
+    knob_free(G);
+    knob_params_free(&P);
+}

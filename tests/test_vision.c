@@ -403,6 +403,41 @@ TEST(vision_resume_gives_same_bytes)
     free_splits(&s);
 }
 
+/* The trainer writes its checkpoints in the background: one that cannot be written stops the run
+ * (at the next epoch's checkpoint, or at the end) with the inline save's message; the best
+ * checkpoint, written from the same copy of the state as the last, has its bytes. */
+TEST(vision_background_checkpoint_errors_stop_the_run)
+{
+    knob_err err;
+    knob_splits s;
+    make_splits(&s, 8, 8, 3);
+    knob_vision_config c = cnn_config(8, 8, 3);
+    knob_train_config tc = small_train(3);
+    tc.patience = 0;
+    char bad[512], best[512], last[512];
+    tmp_path(bad, sizeof bad, "no_such_dir/v.safetensors");
+    tmp_path(best, sizeof best, "vbg-best.safetensors");
+    tmp_path(last, sizeof last, "vbg.safetensors");
+    knob_train_state *st = knob_calloc(1, sizeof *st);
+    knob_vision m;
+    CHECK_OK(knob_vision_init(&m, &c, tc.seed, &err));
+    knob_train_state_init(st, tc.seed);
+    tc.last_path = bad;
+    CHECK_FAILS_WITH(knob_vision_train(&m, &s, &tc, st, NULL, NULL, NULL, &err), KNOB_ERR_IO, "cannot create temp file");
+    CHECK(strstr(err.msg, bad) == err.msg);
+    CHECK(st->epoch == 2);   /* epoch 1's write failed; epoch 2's checkpoint reported it */
+    knob_vision_free(&m);
+    CHECK_OK(knob_vision_init(&m, &c, tc.seed, &err));
+    knob_train_state_init(st, tc.seed);
+    tc.last_path = last, tc.best_path = best;
+    CHECK_OK(knob_vision_train(&m, &s, &tc, st, NULL, NULL, NULL, &err));
+    if (st->best_epoch == st->epoch)
+        CHECK(files_equal(best, last));
+    knob_vision_free(&m);
+    knob_free(st);
+    free_splits(&s);
+}
+
 TEST(vision_train_nan_loss_is_an_error)
 {
     knob_err err;

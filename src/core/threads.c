@@ -17,10 +17,12 @@
  * outputs, in an order fixed inside the chunk, so the bits do not depend on the thread count.
  *
  * A loop started while the pool is running one (from a chunk, or from another application thread)
- * runs on the calling thread alone. OpenMP stays set to the same count for the few loops that
- * still use it (inference in src/models/lm.c).
+ * runs on the calling thread alone. Every parallel loop of knob runs here: the library is built
+ * without the OpenMP runtime (only -fopenmp-simd, for "#pragma omp simd"), so a process has one
+ * set of worker threads.
  *
  * Not here: thread pinning, NUMA. */
+#define _GNU_SOURCE   /* sched_getaffinity, CPU_COUNT */
 #include "knob_internal.h"
 
 #include <pthread.h>
@@ -28,9 +30,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -58,11 +58,8 @@ static int cores_available(void)
     if (sched_getaffinity(0, sizeof s, &s) == 0 && CPU_COUNT(&s) > 0)
         return CPU_COUNT(&s);
 #endif
-#ifdef _OPENMP
-    return omp_get_num_procs();
-#else
-    return 1;
-#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);   /* no affinity mask (or more CPUs than cpu_set_t) */
+    return n > 0 ? (int)KNOB_MIN(n, (long)MAX_THREADS) : 1;
 }
 
 void knob_threads_set(int n)
@@ -75,9 +72,6 @@ void knob_threads_set(int n)
         n = cores_available();
     n = KNOB_MIN(n, MAX_THREADS);
     n_threads_set = n;
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
 }
 
 int knob_threads_get(void)

@@ -662,16 +662,16 @@ static knob_status check_save_args(const char *path, const knob_tensor *const *t
     return s;
 }
 
-static knob_status write_file(const char *path, const st_buf *h, const knob_tensor *const *t, int n,
-                              knob_err *err)
+static knob_status write_file(const char *path, const unsigned char *hdr, size_t hdr_len,
+                              const knob_tensor *const *t, int n, knob_err *err)
 {
     knob_atomic a;
     knob_status s = knob_atomic_open(&a, path, err);
     if (s)
         return s;
     unsigned char len8[8];
-    write_le64(len8, h->len);
-    int ok = fwrite(len8, 1, 8, a.f) == 8 && fwrite(h->p, 1, h->len, a.f) == h->len;
+    write_le64(len8, hdr_len);
+    int ok = fwrite(len8, 1, 8, a.f) == 8 && fwrite(hdr, 1, hdr_len, a.f) == hdr_len;
     for (int i = 0; i < n && ok; i++) {
         size_t bytes = tensor_bytes(t[i]);
         ok = bytes == 0 || fwrite(t[i]->data, 1, bytes, a.f) == bytes;
@@ -684,19 +684,40 @@ static knob_status write_file(const char *path, const st_buf *h, const knob_tens
     return knob_atomic_commit(&a, err);
 }
 
-knob_status knob_st_save(const char *path, const knob_tensor *const *t, int n, const knob_kv *meta,
-                         int n_meta, knob_err *err)
+knob_status knob_st_header(const char *path, const knob_tensor *const *t, int n, const knob_kv *meta, int n_meta,
+                           unsigned char **hdr, size_t *hdr_len, knob_err *err)
 {
+    *hdr = NULL;
+    *hdr_len = 0;
     knob_status s = check_save_args(path, t, n, meta, n_meta, err);
     if (s)
         return s;
     st_buf h = {0};
     build_header(&h, t, n, meta, n_meta);
-    if (h.oom)
-        s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory building the header", path);
-    else
-        s = write_file(path, &h, t, n, err);
-    knob_free(h.p);
+    if (h.oom) {
+        knob_free(h.p);
+        return knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory building the header", path);
+    }
+    *hdr = (unsigned char *)h.p;
+    *hdr_len = h.len;
+    return KNOB_OK;
+}
+
+knob_status knob_st_write(const char *path, const unsigned char *hdr, size_t hdr_len, const knob_tensor *const *t,
+                          int n, knob_err *err)
+{
+    return write_file(path, hdr, hdr_len, t, n, err);
+}
+
+knob_status knob_st_save(const char *path, const knob_tensor *const *t, int n, const knob_kv *meta,
+                         int n_meta, knob_err *err)
+{
+    unsigned char *hdr;
+    size_t len;
+    knob_status s = knob_st_header(path, t, n, meta, n_meta, &hdr, &len, err);
+    if (!s)
+        s = write_file(path, hdr, len, t, n, err);
+    knob_free(hdr);
     return s;
 }
 

@@ -32,73 +32,95 @@ static void valid_range(int n, int off, int stride, int pad, int n_out, int *lo,
     *hi = h;
 }
 
+/* One call's arguments, for the pool's chunks */
+typedef struct {
+    const float *x;
+    float *out;
+    int C, H, W, KH, KW, stride, pad, OH, OW;
+} conv_task;
+
+/* row r = (c, kh, kw) of cols (OH*OW): what input channel c shifted by (kh, kw) reads */
+static void im2col_row(const conv_task *t, long r)
+{
+    int H = t->H, W = t->W, KH = t->KH, KW = t->KW, stride = t->stride, pad = t->pad;
+    int OH = t->OH, OW = t->OW;
+    size_t P = (size_t)OH * OW;
+    const float *x = t->x;
+    float *cols = t->out;
+    int c = (int)(r / (KH * KW)), kh = (int)(r / KW % KH), kw = (int)(r % KW);
+    const float *xc = x + (size_t)c * H * W;     // (H, W)
+    float *row = cols + (size_t)r * P;            // (OH, OW)
+    int oh_lo, oh_hi, ow_lo, ow_hi;
+    valid_range(H, kh, stride, pad, OH, &oh_lo, &oh_hi);
+    valid_range(W, kw, stride, pad, OW, &ow_lo, &ow_hi);
+    if (stride == 1 && OW == W && oh_hi > oh_lo && ow_hi > ow_lo) {
+        /* "Same" padding (OW == W, as 3x3 pad 1): output element q = oh*OW + ow reads input
+         * element q + shift, shift = (kh - pad) W + (kw - pad), for every q in the valid box
+         * (oh in [oh_lo, oh_hi), ow in [ow_lo, ow_hi)), so the box is one contiguous copy
+         * from its first valid element to its last. The elements in between with ow outside
+         * [ow_lo, ow_hi) copied a neighbouring input row's edge; they are zeroed after. One
+         * memcpy per row of cols instead of one per output row. */
+        size_t first = (size_t)oh_lo * OW + (size_t)ow_lo;           // [first, last) of row
+        size_t last = (size_t)(oh_hi - 1) * OW + (size_t)ow_hi;
+        const float *src = xc + (size_t)(oh_lo - pad + kh) * W + (size_t)(ow_lo - pad + kw);
+        memset(row, 0, first * sizeof *row);
+        memcpy(row + first, src, (last - first) * sizeof *row);
+        memset(row + last, 0, (P - last) * sizeof *row);
+        /* column by column: as row-by-row loops the compiler made each one a memset call
+         * (for one or two floats), which cost as much as the copy */
+        for (int ow = 0; ow < ow_lo; ow++)
+            for (int oh = oh_lo; oh < oh_hi; oh++)
+                row[(size_t)oh * OW + ow] = 0.0f;
+        for (int ow = ow_hi; ow < OW; ow++)
+            for (int oh = oh_lo; oh < oh_hi; oh++)
+                row[(size_t)oh * OW + ow] = 0.0f;
+        return;
+    }
+    for (int oh = 0; oh < OH; oh++) {
+        float *out = row + (size_t)oh * OW;      // (OW)
+        if (oh < oh_lo || oh >= oh_hi) {
+            memset(out, 0, (size_t)OW * sizeof *out);
+            continue;
+        }
+        const float *in = xc + (size_t)(oh * stride - pad + kh) * W;   // (W) input row
+        for (int ow = 0; ow < ow_lo; ow++)
+            out[ow] = 0.0f;
+        if (stride == 1 && ow_hi > ow_lo)   /* contiguous: one memcpy, 2-3x faster than
+                                             * the element loop */
+            memcpy(out + ow_lo, in + ow_lo - pad + kw, (size_t)(ow_hi - ow_lo) * sizeof *out);
+        else
+            for (int ow = ow_lo; ow < ow_hi; ow++)
+                out[ow] = in[ow * stride - pad + kw];
+        for (int ow = ow_hi; ow < OW; ow++)
+            out[ow] = 0.0f;
+    }
+}
+
+static void im2col_rows(void *ctx, long lo, long hi)
+{
+    for (long r = lo; r < hi; r++)
+        im2col_row(ctx, r);
+}
+
 void knob_im2col(const float *x, int C, int H, int W, int KH, int KW, int stride, int pad,
                  float *cols)
 {
     /* x (C, H, W) -> cols (C*KH*KW, OH*OW) */
-    int OH = knob_conv_out_size(H, KH, stride, pad), OW = knob_conv_out_size(W, KW, stride, pad);
-    size_t P = (size_t)OH * OW;
-    long n_rows = (long)C * KH * KW;
-#pragma omp parallel for schedule(static) if ((size_t)n_rows * P >= KNOB_PAR_MIN)
-    for (long r = 0; r < n_rows; r++) {
-        int c = (int)(r / (KH * KW)), kh = (int)(r / KW % KH), kw = (int)(r % KW);
-        const float *xc = x + (size_t)c * H * W;     // (H, W)
-        float *row = cols + (size_t)r * P;            // (OH, OW)
-        int oh_lo, oh_hi, ow_lo, ow_hi;
-        valid_range(H, kh, stride, pad, OH, &oh_lo, &oh_hi);
-        valid_range(W, kw, stride, pad, OW, &ow_lo, &ow_hi);
-        if (stride == 1 && OW == W && oh_hi > oh_lo && ow_hi > ow_lo) {
-            /* "Same" padding (OW == W, as 3x3 pad 1): output element q = oh*OW + ow reads input
-             * element q + shift, shift = (kh - pad) W + (kw - pad), for every q in the valid box
-             * (oh in [oh_lo, oh_hi), ow in [ow_lo, ow_hi)), so the box is one contiguous copy
-             * from its first valid element to its last. The elements in between with ow outside
-             * [ow_lo, ow_hi) copied a neighbouring input row's edge; they are zeroed after. One
-             * memcpy per row of cols instead of one per output row. */
-            size_t first = (size_t)oh_lo * OW + (size_t)ow_lo;           // [first, last) of row
-            size_t last = (size_t)(oh_hi - 1) * OW + (size_t)ow_hi;
-            const float *src = xc + (size_t)(oh_lo - pad + kh) * W + (size_t)(ow_lo - pad + kw);
-            memset(row, 0, first * sizeof *row);
-            memcpy(row + first, src, (last - first) * sizeof *row);
-            memset(row + last, 0, (P - last) * sizeof *row);
-            /* column by column: as row-by-row loops the compiler made each one a memset call
-             * (for one or two floats), which cost as much as the copy */
-            for (int ow = 0; ow < ow_lo; ow++)
-                for (int oh = oh_lo; oh < oh_hi; oh++)
-                    row[(size_t)oh * OW + ow] = 0.0f;
-            for (int ow = ow_hi; ow < OW; ow++)
-                for (int oh = oh_lo; oh < oh_hi; oh++)
-                    row[(size_t)oh * OW + ow] = 0.0f;
-            continue;
-        }
-        for (int oh = 0; oh < OH; oh++) {
-            float *out = row + (size_t)oh * OW;      // (OW)
-            if (oh < oh_lo || oh >= oh_hi) {
-                memset(out, 0, (size_t)OW * sizeof *out);
-                continue;
-            }
-            const float *in = xc + (size_t)(oh * stride - pad + kh) * W;   // (W) input row
-            for (int ow = 0; ow < ow_lo; ow++)
-                out[ow] = 0.0f;
-            if (stride == 1 && ow_hi > ow_lo)   /* contiguous: one memcpy, 2-3x faster than
-                                                 * the element loop */
-                memcpy(out + ow_lo, in + ow_lo - pad + kw, (size_t)(ow_hi - ow_lo) * sizeof *out);
-            else
-                for (int ow = ow_lo; ow < ow_hi; ow++)
-                    out[ow] = in[ow * stride - pad + kw];
-            for (int ow = ow_hi; ow < OW; ow++)
-                out[ow] = 0.0f;
-        }
-    }
+    conv_task t = {x, cols, C, H, W, KH, KW, stride, pad, knob_conv_out_size(H, KH, stride, pad),
+                   knob_conv_out_size(W, KW, stride, pad)};
+    knob_par_items((long)C * KH * KW, (double)t.OH * t.OW, im2col_rows, &t);
 }
 
-void knob_col2im(const float *dcols, int C, int H, int W, int KH, int KW, int stride, int pad,
-                 float *dx)
+/* input channels [lo, hi): the rows of channel c add only into dx plane c */
+static void col2im_channels(void *ctx, long lo, long hi)
 {
-    /* dcols (C*KH*KW, OH*OW) -> dx (C, H, W) += */
-    int OH = knob_conv_out_size(H, KH, stride, pad), OW = knob_conv_out_size(W, KW, stride, pad);
+    const conv_task *t = ctx;
+    int H = t->H, W = t->W, KH = t->KH, KW = t->KW, stride = t->stride, pad = t->pad;
+    int OH = t->OH, OW = t->OW;
     size_t P = (size_t)OH * OW;
-#pragma omp parallel for schedule(static) if ((size_t)C * KH * KW * P >= KNOB_PAR_MIN)
-    for (int c = 0; c < C; c++) {
+    const float *dcols = t->x;
+    float *dx = t->out;
+    for (int c = (int)lo; c < (int)hi; c++) {
         float *dxc = dx + (size_t)c * H * W;          // (H, W)
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++) {
@@ -121,6 +143,15 @@ void knob_col2im(const float *dcols, int C, int H, int W, int KH, int KW, int st
                 }
             }
     }
+}
+
+void knob_col2im(const float *dcols, int C, int H, int W, int KH, int KW, int stride, int pad,
+                 float *dx)
+{
+    /* dcols (C*KH*KW, OH*OW) -> dx (C, H, W) += */
+    conv_task t = {dcols, dx, C, H, W, KH, KW, stride, pad, knob_conv_out_size(H, KH, stride, pad),
+                   knob_conv_out_size(W, KW, stride, pad)};
+    knob_par_items(C, (double)KH * KW * t.OH * t.OW, col2im_channels, &t);
 }
 
 void knob_conv2d_naive(const float *x, const float *w, const float *b, int B, int C, int H, int W,

@@ -35,10 +35,6 @@
 #include <math.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define MV_X86 1
 #include <immintrin.h>
@@ -97,6 +93,29 @@ void knob_q8_quantize(int8_t *q, float *d, const float *x, int K)
     }
 }
 
+/* knob_wmat_init's conversions, rows [lo, hi) on knob's pool (each row alone: any thread count) */
+typedef struct {
+    knob_wmat *W;
+    const float *f;
+} wconv_task;
+
+static void bf16_rows(void *ctx, long lo, long hi)
+{
+    const wconv_task *t = ctx;
+    size_t K = (size_t)t->W->K;
+    for (size_t i = (size_t)lo * K; i < (size_t)hi * K; i++)
+        t->W->h[i] = knob_bf16_from_f32(t->f[i]);
+}
+
+static void q8_rows(void *ctx, long lo, long hi)
+{
+    const wconv_task *t = ctx;
+    const knob_wmat *W = t->W;
+    size_t KP = (size_t)W->KB * QB;
+    for (long r = lo; r < hi; r++)
+        knob_q8_quantize(W->q + (size_t)r * KP, W->d + (size_t)r * W->KB, t->f + (size_t)r * W->K, W->K);
+}
+
 void knob_wmat_free(knob_wmat *W)
 {
     if (!W)
@@ -122,10 +141,7 @@ knob_status knob_wmat_init(knob_wmat *W, const float *f, int N, int K, knob_wtyp
     if (type == KNOB_W_BF16) {
         if (!(W->h = knob_malloc(NK * sizeof *W->h)))
             return knob_fail(err, KNOB_ERR_NOMEM, "weights: cannot allocate %zu bf16 values", NK);
-        #pragma omp parallel for schedule(static) if (NK >= KNOB_PAR_MIN)
-        for (int r = 0; r < N; r++)
-            for (int k = 0; k < K; k++)
-                W->h[(size_t)r * K + k] = knob_bf16_from_f32(f[(size_t)r * K + k]);
+        knob_par_items(N, (double)K, bf16_rows, &(wconv_task){W, f});
         return KNOB_OK;
     }
     size_t KP = (size_t)W->KB * QB;
@@ -135,9 +151,7 @@ knob_status knob_wmat_init(knob_wmat *W, const float *f, int N, int K, knob_wtyp
         knob_wmat_free(W);
         return knob_fail(err, KNOB_ERR_NOMEM, "weights: cannot allocate %zu int8 values", (size_t)N * KP);
     }
-    #pragma omp parallel for schedule(static) if (NK >= KNOB_PAR_MIN)
-    for (int r = 0; r < N; r++)
-        knob_q8_quantize(W->q + (size_t)r * KP, W->d + (size_t)r * W->KB, f + (size_t)r * K, K);
+    knob_par_items(N, 4.0 * K, q8_rows, &(wconv_task){W, f});
     return KNOB_OK;
 }
 
@@ -601,6 +615,29 @@ size_t knob_wmat_gemm_scratch(const knob_wmat *W, int n)
     return (P * (size_t)W->K + (size_t)n * P) * sizeof(float);
 }
 
+/* rows r0 + [lo, hi) of W as f32 into the panel (nested in a pool chunk: this thread alone) */
+typedef struct {
+    const knob_wmat *W;
+    int r0, K;
+    float *wp;
+    int avx2;
+} panel_task;
+
+static void panel_rows(void *ctx, long lo, long hi)
+{
+    const panel_task *t = ctx;
+    for (long i = lo; i < hi; i++) {
+        float *out = t->wp + (size_t)i * t->K;
+#if MV_X86
+        if (t->avx2) {
+            row_to_f32_avx2(t->W, t->r0 + (int)i, out);
+            continue;
+        }
+#endif
+        knob_wmat_rows(t->W, t->r0 + (int)i, 1, out);
+    }
+}
+
 void knob_wmat_gemm(float *y, const float *x, const knob_wmat *W, const float *b, int n, void *scratch)
 {
     int N = W->N, K = W->K;
@@ -611,21 +648,7 @@ void knob_wmat_gemm(float *y, const float *x, const knob_wmat *W, const float *b
         float *wp = scratch, *yp = wp + (size_t)P * K;   // (P, K), (n, P)
         for (int r0 = 0; r0 < N; r0 += P) {
             int np = KNOB_MIN(P, N - r0);
-            int par = (size_t)np * K >= KNOB_PAR_MIN, avx2 = use_avx2();
-#ifdef _OPENMP
-            par = par && !omp_in_parallel();
-#endif
-            #pragma omp parallel for schedule(static) if (par)
-            for (int i = 0; i < np; i++) {
-#if MV_X86
-                if (avx2) {
-                    row_to_f32_avx2(W, r0 + i, wp + (size_t)i * K);
-                    continue;
-                }
-#endif
-                (void)avx2;
-                knob_wmat_rows(W, r0 + i, 1, wp + (size_t)i * K);
-            }
+            knob_par_items(np, (double)K, panel_rows, &(panel_task){W, r0, K, wp, use_avx2()});
             knob_gemm(0, 1, n, np, K, 1.0f, x, wp, 0.0f, yp);
             for (int v = 0; v < n; v++)
                 memcpy(y + (size_t)v * N + r0, yp + (size_t)v * np, (size_t)np * sizeof(float));

@@ -436,6 +436,12 @@ static void fit_to_clock(knob_gpt_trainer *tr, const knob_gpt_run *run, long ste
     *per_out = per;
 }
 
+static knob_status save_to(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_ckpt_writer *w,
+                           knob_err *err);
+static knob_status run_steps(knob_gpt_trainer *tr, const knob_gpt_run *run, knob_gpt_run_cb cb, void *ctx,
+                             knob_gpt_run_result *res, knob_ckpt_writer *w, long step0, long planned, long warmup0,
+                             double start, knob_err *err);
+
 knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, knob_gpt_run_cb cb, void *ctx,
                                  knob_gpt_run_result *res, knob_err *err)
 {
@@ -443,14 +449,32 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
     res->train_loss = res->val_loss = NAN;
     if (run->eval_every < 1 || run->eval_batches < 1 || run->ckpt_every < 1)
         return knob_fail(err, KNOB_ERR_USAGE, "train-gpt: eval_every, eval_batches and ckpt_every must be positive");
-    const knob_gpt_train_config *c = &tr->c;
-    long step0 = tr->step, step = step0, planned = c->steps, warmup0 = c->warmup;
-    long tokens_per_step = (long)c->batch * c->seq_len * c->accum;
-    double start = knob_now(), eval_s = 0;
-    int sized = 0;
+    long step0 = tr->step, planned = tr->c.steps, warmup0 = tr->c.warmup;
+    double start = knob_now();
     knob_status s = check_ranks(tr, run, err);
     if (s)
         return s;
+    /* checkpoints in the background on rank 0 (the one that writes): the copy of the state is
+     * allocated here, once; a write's error comes back at the next checkpoint or at the end */
+    knob_ckpt_writer *w = NULL;
+    int n_moments = tr->opt.v ? 2 : tr->opt.m ? 1 : 0;
+    if (run->ckpt_path && tr->rank == 0 && !(w = knob_ckpt_writer_new(&tr->P, n_moments, err)))
+        return err->code;
+    s = run_steps(tr, run, cb, ctx, res, w, step0, planned, warmup0, start, err);
+    knob_status sw = knob_ckpt_writer_wait(w, s ? &(knob_err){0} : err);
+    knob_ckpt_writer_free(w);
+    return s ? s : sw;
+}
+
+static knob_status run_steps(knob_gpt_trainer *tr, const knob_gpt_run *run, knob_gpt_run_cb cb, void *ctx,
+                             knob_gpt_run_result *res, knob_ckpt_writer *w, long step0, long planned, long warmup0,
+                             double start, knob_err *err)
+{
+    const knob_gpt_train_config *c = &tr->c;
+    long step = step0, tokens_per_step = (long)c->batch * c->seq_len * c->accum;
+    double eval_s = 0;
+    int sized = 0;
+    knob_status s;
     while (step < c->steps) {
         knob_gpt_event ev = {.kind = KNOB_GPT_EV_STEP};
         if ((s = knob_gpt_trainer_step(tr, &ev.step, err)) != KNOB_OK)
@@ -497,7 +521,7 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
                 cb(&ev, ctx);
         }
         if ((step % run->ckpt_every == 0 || last) && run->ckpt_path &&
-            (s = knob_gpt_trainer_save(tr, run->ckpt_path, run->tok_desc, err)) != KNOB_OK)
+            (s = save_to(tr, run->ckpt_path, run->tok_desc, w, err)) != KNOB_OK)
             return s;
         if (last) {
             res->stopped_by_clock = step < c->steps;
@@ -509,7 +533,7 @@ knob_status knob_gpt_trainer_run(knob_gpt_trainer *tr, const knob_gpt_run *run, 
     res->steps_done = step - step0;
     res->tok_s = (double)(step - step0) * (double)tokens_per_step / fmax(res->seconds, 1e-9);
     res->skipped = tr->n_skipped;
-    if (step == step0 && run->ckpt_path && (s = knob_gpt_trainer_save(tr, run->ckpt_path, run->tok_desc, err)) != KNOB_OK)
+    if (step == step0 && run->ckpt_path && (s = save_to(tr, run->ckpt_path, run->tok_desc, w, err)) != KNOB_OK)
         return s;
     return KNOB_OK;
 }
@@ -561,7 +585,9 @@ static knob_status gather_moments(knob_gpt_trainer *tr, float **m, float **v, fl
     return s;
 }
 
-knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_err *err)
+/* w NULL: written before returning; else handed to the background writer (see knob_ckpt_writer) */
+static knob_status save_to(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_ckpt_writer *w,
+                           knob_err *err)
 {
     knob_optim opt = tr->opt;   /* with ZeRO-1: over all the parameters, the moments gathered */
     float *full_v = NULL;
@@ -591,13 +617,18 @@ knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const 
         knob_ckpt c = {.family = "gpt", .config = config, .P = &tr->P, .opt = &opt, .step = tr->step, .n_rng = 2,
                        .rng = {{"data", &tr->data_rng}, {"dropout", tr->comm ? &tr->drop_rng : knob_graph_rng(tr->m.g)}}, .train = train,
                        .state = state, .extra = extra, .n_extra = 1};
-        s = knob_ckpt_save(path, &c, err);
+        s = w ? knob_ckpt_writer_save(w, &path, 1, &c, err) : knob_ckpt_save(path, &c, err);
     }
     knob_free(config);
     knob_json_free(train);
     knob_json_free(state);
     knob_free(full_v);
     return s;
+}
+
+knob_status knob_gpt_trainer_save(knob_gpt_trainer *tr, const char *path, const char *tok_desc, knob_err *err)
+{
+    return save_to(tr, path, tok_desc, NULL, err);
 }
 
 static knob_status open_gpt(knob_ckpt_file *f, const char *path, knob_err *err)

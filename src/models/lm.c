@@ -531,17 +531,23 @@ typedef struct seg {
  * scratch), so they split over threads when there is enough work (a prefill, not a decode step: a
  * parallel region costs more than one row of attention); each head's sums are one thread's, in a
  * fixed order. */
-static void attend(knob_lm *m, int l, const seg *sg, int n_seg)
+typedef struct {
+    knob_lm *m;
+    int l, n_seg;
+    const seg *sg;
+} attend_task;
+
+static void attend_heads(void *ctx, long h_lo, long h_hi)
 {
+    const attend_task *t = ctx;
+    knob_lm *m = t->m;
+    const seg *sg = t->sg;
+    int l = t->l, n_seg = t->n_seg;
     const knob_gpt_config *c = &m->c;
     int C = c->n_embd, NH = c->n_head, HS = C / NH, T = c->block_size;
     float scale = 1.0f / sqrtf((float)HS);
     size_t C3 = 3 * (size_t)C;
-    double work = 0;
-    for (int g = 0; g < n_seg; g++)
-        work += (double)sg[g].n * (sg[g].p0 + sg[g].n) * C;
-#pragma omp parallel for schedule(static) if (NH > 1 && work >= 64.0 * KNOB_PAR_MIN)
-    for (int h = 0; h < NH; h++) {
+    for (int h = (int)h_lo; h < (int)h_hi; h++) {
         float *Q = m->q + (size_t)h * T * HS;                    // (rows, HS)
         float *S = m->s + (size_t)h * ATT_ROWS * T;              // (ATT_ROWS, T)
         float *O = m->o + (size_t)h * ATT_ROWS * HS;             // (ATT_ROWS, HS)
@@ -568,6 +574,19 @@ static void attend(knob_lm *m, int l, const seg *sg, int n_seg)
             }
         }
     }
+}
+
+static void attend(knob_lm *m, int l, const seg *sg, int n_seg)
+{
+    int NH = m->c.n_head;
+    double work = 0;
+    for (int g = 0; g < n_seg; g++)
+        work += (double)sg[g].n * (sg[g].p0 + sg[g].n) * m->c.n_embd;
+    attend_task t = {m, l, n_seg, sg};
+    if (NH > 1 && work >= 64.0 * KNOB_PAR_MIN)
+        knob_parallel_for(NH, 1, attend_heads, &t);
+    else
+        attend_heads(&t, 0, NH);
 }
 
 /* One pass over the segments (rows in all <= block_size, each fitting its sequence's context, ids

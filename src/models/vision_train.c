@@ -195,6 +195,9 @@ static knob_status fill_batch(void *ctx, int micro, int *rows, knob_err *err)
     return KNOB_OK;
 }
 
+static knob_status save_to(const char *const *paths, int n, const knob_vision *m, const knob_optim *o,
+                           const knob_train_config *tc, const knob_train_state *st, knob_ckpt_writer *w, knob_err *err);
+
 knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_train_config *tc,
                               knob_train_state *st, const char *resume_path, knob_train_progress cb, void *ctx,
                               knob_err *err)
@@ -221,6 +224,7 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     knob_vision_net tn = {0}, en = {0};
     knob_optim o = {0};
     knob_dist_comm *comm = NULL;
+    knob_ckpt_writer *writer = NULL;
     int *perm = knob_malloc((size_t)tr->n * sizeof *perm);
     float *scratch = knob_malloc((size_t)m->cfg.c * m->cfg.h * m->cfg.w * sizeof *scratch);
     if (!perm || !scratch) {
@@ -239,6 +243,12 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
         goto done;
     if (st->epoch >= tc->epochs) {
         rc = knob_fail(err, KNOB_ERR_USAGE, "the run already has %d epochs; ask for more with --epochs", st->epoch);
+        goto done;
+    }
+    /* the background checkpoint writer, its copy of the state allocated here once (rank 0) */
+    if (rank == 0 && (tc->best_path || tc->last_path) &&
+        !(writer = knob_ckpt_writer_new(&m->P, o.v ? 2 : o.m ? 1 : 0, err))) {
+        rc = err->code;
         goto done;
     }
     if (comm) {   /* every rank must run the same job from the same point */
@@ -348,10 +358,15 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
         if (tc->patience > 0 && st->bad_epochs >= tc->patience && epoch < tc->epochs)
             st->stopped_early = 1;
         e->seconds = knob_now() - t_epoch;
-        if (rank == 0 && improved && tc->best_path &&   /* rank 0 alone writes */
-            (rc = knob_checkpoint_save(tc->best_path, m, &o, tc, st, err)) != KNOB_OK)
-            goto done;
-        if (rank == 0 && tc->last_path && (rc = knob_checkpoint_save(tc->last_path, m, &o, tc, st, err)) != KNOB_OK)
+        /* rank 0 alone writes: the best model (when this epoch is) and the last, from one copy of
+         * the state, in the background while the next epoch runs */
+        const char *paths[2];
+        int n_paths = 0;
+        if (improved && tc->best_path)
+            paths[n_paths++] = tc->best_path;
+        if (tc->last_path)
+            paths[n_paths++] = tc->last_path;
+        if (writer && n_paths && (rc = save_to(paths, n_paths, m, &o, tc, st, writer, err)) != KNOB_OK)
             goto done;
         if (cb) {
             double el = knob_now() - t_start;
@@ -365,6 +380,12 @@ knob_status knob_vision_train(knob_vision *m, const knob_splits *s, const knob_t
     }
     rc = KNOB_OK;
 done:
+    if (writer) {   /* the last write's error stops the run like any other (after a failure: ignored) */
+        knob_err ignore;
+        knob_status sw = knob_ckpt_writer_wait(writer, rc ? &ignore : err);
+        rc = rc ? rc : sw;
+        knob_ckpt_writer_free(writer);
+    }
     knob_optim_free(&o);
     knob_dist_comm_free(comm);
     knob_vision_net_free(&tn);
@@ -435,6 +456,14 @@ static char *config_json(const knob_vision *m, const knob_train_config *tc)
 knob_status knob_checkpoint_save(const char *path, const knob_vision *m, const knob_optim *o,
                                  const knob_train_config *tc, const knob_train_state *st, knob_err *err)
 {
+    return save_to(&path, 1, m, o, tc, st, NULL, err);
+}
+
+/* paths[0..n): one state, written before returning (w NULL) or by the background writer */
+static knob_status save_to(const char *const *paths, int n, const knob_vision *m, const knob_optim *o,
+                           const knob_train_config *tc, const knob_train_state *st, knob_ckpt_writer *w, knob_err *err)
+{
+    const char *path = paths[0];
     char text[1024];
     knob_train_config_str(tc, text, sizeof text);
     knob_json *train = knob_ckpt_kv_to_json(text), *state = state_json(st);
@@ -446,7 +475,11 @@ knob_status knob_checkpoint_save(const char *path, const knob_vision *m, const k
         knob_rng order = st->order_rng, aug = st->aug_rng, drop = st->drop_rng;
         knob_ckpt c = {.family = FAMILY, .config = config, .P = &m->P, .opt = o, .step = st->step, .n_rng = 3,
                        .rng = {{"order", &order}, {"aug", &aug}, {"dropout", &drop}}, .train = train, .state = state};
-        s = knob_ckpt_save(path, &c, err);
+        s = KNOB_OK;
+        if (w)
+            s = knob_ckpt_writer_save(w, paths, n, &c, err);
+        for (int i = 0; !w && i < n && !s; i++)
+            s = knob_ckpt_save(paths[i], &c, err);
     }
     knob_json_free(train);
     knob_json_free(state);

@@ -52,23 +52,48 @@ static knob_status reduce_shape(knob_node *y, knob_err *err)
     return KNOB_OK;
 }
 
-/* sum: y[o, i] = s * sum_j x[o, j, i]  (s = 1, or 1/n for mean);  dx[o, j, i] += s dy[o, i] */
+/* sum: y[o, i] = s * sum_j x[o, j, i]  (s = 1, or 1/n for mean);  dx[o, j, i] += s dy[o, i].
+ * Output element k = o * inner + i; every chunk of k's sums its own elements in j order. */
+typedef struct {
+    const float *X, *DY;
+    float *Y, *DX;
+    size_t n, inner;
+    float s;
+} reduce_task;
+
+static void reduce_forward_items(void *ctx, long lo, long hi)
+{
+    const reduce_task *t = ctx;
+    size_t n = t->n, inner = t->inner;
+    for (long k = lo; k < hi; k++) {
+        size_t o = (size_t)k / inner, i = (size_t)k % inner;
+        const float *x = t->X + o * n * inner + i;
+        double acc = 0;
+        for (size_t j = 0; j < n; j++)
+            acc += x[j * inner];
+        t->Y[k] = (float)(acc * t->s);
+    }
+}
+
+static void reduce_backward_items(void *ctx, long lo, long hi)
+{
+    const reduce_task *t = ctx;
+    size_t n = t->n, inner = t->inner;
+    for (long k = lo; k < hi; k++) {
+        size_t o = (size_t)k / inner, i = (size_t)k % inner;
+        float *dx = t->DX + o * n * inner + i;
+        float d = t->s * t->DY[k];
+        for (size_t j = 0; j < n; j++)
+            dx[j * inner] += d;
+    }
+}
+
 static void reduce_forward(knob_node *y)
 {
     size_t outer, n, inner;
     reduce_dims(y, &outer, &n, &inner);
-    const float *X = y->in[0]->t.data;
-    float *Y = y->t.data, s = y->fp[0];
-    long m = (long)(outer * inner);
-#pragma omp parallel for schedule(static) if (m > 1 && (size_t)m * n >= KNOB_PAR_MIN)
-    for (long k = 0; k < m; k++) {
-        size_t o = (size_t)k / inner, i = (size_t)k % inner;
-        const float *x = X + o * n * inner + i;
-        double acc = 0;
-        for (size_t j = 0; j < n; j++)
-            acc += x[j * inner];
-        Y[k] = (float)(acc * s);
-    }
+    reduce_task t = {.X = y->in[0]->t.data, .Y = y->t.data, .n = n, .inner = inner, .s = y->fp[0]};
+    knob_par_items((long)(outer * inner), (double)n, reduce_forward_items, &t);
 }
 
 static void reduce_backward(knob_node *y)
@@ -78,17 +103,8 @@ static void reduce_backward(knob_node *y)
         return;
     size_t outer, n, inner;
     reduce_dims(y, &outer, &n, &inner);
-    const float *DY = y->t.grad;
-    float s = y->fp[0];
-    long m = (long)(outer * inner);
-#pragma omp parallel for schedule(static) if (m > 1 && (size_t)m * n >= KNOB_PAR_MIN)
-    for (long k = 0; k < m; k++) {
-        size_t o = (size_t)k / inner, i = (size_t)k % inner;
-        float *dx = DX + o * n * inner + i;
-        float d = s * DY[k];
-        for (size_t j = 0; j < n; j++)
-            dx[j * inner] += d;
-    }
+    reduce_task t = {.DY = y->t.grad, .DX = DX, .n = n, .inner = inner, .s = y->fp[0]};
+    knob_par_items((long)(outer * inner), (double)n, reduce_backward_items, &t);
 }
 
 const knob_op_def knob_op_sum = {1, reduce_shape, NULL, NULL, reduce_forward, reduce_backward};
@@ -116,38 +132,56 @@ static knob_status softmax_shape(knob_node *y, knob_err *err)
 
 /* softmax: y_j = e^(x_j - m) / sum_k e^(x_k - m), m = max x (for range);
  * log-softmax: y_j = x_j - m - log sum_k e^(x_k - m)   (rows: src/kernels/nn.c) */
+typedef struct {
+    const knob_node *y;
+    size_t n;
+    int logsm;
+} softmax_task;
+
+static void softmax_forward_rows(void *ctx, long lo, long hi)
+{
+    const softmax_task *t = ctx;
+    const float *X = t->y->in[0]->t.data;
+    float *Y = t->y->t.data;
+    size_t n = t->n;
+    for (long r = lo; r < hi; r++) {
+        if (t->logsm)
+            knob_log_softmax_row(Y + (size_t)r * n, X + (size_t)r * n, n);
+        else
+            knob_softmax_row(Y + (size_t)r * n, X + (size_t)r * n, n, -1);
+    }
+}
+
 static void softmax_forward(knob_node *y)
 {
     const knob_tensor *a = &y->in[0]->t;
     size_t n = (size_t)a->shape[a->n_dims - 1];
-    long rows = (long)(a->n_elems / n);
-    int logsm = y->op == KNOB_OP_LOG_SOFTMAX;
-#pragma omp parallel for schedule(static) if ((size_t)rows * n >= KNOB_PAR_MIN)
-    for (long r = 0; r < rows; r++) {
-        if (logsm)
-            knob_log_softmax_row(y->t.data + (size_t)r * n, a->data + (size_t)r * n, n);
-        else
-            knob_softmax_row(y->t.data + (size_t)r * n, a->data + (size_t)r * n, n, -1);
-    }
+    softmax_task t = {y, n, y->op == KNOB_OP_LOG_SOFTMAX};
+    knob_par_items((long)(a->n_elems / n), 4.0 * (double)n, softmax_forward_rows, &t);
 }
 
 /* softmax: dx_j += y_j (dy_j - sum_k dy_k y_k);  log-softmax: dx_j += dy_j - e^(y_j) sum_k dy_k */
-static void softmax_backward(knob_node *y)
+static void softmax_backward_rows(void *ctx, long lo, long hi)
 {
-    float *DX = y->in[0]->t.grad;
-    if (!DX)
-        return;
-    size_t n = (size_t)y->t.shape[y->t.n_dims - 1];
-    long rows = (long)(y->t.n_elems / n);
-    int logsm = y->op == KNOB_OP_LOG_SOFTMAX;
-#pragma omp parallel for schedule(static) if ((size_t)rows * n >= KNOB_PAR_MIN)
-    for (long r = 0; r < rows; r++) {
-        const float *yr = y->t.data + (size_t)r * n, *dy = y->t.grad + (size_t)r * n;
-        if (logsm)
+    const softmax_task *t = ctx;
+    float *DX = t->y->in[0]->t.grad;
+    size_t n = t->n;
+    for (long r = lo; r < hi; r++) {
+        const float *yr = t->y->t.data + (size_t)r * n, *dy = t->y->t.grad + (size_t)r * n;
+        if (t->logsm)
             knob_log_softmax_row_backward(DX + (size_t)r * n, yr, dy, n);
         else
             knob_softmax_row_backward(DX + (size_t)r * n, yr, dy, n);
     }
+}
+
+static void softmax_backward(knob_node *y)
+{
+    if (!y->in[0]->t.grad)
+        return;
+    size_t n = (size_t)y->t.shape[y->t.n_dims - 1];
+    softmax_task t = {y, n, y->op == KNOB_OP_LOG_SOFTMAX};
+    knob_par_items((long)(y->t.n_elems / n), 4.0 * (double)n, softmax_backward_rows, &t);
 }
 
 const knob_op_def knob_op_softmax = {1, softmax_shape, NULL, NULL, softmax_forward, softmax_backward};

@@ -96,41 +96,60 @@ static void permute_plan(const knob_node *y, int n4[4], size_t s4[4])
     }
 }
 
-static void permute_forward(knob_node *y)
-{
+/* The output as n[0] * n[1] planes of n[2] * n[3] elements; a chunk takes whole planes. */
+typedef struct {
     int n[4];
     size_t s[4];
-    permute_plan(y, n, s);
-    const float *X = y->in[0]->t.data;
-    float *Y = y->t.data;
-#pragma omp parallel for collapse(2) schedule(static) if (y->t.n_elems >= KNOB_PAR_MIN)
-    for (int i0 = 0; i0 < n[0]; i0++)
-        for (int i1 = 0; i1 < n[1]; i1++) {
-            float *out = Y + ((size_t)i0 * n[1] + i1) * n[2] * n[3];
-            for (int i2 = 0; i2 < n[2]; i2++)
-                for (int i3 = 0; i3 < n[3]; i3++)
-                    *out++ = X[i0 * s[0] + i1 * s[1] + i2 * s[2] + i3 * s[3]];
-        }
+    const float *X, *DY;
+    float *Y, *DX;
+} permute_task;
+
+static void permute_forward_planes(void *ctx, long lo, long hi)
+{
+    const permute_task *t = ctx;
+    const int *n = t->n;
+    const size_t *s = t->s;
+    for (long p = lo; p < hi; p++) {
+        size_t i0 = (size_t)p / (size_t)n[1], i1 = (size_t)p % (size_t)n[1];
+        const float *x = t->X + i0 * s[0] + i1 * s[1];
+        float *out = t->Y + (size_t)p * n[2] * n[3];
+        for (int i2 = 0; i2 < n[2]; i2++)
+            for (int i3 = 0; i3 < n[3]; i3++)
+                *out++ = x[i2 * s[2] + i3 * s[3]];
+    }
 }
 
 /* every input element receives exactly one output element's grad: no races */
+static void permute_backward_planes(void *ctx, long lo, long hi)
+{
+    const permute_task *t = ctx;
+    const int *n = t->n;
+    const size_t *s = t->s;
+    for (long p = lo; p < hi; p++) {
+        size_t i0 = (size_t)p / (size_t)n[1], i1 = (size_t)p % (size_t)n[1];
+        float *dx = t->DX + i0 * s[0] + i1 * s[1];
+        const float *dy = t->DY + (size_t)p * n[2] * n[3];
+        for (int i2 = 0; i2 < n[2]; i2++)
+            for (int i3 = 0; i3 < n[3]; i3++)
+                dx[i2 * s[2] + i3 * s[3]] += *dy++;
+    }
+}
+
+static void permute_forward(knob_node *y)
+{
+    permute_task t = {.X = y->in[0]->t.data, .Y = y->t.data};
+    permute_plan(y, t.n, t.s);
+    knob_par_items((long)t.n[0] * t.n[1], (double)t.n[2] * t.n[3], permute_forward_planes, &t);
+}
+
 static void permute_backward(knob_node *y)
 {
     float *DX = y->in[0]->t.grad;
     if (!DX)
         return;
-    int n[4];
-    size_t s[4];
-    permute_plan(y, n, s);
-    const float *DY = y->t.grad;
-#pragma omp parallel for collapse(2) schedule(static) if (y->t.n_elems >= KNOB_PAR_MIN)
-    for (int i0 = 0; i0 < n[0]; i0++)
-        for (int i1 = 0; i1 < n[1]; i1++) {
-            const float *dy = DY + ((size_t)i0 * n[1] + i1) * n[2] * n[3];
-            for (int i2 = 0; i2 < n[2]; i2++)
-                for (int i3 = 0; i3 < n[3]; i3++)
-                    DX[i0 * s[0] + i1 * s[1] + i2 * s[2] + i3 * s[3]] += *dy++;
-        }
+    permute_task t = {.DY = y->t.grad, .DX = DX};
+    permute_plan(y, t.n, t.s);
+    knob_par_items((long)t.n[0] * t.n[1], (double)t.n[2] * t.n[3], permute_backward_planes, &t);
 }
 
 const knob_op_def knob_op_permute = {1, permute_shape, NULL, NULL, permute_forward, permute_backward};

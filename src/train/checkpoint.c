@@ -18,12 +18,18 @@
  * "train.step", "optim.step" and space-separated hex "rng.data" / "rng.dropout"). knob_ckpt_open
  * turns both into the tree above (legacy_*), so the families read one shape.
  *
+ * Writing off the critical path (knob_ckpt_writer): the trainer's thread copies the state into a
+ * buffer allocated once and builds the header; one background thread writes the file (atomically,
+ * as knob_ckpt_save) while training goes on; the next save, or the end, waits for it and reports
+ * its error. The bytes are those knob_ckpt_save writes for the same state.
+ *
  * Not here: what a family's config means (src/models/), when to save (the trainers). */
 #include "knob_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------------------
@@ -148,18 +154,42 @@ char *knob_ckpt_json_to_kv(const knob_json *o)
 /* ------------------------------------------------------------------------------------------------
  * Save */
 
-knob_status knob_ckpt_save(const char *path, const knob_ckpt *c, knob_err *err)
+/* What a save writes, built from a knob_ckpt: the tensor list (the values, then each moment, named
+ * and shaped as P's tensors), the metadata and the knob.train text it points into. vals, m, v:
+ * where the data is (NULL vals: P's own tensors; m, v: the optimizer's moments, flat in P's
+ * order). Freed with parts_free. */
+typedef struct {
+    knob_tensor *copies;        // (n) P's tensors with their data elsewhere
+    const knob_tensor **list;   // (n)
+    knob_kv *meta;              // (n_meta)
+    char *train, config_key[64];
+    int n, n_meta;
+} ckpt_parts;
+
+static void parts_free(ckpt_parts *k)
 {
+    knob_free(k->train);
+    knob_free(k->meta);
+    knob_free(k->copies);
+    knob_free(k->list);
+    memset(k, 0, sizeof *k);
+}
+
+static int n_moments_of(const knob_optim *o) { return o ? (o->v ? 2 : 1) : 0; }
+
+static knob_status parts_build(ckpt_parts *k, const char *path, const knob_ckpt *c, const float *vals, const float *m,
+                               const float *v, knob_err *err)
+{
+    memset(k, 0, sizeof *k);
     const knob_params *P = c->P;
-    int n_moments = c->opt ? (c->opt->v ? 2 : 1) : 0;
+    int n_moments = n_moments_of(c->opt);
     int n = P->n * (1 + n_moments);
-    knob_tensor *copies = knob_calloc((size_t)KNOB_MAX(n, 1), sizeof *copies);
-    const knob_tensor **list = knob_calloc((size_t)KNOB_MAX(n, 1), sizeof *list);
-    knob_kv *meta = knob_calloc((size_t)(3 + c->n_extra), sizeof *meta);
+    k->copies = knob_calloc((size_t)KNOB_MAX(n, 1), sizeof *k->copies);
+    k->list = knob_calloc((size_t)KNOB_MAX(n, 1), sizeof *k->list);
+    k->meta = knob_calloc((size_t)(3 + c->n_extra), sizeof *k->meta);
     knob_json *t = knob_json_new_object(), *rng = knob_json_new_object();
-    char *train = NULL, config_key[64];
     knob_status s = KNOB_OK;
-    int ok = copies && list && meta && t && rng;
+    int ok = k->copies && k->list && k->meta && t && rng;
     ok = ok && knob_json_add_number(t, "step", (double)c->step);
     ok = ok && knob_json_add_number(t, "optim_step", c->opt ? (double)c->opt->step : 0.0);
     for (int i = 0; ok && i < c->n_rng; i++)
@@ -172,46 +202,234 @@ knob_status knob_ckpt_save(const char *path, const knob_ckpt *c, knob_err *err)
     if (ok && c->state)
         ok = knob_json_add(t, "state", json_copy(c->state));
     if (ok)
-        train = knob_json_print(t);
-    if (!ok || !train) {
+        k->train = knob_json_print(t);
+    knob_json_free(rng);
+    knob_json_free(t);
+    if (!ok || !k->train) {
         s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory building the checkpoint", path);
         goto done;
     }
-    size_t at = 0;
     for (int i = 0; i < P->n; i++) {   /* a moment's name must hold the whole parameter name */
-        if (n_moments && strlen(P->t[i]->name) + sizeof "optim.m." > sizeof list[0]->name) {
+        if (n_moments && strlen(P->t[i]->name) + sizeof "optim.m." > sizeof k->list[0]->name) {
             s = knob_fail(err, KNOB_ERR_USAGE, "%s: parameter name '%.40s...' is too long for its optimizer moments "
-                          "(at most %zu characters)", path, P->t[i]->name, sizeof list[0]->name - sizeof "optim.m.");
+                          "(at most %zu characters)", path, P->t[i]->name, sizeof k->list[0]->name - sizeof "optim.m.");
             goto done;
         }
     }
+    size_t at = 0;
     for (int i = 0; i < P->n; i++) {
-        list[i] = P->t[i];
-        for (int k = 0; k < n_moments; k++) {
-            knob_tensor *v = &copies[P->n * (1 + k) + i];
-            *v = *P->t[i];
-            snprintf(v->name, sizeof v->name, "optim.%c.%.119s", k ? 'v' : 'm', P->t[i]->name);   /* whole: checked above */
-            v->data = (k ? c->opt->v : c->opt->m) + at;
-            v->grad = NULL;
-            list[P->n * (1 + k) + i] = v;
+        if (vals) {
+            knob_tensor *x = &k->copies[i];
+            *x = *P->t[i];
+            x->data = (float *)vals + at;
+            x->grad = NULL;
+            k->list[i] = x;
+        } else {
+            k->list[i] = P->t[i];
+        }
+        for (int j = 0; j < n_moments; j++) {
+            knob_tensor *x = &k->copies[P->n * (1 + j) + i];
+            *x = *P->t[i];
+            snprintf(x->name, sizeof x->name, "optim.%c.%.119s", j ? 'v' : 'm', P->t[i]->name);   /* whole: checked above */
+            x->data = (float *)(j ? v : m) + at;
+            x->grad = NULL;
+            k->list[P->n * (1 + j) + i] = x;
         }
         at += P->t[i]->n_elems;
     }
-    snprintf(config_key, sizeof config_key, "%.48s.config", c->family);
-    meta[0] = (knob_kv){"knob.model", (char *)c->family};
-    meta[1] = (knob_kv){config_key, (char *)c->config};
-    meta[2] = (knob_kv){"knob.train", train};
+    snprintf(k->config_key, sizeof k->config_key, "%.48s.config", c->family);
+    k->meta[0] = (knob_kv){"knob.model", (char *)c->family};
+    k->meta[1] = (knob_kv){k->config_key, (char *)c->config};
+    k->meta[2] = (knob_kv){"knob.train", k->train};
     for (int i = 0; i < c->n_extra; i++)
-        meta[3 + i] = c->extra[i];
-    s = knob_st_save(path, list, n, meta, 3 + c->n_extra, err);
+        k->meta[3 + i] = c->extra[i];
+    k->n = n;
+    k->n_meta = 3 + c->n_extra;
 done:
-    knob_json_free(rng);
-    knob_json_free(t);
-    knob_free(train);
-    knob_free(meta);
-    knob_free(copies);
-    knob_free(list);
+    if (s)
+        parts_free(k);
     return s;
+}
+
+knob_status knob_ckpt_save(const char *path, const knob_ckpt *c, knob_err *err)
+{
+    ckpt_parts k;
+    knob_status s = parts_build(&k, path, c, NULL, c->opt ? c->opt->m : NULL, c->opt ? c->opt->v : NULL, err);
+    if (!s)
+        s = knob_st_save(path, k.list, k.n, k.meta, k.n_meta, err);
+    parts_free(&k);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The background writer. The caller's thread builds everything (copies, header: all allocation);
+ * the writer thread only writes the files. busy, quit and the result are under lock. */
+
+enum { WRITER_MAX_PATHS = 4 };
+
+struct knob_ckpt_writer {
+    size_t n_elems;
+    int n_moments;
+    float *snap;                      // ((1 + n_moments) * n_elems): values, m, v
+    pthread_t thread;
+    int has_thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    int busy, quit;
+    /* the job: filled before busy is set, read by the writer, freed by the caller after */
+    ckpt_parts parts;
+    unsigned char *hdr;
+    size_t hdr_len;
+    char *paths[WRITER_MAX_PATHS];
+    int n_paths;
+    knob_status status;               /* the last write's, until a wait reports it */
+    knob_err err;
+};
+
+static knob_status write_job(knob_ckpt_writer *w, knob_err *err)
+{
+    knob_status s = KNOB_OK;
+    for (int i = 0; i < w->n_paths && !s; i++)
+        s = knob_st_write(w->paths[i], w->hdr, w->hdr_len, w->parts.list, w->parts.n, err);
+    return s;
+}
+
+static void *writer_main(void *arg)
+{
+    knob_ckpt_writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->busy && !w->quit)
+            pthread_cond_wait(&w->cv, &w->lock);
+        if (!w->busy)
+            break;   /* quit, nothing left to write */
+        pthread_mutex_unlock(&w->lock);
+        knob_err e = {0};
+        knob_status s = write_job(w, &e);
+        pthread_mutex_lock(&w->lock);
+        w->status = s;
+        w->err = e;
+        w->busy = 0;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+knob_ckpt_writer *knob_ckpt_writer_new(const knob_params *P, int n_moments, knob_err *err)
+{
+    if (n_moments < 0 || n_moments > 2) {
+        knob_fail(err, KNOB_ERR_USAGE, "checkpoint writer: %d optimizer moments (0, 1 or 2)", n_moments);
+        return NULL;
+    }
+    knob_ckpt_writer *w = knob_calloc(1, sizeof *w);
+    size_t n = P->n_elems * (size_t)(1 + n_moments);
+    if (w)
+        w->snap = knob_malloc(KNOB_MAX(n, 1) * sizeof(float));
+    if (!w || !w->snap) {
+        knob_free(w);
+        knob_fail(err, KNOB_ERR_NOMEM, "checkpoint writer: cannot allocate %zu floats for the state's copy", n);
+        return NULL;
+    }
+    w->n_elems = P->n_elems;
+    w->n_moments = n_moments;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->has_thread = pthread_create(&w->thread, NULL, writer_main, w) == 0;   /* else: written in _save */
+    return w;
+}
+
+/* the finished job's memory; on the caller's thread, the writer idle */
+static void job_free(knob_ckpt_writer *w)
+{
+    parts_free(&w->parts);
+    knob_free(w->hdr);
+    w->hdr = NULL;
+    for (int i = 0; i < w->n_paths; i++)
+        knob_free(w->paths[i]);
+    w->n_paths = 0;
+}
+
+knob_status knob_ckpt_writer_wait(knob_ckpt_writer *w, knob_err *err)
+{
+    if (!w)
+        return KNOB_OK;
+    pthread_mutex_lock(&w->lock);
+    while (w->busy)
+        pthread_cond_wait(&w->cv, &w->lock);
+    knob_status s = w->status;
+    if (s)
+        *err = w->err;
+    w->status = KNOB_OK;   /* reported once */
+    pthread_mutex_unlock(&w->lock);
+    job_free(w);
+    return s;
+}
+
+knob_status knob_ckpt_writer_save(knob_ckpt_writer *w, const char *const *paths, int n_paths, const knob_ckpt *c,
+                                  knob_err *err)
+{
+    knob_status s = knob_ckpt_writer_wait(w, err);
+    if (s)
+        return s;
+    const knob_params *P = c->P;
+    int n_moments = n_moments_of(c->opt);
+    const char *path0 = n_paths > 0 ? paths[0] : "checkpoint";
+    if (n_paths < 1 || n_paths > WRITER_MAX_PATHS)
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: %d files for one checkpoint (1 to %d)", path0, n_paths,
+                         WRITER_MAX_PATHS);
+    if (P->n_elems != w->n_elems || n_moments > w->n_moments)
+        return knob_fail(err, KNOB_ERR_USAGE, "%s: the checkpoint writer holds %zu values and %d moments; the state "
+                         "has %zu values and %d moments", path0, w->n_elems, w->n_moments, P->n_elems, n_moments);
+    size_t N = w->n_elems, at = 0;
+    for (int i = 0; i < P->n; i++) {
+        memcpy(w->snap + at, P->t[i]->data, P->t[i]->n_elems * sizeof(float));
+        at += P->t[i]->n_elems;
+    }
+    float *m = n_moments > 0 ? w->snap + N : NULL, *v = n_moments > 1 ? w->snap + 2 * N : NULL;
+    if (m)
+        memcpy(m, c->opt->m, N * sizeof(float));
+    if (v)
+        memcpy(v, c->opt->v, N * sizeof(float));
+    s = parts_build(&w->parts, paths[0], c, w->snap, m, v, err);
+    if (!s)
+        s = knob_st_header(paths[0], w->parts.list, w->parts.n, w->parts.meta, w->parts.n_meta, &w->hdr, &w->hdr_len,
+                           err);
+    for (int i = 0; !s && i < n_paths; i++) {
+        if (!(w->paths[i] = knob_strdup(paths[i])))
+            s = knob_fail(err, KNOB_ERR_NOMEM, "%s: out of memory", paths[i]);
+        w->n_paths = i + 1;
+    }
+    if (s || !w->has_thread) {
+        if (!s)
+            s = write_job(w, err);
+        job_free(w);
+        return s;
+    }
+    pthread_mutex_lock(&w->lock);
+    w->busy = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->lock);
+    return KNOB_OK;
+}
+
+void knob_ckpt_writer_free(knob_ckpt_writer *w)
+{
+    if (!w)
+        return;
+    knob_err ignore;
+    (void)knob_ckpt_writer_wait(w, &ignore);
+    if (w->has_thread) {
+        pthread_mutex_lock(&w->lock);
+        w->quit = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cv);
+    knob_free(w->snap);
+    knob_free(w);
 }
 
 /* ------------------------------------------------------------------------------------------------
