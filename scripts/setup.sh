@@ -13,7 +13,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # build tools, libraries and data (see README, "Dependencies", for why each is here)
-PACKAGES="make gcc clang libomp-dev libcjson-dev zlib1g-dev libpng-dev libpcre2-dev libmicrohttpd-dev
+PACKAGES="make gcc clang libcjson-dev zlib1g-dev libpng-dev libpcre2-dev libmicrohttpd-dev
           dataset-fashion-mnist fortunes npm"
 # with --deps (CI and developers) also the checkers and the outside programs the tests drive:
 # libFuzzer's runtime, valgrind, curl, headless Chromium, and OpenMPI (multi-process training)
