@@ -148,10 +148,10 @@ def knob_decode(build, dtype, threads, steps):
 def torch_decode(dtype, threads, steps, env):
     out, rss = run_rss([PY, "bench/decode_torch.py", "--threads", str(threads), "--batch", "1",
                         "--dtype", dtype, "--steps", str(steps)], env)
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] == dtype and parts[1] == str(threads) and parts[2] == "1":
-            return float(parts[3]), rss
+    for line in out.splitlines():   # "f32  2  1  18.2 ...", "int8 (onednn)  2  1  21.6 ..."
+        m = re.match(r"(\S+)(?: \(\S+\))?\s+(\d+)\s+(\d+)\s+([\d.]+)\s", line)
+        if m and m.group(1) == dtype and m.group(2) == str(threads) and m.group(3) == "1":
+            return float(m.group(4)), rss
     return None, rss   # e.g. no quantised engine for int8 on this PyTorch
 
 
