@@ -194,43 +194,31 @@ static void kernel_portable(int kc, const float *restrict a, const float *restri
 #if GEMM_X86
 /* AVX2 + FMA: the same loop with fused multiply-adds, unrolled by hand so the 12 accumulators
  * live in registers under both gcc and clang at -O2. */
+/* What the two AVX2 kernels share: the 12 accumulators, one step of k (row i of the tile gets the
+ * broadcast A element at pa times B's 16 floats b0 b1), and the store of the tile into C. */
+#define AVX2_TILE_ZERO                                                                             \
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();                                   \
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();                                   \
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();                                   \
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();                                   \
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();                                   \
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps()
+#define AVX2_TILE_ROW(i, pa)                                                                       \
+    ai = _mm256_broadcast_ss(pa);                                                                  \
+    c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                                    \
+    c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1)
+#define AVX2_TILE_STORE                                                                            \
+    do {                                                                                           \
+        __m256 acc_[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},                                  \
+                              {c30, c31}, {c40, c41}, {c50, c51}};                                 \
+        store_tile_avx2(acc_, c, ldc, alpha, beta, bias);                                          \
+    } while (0)
+
+/* C (MR, NR) at c = alpha * acc + beta * C (+ bias on every row); beta == 0 ignores C. */
 __attribute__((target("avx2,fma")))
-static void kernel_avx2(int kc, const float *restrict a, const float *restrict b,
-                        float *restrict c, size_t ldc, float alpha, float beta,
-                        const float *bias)
+static inline void store_tile_avx2(__m256 acc[MR][2], float *restrict c, size_t ldc, float alpha,
+                                   float beta, const float *bias)
 {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (int i = 0; i < MR; i++) {      /* C's tile arrives while the loop runs */
-        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + (size_t)i * ldc + NR - 1), _MM_HINT_T0);
-    }
-    for (int p = 0; p < kc; p++, a += MR, b += NR) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
-        ai = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(ai, b0, c00);
-        c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(ai, b0, c10);
-        c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(ai, b0, c20);
-        c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(ai, b0, c30);
-        c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(ai, b0, c40);
-        c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(ai, b0, c50);
-        c51 = _mm256_fmadd_ps(ai, b1, c51);
-    }
-    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     for (int i = 0; i < MR; i++)
         for (int h = 0; h < 2; h++) {
@@ -242,6 +230,28 @@ static void kernel_avx2(int kc, const float *restrict a, const float *restrict b
                 r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * h));
             _mm256_storeu_ps(ci, r);
         }
+}
+
+__attribute__((target("avx2,fma")))
+static void kernel_avx2(int kc, const float *restrict a, const float *restrict b,
+                        float *restrict c, size_t ldc, float alpha, float beta,
+                        const float *bias)
+{
+    AVX2_TILE_ZERO;
+    for (int i = 0; i < MR; i++) {      /* C's tile arrives while the loop runs */
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
+        AVX2_TILE_ROW(0, a + 0);
+        AVX2_TILE_ROW(1, a + 1);
+        AVX2_TILE_ROW(2, a + 2);
+        AVX2_TILE_ROW(3, a + 3);
+        AVX2_TILE_ROW(4, a + 4);
+        AVX2_TILE_ROW(5, a + 5);
+    }
+    AVX2_TILE_STORE;
 }
 
 /* The same tile with A read in place: element (i, p) of the micro-panel at a[i * rs + p * cs]
@@ -256,48 +266,20 @@ static void kernel_avx2_strided(int kc, const float *a, size_t rs, size_t cs, in
     const float *a0 = a, *a1 = a + (size_t)KNOB_MIN(1, mr - 1) * rs;
     const float *a2 = a + (size_t)KNOB_MIN(2, mr - 1) * rs, *a3 = a + (size_t)KNOB_MIN(3, mr - 1) * rs;
     const float *a4 = a + (size_t)KNOB_MIN(4, mr - 1) * rs, *a5 = a + (size_t)KNOB_MIN(5, mr - 1) * rs;
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    AVX2_TILE_ZERO;
     for (int i = 0; i < MR; i++)
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
     size_t q = 0;
     for (int p = 0; p < kc; p++, q += cs, b += ldb) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
-        ai = _mm256_broadcast_ss(a0 + q);
-        c00 = _mm256_fmadd_ps(ai, b0, c00);
-        c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a1 + q);
-        c10 = _mm256_fmadd_ps(ai, b0, c10);
-        c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a2 + q);
-        c20 = _mm256_fmadd_ps(ai, b0, c20);
-        c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a3 + q);
-        c30 = _mm256_fmadd_ps(ai, b0, c30);
-        c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a4 + q);
-        c40 = _mm256_fmadd_ps(ai, b0, c40);
-        c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a5 + q);
-        c50 = _mm256_fmadd_ps(ai, b0, c50);
-        c51 = _mm256_fmadd_ps(ai, b1, c51);
+        AVX2_TILE_ROW(0, a0 + q);
+        AVX2_TILE_ROW(1, a1 + q);
+        AVX2_TILE_ROW(2, a2 + q);
+        AVX2_TILE_ROW(3, a3 + q);
+        AVX2_TILE_ROW(4, a4 + q);
+        AVX2_TILE_ROW(5, a5 + q);
     }
-    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    for (int i = 0; i < MR; i++)
-        for (int h = 0; h < 2; h++) {
-            float *ci = c + (size_t)i * ldc + 8 * h;
-            __m256 r = _mm256_mul_ps(va, acc[i][h]);
-            if (beta != 0.0f)
-                r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r);
-            if (bias)
-                r = _mm256_add_ps(r, _mm256_loadu_ps(bias + 8 * h));
-            _mm256_storeu_ps(ci, r);
-        }
+    AVX2_TILE_STORE;
 }
 #endif
 
