@@ -151,7 +151,10 @@ serve_stop
 KNOB_SERVE_STEP_DELAY_MS=20 serve_start --ctx 200
 curl -s -N -m 30 -o "$tmp/cut" -d '{"prompt":"hi","max_tokens":190,"stream":true}' "$url/v1/completions" &
 cpid=$!
-sleep 0.5
+# wait for the stream to start (on a loaded machine curl may take a while to connect), then cut it
+i=0
+while [ ! -s "$tmp/cut" ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+[ -s "$tmp/cut" ] || fail "SIGTERM: the streamed reply did not start within 30 s"
 kill -TERM "$pid"
 wait "$cpid"
 wait "$pid"; rc=$?
