@@ -390,30 +390,19 @@ static void pack_transposed_avx2(int n, int w, const float *src, size_t ld, int 
             __m256 k6 = _mm256_permute2f128_ps(u2, u6, 0x31);
             __m256 k7 = _mm256_permute2f128_ps(u3, u7, 0x31);
             float *d = dst + (size_t)p * w + g;
-            if (w - g >= 8) {
-                _mm256_storeu_ps(d + 0 * w, k0);
-                _mm256_storeu_ps(d + 1 * w, k1);
-                _mm256_storeu_ps(d + 2 * w, k2);
-                _mm256_storeu_ps(d + 3 * w, k3);
-                _mm256_storeu_ps(d + 4 * w, k4);
-                _mm256_storeu_ps(d + 5 * w, k5);
-                _mm256_storeu_ps(d + 6 * w, k6);
-                _mm256_storeu_ps(d + 7 * w, k7);
-            } else {        /* w == 6: lanes 0-5 of each */
-                /* eight-float stores, each overlapping the next row's first two lanes, which
-                 * the next store then writes: 8 stores instead of 16. The last one writes two
-                 * floats past the block: into the next block or the tail loop's row (written
-                 * after), the next micro-panel (packed after), or the PACK_SLACK floats past
-                 * the end of pack_a. */
-                _mm256_storeu_ps(d + 0 * w, k0);
-                _mm256_storeu_ps(d + 1 * w, k1);
-                _mm256_storeu_ps(d + 2 * w, k2);
-                _mm256_storeu_ps(d + 3 * w, k3);
-                _mm256_storeu_ps(d + 4 * w, k4);
-                _mm256_storeu_ps(d + 5 * w, k5);
-                _mm256_storeu_ps(d + 6 * w, k6);
-                _mm256_storeu_ps(d + 7 * w, k7);
-            }
+            /* Eight-float stores whatever w is. For w == 6 (lanes 0-5 wanted) each store
+             * overlaps the next row's first two lanes, which the next store then writes: 8
+             * stores instead of 16. The last one writes two floats past the block: into the
+             * next block or the tail loop's row (written after), the next micro-panel (packed
+             * after), or the PACK_SLACK floats past the end of pack_a. */
+            _mm256_storeu_ps(d + 0 * w, k0);
+            _mm256_storeu_ps(d + 1 * w, k1);
+            _mm256_storeu_ps(d + 2 * w, k2);
+            _mm256_storeu_ps(d + 3 * w, k3);
+            _mm256_storeu_ps(d + 4 * w, k4);
+            _mm256_storeu_ps(d + 5 * w, k5);
+            _mm256_storeu_ps(d + 6 * w, k6);
+            _mm256_storeu_ps(d + 7 * w, k7);
         }
     }
     for (; p < kc; p++)
