@@ -102,7 +102,7 @@ def torch_step(spec, threads, steps, env):
 
 
 def knob_gemm(build, n, threads):
-    out, rss = run_rss([os.path.join(build, "bench_gemm"), "--threads", str(threads), "--min-time", "0.3",
+    out, rss = run_rss([os.path.join(build, "bench_gemm"), "--threads", str(threads), "--min-time", "1",
                         str(n), str(n), str(n), "nn"])
     for line in out.splitlines():
         parts = line.split()
@@ -115,7 +115,7 @@ TORCH_GEMM = """
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[2])); n = int(sys.argv[1])
 a, b = torch.rand(n, n), torch.rand(n, n); c = a @ b
-best = 1e9; t_end = time.perf_counter() + 0.3
+best = 1e9; t_end = time.perf_counter() + 1.0
 while time.perf_counter() < t_end or best == 1e9:
     t0 = time.perf_counter(); torch.mm(a, b, out=c); best = min(best, time.perf_counter() - t0)
 print(2.0 * n ** 3 / best / 1e9)
@@ -227,8 +227,8 @@ def main():
     # (label, spec, tokens or images per step, unit, steps per run)
     rows = [
         ("GPT V113 L4 H4 C128 T128 B32", "gpt:113,4,4,128,128,32", 4096, "tok/s", 2 if a.quick else 5),
-        ("MLP 784-128-10 b64 SGD", "mlp:784-128-10:64", 64, "s/epoch", 20 if a.quick else 200),
-        ("CNN 5x5 (8,16)+fc b64 SGD", "cnn5:8,16:64", 64, "s/epoch", 1 if a.quick else 10),
+        ("MLP 784-128-10 b64 SGD", "mlp:784-128-10:64", 64, "s/epoch", 20 if a.quick else 2000),
+        ("CNN 5x5 (8,16)+fc b64 SGD", "cnn5:8,16:64", 64, "s/epoch", 2 if a.quick else 200),
     ]
     if not a.quick:
         rows += [
