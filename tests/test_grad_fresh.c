@@ -1,7 +1,8 @@
 /* test_grad_fresh.c: knob_graph_backward's fresh gradients (graph.c: the first op to pass a
  * gradient into an activation writes it whole, or has it zeroed just before) give the gradients of
  * zero-then-add: through a product of a node with itself, a bias add, a reshape view read by GELU,
- * a second consumer (a times a: one node twice, fresh) and a side branch off the loss's path. Checked against the derivative
+ * a second consumer (a times a: one node twice, fresh), a side branch off the loss's path and a
+ * matrix product (both operands, a shared b summing its batches). Checked against the derivative
  * written here in double, and over two passes with garbage left in every activation grad between
  * them, which must not leak into the second. */
 #include "test.h"
@@ -79,6 +80,92 @@ TEST(grad_fresh_gives_the_zero_then_add_gradients)
         } else {
             CHECK(memcmp(first, xt->grad, R * C * sizeof(float)) == 0);
             CHECK(memcmp(first + R * C, wt->grad, C * sizeof(float)) == 0);
+        }
+    }
+    knob_graph_free(g);
+    knob_params_free(&P);
+}
+
+static double gelu_ref(double a)
+{
+    double k = sqrt(2.0 / 3.14159265358979323846);
+    return 0.5 * a * (1 + tanh(k * (a + 0.044715 * a * a * a)));
+}
+
+/* A matrix product writes both operands' fresh grads (beta 0), including a 2-D b shared by the
+ * batches, whose grad sums them (the first batch writes, the rest add): z = op(a) b with a =
+ * gelu(x1) stored transposed (BT, K, M) and b = gelu(x2) (K, N), loss = sum z^2; against the chain
+ * rule in double, twice, with garbage left in a's and b's grads between the passes. */
+TEST(grad_fresh_matmul_writes_both_operands)
+{
+    enum { BT = 2, K = 3, M = 4, N = 5 };
+    knob_err err;
+    knob_params P;
+    knob_params_init(&P);
+    knob_tensor *x1 = knob_params_add(&P, "x1", 3, (int[]){BT, K, M}, &err);
+    knob_tensor *x2 = knob_params_add(&P, "x2", 2, (int[]){K, N}, &err);
+    CHECK_OK(knob_params_alloc(&P, &err));
+    if (test_failed_now)
+        return;
+    knob_rng rng;
+    knob_rng_seed(&rng, 9);
+    for (int i = 0; i < BT * K * M; i++)
+        x1->data[i] = knob_rng_normal(&rng);
+    for (int i = 0; i < K * N; i++)
+        x2->data[i] = knob_rng_normal(&rng);
+    knob_graph *g = knob_graph_new(&err);
+    knob_node *a = knob_gelu(g, knob_param(g, x1)), *b = knob_gelu(g, knob_param(g, x2));
+    knob_node *z = knob_matmul(g, a, b, 1, 0);                     /* (BT, M, N) */
+    knob_node *loss = knob_sum_all(g, knob_mul(g, z, z));
+    CHECK_OK(knob_graph_compile(g, &err));
+    if (test_failed_now) {
+        knob_graph_free(g);
+        knob_params_free(&P);
+        return;
+    }
+    double av[BT][K][M], bv[K][N], dz[BT][M][N];
+    for (int t = 0; t < BT; t++)
+        for (int k = 0; k < K; k++)
+            for (int m = 0; m < M; m++)
+                av[t][k][m] = gelu_ref(x1->data[(t * K + k) * M + m]);
+    for (int k = 0; k < K; k++)
+        for (int n = 0; n < N; n++)
+            bv[k][n] = gelu_ref(x2->data[k * N + n]);
+    for (int t = 0; t < BT; t++)
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double s = 0;
+                for (int k = 0; k < K; k++)
+                    s += av[t][k][m] * bv[k][n];
+                dz[t][m][n] = 2 * s;
+            }
+    for (int pass = 0; pass < 2; pass++) {
+        knob_params_zero_grad(&P);
+        CHECK_OK(knob_graph_forward(g, &err));
+        knob_graph_backward(g, loss);
+        for (int t = 0; t < BT; t++)
+            for (int k = 0; k < K; k++)
+                for (int m = 0; m < M; m++) {   /* da (stored k, m) = sum_n dz[m][n] b[k][n] */
+                    double s = 0;
+                    for (int n = 0; n < N; n++)
+                        s += dz[t][m][n] * bv[k][n];
+                    int i = (t * K + k) * M + m;
+                    CHECK_NEAR(x1->grad[i], s * gelu_grad_ref(x1->data[i]), 1e-4, 1e-5);
+                }
+        for (int k = 0; k < K; k++)
+            for (int n = 0; n < N; n++) {       /* db = sum over batches of op(a)^T dz */
+                double s = 0;
+                for (int t = 0; t < BT; t++)
+                    for (int m = 0; m < M; m++)
+                        s += av[t][k][m] * dz[t][m][n];
+                CHECK_NEAR(x2->grad[k * N + n], s * gelu_grad_ref(x2->data[k * N + n]), 1e-4, 1e-5);
+            }
+        knob_node *acts[] = {a, b};   /* garbage: the second pass must write, not add */
+        for (size_t q = 0; q < 2; q++) {
+            float *gr = knob_node_grad(acts[q]);
+            size_t n = q == 0 ? (size_t)BT * K * M : (size_t)K * N;
+            for (size_t i = 0; gr && i < n; i++)
+                gr[i] = 1e3f;
         }
     }
     knob_graph_free(g);

@@ -322,13 +322,14 @@ knob_status knob_graph_forward(knob_graph *g, knob_err *err)
 }
 
 /* The ops whose backward writes an input's grad whole when knob_grad_fresh says it is unwritten
- * (the elementwise binary ops, GELU, layernorm's x, attention's qkv): the gradients that feed most
- * of a transformer's activations. Every other op gets zeroed grads to add into. */
+ * (the elementwise binary ops, GELU, layernorm's x, attention's qkv, both operands of a matrix
+ * product): the gradients that feed most of a network's activations. Every other op gets zeroed
+ * grads to add into. */
 static int fresh_ok(knob_op op)
 {
     switch (op) {
     case KNOB_OP_ADD: case KNOB_OP_SUB: case KNOB_OP_MUL: case KNOB_OP_DIV:
-    case KNOB_OP_GELU: case KNOB_OP_LAYERNORM: case KNOB_OP_ATTENTION:
+    case KNOB_OP_GELU: case KNOB_OP_LAYERNORM: case KNOB_OP_ATTENTION: case KNOB_OP_MATMUL:
         return 1;
     default:
         return 0;

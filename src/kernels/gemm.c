@@ -10,6 +10,8 @@
  *   2. The threads of knob's pool (src/core/threads.c) then take chunks of C's rows (at most MC;
  *      with few rows, also groups of B's micro-panels) as they come free; each packs its rows of
  *      A (MC x KC) and sweeps its tiles. Every element of C is written by exactly one thread.
+ *      With few rows (a mini-batch through a layer) and a B panel that fits the buffer whole,
+ *      all its K slices are packed in one go and each chunk runs them all: two waits a panel.
  *   3. A micro-kernel keeps an MR x NR block of C in registers for the whole slice: per step of k
  *      it loads NR floats of B, broadcasts MR floats of A and does MR * NR multiply-adds.
  *
@@ -547,21 +549,31 @@ typedef struct {
     const gemm_call *g;
     float *bp;
     int jc, nc, pc, kc;
-    float beta;                 /* g->beta for the first K slice, 1 after: later slices add */
+    int k_step;                 /* the depth of every K slice but maybe the last */
+    int whole;                  /* the step is the whole of K: every slice packed at once, slice
+                                 * pc at bp + pc * npad ([slice][panel][kc][NR]) */
+    int npad;                   /* nc rounded up to micro-panels */
+    int pack_groups;            /* when whole: packing units per slice */
     int row_step, col_step, n_col_groups;
 } gemm_step;
 
+/* Chunks [lo, hi): each runs the step's K slices in order (one, or all when whole) for its rows
+ * and columns, packing its rows of A for each. beta: g->beta for the first K slice, 1 after. */
 static void step_chunks(void *ctx, long lo, long hi)
 {
     const gemm_step *s = ctx;
     const gemm_call *g = s->g;
+    const int p_end = s->whole ? g->K : s->pc + s->kc;
     for (long b = lo; b < hi; b++) {
         int m0 = (int)(b / s->n_col_groups) * s->row_step, mc = KNOB_MIN(s->row_step, g->M - m0);
         int j0 = (int)(b % s->n_col_groups) * s->col_step, j1 = KNOB_MIN(s->nc, j0 + s->col_step);
-        pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, s->pc, s->kc,
-                     pack_a);
-        run_tiles(g, pack_a, s->bp, s->kc, m0, mc, s->jc, j0, j1, s->beta,
-                  s->pc + s->kc == g->K ? g->bias : NULL);
+        for (int pc = s->whole ? 0 : s->pc; pc < p_end; pc += s->k_step) {
+            int kc = KNOB_MIN(s->k_step, g->K - pc);
+            const float *bp = s->whole ? s->bp + (size_t)pc * s->npad : s->bp;
+            pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, pc, kc, pack_a);
+            run_tiles(g, pack_a, bp, kc, m0, mc, s->jc, j0, j1, pc == 0 ? g->beta : 1.0f,
+                      pc + kc == g->K ? g->bias : NULL);
+        }
     }
 }
 
@@ -573,6 +585,22 @@ static void step_pack_b(void *ctx, long lo, long hi)
     int j0 = (int)lo * NR, n = KNOB_MIN(s->nc, (int)hi * NR) - j0;
     pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, s->pc, s->kc, s->jc + j0, n,
                  s->bp + (size_t)j0 * s->kc);
+}
+
+/* Units [lo, hi) of packing a whole-K step: unit u is group u % pack_groups of the micro-panels
+ * of K slice u / pack_groups. */
+static void step_pack_whole(void *ctx, long lo, long hi)
+{
+    const gemm_step *s = ctx;
+    const gemm_call *g = s->g;
+    const int panels = s->npad / NR, per = (panels + s->pack_groups - 1) / s->pack_groups;
+    for (long u = lo; u < hi; u++) {
+        int pc = (int)(u / s->pack_groups) * s->k_step, kc = KNOB_MIN(s->k_step, g->K - pc);
+        int j0 = (int)(u % s->pack_groups) * per * NR, n = KNOB_MIN(s->nc, j0 + per * NR) - j0;
+        if (n > 0)
+            pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, pc, kc, s->jc + j0, n,
+                         s->bp + (size_t)pc * s->npad + (size_t)j0 * kc);
+    }
 }
 
 /* Small products (one K slice): A read in place by the strided kernel, B too when its rows are
@@ -754,11 +782,12 @@ static void gemm_packed(const gemm_call *g, int n_threads)
      * slices depend on K alone, so the order of the sum does too. */
     const int n_slices = (K + KC - 1) / KC, k_step = (K + n_slices - 1) / n_slices;
     const int units_m = (M + MR - 1) / MR;
-    gemm_step s = {g, pack_b, 0, 0, 0, 0, 0.0f, MC, NC, 1};
+    gemm_step s = {g, pack_b, 0, 0, 0, 0, k_step, 0, 0, 1, MC, NC, 1};
     for (int jc = 0; jc < N; jc += NC) {
         int nc = KNOB_MIN(NC, N - jc), panels = (nc + NR - 1) / NR;
         s.jc = jc;
         s.nc = nc;
+        s.npad = panels * NR;
         s.row_step = KNOB_MIN(MC, units_m * MR);
         s.col_step = panels * NR;
         s.n_col_groups = 1;
@@ -775,10 +804,21 @@ static void gemm_packed(const gemm_call *g, int n_threads)
             s.n_col_groups = (panels + per_group - 1) / per_group;
         }
         long n_chunks = (long)((M + s.row_step - 1) / s.row_step) * s.n_col_groups;
+        /* Few rows (a mini-batch through a layer): when the whole panel of B, every K slice of it,
+         * fits in pack_b, it is packed at once, by all the threads, and each chunk then runs all
+         * the slices of its tiles: two waits per panel instead of two per slice, and no thread
+         * idles while one packs a slice too small to share. The same slices in the same order,
+         * so the same bits. (Many rows: the per-slice loop keeps its B slice in the caches.) */
+        s.whole = n_threads > 1 && M <= 8 * MC && (size_t)s.npad * K <= sizeof pack_b / sizeof(float);
+        if (s.whole) {
+            s.pack_groups = KNOB_MAX(1, KNOB_MIN(panels, (4 * n_threads + n_slices - 1) / n_slices));
+            knob_parallel_for((long)n_slices * s.pack_groups, 1, step_pack_whole, &s);
+            knob_parallel_for(n_chunks, 1, step_chunks, &s);
+            continue;
+        }
         for (int pc = 0; pc < K; pc += k_step) {
             s.pc = pc;
             s.kc = KNOB_MIN(k_step, K - pc);
-            s.beta = pc == 0 ? g->beta : 1.0f;
             /* packing B is memory-bound work: split it only when there is enough of it */
             if (n_threads > 1 && (long)s.kc * nc >= 65536)
                 knob_parallel_for(panels, KNOB_MAX(1, panels / 8), step_pack_b, &s);

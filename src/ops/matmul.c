@@ -80,15 +80,18 @@ static void matmul_backward(knob_node *y)
     const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;
     float *DA = y->in[0]->t.grad, *DB = y->in[1]->t.grad;
     int M = d.M, N = d.N, K = d.K;
+    /* a fresh grad (knob_grad_fresh) is written (beta 0), else added to: 0 + x has x's bits */
+    float beta_a = DA && knob_grad_fresh(y->in[0]) ? 0.0f : 1.0f;
+    float beta_b = DB && knob_grad_fresh(y->in[1]) ? 0.0f : 1.0f;
     if (d.shared_b && !ta) {   /* flatten batches into rows, as in forward */
         M *= d.batch;
         if (DA)   /* dA (M, K) = dY (M, N) @ op(b)^T */
-            knob_gemm(0, !tb, M, K, N, 1.0f, DY, B, 1.0f, DA);
+            knob_gemm(0, !tb, M, K, N, 1.0f, DY, B, beta_a, DA);
         if (DB) { /* dB (K, N) = A^T dY; stored transposed: (N, K) = dY^T A */
             if (!tb)
-                knob_gemm(1, 0, K, N, M, 1.0f, A, DY, 1.0f, DB);
+                knob_gemm(1, 0, K, N, M, 1.0f, A, DY, beta_b, DB);
             else
-                knob_gemm(1, 0, N, K, M, 1.0f, DY, A, 1.0f, DB);
+                knob_gemm(1, 0, N, K, M, 1.0f, DY, A, beta_b, DB);
         }
         return;
     }
@@ -98,16 +101,17 @@ static void matmul_backward(knob_node *y)
         if (DA) {
             float *da = DA + i * sa;
             if (!ta)   /* dA (M, K) = dY (M, N) @ op(b)^T (N, K) */
-                knob_gemm(0, !tb, M, K, N, 1.0f, dy, b, 1.0f, da);
+                knob_gemm(0, !tb, M, K, N, 1.0f, dy, b, beta_a, da);
             else       /* a stored (K, M): dA^T (K, M) = op(b) (K, N) @ dY^T (N, M) */
-                knob_gemm(tb, 1, K, M, N, 1.0f, b, dy, 1.0f, da);
+                knob_gemm(tb, 1, K, M, N, 1.0f, b, dy, beta_a, da);
         }
         if (DB) {
             float *db = DB + i * sb;
+            float beta = d.shared_b && i > 0 ? 1.0f : beta_b;   /* a shared b sums the batches */
             if (!tb)   /* dB (K, N) = op(a)^T (K, M) @ dY (M, N) */
-                knob_gemm(!ta, 0, K, N, M, 1.0f, a, dy, 1.0f, db);
+                knob_gemm(!ta, 0, K, N, M, 1.0f, a, dy, beta, db);
             else       /* b stored (N, K): dB^T (N, K) = dY^T (N, M) @ op(a) (M, K) */
-                knob_gemm(1, ta, N, K, M, 1.0f, dy, a, 1.0f, db);
+                knob_gemm(1, ta, N, K, M, 1.0f, dy, a, beta, db);
         }
     }
 }
