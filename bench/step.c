@@ -3,7 +3,8 @@
  *   bench_step [--threads N] [--min-time SECONDS] [--steps N] [MODEL]...
  *                              MODEL: mlp, cnn, gpt, gptchar, or a spec (below: the issue's rows)
  *
- * One step = knob_params_zero_grad + knob_graph_forward + knob_graph_backward + knob_optim_step
+ * One step = knob_graph_forward + knob_graph_backward_set (the parameter grads set, not zeroed and
+ * added to, as knob's trainers do: knob_step_run) + knob_optim_step
  * (AdamW, lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on matrices), on one fixed batch
  * of random data. The models, built with the public builder API only:
  *   mlp  784-256-128-10, ReLU, softmax cross-entropy, batch 128 (the digit classifier)
@@ -337,10 +338,9 @@ static void build_cnn5_spec(model *m, knob_rng *r, const char *spec)
 static void step(model *m)
 {
     knob_err err;
-    knob_params_zero_grad(&m->P);
     if (knob_graph_forward(m->g, &err))
         die(m->name, &err);
-    knob_graph_backward(m->g, m->loss);
+    knob_graph_backward_set(m->g, m->loss, &m->P);
     knob_optim_step(&m->opt, m->sgd ? 1e-2f : 1e-3f);
 }
 
@@ -468,8 +468,8 @@ int main(int argc, char **argv)
         models[n_models++] = "gpt";
     }
     knob_threads_set(threads);
-    printf("# bench_step: knob %s, %s gemm kernel, %d threads; one step = zero grads + forward + "
-           "backward + AdamW; ms per step\n",
+    printf("# bench_step: knob %s, %s gemm kernel, %d threads; one step = forward + backward "
+           "(grads set) + AdamW (SGD for mlp: and cnn5: specs); ms per step\n",
            KNOB_VERSION, knob_gemm_kernel_name(), knob_threads_get());
     printf("# model params graph_bytes loss0 steps median_ms best_ms\n");
     fflush(stdout);

@@ -338,6 +338,10 @@ knob_status knob_graph_forward(knob_graph *g, knob_err *err);
 /* Backward from a scalar node: zeroes activation grads, seeds d(loss) = 1, accumulates (+=) into
  * parameter grads (clear them with knob_params_zero_grad; not clearing accumulates micro-batches). */
 void        knob_graph_backward(knob_graph *g, knob_node *loss);
+/* The same as knob_params_zero_grad(P) then knob_graph_backward(g, loss), bit for bit, without
+ * zeroing first the grads this pass writes whole: P's grads become this pass's gradient (zeros
+ * where it has none). The first micro-batch of a training step (knob_step_run) uses it. */
+void        knob_graph_backward_set(knob_graph *g, knob_node *loss, knob_params *P);
 void        knob_graph_set_training(knob_graph *g, int training);   /* dropout on/off (default on) */
 void        knob_graph_seed(knob_graph *g, uint64_t seed);          /* dropout RNG */
 knob_rng   *knob_graph_rng(knob_graph *g);

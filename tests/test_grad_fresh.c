@@ -4,7 +4,8 @@
  * a second consumer (a times a: one node twice, fresh), a side branch off the loss's path and a
  * matrix product (both operands, a shared b summing its batches). Checked against the derivative
  * written here in double, and over two passes with garbage left in every activation grad between
- * them, which must not leak into the second. */
+ * them, which must not leak into the second. knob_graph_backward_set against zeroing then
+ * backward. */
 #include "test.h"
 
 /* GELU's derivative, tanh form, in double */
@@ -168,6 +169,81 @@ TEST(grad_fresh_matmul_writes_both_operands)
                 gr[i] = 1e3f;
         }
     }
+    knob_graph_free(g);
+    knob_params_free(&P);
+}
+
+/* knob_graph_backward_set == knob_params_zero_grad then knob_graph_backward, bit for bit, with
+ * garbage in every parameter grad before it: on a graph whose parameters reach the loss through
+ * an embedding (zeroed by the graph), a matrix product (written fresh), a bias add, a layernorm's
+ * weight and bias, an elementwise product of one parameter with itself, one tensor behind two
+ * parameter nodes (tied: zeroed up front), a parameter off the loss's path and one not in the
+ * graph at all (both must read zero). Then a second backward adds, as micro-batches do. */
+TEST(grad_backward_set_is_zero_then_backward)
+{
+    enum { T = 6, V = 7, C = 8, O = 5 };
+    knob_err err;
+    knob_params P;
+    knob_params_init(&P);
+    knob_tensor *wte = knob_params_add(&P, "wte", 2, (int[]){V, C}, &err);
+    knob_tensor *lnw = knob_params_add(&P, "ln.w", 1, (int[]){C}, &err);
+    knob_tensor *lnb = knob_params_add(&P, "ln.b", 1, (int[]){C}, &err);
+    knob_tensor *w = knob_params_add(&P, "w", 2, (int[]){O, C}, &err);
+    knob_tensor *b = knob_params_add(&P, "b", 1, (int[]){O}, &err);
+    knob_tensor *s = knob_params_add(&P, "s", 1, (int[]){O}, &err);
+    knob_tensor *tied = knob_params_add(&P, "tied", 1, (int[]){O}, &err);
+    knob_tensor *side = knob_params_add(&P, "side", 1, (int[]){O}, &err);
+    knob_tensor *unused = knob_params_add(&P, "unused", 1, (int[]){3}, &err);
+    CHECK_OK(knob_params_alloc(&P, &err));
+    if (test_failed_now)
+        return;
+    knob_rng rng;
+    knob_rng_seed(&rng, 21);
+    for (size_t i = 0; i < P.n_elems; i++)
+        P.data[i] = 0.5f * knob_rng_normal(&rng);
+    knob_graph *g = knob_graph_new(&err);
+    knob_node *idx = knob_input_i32(g, "idx", 1, (int[]){T});
+    knob_node *tgt = knob_input_i32(g, "tgt", 1, (int[]){T});
+    knob_node *h = knob_embedding(g, knob_param(g, wte), idx);                       /* (T, C) */
+    h = knob_layernorm(g, h, knob_param(g, lnw), knob_param(g, lnb));
+    knob_node *z = knob_add(g, knob_matmul(g, h, knob_param(g, w), 0, 1), knob_param(g, b));
+    knob_node *sn = knob_param(g, s);
+    z = knob_add(g, z, knob_mul(g, sn, sn));                                        /* s twice */
+    z = knob_add(g, knob_mul(g, z, knob_param(g, tied)), knob_param(g, tied));      /* tied */
+    knob_node *off = knob_exp(g, knob_param(g, side));                             /* off the path */
+    knob_node *loss = knob_cross_entropy(g, z, tgt, -1);
+    CHECK(off != NULL);
+    CHECK_OK(knob_graph_compile(g, &err));
+    if (test_failed_now) {
+        knob_graph_free(g);
+        knob_params_free(&P);
+        return;
+    }
+    for (int i = 0; i < T; i++) {
+        knob_node_data_i32(idx)[i] = (int32_t)knob_rng_below(&rng, V);
+        knob_node_data_i32(tgt)[i] = (int32_t)knob_rng_below(&rng, O);
+    }
+    size_t bytes = P.n_elems * sizeof(float);
+    float *want = malloc(bytes), *want2 = malloc(bytes);
+    KNOB_ASSERT(want && want2);
+    CHECK_OK(knob_graph_forward(g, &err));
+    knob_params_zero_grad(&P);
+    knob_graph_backward(g, loss);
+    memcpy(want, P.grad, bytes);
+    knob_graph_backward(g, loss);        /* a second micro-batch adds */
+    memcpy(want2, P.grad, bytes);
+    for (size_t i = 0; i < P.n_elems; i++)
+        P.grad[i] = 1e3f + (float)i;     /* garbage: set must not read it */
+    knob_graph_backward_set(g, loss, &P);
+    CHECK(memcmp(want, P.grad, bytes) == 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(unused->grad[i] == 0.0f);
+    for (int i = 0; i < O; i++)
+        CHECK(side->grad[i] == 0.0f && w->grad[i] != 0.0f && tied->grad[i] != 0.0f && s->grad[i] != 0.0f);
+    knob_graph_backward(g, loss);
+    CHECK(memcmp(want2, P.grad, bytes) == 0);
+    free(want);
+    free(want2);
     knob_graph_free(g);
     knob_params_free(&P);
 }

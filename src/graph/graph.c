@@ -349,19 +349,49 @@ static void zero_grad(knob_node *u)
     u->grad_fresh = 0;
 }
 
-void knob_graph_backward(knob_graph *g, knob_node *loss)
+/* knob_graph_backward_set: a tensor of P whose grad exactly one parameter node of the pass uses
+ * (and no other overlaps) starts fresh, like an activation; every other tensor of P (used twice,
+ * or not by this graph) is zeroed now. */
+static void params_fresh(knob_graph *g, const knob_node *loss, knob_params *P)
+{
+    for (int i = 0; i < P->n; i++) {
+        knob_tensor *t = P->t[i];
+        const float *lo = t->grad, *hi = t->grad + t->n_elems;
+        knob_node *only = NULL;
+        int n = 0;
+        for (int j = 0; j <= loss->id; j++) {
+            knob_node *u = g->nodes[j];
+            if (u->param && u->t.grad < hi && u->t.grad + u->t.n_elems > lo) {
+                only = u;
+                n++;
+            }
+        }
+        if (n == 1 && only->t.grad == t->grad && only->t.n_elems == t->n_elems)
+            only->grad_fresh = 1;
+        else if (t->n_elems)
+            memset(t->grad, 0, t->n_elems * sizeof(float));
+    }
+}
+
+static void backward_pass(knob_graph *g, knob_node *loss, knob_params *P)
 {
     KNOB_ASSERT(g->compiled && loss && loss->g == g && loss->t.n_elems == 1);
-    if (!loss->requires_grad)
+    if (!loss->requires_grad) {
+        if (P)
+            knob_params_zero_grad(P);
         return;
+    }
     /* activation grads start at zero each pass; parameter grads accumulate. Rather than zeroing
      * them all first, each is marked fresh, and the first op to pass a gradient into it either
      * writes it whole (fresh_ok) or has it zeroed just before: the same values, bit for bit, and
-     * most of a transformer's memset and reads of zeros saved. */
+     * most of a transformer's memset and reads of zeros saved. With P (knob_graph_backward_set)
+     * P's parameter grads are fresh too. */
     for (int i = 0; i <= loss->id; i++) {
         knob_node *y = g->nodes[i];
         y->grad_fresh = y->requires_grad && !y->param && !y->is_view;
     }
+    if (P && P->grad)
+        params_fresh(g, loss, P);
     loss->t.grad[0] = 1.0f;
     loss->grad_fresh = 0;
     /* only the loss's ancestors: a side branch (a metric, a second head) would add 0 * its local
@@ -396,4 +426,11 @@ void knob_graph_backward(knob_graph *g, knob_node *loss)
     for (int i = 0; i <= loss->id; i++)
         if (g->nodes[i]->grad_fresh)
             zero_grad(g->nodes[i]);
+}
+
+void knob_graph_backward(knob_graph *g, knob_node *loss) { backward_pass(g, loss, NULL); }
+
+void knob_graph_backward_set(knob_graph *g, knob_node *loss, knob_params *P)
+{
+    backward_pass(g, loss, P);
 }

@@ -87,7 +87,7 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
 {
     int accum = s->accum > 0 ? s->accum : 1, fault = fault_step > 0 && step == fault_step;
     int n_ranks = s->dist ? knob_dist_size() : 1;
-    knob_params_zero_grad(s->P);
+    int fresh = 1;        /* P's grads hold nothing of this step yet: the first backward sets them */
     if (s->dist && s->dropout)   /* this rank's dropout stream for this step */
         knob_rng_seed(knob_graph_rng(s->g),
                       knob_rng_u64(s->dropout) ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(knob_dist_rank() + 1)));
@@ -115,8 +115,11 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
             continue;   /* the later micro-batches still draw their data and dropout */
         }
         sum += loss;
-        if (!bad)
+        if (!bad && fresh)
+            knob_graph_backward_set(s->g, s->loss, s->P);
+        else if (!bad)
             knob_graph_backward(s->g, s->loss);
+        fresh = 0;
     }
     if (s->dist) {   /* agree on the losses first: every rank skips or fails together */
         double v[3] = {bad ? 0 : sum, bad, bad ? bad_loss : 0};
@@ -137,6 +140,8 @@ knob_status knob_step_run(knob_step *s, long step, float lr, knob_step_result *o
         }
     }
     if (bad) {
+        if (fresh)   /* no backward ran: the grads still hold the last step's */
+            knob_params_zero_grad(s->P);
         if (out)
             *out = (knob_step_result){.loss = bad_loss, .grad_norm = NAN, .skipped = 1};
         return KNOB_OK;
