@@ -11,7 +11,8 @@
  *      with few rows, also groups of B's micro-panels) as they come free; each packs its rows of
  *      A (MC x KC) and sweeps its tiles. Every element of C is written by exactly one thread.
  *      With few rows (a mini-batch through a layer) and a B panel that fits the buffer whole,
- *      all its K slices are packed in one go and each chunk runs them all: two waits a panel.
+ *      all its K slices are packed in one go and each chunk runs them all, reading A in place
+ *      (the strided kernel, where the instruction set has one): two waits a panel.
  *   3. A micro-kernel keeps an MR x NR block of C in registers for the whole slice: per step of k
  *      it loads NR floats of B, broadcasts MR floats of A and does MR * NR multiply-adds.
  *
@@ -541,6 +542,32 @@ static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int 
     }
 }
 
+/* run_tiles with A read in place by the instruction set's strided kernel (no packing of A): rows
+ * [m0, m0 + mc) of op(A) from column pc on. The same sums in the same order as the packed kernel,
+ * so the same bits. */
+static void run_tiles_strided(const gemm_call *g, int pc, const float *bp, int kc, int m0, int mc,
+                              int jc, int j0, int j1, float beta, const float *bias)
+{
+    const int N = g->N;
+    const size_t rs = g->ta ? 1 : (size_t)g->K, cs = g->ta ? (size_t)g->M : 1;
+    for (int jr = j0; jr < j1; jr += NR) {
+        int nr = KNOB_MIN(NR, j1 - jr);
+        const float *b = bp + (size_t)jr * kc, *bj = bias ? bias + jc + jr : NULL;
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = KNOB_MIN(MR, mc - ir);
+            const float *a = g->A + (size_t)(m0 + ir) * rs + (size_t)pc * cs;
+            float *c = g->C + (size_t)(m0 + ir) * N + jc + jr;
+            if (mr == MR && nr == NR) {
+                g->isa->kernel_strided(kc, a, rs, cs, mr, b, NR, c, (size_t)N, g->alpha, beta, bj);
+                continue;
+            }
+            _Alignas(32) float t[MR * NR];
+            g->isa->kernel_strided(kc, a, rs, cs, mr, b, NR, t, NR, 1.0f, 0.0f, NULL);
+            edge_store(c, (size_t)N, t, mr, nr, g->alpha, beta, bj);
+        }
+    }
+}
+
 /* One step of the driver: the B slice of columns [jc, jc + nc) and k in [pc, pc + kc), packed
  * once at bp and shared by every thread, times all of op(A)'s rows. The step is cut into chunks
  * of row_step rows (at most MC) by col_step columns (a multiple of NR); a chunk packs its rows
@@ -570,9 +597,14 @@ static void step_chunks(void *ctx, long lo, long hi)
         for (int pc = s->whole ? 0 : s->pc; pc < p_end; pc += s->k_step) {
             int kc = KNOB_MIN(s->k_step, g->K - pc);
             const float *bp = s->whole ? s->bp + (size_t)pc * s->npad : s->bp;
+            float beta = pc == 0 ? g->beta : 1.0f;
+            const float *bias = pc + kc == g->K ? g->bias : NULL;
+            if (s->whole && g->isa->kernel_strided) {   /* few rows: A read in place */
+                run_tiles_strided(g, pc, bp, kc, m0, mc, s->jc, j0, j1, beta, bias);
+                continue;
+            }
             pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, pc, kc, pack_a);
-            run_tiles(g, pack_a, bp, kc, m0, mc, s->jc, j0, j1, pc == 0 ? g->beta : 1.0f,
-                      pc + kc == g->K ? g->bias : NULL);
+            run_tiles(g, pack_a, bp, kc, m0, mc, s->jc, j0, j1, beta, bias);
         }
     }
 }
