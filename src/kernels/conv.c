@@ -16,12 +16,18 @@
 int knob_conv_out_size(int n, int k, int stride, int pad) { return (n + 2 * pad - k) / stride + 1; }
 
 /* Outputs o in [*lo, *hi) read input i = o*stride - pad + off inside [0, n); the rest read padding. */
-static void valid_range(int n, int off, int stride, int pad, int n_out, int *lo, int *hi)
+static inline void valid_range(int n, int off, int stride, int pad, int n_out, int *lo, int *hi)
 {
     int a = pad - off;          /* need o*stride >= a */
     int b = n + pad - off;      /* need o*stride <  b */
-    int l = a <= 0 ? 0 : (a + stride - 1) / stride;
-    int h = b <= 0 ? 0 : (b + stride - 1) / stride;
+    int l, h;
+    if (stride == 1) {   /* no division: it ran once or twice per row, and cost more than the copy */
+        l = a <= 0 ? 0 : a;
+        h = b <= 0 ? 0 : b;
+    } else {
+        l = a <= 0 ? 0 : (a + stride - 1) / stride;
+        h = b <= 0 ? 0 : (b + stride - 1) / stride;
+    }
     if (l > n_out)
         l = n_out;
     if (h > n_out)
@@ -99,14 +105,13 @@ typedef struct {
 } conv_task;
 
 /* row r = (c, kh, kw) of cols (OH*OW): what input channel c shifted by (kh, kw) reads */
-static void im2col_row(const conv_task *t, long r)
+static inline void im2col_row(const conv_task *t, long r, int c, int kh, int kw)
 {
-    int H = t->H, W = t->W, KH = t->KH, KW = t->KW, stride = t->stride, pad = t->pad;
+    int H = t->H, W = t->W, stride = t->stride, pad = t->pad;
     int OH = t->OH, OW = t->OW;
     size_t P = (size_t)OH * OW;
     const float *x = t->x;
     float *cols = t->out;
-    int c = (int)(r / (KH * KW)), kh = (int)(r / KW % KH), kw = (int)(r % KW);
     const float *xc = x + (size_t)c * H * W;     // (H, W)
     float *row = cols + (size_t)r * P;            // (OH, OW)
     int oh_lo, oh_hi, ow_lo, ow_hi;
@@ -165,8 +170,20 @@ static void im2col_row(const conv_task *t, long r)
 
 static void im2col_rows(void *ctx, long lo, long hi)
 {
-    for (long r = lo; r < hi; r++)
-        im2col_row(ctx, r);
+    const conv_task *t = ctx;
+    int KH = t->KH, KW = t->KW;
+    /* (c, kh, kw) of row lo, then counted along: no divisions per row */
+    int c = (int)(lo / (KH * KW)), kh = (int)(lo / KW % KH), kw = (int)(lo % KW);
+    for (long r = lo; r < hi; r++) {
+        im2col_row(t, r, c, kh, kw);
+        if (++kw == KW) {
+            kw = 0;
+            if (++kh == KH) {
+                kh = 0;
+                c++;
+            }
+        }
+    }
 }
 
 void knob_im2col(const float *x, int C, int H, int W, int KH, int KW, int stride, int pad,
