@@ -106,11 +106,27 @@ static int lanes_parallel(const conv_dims *d)
 
 static size_t conv_cols_floats(const conv_dims *d) { return d->direct ? 0 : (size_t)d->CKK * (size_t)d->P; }
 
+/* Column matrices up to this size live in two buffers per thread instead of one per lane: a
+ * lane's columns are scratch for one image at a time (im2col writes all of them, the dcols gemm
+ * overwrites all of them), so whichever buffer holds them the bits are the same. One per lane
+ * made a step cycle through 16 of each (2.6 MB for bench_step cnn5:8,16:64, past L2), and every
+ * lane's first im2col wrote into lines fetched from L3; a thread's own two stay in its L2.
+ * Thread-local like gemm's packing buffers: no allocation, and pages are only touched by threads
+ * that run a conv. Larger images keep the per-lane buffers in the saved slot. */
+enum { CONV_TLS_FLOATS = 1 << 16 };   /* 256 KiB each */
+static _Thread_local _Alignas(64) float tls_cols[CONV_TLS_FLOATS], tls_dcols[CONV_TLS_FLOATS];
+
+static int conv_cols_in_tls(const conv_dims *d)
+{
+    size_t nc = conv_cols_floats(d);
+    return nc && nc <= CONV_TLS_FLOATS;
+}
+
 static size_t conv2d_saved(const knob_node *y)
 {
     conv_dims d;
     conv_plan(y, &d);
-    size_t L = (size_t)conv_lanes(&d), cols = conv_cols_floats(&d), n = 0;
+    size_t L = (size_t)conv_lanes(&d), cols = conv_cols_in_tls(&d) ? 0 : conv_cols_floats(&d), n = 0;
     n = knob_add_sat(n, knob_mul_sat(L, cols));
     if (y->in[0]->requires_grad)
         n = knob_add_sat(n, knob_mul_sat(L, cols));
@@ -119,14 +135,20 @@ static size_t conv2d_saved(const knob_node *y)
     return knob_mul_sat(n, sizeof(float));
 }
 
-/* Lane l's buffers; NULL where not planned. */
+/* Lane l's buffers, for the calling thread; NULL where not planned. */
 static void conv_lane_bufs(const knob_node *y, const conv_dims *d, int l, float **cols, float **dcols, float **dw)
 {
     size_t L = (size_t)conv_lanes(d), nc = conv_cols_floats(d);
     float *base = y->saved;
     int need_dx = y->in[0]->requires_grad, need_dw = y->in[1]->requires_grad;
-    *cols = nc ? base + (size_t)l * nc : NULL;
-    *dcols = nc && need_dx ? base + L * nc + (size_t)l * nc : NULL;
+    if (conv_cols_in_tls(d)) {
+        *cols = tls_cols;
+        *dcols = need_dx ? tls_dcols : NULL;
+        nc = 0;   /* none in the saved slot */
+    } else {
+        *cols = nc ? base + (size_t)l * nc : NULL;
+        *dcols = nc && need_dx ? base + L * nc + (size_t)l * nc : NULL;
+    }
     *dw = need_dw ? base + L * nc * (size_t)(1 + need_dx) + (size_t)l * d->OC * d->CKK : NULL;
 }
 
