@@ -18,6 +18,8 @@ static const move_case move_cases[] = {
     {1, 4, 9, 4, 9, 1, 0},     /* kernel = input: rows of 1 */
     {3, 7, 10, 3, 5, 1, 0},    /* rows of 6: one block and an overlapping one */
     {2, 9, 13, 3, 3, 1, 0},    /* rows of 11 */
+    {2, 5, 19, 2, 4, 1, 0},    /* rows of 16: whole blocks */
+    {3, 6, 6, 3, 3, 1, 0},     /* rows of 4: one block */
     {1, 6, 80, 2, 3, 1, 0},    /* rows of 78: the long-row copy */
     {3, 8, 8, 3, 3, 1, 1},     /* same padding */
     {2, 7, 9, 5, 3, 1, 2},     /* padded, not same */

@@ -174,6 +174,31 @@ static void im2col_rows(void *ctx, long lo, long hi)
     int KH = t->KH, KW = t->KW;
     /* (c, kh, kw) of row lo, then counted along: no divisions per row */
     int c = (int)(lo / (KH * KW)), kh = (int)(lo / KW % KH), kw = (int)(lo % KW);
+    if (t->stride == 1 && t->pad == 0 && t->OW % 4 == 0 && t->OW < 64) {
+        /* unpadded, rows a multiple of 4 floats (cnn5: 24 and 8): row (c, kh, kw) is OH copies
+         * of OW floats, output row oh from input row oh + kh at column kw; whole blocks, none of
+         * im2col_row's range checks */
+        const int W = t->W, OH = t->OH, OW = t->OW;
+        const size_t P = (size_t)OH * OW, HW = (size_t)t->H * W;
+        for (long r = lo; r < hi; r++) {
+            const float *src = t->x + c * HW + (size_t)kh * W + kw;
+            float *row = t->out + (size_t)r * P;
+            for (int oh = 0; oh < OH; oh++, src += W, row += OW)
+                for (int i = 0; i < OW; i += 4) {
+                    v4f v = load4(src + i);
+                    OPAQUE4(v);
+                    store4(row + i, v);
+                }
+            if (++kw == KW) {
+                kw = 0;
+                if (++kh == KH) {
+                    kh = 0;
+                    c++;
+                }
+            }
+        }
+        return;
+    }
     for (long r = lo; r < hi; r++) {
         im2col_row(t, r, c, kh, kw);
         if (++kw == KW) {
@@ -204,6 +229,22 @@ static void col2im_channels(void *ctx, long lo, long hi)
     size_t P = (size_t)OH * OW;
     const float *dcols = t->x;
     float *dx = t->out;
+    if (stride == 1 && pad == 0 && OW % 4 == 0) {
+        /* unpadded, rows a multiple of 4 floats: every output row adds whole blocks into input
+         * row oh + kh from column kw, (kh, kw) in order as below */
+        for (int c = (int)lo; c < (int)hi; c++) {
+            float *dxc = dx + (size_t)c * H * W;     // (H, W)
+            const float *g = dcols + (size_t)c * KH * KW * P;
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++) {
+                    float *out = dxc + (size_t)kh * W + kw;
+                    for (int oh = 0; oh < OH; oh++, g += OW, out += W)
+                        for (int i = 0; i < OW; i += 4)
+                            store4(out + i, load4(out + i) + load4(g + i));
+                }
+        }
+        return;
+    }
     for (int c = (int)lo; c < (int)hi; c++) {
         float *dxc = dx + (size_t)c * H * W;          // (H, W)
         for (int kh = 0; kh < KH; kh++)
