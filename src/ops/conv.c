@@ -132,7 +132,19 @@ static size_t conv2d_saved(const knob_node *y)
         n = knob_add_sat(n, knob_mul_sat(L, cols));
     if (y->in[1]->requires_grad)
         n = knob_add_sat(n, knob_mul_sat(L, (size_t)d.OC * (size_t)d.CKK));
+    if (y->n_in > 2)   /* each image's bias gradient, summed by the lanes, added in image order */
+        n = knob_add_sat(n, knob_mul_sat((size_t)d.B, (size_t)d.OC));
     return knob_mul_sat(n, sizeof(float));
+}
+
+/* The per-image bias sums (B, OC), after the lanes' buffers in the saved slot. */
+static float *conv_db_images(const knob_node *y, const conv_dims *d)
+{
+    size_t L = (size_t)conv_lanes(d), nc = conv_cols_in_tls(d) ? 0 : conv_cols_floats(d);
+    size_t n = L * nc * (size_t)(1 + y->in[0]->requires_grad);
+    if (y->in[1]->requires_grad)
+        n += L * (size_t)d->OC * (size_t)d->CKK;
+    return (float *)y->saved + n;
 }
 
 /* Lane l's buffers, for the calling thread; NULL where not planned. */
@@ -214,11 +226,12 @@ static void conv2d_forward(knob_node *y)
     knob_parallel_for(L, lanes_parallel(&t.d) ? 1 : L, conv2d_forward_lanes, &t);
 }
 
-/* db[oc] += sum_q dy[oc, q] for dy (OC, P), each sum in double and in q order. Four channels at a
- * time: their sums are independent chains, so the adds overlap instead of each waiting for the
+/* db[oc] = sum_q dy[oc, q] for dy (OC, P), each sum in double and in q order, rounded to float
+ * (backward adds these into the bias gradient image by image, in image order). Four channels at
+ * a time: their sums are independent chains, so the adds overlap instead of each waiting for the
  * last (the single chain ran at one add per add latency); every channel's sum keeps its order, so
  * the bits are those of the one-channel loop. */
-static void db_add_rows(float *db, const float *dy, int OC, int P)
+static void db_image_sums(float *db, const float *dy, int OC, int P)
 {
     int oc = 0;
     for (; oc + 4 <= OC; oc += 4) {
@@ -230,17 +243,17 @@ static void db_add_rows(float *db, const float *dy, int OC, int P)
             s2 += (double)r2[q];
             s3 += (double)r3[q];
         }
-        db[oc] += (float)s0;
-        db[oc + 1] += (float)s1;
-        db[oc + 2] += (float)s2;
-        db[oc + 3] += (float)s3;
+        db[oc] = (float)s0;
+        db[oc + 1] = (float)s1;
+        db[oc + 2] = (float)s2;
+        db[oc + 3] = (float)s3;
     }
     for (; oc < OC; oc++) {
         const float *r = dy + (size_t)oc * P;   // (P)
         double s = 0;
         for (int q = 0; q < P; q++)
             s += (double)r[q];
-        db[oc] += (float)s;
+        db[oc] = (float)s;
     }
 }
 
@@ -253,6 +266,7 @@ static void conv2d_backward_lanes(void *ctx, long lo, long hi)
     const float *DY = y->t.grad;            // (B, OC, OH, OW)
     float *DX = y->in[0]->requires_grad ? y->in[0]->t.grad : NULL;   // (B, C, H, W) or NULL
     float *DW = y->in[1]->requires_grad ? y->in[1]->t.grad : NULL;   // (OC, CKK) or NULL
+    float *dbs = y->n_in > 2 && y->in[2]->t.grad ? conv_db_images(y, &d) : NULL;   // (B, OC) or NULL
     size_t sx = (size_t)d.C * d.H * d.W, sy = (size_t)d.OC * d.P;
     for (int l = (int)lo; l < (int)hi; l++) {
         float *cols, *dcols, *dw;   // (CKK, P), (CKK, P), (OC, CKK); NULL where not needed
@@ -262,6 +276,8 @@ static void conv2d_backward_lanes(void *ctx, long lo, long hi)
         for (int n = n0; n < n1; n++) {
             const float *xn = X + n * sx;      // (C, H, W)
             const float *dyn = DY + n * sy;    // (OC, P)
+            if (dbs)
+                db_image_sums(dbs + (size_t)n * d.OC, dyn, d.OC, d.P);
             if (DW) {   /* dw_l (OC, CKK) (+)= dY_n (OC, P) @ cols_n^T (P, CKK) */
                 const float *cn = xn;
                 if (!d.direct) {
@@ -305,15 +321,17 @@ static void conv2d_backward(knob_node *y)
     conv_task t = {y, {0}};
     conv_plan(y, &t.d);
     const conv_dims d = t.d;
-    const float *DY = y->t.grad;            // (B, OC, OH, OW)
     float *DW = y->in[1]->requires_grad ? y->in[1]->t.grad : NULL;   // (OC, CKK) or NULL
     float *DB = y->n_in > 2 ? y->in[2]->t.grad : NULL;               // (OC) or NULL
-    size_t sy = (size_t)d.OC * d.P, nw = (size_t)d.OC * d.CKK;
+    size_t nw = (size_t)d.OC * d.CKK;
     int L = conv_lanes(&d);
-    if (DB)
-        for (int n = 0; n < d.B; n++)
-            db_add_rows(DB, DY + n * sy, d.OC, d.P);
     knob_parallel_for(L, lanes_parallel(&d) ? 1 : L, conv2d_backward_lanes, &t);
+    if (DB) {   /* the images' sums in image order: the bits of adding each as it was summed */
+        const float *dbs = conv_db_images(y, &d);   // (B, OC)
+        for (int n = 0; n < d.B; n++)
+            for (int oc = 0; oc < d.OC; oc++)
+                DB[oc] += dbs[(size_t)n * d.OC + oc];
+    }
     if (DW)
         knob_par_items((long)nw, (double)L, conv2d_dw_sum, &t);
 }
