@@ -3,16 +3,21 @@
  * weights read as a matrix (OC, C*KH*KW); backward is two more gemms and col2im.
  *
  * Memory: forward and backward allocate nothing. The op's saved buffer, sized at compile, holds
- * per-lane scratch (below): a lane's column matrix, its column gradients, and its partial weight
- * gradient. Backward recomputes each image's columns rather than keeping all B of them: im2col is
- * a copy, cheap next to the gemms. A 1x1 kernel with stride 1 and no padding needs no columns at
- * all: the image (C, H*W) already is the column matrix.
+ * per-lane scratch (below): a lane's partial weight gradient and, for images whose column matrix
+ * passes 256 KiB, its column matrix and column gradients (smaller ones use two buffers per
+ * thread, kept in that core's L2); and each image's bias gradient. Backward recomputes each
+ * image's columns rather than keeping all B of them: keeping them (bench_step cnn5:8,16:64, 7 MB
+ * more) saved the im2col but the dw gemm's transposing pack then read them from L3 and took as
+ * long again (perf: im2col 15.9 -> 10.2% of samples, pack_transposed 8.3 -> 15.8%). A 1x1
+ * kernel with stride 1 and no padding needs no columns at all: the image (C, H*W) already is the
+ * column matrix.
  *
  * Threads: over lanes of images, each image one single-threaded gemm. A 28x28 image's gemms are
  * too small to split well between threads: with one threaded gemm per image the second core sat
  * mostly idle. bench_step cnn (batch 64, 2 threads): 10.5 ms per step before, 6.6 ms after.
  *
- * Determinism: db accumulates image by image in order 0..B-1; dw per lane in image order, then the
+ * Determinism: db accumulates image by image in order 0..B-1 (each image's sums made in its lane);
+ * dw per lane in image order, then the
  * lanes in lane order; col2im adds in a fixed order. Same bits for any thread count.
  *
  * Not here: the kernels (src/kernels/conv.c), pooling (pool.c). */
@@ -85,9 +90,10 @@ static knob_status conv2d_shape(knob_node *y, knob_err *err)
 
 /* Images are split into L = min(B, CONV_LANES) lanes of consecutive images; lane l owns images
  * [l B / L, (l + 1) B / L) and its own slice of the saved buffer:
- *     cols   L x (CKK, P)     that lane's column matrix (not for direct convs)
- *     dcols  L x (CKK, P)     its column gradients (when x needs a gradient, not direct)
+ *     cols   L x (CKK, P)     that lane's column matrix (not for direct convs, nor small ones)
+ *     dcols  L x (CKK, P)     its column gradients (when x needs a gradient; likewise)
  *     dw     L x (OC, CKK)    its partial weight gradient (when w needs one)
+ *     db     B x (OC)         each image's bias gradient (when there is a bias)
  * Lanes run in parallel (one small single-threaded gemm per image each), and the partial weight
  * gradients are added in lane order. L depends only on B, never on the thread count, so the
  * result has the same bits for any number of threads. */
