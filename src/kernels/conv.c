@@ -16,12 +16,18 @@
 int knob_conv_out_size(int n, int k, int stride, int pad) { return (n + 2 * pad - k) / stride + 1; }
 
 /* Outputs o in [*lo, *hi) read input i = o*stride - pad + off inside [0, n); the rest read padding. */
-static void valid_range(int n, int off, int stride, int pad, int n_out, int *lo, int *hi)
+static inline void valid_range(int n, int off, int stride, int pad, int n_out, int *lo, int *hi)
 {
     int a = pad - off;          /* need o*stride >= a */
     int b = n + pad - off;      /* need o*stride <  b */
-    int l = a <= 0 ? 0 : (a + stride - 1) / stride;
-    int h = b <= 0 ? 0 : (b + stride - 1) / stride;
+    int l, h;
+    if (stride == 1) {   /* no division: it ran once or twice per row, and cost more than the copy */
+        l = a <= 0 ? 0 : a;
+        h = b <= 0 ? 0 : b;
+    } else {
+        l = a <= 0 ? 0 : (a + stride - 1) / stride;
+        h = b <= 0 ? 0 : (b + stride - 1) / stride;
+    }
     if (l > n_out)
         l = n_out;
     if (h > n_out)
@@ -32,6 +38,65 @@ static void valid_range(int n, int off, int stride, int pad, int n_out, int *lo,
     *hi = h;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Short rows. A 5x5 unpadded conv on 28x28 images copies output rows of 24 floats (12x12 input: 8
+ * floats): as memcpy calls that was ~280K library calls a bench_step cnn5 step, ~14% of its time
+ * in the call and its size dispatch. These copy and add in blocks of 4 floats inline (GCC vector
+ * extensions, gcc and clang; SSE2 on x86-64). Each element is one float add, as in the scalar
+ * loop, so the sums keep their bits. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+/* An empty asm that claims to change v: without it gcc (-ftree-loop-distribute-patterns) and
+ * clang (loop idiom recognition) see the block loop below as a copy and call memmove again. */
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#define OPAQUE4(v) __asm__("" : "+x"(v))
+#else
+#define OPAQUE4(v) ((void)0)
+#endif
+
+/* dst[0, n) = src[0, n); the last block overlaps the one before it, so any n >= 4 takes
+ * ceil(n / 4) block copies and no scalar tail. */
+static inline void copy_short(float *restrict dst, const float *restrict src, int n)
+{
+    if (n < 4) {   /* no loop: gcc would make it a memmove call */
+        dst[0] = src[0];
+        if (n > 1)
+            dst[1] = src[1];
+        if (n > 2)
+            dst[2] = src[2];
+        return;
+    }
+    if (n >= 64) {   /* long rows: the library's wide copy */
+        memcpy(dst, src, (size_t)n * sizeof *dst);
+        return;
+    }
+    for (int i = 0; i + 4 < n; i += 4) {
+        v4f v = load4(src + i);
+        OPAQUE4(v);
+        store4(dst + i, v);
+    }
+    store4(dst + n - 4, load4(src + n - 4));
+}
+
+/* dst[0, n) += src[0, n), one add per element (an overlapping block would add twice) */
+static inline void add_short(float *restrict dst, const float *restrict src, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        store4(dst + i, load4(dst + i) + load4(src + i));
+    for (; i < n; i++)
+        dst[i] += src[i];
+}
+
 /* One call's arguments, for the pool's chunks */
 typedef struct {
     const float *x;
@@ -40,14 +105,13 @@ typedef struct {
 } conv_task;
 
 /* row r = (c, kh, kw) of cols (OH*OW): what input channel c shifted by (kh, kw) reads */
-static void im2col_row(const conv_task *t, long r)
+static inline void im2col_row(const conv_task *t, long r, int c, int kh, int kw)
 {
-    int H = t->H, W = t->W, KH = t->KH, KW = t->KW, stride = t->stride, pad = t->pad;
+    int H = t->H, W = t->W, stride = t->stride, pad = t->pad;
     int OH = t->OH, OW = t->OW;
     size_t P = (size_t)OH * OW;
     const float *x = t->x;
     float *cols = t->out;
-    int c = (int)(r / (KH * KW)), kh = (int)(r / KW % KH), kw = (int)(r % KW);
     const float *xc = x + (size_t)c * H * W;     // (H, W)
     float *row = cols + (size_t)r * P;            // (OH, OW)
     int oh_lo, oh_hi, ow_lo, ow_hi;
@@ -76,6 +140,14 @@ static void im2col_row(const conv_task *t, long r)
                 row[(size_t)oh * OW + ow] = 0.0f;
         return;
     }
+    if (stride == 1 && oh_lo == 0 && oh_hi == OH && ow_lo == 0 && ow_hi == OW) {
+        /* no output of this row reads padding (every row when pad is 0): OH copies of OW floats,
+         * output row oh from input row oh + kh - pad */
+        const float *src = xc + (ptrdiff_t)(kh - pad) * W + (kw - pad);
+        for (int oh = 0; oh < OH; oh++)
+            copy_short(row + (size_t)oh * OW, src + (size_t)oh * W, OW);
+        return;
+    }
     for (int oh = 0; oh < OH; oh++) {
         float *out = row + (size_t)oh * OW;      // (OW)
         if (oh < oh_lo || oh >= oh_hi) {
@@ -85,9 +157,9 @@ static void im2col_row(const conv_task *t, long r)
         const float *in = xc + (size_t)(oh * stride - pad + kh) * W;   // (W) input row
         for (int ow = 0; ow < ow_lo; ow++)
             out[ow] = 0.0f;
-        if (stride == 1 && ow_hi > ow_lo)   /* contiguous: one memcpy, 2-3x faster than
+        if (stride == 1 && ow_hi > ow_lo)   /* contiguous: block copies, 2-3x faster than
                                              * the element loop */
-            memcpy(out + ow_lo, in + ow_lo - pad + kw, (size_t)(ow_hi - ow_lo) * sizeof *out);
+            copy_short(out + ow_lo, in + ow_lo - pad + kw, ow_hi - ow_lo);
         else
             for (int ow = ow_lo; ow < ow_hi; ow++)
                 out[ow] = in[ow * stride - pad + kw];
@@ -98,8 +170,45 @@ static void im2col_row(const conv_task *t, long r)
 
 static void im2col_rows(void *ctx, long lo, long hi)
 {
-    for (long r = lo; r < hi; r++)
-        im2col_row(ctx, r);
+    const conv_task *t = ctx;
+    int KH = t->KH, KW = t->KW;
+    /* (c, kh, kw) of row lo, then counted along: no divisions per row */
+    int c = (int)(lo / (KH * KW)), kh = (int)(lo / KW % KH), kw = (int)(lo % KW);
+    if (t->stride == 1 && t->pad == 0 && t->OW % 4 == 0 && t->OW < 64) {
+        /* unpadded, rows a multiple of 4 floats (cnn5: 24 and 8): row (c, kh, kw) is OH copies
+         * of OW floats, output row oh from input row oh + kh at column kw; whole blocks, none of
+         * im2col_row's range checks */
+        const int W = t->W, OH = t->OH, OW = t->OW;
+        const size_t P = (size_t)OH * OW, HW = (size_t)t->H * W;
+        for (long r = lo; r < hi; r++) {
+            const float *src = t->x + c * HW + (size_t)kh * W + kw;
+            float *row = t->out + (size_t)r * P;
+            for (int oh = 0; oh < OH; oh++, src += W, row += OW)
+                for (int i = 0; i < OW; i += 4) {
+                    v4f v = load4(src + i);
+                    OPAQUE4(v);
+                    store4(row + i, v);
+                }
+            if (++kw == KW) {
+                kw = 0;
+                if (++kh == KH) {
+                    kh = 0;
+                    c++;
+                }
+            }
+        }
+        return;
+    }
+    for (long r = lo; r < hi; r++) {
+        im2col_row(t, r, c, kh, kw);
+        if (++kw == KW) {
+            kw = 0;
+            if (++kh == KH) {
+                kh = 0;
+                c++;
+            }
+        }
+    }
 }
 
 void knob_im2col(const float *x, int C, int H, int W, int KH, int KW, int stride, int pad,
@@ -120,6 +229,22 @@ static void col2im_channels(void *ctx, long lo, long hi)
     size_t P = (size_t)OH * OW;
     const float *dcols = t->x;
     float *dx = t->out;
+    if (stride == 1 && pad == 0 && OW % 4 == 0) {
+        /* unpadded, rows a multiple of 4 floats: every output row adds whole blocks into input
+         * row oh + kh from column kw, (kh, kw) in order as below */
+        for (int c = (int)lo; c < (int)hi; c++) {
+            float *dxc = dx + (size_t)c * H * W;     // (H, W)
+            const float *g = dcols + (size_t)c * KH * KW * P;
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++) {
+                    float *out = dxc + (size_t)kh * W + kw;
+                    for (int oh = 0; oh < OH; oh++, g += OW, out += W)
+                        for (int i = 0; i < OW; i += 4)
+                            store4(out + i, load4(out + i) + load4(g + i));
+                }
+        }
+        return;
+    }
     for (int c = (int)lo; c < (int)hi; c++) {
         float *dxc = dx + (size_t)c * H * W;          // (H, W)
         for (int kh = 0; kh < KH; kh++)
@@ -131,11 +256,8 @@ static void col2im_channels(void *ctx, long lo, long hi)
                 for (int oh = oh_lo; oh < oh_hi; oh++) {
                     const float *g = row + (size_t)oh * OW;   // (OW)
                     float *out = dxc + (size_t)(oh * stride - pad + kh) * W;   // (W) input row
-                    if (stride == 1) {   /* distinct ow add into distinct out: vectorizes */
-                        int shift = kw - pad;
-#pragma omp simd
-                        for (int ow = ow_lo; ow < ow_hi; ow++)
-                            out[ow + shift] += g[ow];
+                    if (stride == 1) {   /* distinct ow add into distinct out */
+                        add_short(out + ow_lo + kw - pad, g + ow_lo, ow_hi - ow_lo);
                     } else {
                         for (int ow = ow_lo; ow < ow_hi; ow++)
                             out[ow * stride - pad + kw] += g[ow];

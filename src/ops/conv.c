@@ -3,16 +3,21 @@
  * weights read as a matrix (OC, C*KH*KW); backward is two more gemms and col2im.
  *
  * Memory: forward and backward allocate nothing. The op's saved buffer, sized at compile, holds
- * per-lane scratch (below): a lane's column matrix, its column gradients, and its partial weight
- * gradient. Backward recomputes each image's columns rather than keeping all B of them: im2col is
- * a copy, cheap next to the gemms. A 1x1 kernel with stride 1 and no padding needs no columns at
- * all: the image (C, H*W) already is the column matrix.
+ * per-lane scratch (below): a lane's partial weight gradient and, for images whose column matrix
+ * passes 256 KiB, its column matrix and column gradients (smaller ones use two buffers per
+ * thread, kept in that core's L2); and each image's bias gradient. Backward recomputes each
+ * image's columns rather than keeping all B of them: keeping them (bench_step cnn5:8,16:64, 7 MB
+ * more) saved the im2col but the dw gemm's transposing pack then read them from L3 and took as
+ * long again (perf: im2col 15.9 -> 10.2% of samples, pack_transposed 8.3 -> 15.8%). A 1x1
+ * kernel with stride 1 and no padding needs no columns at all: the image (C, H*W) already is the
+ * column matrix.
  *
  * Threads: over lanes of images, each image one single-threaded gemm. A 28x28 image's gemms are
  * too small to split well between threads: with one threaded gemm per image the second core sat
  * mostly idle. bench_step cnn (batch 64, 2 threads): 10.5 ms per step before, 6.6 ms after.
  *
- * Determinism: db accumulates image by image in order 0..B-1; dw per lane in image order, then the
+ * Determinism: db accumulates image by image in order 0..B-1 (each image's sums made in its lane);
+ * dw per lane in image order, then the
  * lanes in lane order; col2im adds in a fixed order. Same bits for any thread count.
  *
  * Not here: the kernels (src/kernels/conv.c), pooling (pool.c). */
@@ -85,9 +90,10 @@ static knob_status conv2d_shape(knob_node *y, knob_err *err)
 
 /* Images are split into L = min(B, CONV_LANES) lanes of consecutive images; lane l owns images
  * [l B / L, (l + 1) B / L) and its own slice of the saved buffer:
- *     cols   L x (CKK, P)     that lane's column matrix (not for direct convs)
- *     dcols  L x (CKK, P)     its column gradients (when x needs a gradient, not direct)
+ *     cols   L x (CKK, P)     that lane's column matrix (not for direct convs, nor small ones)
+ *     dcols  L x (CKK, P)     its column gradients (when x needs a gradient; likewise)
  *     dw     L x (OC, CKK)    its partial weight gradient (when w needs one)
+ *     db     B x (OC)         each image's bias gradient (when there is a bias)
  * Lanes run in parallel (one small single-threaded gemm per image each), and the partial weight
  * gradients are added in lane order. L depends only on B, never on the thread count, so the
  * result has the same bits for any number of threads. */
@@ -106,27 +112,61 @@ static int lanes_parallel(const conv_dims *d)
 
 static size_t conv_cols_floats(const conv_dims *d) { return d->direct ? 0 : (size_t)d->CKK * (size_t)d->P; }
 
+/* Column matrices up to this size live in two buffers per thread instead of one per lane: a
+ * lane's columns are scratch for one image at a time (im2col writes all of them, the dcols gemm
+ * overwrites all of them), so whichever buffer holds them the bits are the same. One per lane
+ * made a step cycle through 16 of each (2.6 MB for bench_step cnn5:8,16:64, past L2), and every
+ * lane's first im2col wrote into lines fetched from L3; a thread's own two stay in its L2.
+ * Thread-local like gemm's packing buffers: no allocation, and pages are only touched by threads
+ * that run a conv. Larger images keep the per-lane buffers in the saved slot. */
+enum { CONV_TLS_FLOATS = 1 << 16 };   /* 256 KiB each */
+static _Thread_local _Alignas(64) float tls_cols[CONV_TLS_FLOATS], tls_dcols[CONV_TLS_FLOATS];
+
+static int conv_cols_in_tls(const conv_dims *d)
+{
+    size_t nc = conv_cols_floats(d);
+    return nc && nc <= CONV_TLS_FLOATS;
+}
+
 static size_t conv2d_saved(const knob_node *y)
 {
     conv_dims d;
     conv_plan(y, &d);
-    size_t L = (size_t)conv_lanes(&d), cols = conv_cols_floats(&d), n = 0;
+    size_t L = (size_t)conv_lanes(&d), cols = conv_cols_in_tls(&d) ? 0 : conv_cols_floats(&d), n = 0;
     n = knob_add_sat(n, knob_mul_sat(L, cols));
     if (y->in[0]->requires_grad)
         n = knob_add_sat(n, knob_mul_sat(L, cols));
     if (y->in[1]->requires_grad)
         n = knob_add_sat(n, knob_mul_sat(L, (size_t)d.OC * (size_t)d.CKK));
+    if (y->n_in > 2)   /* each image's bias gradient, summed by the lanes, added in image order */
+        n = knob_add_sat(n, knob_mul_sat((size_t)d.B, (size_t)d.OC));
     return knob_mul_sat(n, sizeof(float));
 }
 
-/* Lane l's buffers; NULL where not planned. */
+/* The per-image bias sums (B, OC), after the lanes' buffers in the saved slot. */
+static float *conv_db_images(const knob_node *y, const conv_dims *d)
+{
+    size_t L = (size_t)conv_lanes(d), nc = conv_cols_in_tls(d) ? 0 : conv_cols_floats(d);
+    size_t n = L * nc * (size_t)(1 + y->in[0]->requires_grad);
+    if (y->in[1]->requires_grad)
+        n += L * (size_t)d->OC * (size_t)d->CKK;
+    return (float *)y->saved + n;
+}
+
+/* Lane l's buffers, for the calling thread; NULL where not planned. */
 static void conv_lane_bufs(const knob_node *y, const conv_dims *d, int l, float **cols, float **dcols, float **dw)
 {
     size_t L = (size_t)conv_lanes(d), nc = conv_cols_floats(d);
     float *base = y->saved;
     int need_dx = y->in[0]->requires_grad, need_dw = y->in[1]->requires_grad;
-    *cols = nc ? base + (size_t)l * nc : NULL;
-    *dcols = nc && need_dx ? base + L * nc + (size_t)l * nc : NULL;
+    if (conv_cols_in_tls(d)) {
+        *cols = tls_cols;
+        *dcols = need_dx ? tls_dcols : NULL;
+        nc = 0;   /* none in the saved slot */
+    } else {
+        *cols = nc ? base + (size_t)l * nc : NULL;
+        *dcols = nc && need_dx ? base + L * nc + (size_t)l * nc : NULL;
+    }
     *dw = need_dw ? base + L * nc * (size_t)(1 + need_dx) + (size_t)l * d->OC * d->CKK : NULL;
 }
 
@@ -192,11 +232,12 @@ static void conv2d_forward(knob_node *y)
     knob_parallel_for(L, lanes_parallel(&t.d) ? 1 : L, conv2d_forward_lanes, &t);
 }
 
-/* db[oc] += sum_q dy[oc, q] for dy (OC, P), each sum in double and in q order. Four channels at a
- * time: their sums are independent chains, so the adds overlap instead of each waiting for the
+/* db[oc] = sum_q dy[oc, q] for dy (OC, P), each sum in double and in q order, rounded to float
+ * (backward adds these into the bias gradient image by image, in image order). Four channels at
+ * a time: their sums are independent chains, so the adds overlap instead of each waiting for the
  * last (the single chain ran at one add per add latency); every channel's sum keeps its order, so
  * the bits are those of the one-channel loop. */
-static void db_add_rows(float *db, const float *dy, int OC, int P)
+static void db_image_sums(float *db, const float *dy, int OC, int P)
 {
     int oc = 0;
     for (; oc + 4 <= OC; oc += 4) {
@@ -208,17 +249,17 @@ static void db_add_rows(float *db, const float *dy, int OC, int P)
             s2 += (double)r2[q];
             s3 += (double)r3[q];
         }
-        db[oc] += (float)s0;
-        db[oc + 1] += (float)s1;
-        db[oc + 2] += (float)s2;
-        db[oc + 3] += (float)s3;
+        db[oc] = (float)s0;
+        db[oc + 1] = (float)s1;
+        db[oc + 2] = (float)s2;
+        db[oc + 3] = (float)s3;
     }
     for (; oc < OC; oc++) {
         const float *r = dy + (size_t)oc * P;   // (P)
         double s = 0;
         for (int q = 0; q < P; q++)
             s += (double)r[q];
-        db[oc] += (float)s;
+        db[oc] = (float)s;
     }
 }
 
@@ -231,6 +272,7 @@ static void conv2d_backward_lanes(void *ctx, long lo, long hi)
     const float *DY = y->t.grad;            // (B, OC, OH, OW)
     float *DX = y->in[0]->requires_grad ? y->in[0]->t.grad : NULL;   // (B, C, H, W) or NULL
     float *DW = y->in[1]->requires_grad ? y->in[1]->t.grad : NULL;   // (OC, CKK) or NULL
+    float *dbs = y->n_in > 2 && y->in[2]->t.grad ? conv_db_images(y, &d) : NULL;   // (B, OC) or NULL
     size_t sx = (size_t)d.C * d.H * d.W, sy = (size_t)d.OC * d.P;
     for (int l = (int)lo; l < (int)hi; l++) {
         float *cols, *dcols, *dw;   // (CKK, P), (CKK, P), (OC, CKK); NULL where not needed
@@ -240,6 +282,8 @@ static void conv2d_backward_lanes(void *ctx, long lo, long hi)
         for (int n = n0; n < n1; n++) {
             const float *xn = X + n * sx;      // (C, H, W)
             const float *dyn = DY + n * sy;    // (OC, P)
+            if (dbs)
+                db_image_sums(dbs + (size_t)n * d.OC, dyn, d.OC, d.P);
             if (DW) {   /* dw_l (OC, CKK) (+)= dY_n (OC, P) @ cols_n^T (P, CKK) */
                 const float *cn = xn;
                 if (!d.direct) {
@@ -283,15 +327,17 @@ static void conv2d_backward(knob_node *y)
     conv_task t = {y, {0}};
     conv_plan(y, &t.d);
     const conv_dims d = t.d;
-    const float *DY = y->t.grad;            // (B, OC, OH, OW)
     float *DW = y->in[1]->requires_grad ? y->in[1]->t.grad : NULL;   // (OC, CKK) or NULL
     float *DB = y->n_in > 2 ? y->in[2]->t.grad : NULL;               // (OC) or NULL
-    size_t sy = (size_t)d.OC * d.P, nw = (size_t)d.OC * d.CKK;
+    size_t nw = (size_t)d.OC * d.CKK;
     int L = conv_lanes(&d);
-    if (DB)
-        for (int n = 0; n < d.B; n++)
-            db_add_rows(DB, DY + n * sy, d.OC, d.P);
     knob_parallel_for(L, lanes_parallel(&d) ? 1 : L, conv2d_backward_lanes, &t);
+    if (DB) {   /* the images' sums in image order: the bits of adding each as it was summed */
+        const float *dbs = conv_db_images(y, &d);   // (B, OC)
+        for (int n = 0; n < d.B; n++)
+            for (int oc = 0; oc < d.OC; oc++)
+                DB[oc] += dbs[(size_t)n * d.OC + oc];
+    }
     if (DW)
         knob_par_items((long)nw, (double)L, conv2d_dw_sum, &t);
 }

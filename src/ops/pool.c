@@ -84,6 +84,50 @@ static inline int window_argmax(const float *x, int m0, int W, int k)
     return best;
 }
 
+/* The 2x2 stride-2 window (every CNN here) four outputs at a time, with SSE2 (the x86-64
+ * baseline): window_argmax's steps on four windows side by side, as lane masks. For outputs
+ * j .. j + 3 of output row i, the window elements (a, b) are x[(2i + a) W + 2 (j + t) + b],
+ * t = 0..3: the even and odd floats of 8 consecutive ones of input row 2i + a, split by two
+ * shuffles. Same picks (first max on ties, the last NaN if any, the first element when it is
+ * the only NaN), so the same y and indices; y is the picked element itself, carried along. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define POOL2_SSE 1
+
+/* one step of window_argmax on four windows: element v at index m of each */
+static inline void pool2_step(__m128 v, __m128i m, __m128 *maxv, __m128 *y, __m128i *best, __m128 *seen_nan)
+{
+    __m128 is_nan = _mm_cmpunord_ps(v, v);
+    __m128 take = _mm_or_ps(is_nan, _mm_andnot_ps(*seen_nan, _mm_cmpgt_ps(v, *maxv)));
+    __m128i t = _mm_castps_si128(take);
+    *best = _mm_or_si128(_mm_and_si128(t, m), _mm_andnot_si128(t, *best));
+    *y = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, *y));
+    *seen_nan = _mm_or_ps(*seen_nan, is_nan);
+    *maxv = _mm_max_ps(v, *maxv);   /* v > maxv ? v : maxv, as maxss */
+}
+
+/* outputs j .. j + 3 of row i; needs 2 j + 8 <= W, which j + 4 <= OW = (W - 2) / 2 + 1 gives */
+static inline void pool2_four(const float *x, int W, int i, int j, float *y_out, int32_t *arg_out)
+{
+    const float *r0 = x + (size_t)2 * i * W + 2 * j, *r1 = r0 + W;
+    __m128 a = _mm_loadu_ps(r0), b = _mm_loadu_ps(r0 + 4);
+    __m128 c = _mm_loadu_ps(r1), d = _mm_loadu_ps(r1 + 4);
+    __m128 v00 = _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), v01 = _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    __m128 v10 = _mm_shuffle_ps(c, d, _MM_SHUFFLE(2, 0, 2, 0)), v11 = _mm_shuffle_ps(c, d, _MM_SHUFFLE(3, 1, 3, 1));
+    int m0 = 2 * i * W + 2 * j;
+    __m128i best = _mm_add_epi32(_mm_set1_epi32(m0), _mm_setr_epi32(0, 2, 4, 6));
+    __m128 maxv = v00, y = v00, seen_nan = _mm_setzero_ps();
+    pool2_step(v01, _mm_add_epi32(best, _mm_set1_epi32(1)), &maxv, &y, &best, &seen_nan);
+    __m128i m10 = _mm_add_epi32(_mm_set1_epi32(m0 + W), _mm_setr_epi32(0, 2, 4, 6));
+    pool2_step(v10, m10, &maxv, &y, &best, &seen_nan);
+    pool2_step(v11, _mm_add_epi32(m10, _mm_set1_epi32(1)), &maxv, &y, &best, &seen_nan);
+    _mm_storeu_ps(y_out, y);
+    _mm_storeu_si128((__m128i *)(void *)arg_out, best);
+}
+#else
+#define POOL2_SSE 0
+#endif
+
 /* What a pool task needs: the node and its plan; tasks take chunks of the B * C planes. */
 typedef struct {
     const knob_node *y;
@@ -105,6 +149,21 @@ static void maxpool_forward_planes(void *ctx, long lo, long hi)
         const int W = d.W, OH = d.OH, OW = d.OW, k = d.k, s = d.s;
         const float *x = X + (size_t)p * d.H * W;   // (H, W)
         size_t o = (size_t)p * OH * OW;
+#if POOL2_SSE
+        if (k == 2 && s == 2) {
+            for (int i = 0; i < OH; i++) {
+                int j = 0;
+                for (; j + 4 <= OW; j += 4, o += 4)
+                    pool2_four(x, W, i, j, Y + o, arg + o);
+                for (; j < OW; j++, o++) {
+                    int best = window_argmax(x, 2 * i * W + 2 * j, W, 2);
+                    Y[o] = x[best];
+                    arg[o] = best;
+                }
+            }
+            continue;
+        }
+#endif
         for (int i = 0; i < OH; i++)
             for (int j = 0; j < OW; j++, o++) {
                 int m0 = i * s * W + j * s;
