@@ -829,6 +829,13 @@ static void gemm_packed(const gemm_call *g, int n_threads)
             while (row_units > 8 && (units_m + row_units - 1) / row_units < want)
                 row_units = (row_units + 1) / 2;
             int row_chunks = (units_m + row_units - 1) / row_units;
+            /* a whole number of chunks per thread: 9 equal chunks on 2 threads leave one
+             * thread idle for half a chunk at the end (1024^3 and 2048^3 with MC 252 did) */
+            if (row_chunks > n_threads && row_chunks % n_threads) {
+                row_chunks += n_threads - row_chunks % n_threads;
+                row_units = (units_m + row_chunks - 1) / row_chunks;
+                row_chunks = (units_m + row_units - 1) / row_units;
+            }
             int groups = KNOB_MIN(panels, (want + row_chunks - 1) / row_chunks);
             int per_group = (panels + groups - 1) / groups;
             s.row_step = row_units * MR;
