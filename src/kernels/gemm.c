@@ -516,37 +516,12 @@ static void edge_store(float *c, size_t ldc, const float *t, int mr, int nr, flo
         }
 }
 
-/* The micro-tiles of rows [m0, m0 + mc) of C (their A block packed at ap) and columns
- * [jc + j0, jc + j1) (micro-panels of the B slice packed at bp; j0 a multiple of NR), for one K
- * slice of depth kc. beta == 0 overwrites C. */
-static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int kc, int m0,
+/* The micro-tiles of rows [m0, m0 + mc) of C and columns [jc + j0, jc + j1) (micro-panels of
+ * the B slice packed at bp; j0 a multiple of NR), for the K slice [pc, pc + kc). A's rows come
+ * from their block packed at ap, or, with ap NULL, are read in place by the instruction set's
+ * strided kernel (the same sums in the same order, so the same bits). beta == 0 overwrites C. */
+static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int pc, int kc, int m0,
                       int mc, int jc, int j0, int j1, float beta, const float *bias)
-{
-    const int N = g->N;
-    for (int jr = j0; jr < j1; jr += NR) {
-        int nr = KNOB_MIN(NR, j1 - jr);
-        const float *b = bp + (size_t)jr * kc;
-        for (int ir = 0; ir < mc; ir += MR) {
-            int mr = KNOB_MIN(MR, mc - ir);
-            const float *a = ap + (size_t)ir * kc;
-            float *c = g->C + (size_t)(m0 + ir) * N + jc + jr;
-            if (mr == MR && nr == NR) {
-                g->isa->kernel(kc, a, b, c, (size_t)N, g->alpha, beta, bias ? bias + jc + jr : NULL);
-                continue;
-            }
-            /* edge tile: full tile into scratch, then the part that exists */
-            _Alignas(32) float t[MR * NR];
-            g->isa->kernel(kc, a, b, t, NR, 1.0f, 0.0f, NULL);
-            edge_store(c, (size_t)N, t, mr, nr, g->alpha, beta, bias ? bias + jc + jr : NULL);
-        }
-    }
-}
-
-/* run_tiles with A read in place by the instruction set's strided kernel (no packing of A): rows
- * [m0, m0 + mc) of op(A) from column pc on. The same sums in the same order as the packed kernel,
- * so the same bits. */
-static void run_tiles_strided(const gemm_call *g, int pc, const float *bp, int kc, int m0, int mc,
-                              int jc, int j0, int j1, float beta, const float *bias)
 {
     const int N = g->N;
     const size_t rs = g->ta ? 1 : (size_t)g->K, cs = g->ta ? (size_t)g->M : 1;
@@ -554,16 +529,21 @@ static void run_tiles_strided(const gemm_call *g, int pc, const float *bp, int k
         int nr = KNOB_MIN(NR, j1 - jr);
         const float *b = bp + (size_t)jr * kc, *bj = bias ? bias + jc + jr : NULL;
         for (int ir = 0; ir < mc; ir += MR) {
-            int mr = KNOB_MIN(MR, mc - ir);
-            const float *a = g->A + (size_t)(m0 + ir) * rs + (size_t)pc * cs;
+            int mr = KNOB_MIN(MR, mc - ir), full = mr == MR && nr == NR;
             float *c = g->C + (size_t)(m0 + ir) * N + jc + jr;
-            if (mr == MR && nr == NR) {
-                g->isa->kernel_strided(kc, a, rs, cs, mr, b, NR, c, (size_t)N, g->alpha, beta, bj);
-                continue;
-            }
+            /* an edge tile: the full tile into scratch, then the part that exists */
             _Alignas(32) float t[MR * NR];
-            g->isa->kernel_strided(kc, a, rs, cs, mr, b, NR, t, NR, 1.0f, 0.0f, NULL);
-            edge_store(c, (size_t)N, t, mr, nr, g->alpha, beta, bj);
+            float *dst = full ? c : t;
+            size_t ld = full ? (size_t)N : NR;
+            if (ap)
+                g->isa->kernel(kc, ap + (size_t)ir * kc, b, dst, ld, full ? g->alpha : 1.0f,
+                               full ? beta : 0.0f, full ? bj : NULL);
+            else
+                g->isa->kernel_strided(kc, g->A + (size_t)(m0 + ir) * rs + (size_t)pc * cs, rs, cs,
+                                       mr, b, NR, dst, ld, full ? g->alpha : 1.0f,
+                                       full ? beta : 0.0f, full ? bj : NULL);
+            if (!full)
+                edge_store(c, (size_t)N, t, mr, nr, g->alpha, beta, bj);
         }
     }
 }
@@ -599,12 +579,13 @@ static void step_chunks(void *ctx, long lo, long hi)
             const float *bp = s->whole ? s->bp + (size_t)pc * s->npad : s->bp;
             float beta = pc == 0 ? g->beta : 1.0f;
             const float *bias = pc + kc == g->K ? g->bias : NULL;
-            if (s->whole && g->isa->kernel_strided) {   /* few rows: A read in place */
-                run_tiles_strided(g, pc, bp, kc, m0, mc, s->jc, j0, j1, beta, bias);
-                continue;
+            const float *ap = NULL;   /* few rows (whole): A read in place */
+            if (!s->whole || !g->isa->kernel_strided) {
+                pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, pc, kc,
+                             pack_a);
+                ap = pack_a;
             }
-            pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, pc, kc, pack_a);
-            run_tiles(g, pack_a, bp, kc, m0, mc, s->jc, j0, j1, beta, bias);
+            run_tiles(g, ap, bp, pc, kc, m0, mc, s->jc, j0, j1, beta, bias);
         }
     }
 }
