@@ -6,6 +6,7 @@
 #include "knob.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* "omp simd" loops are requests to vectorize; clang warns (an error under WERROR) where it cannot
  * comply, as under the sanitizers or -Os, and such a loop then simply runs scalar. */
@@ -178,6 +179,27 @@ int         knob_axis(int axis, int n_dims);
 /* ------------------------------------------------------------------------------------------------
  * Kernels (src/kernels): pure loops over pointers and sizes. */
 
+/* bfloat16: the top 16 bits of a float, rounded to nearest even (a NaN stays a quiet NaN); back
+ * to f32 by shifting left 16, exactly. Shared by the GEMM's bf16 packing and matvec.c's weights. */
+static inline uint16_t knob_bf16_from_f32(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))   /* NaN: keep it one, quiet */
+        return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);                              /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+static inline float knob_bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+/* x rounded to the nearest bf16, as a float */
+static inline float knob_bf16_round(float x) { return knob_bf16_to_f32(knob_bf16_from_f32(x)); }
+
 /* C (M, N) = alpha * op(A) @ op(B) + beta * C; op(A) is (M, K), op(B) is (K, N).
  * A is stored (M, K) row-major, or (K, M) when ta; B is (K, N), or (N, K) when tb. */
 void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
@@ -192,6 +214,14 @@ void        knob_gemm_force_portable(int on);
 /* Reference triple loop in double accumulation, for tests. */
 void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C);
+/* Mixed precision: C = alpha * op(A) @ op(B) + beta * C with every element of A and B rounded to
+ * bf16 (nearest even, knob_bf16_from_f32) before it is multiplied; the products (exact in f32)
+ * are summed in f32, so only the inputs lose precision, as in PyTorch's bf16 autocast.
+ * knob_gemm_bf16_naive is its reference (double sums of the rounded inputs), for tests. */
+void knob_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                    const float *B, float beta, float *C);
+void knob_gemm_bf16_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                          const float *B, float beta, float *C);
 
 /* Convolution (src/kernels/conv.c): im2col, its adjoint col2im, and a naive direct convolution
  * kept as the reference for tests. Pure loops over pointers and sizes; no graph, no allocation.
@@ -302,8 +332,6 @@ knob_status knob_wmat_init(knob_wmat *W, const float *f, int N, int K, knob_wtyp
 void        knob_wmat_free(knob_wmat *W);
 size_t      knob_wmat_bytes(const knob_wmat *W);   /* bytes one pass over W reads */
 void        knob_wmat_rows(const knob_wmat *W, int r0, int n, float *out);
-uint16_t    knob_bf16_from_f32(float x);
-float       knob_bf16_to_f32(uint16_t h);
 /* q (KB * 32), d (KB) = blocks of 32 of x (K), d = max|x| / 127 per block, zero-padded */
 void        knob_q8_quantize(int8_t *q, float *d, const float *x, int K);
 /* y (n, N) = x (n, K) @ W^T + b (b (N) may be NULL), reading W once for all n rows; scratch of

@@ -145,6 +145,27 @@ void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const flo
         }
 }
 
+/* The bf16 reference: the same loop over the inputs rounded to bf16. */
+void knob_gemm_bf16_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                          const float *B, float beta, float *C)
+{
+    KNOB_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            if (alpha != 0.0f)
+                for (int p = 0; p < K; p++) {
+                    float a = ta ? A[(size_t)p * M + i] : A[(size_t)i * K + p];
+                    float b = tb ? B[(size_t)j * K + p] : B[(size_t)p * N + j];
+                    s += (double)knob_bf16_round(a) * (double)knob_bf16_round(b);
+                }
+            double r = (double)alpha * s;
+            if (beta != 0.0f)
+                r += (double)beta * (double)C[(size_t)i * N + j];
+            C[(size_t)i * N + j] = (float)r;
+        }
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Micro-kernels */
 
@@ -919,4 +940,12 @@ void knob_gemm_bias(int ta, int tb, int M, int N, int K, float alpha, const floa
                     const float *B, float beta, float *C, const float *bias)
 {
     gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, bias);
+}
+
+/* Mixed precision. For now the reference loop: the gemm work replaces it with packers that round
+ * to bf16 and, where the CPU has AVX512_BF16, a vdpbf16ps micro-kernel. */
+void knob_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                    const float *B, float beta, float *C)
+{
+    knob_gemm_bf16_naive(ta, tb, M, N, K, alpha, A, B, beta, C);
 }

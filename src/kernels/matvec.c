@@ -51,24 +51,6 @@ enum {
 /* ------------------------------------------------------------------------------------------------
  * Conversions */
 
-uint16_t knob_bf16_from_f32(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))   /* NaN: keep it one, quiet */
-        return (uint16_t)((u >> 16) | 0x0040u);
-    u += 0x7fffu + ((u >> 16) & 1u);                              /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
-float knob_bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 /* q (KB * 32), d (KB) from x (K); the last block zero-padded. A block of zeros gets d = 0. */
 void knob_q8_quantize(int8_t *q, float *d, const float *x, int K)
 {
