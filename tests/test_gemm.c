@@ -31,9 +31,8 @@ static float at(const float *X, int t, int rows, int cols, int r, int c)
 
 /* Runs knob_gemm on C_init and compares with knob_gemm_naive on a copy, within the bound in the
  * file comment. Returns 1 when every element passes (and C_init's guard element is untouched). */
-static int gemm_agrees(const char *file, int line, int ta, int tb, int M, int N, int K,
-                       float alpha, float beta, const float *A, const float *B,
-                       const float *C_init)
+static int agrees(const char *file, int line, int ta, int tb, int M, int N, int K, float alpha,
+                  float beta, const float *A, const float *B, const float *C_init, int bf16)
 {
     size_t mn = (size_t)M * N;
     float *got = malloc((mn + 1) * sizeof(float)), *want = malloc((mn + 1) * sizeof(float));
@@ -41,8 +40,13 @@ static int gemm_agrees(const char *file, int line, int ta, int tb, int M, int N,
     memcpy(got, C_init, mn * sizeof(float));
     memcpy(want, C_init, mn * sizeof(float));
     got[mn] = want[mn] = 12345.0f;      /* guard: nothing may be written past C */
-    knob_gemm(ta, tb, M, N, K, alpha, A, B, beta, got);
-    knob_gemm_naive(ta, tb, M, N, K, alpha, A, B, beta, want);
+    if (bf16) {
+        knob_gemm_bf16(ta, tb, M, N, K, alpha, A, B, beta, got);
+        knob_gemm_bf16_naive(ta, tb, M, N, K, alpha, A, B, beta, want);
+    } else {
+        knob_gemm(ta, tb, M, N, K, alpha, A, B, beta, got);
+        knob_gemm_naive(ta, tb, M, N, K, alpha, A, B, beta, want);
+    }
     const double u = 1.01 * 0x1p-24;
     int ok = got[mn] == 12345.0f;
     if (!ok)
@@ -52,16 +56,19 @@ static int gemm_agrees(const char *file, int line, int ta, int tb, int M, int N,
         for (int j = 0; j < N && ok; j++) {
             double c = (double)C_init[(size_t)i * N + j];
             double scale = beta != 0.0f ? fabs((double)beta * c) : 0.0;
-            for (int p = 0; p < K; p++)
-                scale += fabs((double)alpha * (double)at(A, ta, M, K, i, p) *
-                              (double)at(B, tb, K, N, p, j));
+            for (int p = 0; p < K; p++) {
+                float a = at(A, ta, M, K, i, p), b = at(B, tb, K, N, p, j);
+                if (bf16)
+                    a = knob_bf16_round(a), b = knob_bf16_round(b);
+                scale += fabs((double)alpha * (double)a * (double)b);
+            }
             double g = (double)got[(size_t)i * N + j], w = (double)want[(size_t)i * N + j];
             double tol = (K + 4) * u * scale;
             if (!(fabs(g - w) <= tol)) {    /* also catches NaN */
                 test_fail_at(file, line,
-                             "gemm %c%c M=%d N=%d K=%d alpha=%g beta=%g: C[%d][%d] = %.9g, "
+                             "gemm%s %c%c M=%d N=%d K=%d alpha=%g beta=%g: C[%d][%d] = %.9g, "
                              "naive %.9g (diff %.3g, tolerance %.3g)",
-                             ta ? 't' : 'n', tb ? 't' : 'n', M, N, K, (double)alpha,
+                             bf16 ? "_bf16" : "", ta ? 't' : 'n', tb ? 't' : 'n', M, N, K, (double)alpha,
                              (double)beta, i, j, g, w, fabs(g - w), tol);
                 ok = 0;
             }
@@ -69,6 +76,13 @@ static int gemm_agrees(const char *file, int line, int ta, int tb, int M, int N,
     free(got);
     free(want);
     return ok;
+}
+
+static int gemm_agrees(const char *file, int line, int ta, int tb, int M, int N, int K,
+                       float alpha, float beta, const float *A, const float *B,
+                       const float *C_init)
+{
+    return agrees(file, line, ta, tb, M, N, K, alpha, beta, A, B, C_init, 0);
 }
 
 /* Random A, B, C for the shape; C is all NaN when beta == 0 (it must be ignored). Checks all four
@@ -397,4 +411,61 @@ TEST(gemm_no_alloc)
     free(A);
     free(B);
     free(C);
+}
+
+TEST(gemm_bf16_rounds_inputs_and_sums_in_f32)
+{
+    /* knob_gemm_bf16 multiplies the inputs rounded to bf16, exactly (a product of two bf16 has at
+     * most 16 significant bits), and sums in f32: after the rounding it is an f32 product of the
+     * rounded matrices, so it must meet the bound of the file comment against the double sums of
+     * the rounded inputs (knob_gemm_bf16_naive), on every size (tiny ones too: they take the packed
+     * path), transpose, alpha and beta, at every instruction-set level; give the same bits on 1, 2
+     * and 3 threads; and really round: against the unrounded f32 product it is off by far more
+     * than f32 summation allows (random inputs lose ~2^-9 relative each). */
+    static const int dims[][3] = {{1, 1, 1},    {3, 5, 7},     {1, 300, 65},  {70, 1, 33},
+                                  {13, 17, 19}, {64, 128, 784}, {301, 77, 520}, {130, 40, 1030},
+                                  {2, 4100, 20}};
+    knob_rng r;
+    knob_rng_seed(&r, 21);
+    for (int level = KNOB_ISA_PORTABLE; level <= knob_kernel_isa(); level++) {
+        knob_kernel_force(level);
+        for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {
+            int M = dims[s][0], N = dims[s][1], K = dims[s][2];
+            float *A = fill_random((size_t)M * K, &r), *B = fill_random((size_t)K * N, &r);
+            float *C0 = fill_random((size_t)M * N, &r);
+            for (int t = 0; t < 4; t++) {
+                CHECK(agrees(__FILE__, __LINE__, t >> 1, t & 1, M, N, K, 1.0f, 0.0f, A, B, C0, 1));
+                CHECK(agrees(__FILE__, __LINE__, t >> 1, t & 1, M, N, K, 0.75f, 0.5f, A, B, C0, 1));
+            }
+            free(A);
+            free(B);
+            free(C0);
+        }
+    }
+    knob_kernel_force(-1);
+
+    int M = 150, N = 70, K = 300;
+    size_t bytes = (size_t)M * N * sizeof(float);
+    float *A = fill_random((size_t)M * K, &r), *B = fill_random((size_t)K * N, &r);
+    float *C[3], *F = malloc(bytes);
+    KNOB_ASSERT(F);
+    for (int v = 0; v < 3; v++) {
+        C[v] = malloc(bytes);
+        KNOB_ASSERT(C[v]);
+        knob_threads_set(v + 1);
+        knob_gemm_bf16(0, 1, M, N, K, 1.0f, A, B, 0.0f, C[v]);
+    }
+    knob_threads_set(0);
+    CHECK(memcmp(C[0], C[1], bytes) == 0);
+    CHECK(memcmp(C[0], C[2], bytes) == 0);
+    knob_gemm_naive(0, 1, M, N, K, 1.0f, A, B, 0.0f, F);
+    double worst = 0.0;   /* f32 summation allows ~ K u sum|ab| ~ 300 * 6e-8 * 75 ~ 1.3e-3 */
+    for (size_t i = 0; i < (size_t)M * N; i++)
+        worst = fmax(worst, fabs((double)C[0][i] - (double)F[i]));
+    CHECK(worst > 1e-2);
+    free(A);
+    free(B);
+    free(F);
+    for (int v = 0; v < 3; v++)
+        free(C[v]);
 }

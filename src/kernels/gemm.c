@@ -37,7 +37,10 @@
  * FMA peak measured beside it (81-92 GFLOP/s per core, as the VM's clock moves); whole products
  * at 85-93% of it on one thread for 256..2048 squares and the GPT training shapes.
  *
- * Not here: leading-dimension (lda/ldb/ldc) arguments, batched calls, other dtypes, AVX-512. */
+ * knob_gemm_bf16 is the same packed path with the packed blocks rounded to bf16 (mixed precision).
+ *
+ * Not here: leading-dimension (lda/ldb/ldc) arguments, batched calls, AVX-512 kernels, bf16
+ * arithmetic (vdpbf16ps). */
 #include "knob_internal.h"
 
 #include <string.h>
@@ -517,7 +520,16 @@ typedef struct {
     float *C;
     const gemm_isa *isa;
     const float *bias;          /* (N) added to every row of C at the end, or NULL */
+    int bf16;                   /* knob_gemm_bf16: packed panels rounded to bf16 */
 } gemm_call;
+
+/* knob_gemm_bf16's rounding: the n floats of a packed block, each to the nearest bf16, in place
+ * (the block is in L1 or L2, just written; zero padding stays zero). */
+static void round_bf16(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = knob_bf16_round(p[i]);
+}
 
 /* The part (mr, nr) of an edge tile that exists, from its full tile t (MR, NR) = a @ b: alpha t,
  * + beta C, then + bias. (The AVX2 kernel fuses the beta step, so an edge element may differ from
@@ -601,9 +613,11 @@ static void step_chunks(void *ctx, long lo, long hi)
             float beta = pc == 0 ? g->beta : 1.0f;
             const float *bias = pc + kc == g->K ? g->bias : NULL;
             const float *ap = NULL;   /* few rows (whole): A read in place */
-            if (!s->whole || !g->isa->kernel_strided) {
+            if (!s->whole || !g->isa->kernel_strided || g->bf16) {
                 pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, pc, kc,
                              pack_a);
+                if (g->bf16)
+                    round_bf16(pack_a, (size_t)(mc + MR - 1) / MR * MR * kc);
                 ap = pack_a;
             }
             run_tiles(g, ap, bp, pc, kc, m0, mc, s->jc, j0, j1, beta, bias);
@@ -619,6 +633,8 @@ static void step_pack_b(void *ctx, long lo, long hi)
     int j0 = (int)lo * NR, n = KNOB_MIN(s->nc, (int)hi * NR) - j0;
     pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, s->pc, s->kc, s->jc + j0, n,
                  s->bp + (size_t)j0 * s->kc);
+    if (g->bf16)
+        round_bf16(s->bp + (size_t)j0 * s->kc, (size_t)(n + NR - 1) / NR * NR * s->kc);
 }
 
 /* Units [lo, hi) of packing a whole-K step: unit u is group u % pack_groups of the micro-panels
@@ -631,9 +647,13 @@ static void step_pack_whole(void *ctx, long lo, long hi)
     for (long u = lo; u < hi; u++) {
         int pc = (int)(u / s->pack_groups) * s->k_step, kc = KNOB_MIN(s->k_step, g->K - pc);
         int j0 = (int)(u % s->pack_groups) * per * NR, n = KNOB_MIN(s->nc, j0 + per * NR) - j0;
-        if (n > 0)
+        if (n > 0) {
+            float *dst = s->bp + (size_t)pc * s->npad + (size_t)j0 * kc;
             pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, pc, kc, s->jc + j0, n,
-                         s->bp + (size_t)pc * s->npad + (size_t)j0 * kc);
+                         dst);
+            if (g->bf16)
+                round_bf16(dst, (size_t)(n + NR - 1) / NR * NR * kc);
+        }
     }
 }
 
@@ -884,7 +904,7 @@ static void add_bias_rows(float *C, int M, int N, const float *bias)
 }
 
 static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                     const float *B, float beta, float *C, const float *bias)
+                     const float *B, float beta, float *C, const float *bias, int bf16)
 {
     KNOB_ASSERT(M >= 0 && N >= 0 && K >= 0);
     if (M == 0 || N == 0)
@@ -900,8 +920,12 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
             add_bias_rows(C, M, N, bias);
         return;
     }
-    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa(), bias};
+    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa(), bias, bf16};
     double mnk = (double)M * N * K;
+    if (bf16) {     /* every size through the packed path, where the rounding is */
+        gemm_packed(&g, mnk >= PARALLEL_MNK ? knob_threads_get() : 1);
+        return;
+    }
     if (mnk <= SMALL_MNK || N == 1 || M == 1) {
         int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
         if (mnk <= SMALL_MNK)
@@ -931,7 +955,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
 void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, const float *B,
                float beta, float *C)
 {
-    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, NULL);
+    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, NULL, 0);
 }
 
 /* C = alpha op(A) op(B) + beta C + bias on every row, the bias added in the last K slice's store:
@@ -939,13 +963,16 @@ void knob_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
 void knob_gemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     const float *B, float beta, float *C, const float *bias)
 {
-    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, bias);
+    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, bias, 0);
 }
 
-/* Mixed precision. For now the reference loop: the gemm work replaces it with packers that round
- * to bf16 and, where the CPU has AVX512_BF16, a vdpbf16ps micro-kernel. */
+/* Mixed precision: the packed path of knob_gemm with every packed block of A and B rounded to
+ * bf16 as it is packed, then the f32 micro-kernel, whose products of bf16 values are exact.
+ * Same speed as knob_gemm, half its precision in the inputs; the same bits for a given thread
+ * count. (A vdpbf16ps kernel over bf16 panels, 2x the flops where the CPU has AVX512_BF16, is
+ * not here yet.) */
 void knob_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     const float *B, float beta, float *C)
 {
-    knob_gemm_bf16_naive(ta, tb, M, N, K, alpha, A, B, beta, C);
+    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, NULL, 1);
 }
