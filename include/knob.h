@@ -381,6 +381,11 @@ knob_node *knob_tanh(knob_graph *g, knob_node *a);
 /* matmul: op(a) @ op(b), op = transpose of the last two dims when ta / tb is set.
  * a (..., M, K), b (K, N) or (..., K, N) with the same leading dims -> (..., M, N). */
 knob_node *knob_matmul(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb);
+/* The precision of a matrix product: f32, or bf16 (inputs rounded to bf16, sums in f32, in the
+ * forward product and in both gradient products; the tensors themselves stay f32). */
+typedef enum { KNOB_PREC_F32 = 0, KNOB_PREC_BF16 = 1 } knob_precision;
+knob_node *knob_matmul_prec(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb,
+                            knob_precision prec);
 
 /* Reductions over one axis (negative counts from the end); keepdim keeps it as size 1. */
 knob_node *knob_sum(knob_graph *g, knob_node *a, int axis, int keepdim);

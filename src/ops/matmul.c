@@ -1,6 +1,9 @@
 /* matmul.c: y = op(a) @ op(b), batched over a's leading dims, op = optional transpose of the last
  * two dims. b is either one matrix shared by every batch (a linear layer) or has a's leading dims.
- * The heavy lifting is knob_gemm (src/kernels/gemm.c).
+ * The heavy lifting is knob_gemm (src/kernels/gemm.c), or knob_gemm_bf16 when the node's precision
+ * attribute (ip[2], set by knob_matmul_prec) is KNOB_PREC_BF16: then the forward product and both
+ * gradient products round their inputs to bf16 and sum in f32. The gradients are those of the
+ * rounded product (dA = dC round(B)^T with dC rounded too), which is what bf16 training computes.
  *
  * Derivation (C = A B, with A = op(a), B = op(b)):  dA = dC B^T,  dB = A^T dC.
  * Stored transposed operands take the transpose of those: da_stored = dA^T when ta, and so on. */
@@ -10,6 +13,14 @@ typedef struct {
     int batch, M, N, K;
     int shared_b;   /* b is 2-D and used by every batch */
 } mm_dims;
+
+typedef void (*mm_gemm_fn)(int, int, int, int, int, float, const float *, const float *, float,
+                           float *);
+
+static mm_gemm_fn mm_gemm(const knob_node *y)
+{
+    return y->ip[2] == KNOB_PREC_BF16 ? knob_gemm_bf16 : knob_gemm;
+}
 
 static void mm_plan(const knob_node *y, mm_dims *d)
 {
@@ -61,15 +72,16 @@ static void matmul_forward(knob_node *y)
     mm_dims d;
     mm_plan(y, &d);
     int ta = y->ip[0], tb = y->ip[1];
+    mm_gemm_fn gemm = mm_gemm(y);
     const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;
     float *Y = y->t.data;
     if (d.shared_b && !ta) {   /* rows of every batch are contiguous: one product */
-        knob_gemm(0, tb, d.batch * d.M, d.N, d.K, 1.0f, A, B, 0.0f, Y);
+        gemm(0, tb, d.batch * d.M, d.N, d.K, 1.0f, A, B, 0.0f, Y);
         return;
     }
     size_t sa = (size_t)d.M * d.K, sb = d.shared_b ? 0 : (size_t)d.K * d.N, sy = (size_t)d.M * d.N;
     for (int i = 0; i < d.batch; i++)
-        knob_gemm(ta, tb, d.M, d.N, d.K, 1.0f, A + i * sa, B + i * sb, 0.0f, Y + i * sy);
+        gemm(ta, tb, d.M, d.N, d.K, 1.0f, A + i * sa, B + i * sb, 0.0f, Y + i * sy);
 }
 
 static void matmul_backward(knob_node *y)
@@ -77,6 +89,7 @@ static void matmul_backward(knob_node *y)
     mm_dims d;
     mm_plan(y, &d);
     int ta = y->ip[0], tb = y->ip[1];
+    mm_gemm_fn gemm = mm_gemm(y);
     const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;
     float *DA = y->in[0]->t.grad, *DB = y->in[1]->t.grad;
     int M = d.M, N = d.N, K = d.K;
@@ -86,12 +99,12 @@ static void matmul_backward(knob_node *y)
     if (d.shared_b && !ta) {   /* flatten batches into rows, as in forward */
         M *= d.batch;
         if (DA)   /* dA (M, K) = dY (M, N) @ op(b)^T */
-            knob_gemm(0, !tb, M, K, N, 1.0f, DY, B, beta_a, DA);
+            gemm(0, !tb, M, K, N, 1.0f, DY, B, beta_a, DA);
         if (DB) { /* dB (K, N) = A^T dY; stored transposed: (N, K) = dY^T A */
             if (!tb)
-                knob_gemm(1, 0, K, N, M, 1.0f, A, DY, beta_b, DB);
+                gemm(1, 0, K, N, M, 1.0f, A, DY, beta_b, DB);
             else
-                knob_gemm(1, 0, N, K, M, 1.0f, DY, A, beta_b, DB);
+                gemm(1, 0, N, K, M, 1.0f, DY, A, beta_b, DB);
         }
         return;
     }
@@ -101,26 +114,32 @@ static void matmul_backward(knob_node *y)
         if (DA) {
             float *da = DA + i * sa;
             if (!ta)   /* dA (M, K) = dY (M, N) @ op(b)^T (N, K) */
-                knob_gemm(0, !tb, M, K, N, 1.0f, dy, b, beta_a, da);
+                gemm(0, !tb, M, K, N, 1.0f, dy, b, beta_a, da);
             else       /* a stored (K, M): dA^T (K, M) = op(b) (K, N) @ dY^T (N, M) */
-                knob_gemm(tb, 1, K, M, N, 1.0f, b, dy, beta_a, da);
+                gemm(tb, 1, K, M, N, 1.0f, b, dy, beta_a, da);
         }
         if (DB) {
             float *db = DB + i * sb;
             float beta = d.shared_b && i > 0 ? 1.0f : beta_b;   /* a shared b sums the batches */
             if (!tb)   /* dB (K, N) = op(a)^T (K, M) @ dY (M, N) */
-                knob_gemm(!ta, 0, K, N, M, 1.0f, a, dy, beta, db);
+                gemm(!ta, 0, K, N, M, 1.0f, a, dy, beta, db);
             else       /* b stored (N, K): dB^T (N, K) = dY^T (N, M) @ op(a) (M, K) */
-                knob_gemm(1, ta, N, K, M, 1.0f, dy, a, beta, db);
+                gemm(1, ta, N, K, M, 1.0f, dy, a, beta, db);
         }
     }
 }
 
 const knob_op_def knob_op_matmul = {2, matmul_shape, NULL, NULL, matmul_forward, matmul_backward};
 
-knob_node *knob_matmul(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb)
+knob_node *knob_matmul_prec(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb,
+                            knob_precision prec)
 {
     knob_node *in[2] = {a, b};
-    int ip[2] = {ta != 0, tb != 0};
-    return knob_node_make(g, KNOB_OP_MATMUL, 2, in, ip, 2, NULL, 0);
+    int ip[3] = {ta != 0, tb != 0, prec == KNOB_PREC_BF16 ? KNOB_PREC_BF16 : KNOB_PREC_F32};
+    return knob_node_make(g, KNOB_OP_MATMUL, 2, in, ip, 3, NULL, 0);
+}
+
+knob_node *knob_matmul(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb)
+{
+    return knob_matmul_prec(g, a, b, ta, tb, KNOB_PREC_F32);
 }
