@@ -62,8 +62,9 @@ knob_status cmd_info(int argc, char **argv, knob_err *err)
     printf("%s\n", c->caches_guessed ? " (not readable: defaults)" : "");
     printf("threads: %d\n", knob_threads_get());
     int isa = knob_kernel_isa();
-    printf("kernels: %s (gemm micro-kernel %s; exp, GELU, cross-entropy %s)%s%s\n", knob_isa_name(isa),
-           knob_gemm_kernel_name(), knob_isa_name(isa), env && *env ? "; KNOB_KERNEL=" : "",
+    printf("kernels: %s (gemm micro-kernel %s; bf16 gemm %s; exp, GELU, cross-entropy %s)%s%s\n",
+           knob_isa_name(isa), knob_gemm_kernel_name(), knob_gemm_bf16_kernel_name(),
+           knob_isa_name(isa > KNOB_ISA_AVX2 ? KNOB_ISA_AVX2 : isa), env && *env ? "; KNOB_KERNEL=" : "",
            env && *env ? env : "");
     knob_gemm_blocking b = knob_gemm_blocking_get();
     printf("gemm blocking: micro-tile %d x %d, KC %d, MC %d, NC %d (from the caches)\n", b.MR, b.NR, b.KC, b.MC,

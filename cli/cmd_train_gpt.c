@@ -157,7 +157,7 @@ static knob_status write_loss_log(const char *path, const curve *cv, knob_err *e
  * The command */
 
 typedef struct opts {
-    const char *tokenizer, *out, *resume, *loss_log;
+    const char *tokenizer, *out, *resume, *loss_log, *precision;
     int layers, heads, embd, block, batch, seq_len, accum, warmup, eval_every, eval_batches, ckpt_every, log_every;
     int no_bias, json, stop_after, skip_nonfinite, shard;
     long steps;
@@ -275,6 +275,9 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         {"block", ARG_INT, &o.block, "N", 2, 4096, NULL, "context length T (tokens the model sees)"},
         {"dropout", ARG_FLOAT, &o.dropout, "P", 0, 0.9, NULL, "dropout after embeddings and each residual branch"},
         {"no-bias", ARG_BOOL, &o.no_bias, NULL, 0, 0, NULL, "no biases in linear layers and layernorms"},
+        {"precision", ARG_CHOICE, &o.precision, "P", 0, 0, "f32|bf16",
+         "matrix products of the linear layers and output projection: f32, or bf16 inputs with f32 sums "
+         "(weights, gradients, AdamW, layernorm, attention and loss stay f32)"},
         {"batch", ARG_INT, &o.batch, "B", 1, 4096, NULL, "windows per micro-batch"},
         {"seq-len", ARG_INT, &o.seq_len, "T", 0, 4096, NULL, "tokens per training window (0: --block)"},
         {"accum", ARG_INT, &o.accum, "N", 1, 1024, NULL, "micro-batches per optimizer step (gradient accumulation)"},
@@ -342,7 +345,7 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
 
     /* settings: from the flags, or from the checkpoint when resuming */
     knob_gpt_train_config c = d;
-    static const char *const fixed[] = {"tokenizer", "layers", "heads", "embd", "block", "dropout", "no-bias", "batch",
+    static const char *const fixed[] = {"tokenizer", "layers", "heads", "embd", "block", "dropout", "no-bias", "precision", "batch",
                                         "seq-len", "accum", "warmup", "lr", "lr-min", "weight-decay", "clip", "seed",
                                         "val-frac", "steps", NULL};
     const char *given = o.resume ? cli_first_given(argc, argv, fixed) : NULL;
@@ -362,7 +365,9 @@ knob_status cmd_train_gpt(int argc, char **argv, knob_err *err)
         }
     } else {
         c.model = (knob_gpt_config){.n_layer = o.layers, .n_head = o.heads, .n_embd = o.embd, .block_size = o.block,
-                                    .vocab_size = 0, .dropout = o.dropout, .bias = !o.no_bias};
+                                    .vocab_size = 0, .dropout = o.dropout, .bias = !o.no_bias,
+                                    .precision = o.precision && !strcmp(o.precision, "bf16") ? KNOB_PREC_BF16
+                                                                                            : KNOB_PREC_F32};
         if (o.embd % o.heads) {
             s = knob_fail(err, KNOB_ERR_USAGE, "knob train-gpt: --embd %d is not a multiple of --heads %d", o.embd, o.heads);
             goto done;

@@ -231,6 +231,7 @@ int         knob_kernel_isa(void);              /* KNOB_ISA_* in use now */
 const char *knob_isa_name(int isa);             /* "portable", "avx2+fma", "avx512" */
 void        knob_kernel_force(int isa);         /* cap the level (tests); -1: back to KNOB_KERNEL */
 const char *knob_gemm_kernel_name(void);        /* the GEMM micro-kernel in use */
+const char *knob_gemm_bf16_kernel_name(void);  /* knob_gemm_bf16's: "avx512bf16 (vdpbf16ps)" or rounded panels */
 knob_gemm_blocking knob_gemm_blocking_get(void);   /* blocking in use, from the caches */
 
 /* ------------------------------------------------------------------------------------------------
@@ -1241,6 +1242,9 @@ typedef struct knob_gpt_config {
     int n_layer, n_head, n_embd, block_size, vocab_size;
     float dropout;      /* training graph only */
     int bias;           /* 1: linear and layernorm biases (GPT-2); 0: none */
+    int precision;      /* training graph only: KNOB_PREC_F32, or KNOB_PREC_BF16 (the linear layers' and
+                         * output projection's products, forward and backward, in bf16; f32 weights,
+                         * gradients, optimizer, layernorm, attention and cross-entropy) */
 } knob_gpt_config;
 
 /* Checks ranges and that n_head divides n_embd; "gpt: ..." errors. */

@@ -101,3 +101,92 @@ TEST(mixed_matmul_bf16_mode_is_used)
     CHECK(dda > 1e-4);
     CHECK(ddb > 1e-4);
 }
+
+/* ------------------------------------------------------------------------------------------------
+ * A whole GPT trained in bf16 (knob_gpt_config.precision) */
+
+/* n tokens of a noisy walk over V symbols: next = cur + 1 or + 3 (mod V), chosen at random, so the
+ * best validation loss is log 2 ~ 0.69 nats against log V for a model that learned nothing. */
+static uint16_t *walk_tokens(size_t n, int V, uint64_t seed)
+{
+    uint16_t *t = malloc(n * sizeof *t);
+    KNOB_ASSERT(t);
+    knob_rng r;
+    knob_rng_seed(&r, seed);
+    int cur = 0;
+    for (size_t i = 0; i < n; i++) {
+        t[i] = (uint16_t)cur;
+        cur = (cur + (knob_rng_uniform(&r) < 0.5 ? 1 : 3)) % V;
+    }
+    return t;
+}
+
+/* validation loss after `steps` steps from seed 5 at the given precision; *last: the last step's
+ * training loss */
+static float train_walk(knob_precision prec, long steps, float *last)
+{
+    knob_err err;
+    knob_gpt_train_config c;
+    knob_gpt_train_config_default(&c);
+    c.model = (knob_gpt_config){.n_layer = 2, .n_head = 2, .n_embd = 32, .block_size = 16, .vocab_size = 16,
+                                .bias = 1, .precision = prec};
+    c.batch = 8;
+    c.seq_len = 16;
+    c.steps = steps;
+    c.warmup = 10;
+    c.lr = 1e-2f;
+    c.lr_min = 1e-3f;
+    c.seed = 5;
+    enum { N_TRAIN = 4000, N_VAL = 1000 };
+    uint16_t *tok = walk_tokens(N_TRAIN + N_VAL, 16, 9);
+    knob_gpt_trainer *tr = NULL;
+    float v = NAN;
+    CHECK_OK(knob_gpt_trainer_new(&tr, &c, tok, N_TRAIN, tok + N_TRAIN, N_VAL, &err));
+    if (tr) {
+        knob_gpt_step_info info = {0};
+        for (long i = 0; i < steps; i++)
+            CHECK_OK(knob_gpt_trainer_step(tr, &info, &err));
+        *last = info.loss;
+        CHECK_OK(knob_gpt_trainer_eval(tr, 8, &v, &err));
+        knob_gpt_trainer_free(tr);
+    }
+    free(tok);
+    return v;
+}
+
+TEST(mixed_gpt_bf16_validation_loss_within_1pct_of_f32)
+{
+    /* The issue's acceptance test: the same model, data and seed trained for a fixed budget of
+     * steps in f32 and in bf16; bf16's validation loss within 1% of f32's. Both must have learned
+     * (well under log 16 = 2.77; the floor is log 2 = 0.69), and the bf16 run must really differ
+     * (its last training loss is not f32's to the bit). */
+    float last32 = 0, last16 = 0;
+    float v32 = train_walk(KNOB_PREC_F32, 150, &last32);
+    float v16 = train_walk(KNOB_PREC_BF16, 150, &last16);
+    CHECK(v32 < 1.0f && v16 < 1.0f);
+    CHECK_NEAR(v16, v32, 0.01 * v32, 0);
+    CHECK(last16 != last32);
+}
+
+TEST(mixed_gpt_config_records_precision)
+{
+    /* the config JSON (a checkpoint's "gpt.config") carries bf16 and reads it back; f32 configs
+     * keep their old text (no key), and an unknown precision is a format error naming the key */
+    knob_err err;
+    knob_gpt_config c = {.n_layer = 1, .n_head = 1, .n_embd = 8, .block_size = 4, .vocab_size = 5, .bias = 1,
+                         .precision = KNOB_PREC_BF16}, back;
+    char *j = knob_gpt_config_json(&c);
+    CHECK(j && strstr(j, "\"precision\":\"bf16\""));
+    CHECK_OK(knob_gpt_config_parse(&back, j, &err));
+    CHECK(back.precision == KNOB_PREC_BF16);
+    knob_free(j);
+    c.precision = KNOB_PREC_F32;
+    j = knob_gpt_config_json(&c);
+    CHECK(j && !strstr(j, "precision"));
+    CHECK_OK(knob_gpt_config_parse(&back, j, &err));
+    CHECK(back.precision == KNOB_PREC_F32);
+    knob_free(j);
+    CHECK(knob_gpt_config_parse(&back, "{\"n_layer\":1,\"n_head\":1,\"n_embd\":8,\"block_size\":4,"
+                                       "\"vocab_size\":5,\"precision\":\"fp8\"}", &err) == KNOB_ERR_FORMAT);
+    CHECK(strstr(err.msg, "precision") != NULL);
+}

@@ -6,8 +6,9 @@
  * From these comes the instruction-set level every kernel family chooses from (knob_kernel_isa):
  * the best the CPU has, capped by KNOB_KERNEL=portable|avx2|avx512 in the environment or by
  * knob_kernel_force (tests, benchmarks). A family adds a kernel for a level as one row in its
- * own table (gemm.c's isa_table, nn.c's GELU); AVX-512 has a level here but no kernels yet: none
- * can be run or tested on the machines knob is developed on, so knob_kernel_isa never returns it.
+ * own table (gemm.c's isa_table, nn.c's GELU). The AVX-512 level (F, BW and VL) has one kernel so
+ * far, knob_gemm_bf16's vdpbf16ps one (with AVX512_BF16); every other family runs its AVX2 code
+ * there (they test isa >= KNOB_ISA_AVX2).
  *
  * Not here: the blocking derived from the caches (gemm.c), ARM features. */
 #include "knob_internal.h"
@@ -182,6 +183,9 @@ const char *knob_isa_name(int isa)
 static int best_isa(void)
 {
     unsigned f = knob_cpu()->features;
+    const unsigned avx512 = KNOB_CPU_AVX512F | KNOB_CPU_AVX512BW | KNOB_CPU_AVX512VL;
+    if ((f & KNOB_CPU_AVX2) && (f & KNOB_CPU_FMA) && (f & avx512) == avx512)
+        return KNOB_ISA_AVX512;
     if ((f & KNOB_CPU_AVX2) && (f & KNOB_CPU_FMA))
         return KNOB_ISA_AVX2;
     return KNOB_ISA_PORTABLE;

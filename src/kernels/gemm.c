@@ -476,6 +476,69 @@ typedef void strided_kernel(int kc, const float *a, size_t rs, size_t cs, int mr
                             size_t ldb, float *restrict c, size_t ldc, float alpha, float beta,
                             const float *bias);
 
+#if GEMM_X86
+/* knob_gemm_bf16 where the CPU has AVX512_BF16: C (MR, NR) = alpha a @ b + beta C (+ bias) over
+ * panels of bf16 pairs (bf16_pairs below): per pair of k, one 64-byte load of B (16 columns x 2)
+ * and, per row, a broadcast pair of A and one vdpbf16ps, c[j] += a0 b0j + a1 b1j with the products
+ * exact and each addition rounded to f32 (as two fused multiply-adds would be; denormal inputs and
+ * results count as zero, below 1e-38). Even and odd pairs go to two sets of 6 accumulators (the
+ * instruction's latency needs 12 in flight), added at the end: a summation order like any other.
+ * Same tile and panels' places as the f32 kernels, so the driver is theirs. */
+__attribute__((target("avx512f,avx512bw,avx512bf16")))
+static void kernel_bf16_avx512(int kc, const float *restrict a, const float *restrict b,
+                               float *restrict c, size_t ldc, float alpha, float beta,
+                               const float *bias)
+{
+    __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, e4 = e0, e5 = e0;
+    __m512 o0 = e0, o1 = e0, o2 = e0, o3 = e0, o4 = e0, o5 = e0;
+    const int np = (kc + 1) / 2;
+    int p = 0;
+    /* acc += the pair of A at row i of pair q (broadcast) times b, the broadcast folded into the
+     * instruction's memory operand ({1to16}): a separate vbroadcastss to a zmm register takes a
+     * slot of the FP pipes on Zen 4, which halved the speed (gcc does not fold it itself). */
+#define DP(acc, q, i, bv) \
+    __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc) : "m"(a[(size_t)(q) * MR + (i)]), "v"(bv))
+    for (; p + 2 <= np; p += 2) {
+        __m512 b0 = _mm512_loadu_ps(b + (size_t)p * NR), b1 = _mm512_loadu_ps(b + (size_t)(p + 1) * NR);
+        DP(e0, p, 0, b0);
+        DP(e1, p, 1, b0);
+        DP(e2, p, 2, b0);
+        DP(e3, p, 3, b0);
+        DP(e4, p, 4, b0);
+        DP(e5, p, 5, b0);
+        DP(o0, p + 1, 0, b1);
+        DP(o1, p + 1, 1, b1);
+        DP(o2, p + 1, 2, b1);
+        DP(o3, p + 1, 3, b1);
+        DP(o4, p + 1, 4, b1);
+        DP(o5, p + 1, 5, b1);
+    }
+    if (p < np) {
+        __m512 b0 = _mm512_loadu_ps(b + (size_t)p * NR);
+        DP(e0, p, 0, b0);
+        DP(e1, p, 1, b0);
+        DP(e2, p, 2, b0);
+        DP(e3, p, 3, b0);
+        DP(e4, p, 4, b0);
+        DP(e5, p, 5, b0);
+    }
+#undef DP
+    __m512 acc[MR] = {_mm512_add_ps(e0, o0), _mm512_add_ps(e1, o1), _mm512_add_ps(e2, o2),
+                      _mm512_add_ps(e3, o3), _mm512_add_ps(e4, o4), _mm512_add_ps(e5, o5)};
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const __m512 vbias = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    for (int i = 0; i < MR; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m512 r = _mm512_mul_ps(va, acc[i]);
+        if (beta != 0.0f)
+            r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r);
+        if (bias)
+            r = _mm512_add_ps(r, vbias);
+        _mm512_storeu_ps(ci, r);
+    }
+}
+#endif
+
 /* What differs between instruction sets: the micro-kernel, the transposing packer, and the
  * kernel for small products that reads A in place (NULL: small products pack, as large ones). */
 typedef struct {
@@ -510,6 +573,19 @@ static const gemm_isa *pick_isa(void)
 /* The micro-kernel knob_gemm uses now: "avx2+fma" or "portable". */
 const char *knob_gemm_kernel_name(void) { return pick_isa()->name; }
 
+/* knob_gemm_bf16 runs vdpbf16ps: the CPU has AVX512_BF16 (and BW) and the level is not capped
+ * below AVX-512 (KNOB_KERNEL, knob_kernel_force). */
+static int bf16_native(void)
+{
+    const unsigned need = KNOB_CPU_AVX512F | KNOB_CPU_AVX512BW | KNOB_CPU_AVX512BF16;
+    return GEMM_X86 && knob_kernel_isa() >= KNOB_ISA_AVX512 && (knob_cpu()->features & need) == need;
+}
+
+const char *knob_gemm_bf16_kernel_name(void)
+{
+    return bf16_native() ? "avx512bf16 (vdpbf16ps)" : "bf16-rounded panels, f32 kernel";
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Driver */
 
@@ -519,8 +595,10 @@ typedef struct {
     const float *A, *B;
     float *C;
     const gemm_isa *isa;
+    micro_kernel *kernel;       /* isa->kernel, or kernel_bf16_avx512 */
     const float *bias;          /* (N) added to every row of C at the end, or NULL */
-    int bf16;                   /* knob_gemm_bf16: packed panels rounded to bf16 */
+    int bf16;                   /* knob_gemm_bf16: 1 packed panels rounded to bf16 (f32 kernels),
+                                 * 2 packed as bf16 pairs (kernel_bf16_avx512) */
 } gemm_call;
 
 /* knob_gemm_bf16's rounding: the n floats of a packed block, each to the nearest bf16, in place
@@ -529,6 +607,44 @@ static void round_bf16(float *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         p[i] = knob_bf16_round(p[i]);
+}
+
+#if GEMM_X86
+/* For kernel_bf16_avx512: n_panels packed micro-panels (kc, w) of f32 at p (w = MR or NR), each
+ * rewritten in place as (ceil(kc / 2), w) 32-bit pairs of bf16 {k even, k odd}, rounded to nearest
+ * even by vcvtne2ps2bf16 (which also reads denormals as zero; an odd kc's last pair has a zero), in
+ * the first half of its own space, so each panel keeps its place. Pair q reads the 2w floats at
+ * 2qw, then writes w slots at qw: nothing still to be read lies below what it writes. */
+__attribute__((target("avx512f,avx512bw,avx512bf16")))
+static void bf16_pairs(float *p, int n_panels, int w, int kc)
+{
+    /* word i of the result: lo[i / 2] for even i, hi[i / 2] for odd (lo words 0-15, hi 16-31) */
+    const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __mmask16 lanes = (__mmask16)((1u << w) - 1);
+    for (int t = 0; t < n_panels; t++, p += (size_t)w * kc)
+        for (int q = 0; q < (kc + 1) / 2; q++) {
+            const float *src = p + (size_t)2 * q * w;
+            __m512 lo = _mm512_maskz_loadu_ps(lanes, src);
+            __m512 hi = _mm512_maskz_loadu_ps(2 * q + 1 < kc ? lanes : 0, src + w);
+            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            _mm512_mask_storeu_epi32(p + (size_t)q * w, lanes, _mm512_permutexvar_epi16(mix, h));
+        }
+}
+#endif
+
+/* A packed block of n lanes (rows of A: w = MR; columns of B: w = NR) and kc steps, made ready
+ * for knob_gemm_bf16's kernel: pairs of bf16 (native) or f32 rounded to bf16. */
+static void bf16_block(const gemm_call *g, float *p, int n, int w, int kc)
+{
+    int panels = (n + w - 1) / w;
+#if GEMM_X86
+    if (g->bf16 == 2) {
+        bf16_pairs(p, panels, w, kc);
+        return;
+    }
+#endif
+    round_bf16(p, (size_t)panels * w * kc);
 }
 
 /* The part (mr, nr) of an edge tile that exists, from its full tile t (MR, NR) = a @ b: alpha t,
@@ -569,7 +685,7 @@ static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int 
             float *dst = full ? c : t;
             size_t ld = full ? (size_t)N : NR;
             if (ap)
-                g->isa->kernel(kc, ap + (size_t)ir * kc, b, dst, ld, full ? g->alpha : 1.0f,
+                g->kernel(kc, ap + (size_t)ir * kc, b, dst, ld, full ? g->alpha : 1.0f,
                                full ? beta : 0.0f, full ? bj : NULL);
             else
                 g->isa->kernel_strided(kc, g->A + (size_t)(m0 + ir) * rs + (size_t)pc * cs, rs, cs,
@@ -617,7 +733,7 @@ static void step_chunks(void *ctx, long lo, long hi)
                 pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, pc, kc,
                              pack_a);
                 if (g->bf16)
-                    round_bf16(pack_a, (size_t)(mc + MR - 1) / MR * MR * kc);
+                    bf16_block(g, pack_a, mc, MR, kc);
                 ap = pack_a;
             }
             run_tiles(g, ap, bp, pc, kc, m0, mc, s->jc, j0, j1, beta, bias);
@@ -634,7 +750,7 @@ static void step_pack_b(void *ctx, long lo, long hi)
     pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, s->pc, s->kc, s->jc + j0, n,
                  s->bp + (size_t)j0 * s->kc);
     if (g->bf16)
-        round_bf16(s->bp + (size_t)j0 * s->kc, (size_t)(n + NR - 1) / NR * NR * s->kc);
+        bf16_block(g, s->bp + (size_t)j0 * s->kc, n, NR, s->kc);
 }
 
 /* Units [lo, hi) of packing a whole-K step: unit u is group u % pack_groups of the micro-panels
@@ -652,7 +768,7 @@ static void step_pack_whole(void *ctx, long lo, long hi)
             pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, pc, kc, s->jc + j0, n,
                          dst);
             if (g->bf16)
-                round_bf16(dst, (size_t)(n + NR - 1) / NR * NR * kc);
+                bf16_block(g, dst, n, NR, kc);
         }
     }
 }
@@ -920,7 +1036,14 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
             add_bias_rows(C, M, N, bias);
         return;
     }
-    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa(), bias, bf16};
+    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa(), NULL, bias, bf16};
+    g.kernel = g.isa->kernel;
+#if GEMM_X86
+    if (bf16 && bf16_native()) {
+        g.bf16 = 2;
+        g.kernel = kernel_bf16_avx512;
+    }
+#endif
     double mnk = (double)M * N * K;
     if (bf16) {     /* every size through the packed path, where the rounding is */
         gemm_packed(&g, mnk >= PARALLEL_MNK ? knob_threads_get() : 1);

@@ -8,6 +8,8 @@
  *   logits = ln_f(x) @ wte^T                                          (B, T, V), tied weights
  *   loss = mean cross-entropy(logits, targets)                        targets < 0 are ignored
  * Dropout (when c->dropout > 0) follows the embeddings and each residual branch, as in GPT-2.
+ * With c->precision KNOB_PREC_BF16 the training graph computes the linear layers' and the output
+ * projection's products (forward and both gradients) with knob_gemm_bf16; all else stays f32.
  * Linear weights are (out, in) and applied as x @ W^T (knob_matmul with tb = 1).
  *
  * Not here: KV-cache inference and sampling (gpt_infer.c), the training loop (gpt_train.c), reading
@@ -39,6 +41,8 @@ knob_status knob_gpt_config_check(const knob_gpt_config *c, knob_err *err)
         return knob_fail(err, KNOB_ERR_USAGE, "gpt: dropout %g is out of range [0, 1)", (double)c->dropout);
     if (c->bias != 0 && c->bias != 1)
         return knob_fail(err, KNOB_ERR_USAGE, "gpt: bias is %d; expected 0 or 1", c->bias);
+    if (c->precision != KNOB_PREC_F32 && c->precision != KNOB_PREC_BF16)
+        return knob_fail(err, KNOB_ERR_USAGE, "gpt: precision is %d; expected f32 (0) or bf16 (1)", c->precision);
     return KNOB_OK;
 }
 
@@ -47,8 +51,9 @@ char *knob_gpt_config_json(const knob_gpt_config *c)
     char buf[256];
     int n = snprintf(buf, sizeof buf,
                      "{\"n_layer\":%d,\"n_head\":%d,\"n_embd\":%d,\"block_size\":%d,\"vocab_size\":%d,"
-                     "\"bias\":%d,\"dropout\":%.9g}",
-                     c->n_layer, c->n_head, c->n_embd, c->block_size, c->vocab_size, c->bias, (double)c->dropout);
+                     "\"bias\":%d,\"dropout\":%.9g%s}",
+                     c->n_layer, c->n_head, c->n_embd, c->block_size, c->vocab_size, c->bias, (double)c->dropout,
+                     c->precision == KNOB_PREC_BF16 ? ",\"precision\":\"bf16\"" : "");
     char *s = knob_malloc((size_t)n + 1);
     if (s)
         memcpy(s, buf, (size_t)n + 1);
@@ -84,6 +89,14 @@ knob_status knob_gpt_config_parse(knob_gpt_config *c, const char *json, knob_err
             s = knob_fail(err, KNOB_ERR_FORMAT, "gpt.config: \"dropout\" is not a number");
         else
             c->dropout = (float)knob_json_number(d);
+    }
+    const knob_json *pr = knob_json_get(root, "precision");   /* absent: f32 (written before bf16 existed) */
+    if (!s && pr) {
+        const char *v = knob_json_string(pr);
+        if (v && !strcmp(v, "bf16"))
+            c->precision = KNOB_PREC_BF16;
+        else if (!v || strcmp(v, "f32"))
+            s = knob_fail(err, KNOB_ERR_FORMAT, "gpt.config: \"precision\" is not \"f32\" or \"bf16\"");
     }
     knob_json_free(root);
     if (!s)
@@ -209,7 +222,7 @@ static knob_node *linear(knob_graph *g, const knob_params *P, const knob_gpt_con
     char w[96], b[96];
     snprintf(w, sizeof w, "%s.weight", name);
     snprintf(b, sizeof b, "%s.bias", name);
-    knob_node *y = knob_matmul(g, x, param(g, P, layer, w), 0, 1);
+    knob_node *y = knob_matmul_prec(g, x, param(g, P, layer, w), 0, 1, (knob_precision)c->precision);
     return c->bias ? knob_add(g, y, param(g, P, layer, b)) : y;
 }
 
@@ -259,7 +272,7 @@ knob_status knob_gpt_graph_build(knob_gpt_graph *m, knob_params *P, const knob_g
         x = knob_add(g, x, dropout(g, h, c->dropout));
     }
     x = layernorm(g, P, c, x, -1, "ln_f");
-    knob_node *logits = knob_matmul(g, x, wte, 0, 1);                    // (B, T, V)
+    knob_node *logits = knob_matmul_prec(g, x, wte, 0, 1, (knob_precision)c->precision);                    // (B, T, V)
     knob_node *loss = knob_cross_entropy(g, logits, tgt, -1);
     if ((s = knob_graph_compile(g, err)) != KNOB_OK) {
         knob_graph_free(g);
