@@ -211,6 +211,9 @@ void knob_gemm_bias(int ta, int tb, int M, int N, int K, float alpha, const floa
 /* Tests and benchmarks: 1 forces the portable kernels (every family: knob_kernel_force) instead of
  * AVX2+FMA; 0 goes back to KNOB_KERNEL / the CPU's best. knob_gemm_kernel_name is in knob.h. */
 void        knob_gemm_force_portable(int on);
+/* Tests: 1 or 0 forces the AVX-512 12-row kernel that reads A in place on or off, -1 lets the CPU
+ * decide (off on Zen 4; same bits either way). */
+void        knob_gemm_set_strided_two(int on);
 /* Reference triple loop in double accumulation, for tests. */
 void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C);

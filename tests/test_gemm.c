@@ -328,6 +328,60 @@ TEST(gemm_threads_same_bits)
     }
 }
 
+TEST(gemm_avx512_same_bits_as_avx2)
+{
+    /* The AVX-512 level runs a 12-row tile wherever two row panels are full and the AVX2 6-row
+     * tile elsewhere; each element is the same chain of fused multiply-adds either way, so the two
+     * levels must agree bit for bit: on shapes with an odd number of row panels in a block, a
+     * single last panel, partial panels along M and N, several K slices and column panels, few rows
+     * (A read in place) and many, on 1, 2 and 3 threads, every transpose, with beta 0 and not, and
+     * with a fused bias; with the 12-row kernel that reads A in place on and off (the CPU decides
+     * elsewhere). (The reference checks of this file run at the machine's own level, which covers
+     * the 12-row tile's values.) */
+    if (knob_kernel_isa() < KNOB_ISA_AVX512)
+        SKIP("this CPU has no AVX-512 F/BW/VL");
+    static const int dims[][3] = {{4096, 113, 128}, {301, 517, 700}, {18, 16, 256}, {30, 48, 600},
+                                  {12, 32, 257},    {257, 1100, 40}, {64, 128, 784}, {100, 100, 100},
+                                  {130, 40, 1030}};
+    knob_rng r;
+    knob_rng_seed(&r, 12);
+    for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {
+        int M = dims[s][0], N = dims[s][1], K = dims[s][2];
+        size_t bytes = (size_t)M * N * sizeof(float);
+        float *A = fill_random((size_t)M * K, &r), *B = fill_random((size_t)K * N, &r);
+        float *bias = fill_random((size_t)N, &r), *C0 = fill_random((size_t)M * N, &r);
+        float *C2 = malloc(bytes), *C5 = malloc(bytes);
+        KNOB_ASSERT(C2 && C5);
+        for (int t = 0; t < 8; t++) {
+            int ta = t >> 2 & 1, tb = t >> 1 & 1, with_bias = t & 1;
+            for (int threads = 1; threads <= 3; threads++) {
+                knob_threads_set(threads);
+                knob_gemm_set_strided_two(threads != 2);
+                for (int level = KNOB_ISA_AVX2; level <= KNOB_ISA_AVX512; level++) {
+                    float *C = level == KNOB_ISA_AVX2 ? C2 : C5;
+                    float beta = threads == 2 ? 0.0f : 0.3f;   /* not a power of 2 */
+                    memcpy(C, C0, bytes);
+                    knob_kernel_force(level);
+                    if (with_bias)
+                        knob_gemm_bias(ta, tb, M, N, K, 0.75f, A, B, beta, C, bias);
+                    else
+                        knob_gemm(ta, tb, M, N, K, 0.75f, A, B, beta, C);
+                }
+                CHECK(memcmp(C2, C5, bytes) == 0);
+            }
+        }
+        knob_kernel_force(-1);
+        knob_gemm_set_strided_two(-1);
+        knob_threads_set(0);
+        free(A);
+        free(B);
+        free(bias);
+        free(C0);
+        free(C2);
+        free(C5);
+    }
+}
+
 TEST(gemm_bias_same_bits_as_separate_add)
 {
     /* knob_gemm_bias == knob_gemm then C[i][j] += bias[j], bit for bit, on every path: tiny loop,

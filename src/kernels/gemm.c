@@ -18,7 +18,9 @@
  *
  * Each instruction set brings a micro-kernel, a transposing packer and, optionally, a kernel that
  * reads A with strides (AVX2 + FMA intrinsics, picked at run time when the CPU has them, or
- * portable C with GCC vector extensions, gcc and clang). Very small products run a plain loop;
+ * portable C with GCC vector extensions, gcc and clang). AVX-512 adds 12 x 16 kernels that take
+ * two 6-row panels at once, packed or in place, with the same sums as the 6-row AVX2 kernel (so
+ * the same bits), for CPUs with two 512-bit FMA units. Very small products run a plain loop;
  * small ones on one thread read A (and B when not transposed) in place, since packing would cost
  * as much as the arithmetic; matrix-vector products (M == 1 or N == 1) read the matrix in place.
  * knob_gemm_bias adds a bias row in the last store.
@@ -33,14 +35,15 @@
  * calls knob_gemm, of which the blocking touches a part; the caller's B buffer is the one its
  * threads share), so a call allocates nothing.
  *
- * Speed (bench_gemm, 2-core AMD EPYC Zen 4 VM, docs/SPEED.md "GEMM"): the micro-kernel runs at the
- * FMA peak measured beside it (81-92 GFLOP/s per core, as the VM's clock moves); whole products
- * at 85-93% of it on one thread for 256..2048 squares and the GPT training shapes.
+ * Speed (bench_gemm, 2-core AMD EPYC Zen 4 VM, docs/SPEED.md "GEMM"): whole products at 85-93% of
+ * the FMA peak measured beside them on one thread for 256..2048 squares and the GPT training
+ * shapes, AVX2 or AVX-512 alike (Zen 4 runs a 512-bit FMA as two 256-bit halves).
  *
- * knob_gemm_bf16 is the same packed path with the packed blocks rounded to bf16 (mixed precision).
+ * knob_gemm_bf16 is the same packed path with the packed blocks made bf16 (mixed precision): pairs
+ * for a vdpbf16ps kernel where the CPU has AVX512_BF16, else rounded for the f32 kernel.
  *
- * Not here: leading-dimension (lda/ldb/ldc) arguments, batched calls, AVX-512 kernels, bf16
- * arithmetic (vdpbf16ps). */
+ * Not here: leading-dimension (lda/ldb/ldc) arguments, batched calls, a micro-tile shaped for
+ * AVX-512 alone (14 x 32 and a KC of its own would load less per flop on Intel). */
 #include "knob_internal.h"
 
 #include <string.h>
@@ -108,7 +111,8 @@ static const knob_gemm_blocking *get_blocking(void)
         const knob_cpu_info *c = knob_cpu();
         knob_gemm_blocking b = {MR, NR, 0, 0, 0};
         b.KC = (int)clamp_down(c->l1d / 2 / (NR * 4), 8, KC_MIN, KC_MAX);
-        b.MC = (int)clamp_down(c->l2 / 4 / (b.KC * 4), MR, MC_MIN, MC_MAX);
+        /* (a multiple of 2 MR: the AVX-512 kernel takes row panels in pairs) */
+        b.MC = (int)clamp_down(c->l2 / 4 / (b.KC * 4), 2 * MR, MC_MIN, MC_MAX);
         b.NC = (int)clamp_down(c->l3 / 4 / (b.KC * 4), NR, NC_MIN, NC_MAX);
         blocking = b;
         blocking_ready = 1;
@@ -308,6 +312,98 @@ static void kernel_avx2_strided(int kc, const float *a, size_t rs, size_t cs, in
     }
     AVX2_TILE_STORE;
 }
+
+/* AVX-512F: two packed A micro-panels at once, a 12 x 16 tile of C in 12 zmm accumulators (one row
+ * of 16 floats each), panel 2 at a + MR * kc (the next panel of the packed block). Per step of k:
+ * one load of B's 16 floats and 12 fused multiply-adds, each with its A element broadcast from
+ * memory inside the instruction. Twelve independent sums cover the FMA latency on CPUs with two
+ * 512-bit FMA units (Intel Xeons: 4 cycles x 2), and each k step's work per load of B doubles
+ * against the 6-row tile. Every element is the same chain of fused multiply-adds over k as in
+ * kernel_avx2, and the store below is its store, so the bits are the same as two calls of it:
+ * the packed and strided paths, and AVX2 and AVX-512 machines, agree. */
+#define AVX512_ROW(i, pa) c##i = _mm512_fmadd_ps(_mm512_set1_ps(*(pa)), bv, c##i)
+/* store_tile_avx2's steps, 16 lanes at a time, for rows c0..c11 */
+#define AVX512_TILE_STORE                                                                          \
+    do {                                                                                           \
+        __m512 acc_[2 * MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};                  \
+        const __m512 va_ = _mm512_set1_ps(alpha), vb_ = _mm512_set1_ps(beta);                      \
+        const __m512 vbias_ = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();                  \
+        for (int i_ = 0; i_ < 2 * MR; i_++) {                                                      \
+            float *ci_ = c + (size_t)i_ * ldc;                                                     \
+            __m512 r_ = _mm512_mul_ps(va_, acc_[i_]);                                              \
+            if (beta != 0.0f)                                                                      \
+                r_ = _mm512_fmadd_ps(vb_, _mm512_loadu_ps(ci_), r_);                               \
+            if (bias)                                                                              \
+                r_ = _mm512_add_ps(r_, vbias_);                                                    \
+            _mm512_storeu_ps(ci_, r_);                                                             \
+        }                                                                                          \
+    } while (0)
+__attribute__((target("avx512f")))
+static void kernel_avx512_12x16(int kc, const float *restrict a, const float *restrict b,
+                                float *restrict c, size_t ldc, float alpha, float beta,
+                                const float *bias)
+{
+    const float *restrict a2 = a + (size_t)MR * kc;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    for (int i = 0; i < 2 * MR; i++) {      /* C's tile arrives while the loop runs */
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    for (int p = 0; p < kc; p++, a += MR, a2 += MR, b += NR) {
+        __m512 bv = _mm512_loadu_ps(b);
+        AVX512_ROW(0, a + 0);
+        AVX512_ROW(1, a + 1);
+        AVX512_ROW(2, a + 2);
+        AVX512_ROW(3, a + 3);
+        AVX512_ROW(4, a + 4);
+        AVX512_ROW(5, a + 5);
+        AVX512_ROW(6, a2 + 0);
+        AVX512_ROW(7, a2 + 1);
+        AVX512_ROW(8, a2 + 2);
+        AVX512_ROW(9, a2 + 3);
+        AVX512_ROW(10, a2 + 4);
+        AVX512_ROW(11, a2 + 5);
+    }
+    AVX512_TILE_STORE;
+}
+
+/* The 12-row tile with A read in place, as kernel_avx2_strided reads it: element (i, p) at
+ * a[i * rs + p * cs], all 12 rows present (mr is 12; edges go to the AVX2 kernel), row p of B at
+ * b + p * ldb. The same chains, so the same bits as the packed path. */
+__attribute__((target("avx512f")))
+static void kernel_avx512_12x16_strided(int kc, const float *a, size_t rs, size_t cs, int mr,
+                                        const float *b, size_t ldb, float *restrict c, size_t ldc,
+                                        float alpha, float beta, const float *bias)
+{
+    KNOB_ASSERT(mr == 2 * MR);
+    const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs;
+    const float *a5 = a + 5 * rs, *a6 = a + 6 * rs, *a7 = a + 7 * rs, *a8 = a + 8 * rs;
+    const float *a9 = a + 9 * rs, *a10 = a + 10 * rs, *a11 = a + 11 * rs;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    for (int i = 0; i < 2 * MR; i++)
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+    size_t q = 0;
+    for (int p = 0; p < kc; p++, q += cs, b += ldb) {
+        __m512 bv = _mm512_loadu_ps(b);
+        AVX512_ROW(0, a0 + q);
+        AVX512_ROW(1, a1 + q);
+        AVX512_ROW(2, a2 + q);
+        AVX512_ROW(3, a3 + q);
+        AVX512_ROW(4, a4 + q);
+        AVX512_ROW(5, a5 + q);
+        AVX512_ROW(6, a6 + q);
+        AVX512_ROW(7, a7 + q);
+        AVX512_ROW(8, a8 + q);
+        AVX512_ROW(9, a9 + q);
+        AVX512_ROW(10, a10 + q);
+        AVX512_ROW(11, a11 + q);
+    }
+    AVX512_TILE_STORE;
+}
+#undef AVX512_ROW
+#undef AVX512_TILE_STORE
 #endif
 
 /* ------------------------------------------------------------------------------------------------
@@ -539,21 +635,28 @@ static void kernel_bf16_avx512(int kc, const float *restrict a, const float *res
 }
 #endif
 
-/* What differs between instruction sets: the micro-kernel, the transposing packer, and the
- * kernel for small products that reads A in place (NULL: small products pack, as large ones). */
+/* What differs between instruction sets: the micro-kernel, the transposing packer, the kernel for
+ * small products that reads A in place (NULL: small products pack, as large ones), and a kernel of
+ * two row panels at once (2 MR x NR; NULL: none), same bits as two calls of the first. */
 typedef struct {
     const char *name;
     micro_kernel *kernel;
     panel_packer *pack_transposed;
     strided_kernel *kernel_strided;
+    micro_kernel *kernel_two;
+    strided_kernel *kernel_strided_two;     /* 2 MR full rows read in place, or NULL */
 } gemm_isa;
 
 /* One row per instruction-set level (KNOB_ISA_*), the best the CPU has chosen at run time
- * (src/kernels/cpu.c). An AVX-512 kernel is one more row; until then that level runs AVX2. */
+ * (src/kernels/cpu.c). AVX-512 runs the 12-row kernel wherever two row panels are full, and the
+ * AVX2 kernels for the rest (edges, small products: the same bits). */
 static const gemm_isa isa_table[] = {
-    [KNOB_ISA_PORTABLE] = {"portable", kernel_portable, pack_transposed, NULL},
+    [KNOB_ISA_PORTABLE] = {"portable", kernel_portable, pack_transposed, NULL, NULL, NULL},
 #if GEMM_X86
-    [KNOB_ISA_AVX2] = {"avx2+fma", kernel_avx2, pack_transposed_avx2, kernel_avx2_strided},
+    [KNOB_ISA_AVX2] = {"avx2+fma", kernel_avx2, pack_transposed_avx2, kernel_avx2_strided, NULL,
+                       NULL},
+    [KNOB_ISA_AVX512] = {"avx512f 12x16 (avx2+fma at the edges)", kernel_avx2, pack_transposed_avx2,
+                         kernel_avx2_strided, kernel_avx512_12x16, kernel_avx512_12x16_strided},
 #endif
 };
 
@@ -570,8 +673,31 @@ static const gemm_isa *pick_isa(void)
     return &isa_table[isa];
 }
 
-/* The micro-kernel knob_gemm uses now: "avx2+fma" or "portable". */
-const char *knob_gemm_kernel_name(void) { return pick_isa()->name; }
+/* The 12-row kernel reading A in place runs where 512-bit fused multiply-adds do twice the work of
+ * 256-bit ones. Not on AMD's Zen 4 (family 25), which splits each into two 256-bit halves: there
+ * the packed 12-row kernel only matches the AVX2 one, and the strided one measured 5% slower on
+ * small products (bench_gemm --threads 1, 128^3 nn: 107 vs 101 GFLOP/s, interleaved; 96^3 109 vs
+ * 104). The bits are the same either way. -1: decide from the CPU; 0 or 1: tests. */
+static int strided_two_setting = -1;
+
+void knob_gemm_set_strided_two(int on) { strided_two_setting = on; }
+
+static int strided_two_on(void)
+{
+    if (strided_two_setting >= 0)
+        return strided_two_setting;
+    const knob_cpu_info *c = knob_cpu();
+    return !(!strcmp(c->vendor, "AuthenticAMD") && c->family == 25);
+}
+
+/* The micro-kernel knob_gemm uses now ("avx512f 12x16 ...", "avx2+fma" or "portable"). */
+const char *knob_gemm_kernel_name(void)
+{
+    const gemm_isa *isa = pick_isa();
+    if (isa->kernel_strided_two && !strided_two_on())
+        return "avx512f 12x16 packed; avx2+fma at the edges and in place (zmm FMA in two halves)";
+    return isa->name;
+}
 
 /* knob_gemm_bf16 runs vdpbf16ps: the CPU has AVX512_BF16 (and BW) and the level is not capped
  * below AVX-512 (KNOB_KERNEL, knob_kernel_force). */
@@ -596,6 +722,8 @@ typedef struct {
     float *C;
     const gemm_isa *isa;
     micro_kernel *kernel;       /* isa->kernel, or kernel_bf16_avx512 */
+    micro_kernel *kernel_two;   /* isa->kernel_two for f32 (2 MR rows at once), or NULL */
+    strided_kernel *strided_two;    /* isa->kernel_strided_two where it pays (strided_two_on) */
     const float *bias;          /* (N) added to every row of C at the end, or NULL */
     int bf16;                   /* knob_gemm_bf16: 1 packed panels rounded to bf16 (f32 kernels),
                                  * 2 packed as bf16 pairs (kernel_bf16_avx512) */
@@ -680,6 +808,17 @@ static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int 
         for (int ir = 0; ir < mc; ir += MR) {
             int mr = KNOB_MIN(MR, mc - ir), full = mr == MR && nr == NR;
             float *c = g->C + (size_t)(m0 + ir) * N + jc + jr;
+            int two = ap ? g->kernel_two != NULL : g->strided_two != NULL;
+            if (two && nr == NR && ir + 2 * MR <= mc) {     /* two row panels at once */
+                if (ap)
+                    g->kernel_two(kc, ap + (size_t)ir * kc, b, c, (size_t)N, g->alpha, beta, bj);
+                else
+                    g->strided_two(kc, g->A + (size_t)(m0 + ir) * rs + (size_t)pc * cs,
+                                               rs, cs, 2 * MR, b, NR, c, (size_t)N, g->alpha, beta,
+                                               bj);
+                ir += MR;
+                continue;
+            }
             /* an edge tile: the full tile into scratch, then the part that exists */
             _Alignas(32) float t[MR * NR];
             float *dst = full ? c : t;
@@ -799,6 +938,12 @@ static void gemm_direct(const gemm_call *g)
             int mr = KNOB_MIN(MR, M - ir);
             const float *a = g->A + (size_t)ir * rs;
             float *c = g->C + (size_t)ir * N + jr;
+            if (g->strided_two && nr == NR && ir + 2 * MR <= M) {    /* two row panels at once */
+                g->strided_two(K, a, rs, cs, 2 * MR, b, ldb, c, (size_t)N, g->alpha,
+                                           g->beta, g->bias ? g->bias + jr : NULL);
+                ir += MR;
+                continue;
+            }
             if (mr == MR && nr == NR) {
                 g->isa->kernel_strided(K, a, rs, cs, mr, b, ldb, c, (size_t)N, g->alpha, g->beta,
                                        g->bias ? g->bias + jr : NULL);
@@ -974,6 +1119,10 @@ static void gemm_packed(const gemm_call *g, int n_threads)
                 row_units = (units_m + row_chunks - 1) / row_chunks;
                 row_chunks = (units_m + row_units - 1) / row_units;
             }
+            if (g->kernel_two && row_units % 2 && row_units < units_m) {   /* whole pairs */
+                row_units++;
+                row_chunks = (units_m + row_units - 1) / row_units;
+            }
             int groups = KNOB_MIN(panels, (want + row_chunks - 1) / row_chunks);
             int per_group = (panels + groups - 1) / groups;
             s.row_step = row_units * MR;
@@ -1036,8 +1185,10 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
             add_bias_rows(C, M, N, bias);
         return;
     }
-    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa(), NULL, bias, bf16};
+    gemm_call g = {ta, tb, M, N, K, alpha, beta, A, B, C, pick_isa(), NULL, NULL, NULL, bias, bf16};
     g.kernel = g.isa->kernel;
+    g.kernel_two = bf16 ? NULL : g.isa->kernel_two;
+    g.strided_two = bf16 || !strided_two_on() ? NULL : g.isa->kernel_strided_two;
 #if GEMM_X86
     if (bf16 && bf16_native()) {
         g.bf16 = 2;
@@ -1089,11 +1240,11 @@ void knob_gemm_bias(int ta, int tb, int M, int N, int K, float alpha, const floa
     gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, bias, 0);
 }
 
-/* Mixed precision: the packed path of knob_gemm with every packed block of A and B rounded to
- * bf16 as it is packed, then the f32 micro-kernel, whose products of bf16 values are exact.
- * Same speed as knob_gemm, half its precision in the inputs; the same bits for a given thread
- * count. (A vdpbf16ps kernel over bf16 panels, 2x the flops where the CPU has AVX512_BF16, is
- * not here yet.) */
+/* Mixed precision: the packed path of knob_gemm with every packed block of A and B made bf16 as it
+ * is packed. Where the CPU has AVX512_BF16 the blocks become bf16 pairs for the vdpbf16ps kernel
+ * (twice the f32 kernel's flops); elsewhere they are rounded to bf16 in place for the f32
+ * micro-kernel, whose products of bf16 values are exact (knob_gemm's speed). The same bits for a
+ * given thread count. */
 void knob_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     const float *B, float beta, float *C)
 {
