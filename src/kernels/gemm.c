@@ -286,9 +286,12 @@ static void kernel_avx2(int kc, const float *restrict a, const float *restrict b
 }
 
 /* The same tile with A read in place: element (i, p) of the micro-panel at a[i * rs + p * cs]
- * (rows past mr repeat row mr - 1; their results are not stored), and row p of B at b + p * ldb
- * (16 contiguous floats). For small products, where packing costs as much as the arithmetic. The
- * sums run in the same order as kernel_avx2's, so the bits are the same as the packed path's. */
+ * (only rows below mr are computed: the rest of the tile comes out zero), and row p of B at
+ * b + p * ldb (16 contiguous floats). For small products, where packing costs as much as the
+ * arithmetic, and for the edge tiles of the packed path (a packed panel is rs 1, cs MR): a
+ * convolution's 8 output channels are one tile of 6 rows and one of 2, which would otherwise cost
+ * 12 rows of work. The sums run in the same order as kernel_avx2's, so the bits are the same as the
+ * packed path's. */
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_strided(int kc, const float *a, size_t rs, size_t cs, int mr,
                                 const float *b, size_t ldb, float *restrict c, size_t ldc,
@@ -298,18 +301,28 @@ static void kernel_avx2_strided(int kc, const float *a, size_t rs, size_t cs, in
     const float *a2 = a + (size_t)KNOB_MIN(2, mr - 1) * rs, *a3 = a + (size_t)KNOB_MIN(3, mr - 1) * rs;
     const float *a4 = a + (size_t)KNOB_MIN(4, mr - 1) * rs, *a5 = a + (size_t)KNOB_MIN(5, mr - 1) * rs;
     AVX2_TILE_ZERO;
-    for (int i = 0; i < MR; i++)
+    for (int i = 0; i < mr; i++)
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
-    size_t q = 0;
-    for (int p = 0; p < kc; p++, q += cs, b += ldb) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
-        AVX2_TILE_ROW(0, a0 + q);
-        AVX2_TILE_ROW(1, a1 + q);
-        AVX2_TILE_ROW(2, a2 + q);
-        AVX2_TILE_ROW(3, a3 + q);
-        AVX2_TILE_ROW(4, a4 + q);
-        AVX2_TILE_ROW(5, a5 + q);
+    /* the loop for R rows (R a constant: the other rows' code is dropped at compile time) */
+#define AVX2_STRIDED_LOOP(R)                                                                       \
+    for (size_t p = 0, q = 0; p < (size_t)kc; p++, q += cs, b += ldb) {                            \
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;                           \
+        AVX2_TILE_ROW(0, a0 + q);                                                                  \
+        if ((R) > 1) { AVX2_TILE_ROW(1, a1 + q); }                                                 \
+        if ((R) > 2) { AVX2_TILE_ROW(2, a2 + q); }                                                 \
+        if ((R) > 3) { AVX2_TILE_ROW(3, a3 + q); }                                                 \
+        if ((R) > 4) { AVX2_TILE_ROW(4, a4 + q); }                                                 \
+        if ((R) > 5) { AVX2_TILE_ROW(5, a5 + q); }                                                 \
     }
+    switch (mr) {
+    case 1: AVX2_STRIDED_LOOP(1); break;
+    case 2: AVX2_STRIDED_LOOP(2); break;
+    case 3: AVX2_STRIDED_LOOP(3); break;
+    case 4: AVX2_STRIDED_LOOP(4); break;
+    case 5: AVX2_STRIDED_LOOP(5); break;
+    default: AVX2_STRIDED_LOOP(6); break;
+    }
+#undef AVX2_STRIDED_LOOP
     AVX2_TILE_STORE;
 }
 
@@ -823,7 +836,10 @@ static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int 
             _Alignas(32) float t[MR * NR];
             float *dst = full ? c : t;
             size_t ld = full ? (size_t)N : NR;
-            if (ap)
+            if (ap && mr < MR && g->isa->kernel_strided && g->bf16 != 2)   /* mr rows' work */
+                g->isa->kernel_strided(kc, ap + (size_t)ir * kc, 1, MR, mr, b, NR, t, NR, 1.0f,
+                                       0.0f, NULL);
+            else if (ap)
                 g->kernel(kc, ap + (size_t)ir * kc, b, dst, ld, full ? g->alpha : 1.0f,
                                full ? beta : 0.0f, full ? bj : NULL);
             else
