@@ -339,7 +339,7 @@ TEST(gemm_avx512_same_bits_as_avx2)
      * elsewhere). (The reference checks of this file run at the machine's own level, which covers
      * the 12-row tile's values.) */
     if (knob_kernel_isa() < KNOB_ISA_AVX512)
-        SKIP("this CPU has no AVX-512 F/BW/VL");
+        SKIP("no AVX-512 F/BW/VL level here (the CPU lacks it, or KNOB_KERNEL caps it)");
     static const int dims[][3] = {{4096, 113, 128}, {301, 517, 700}, {18, 16, 256}, {30, 48, 600},
                                   {12, 32, 257},    {257, 1100, 40}, {64, 128, 784}, {100, 100, 100},
                                   {130, 40, 1030}};
