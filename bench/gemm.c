@@ -11,9 +11,10 @@
  * 2 threads on 2 cores, one busy neighbour makes every call wait for a time slice); a flop is one
  * multiply or one add (2 M N K per product). Timing never decides pass or fail.
  *
- * The FMA peak is measured, not computed from the stated clock: a loop of 12 independent chains
- * of 8-lane fused multiply-adds (2 per cycle is all the FMA units take), fastest of many short
- * runs, before and after the shapes; "%peak" is knob's figure over threads x the first. (On the
+ * The FMA peak is measured, not computed from the stated clock or the vector width: loops of
+ * independent chains of fused multiply-adds (bench.h: 12 chains of 8 lanes, and 24 of 16 lanes
+ * where the CPU has AVX-512 F), the fastest of many short runs of the best probe, before and
+ * after the shapes; "%peak" is knob's figure over threads x the first. (On the
  * 2-core EPYC VM the clock the VM gets moves with the host's load: the peak measured here went
  * from 81 to 92 GFLOP/s per core within minutes, so a figure without the peak beside it says
  * little.) */
@@ -66,26 +67,16 @@ static double time_gemm(gemm_fn *f, const shape *s, const float *A, const float 
     return t[0];
 }
 
-#if BENCH_HAVE_FMA_CHAINS
+/* One thread's f32 peak: the best of bench.h's f32 probes this CPU runs (ymm and, with AVX-512 F,
+ * zmm FMA chains), 200 rounds of each taking turns. */
 static double fma_peak(void)
 {
-    if ((knob_cpu()->features & (KNOB_CPU_AVX2 | KNOB_CPU_FMA)) != (KNOB_CPU_AVX2 | KNOB_CPU_FMA))
-        return 0.0;
-    volatile float xs = 1.0f, ys = 0.0f, sink;
-    const long n = 200000;
-    double best = 0.0;
-    for (int r = 0; r < 200; r++) {
-        double t0 = bench_now();
-        sink = bench_fma_chains(n, xs, ys);
-        double g = 12.0 * 16.0 * (double)n / (bench_now() - t0) / 1e9;
-        best = g > best ? g : best;
-    }
-    (void)sink;
-    return best;
-}
+#if BENCH_HAVE_FMA_CHAINS
+    return bench_best_f32_peak(200, 200000);
 #else
-static double fma_peak(void) { return 0.0; }
+    return 0.0;
 #endif
+}
 
 static float *random_matrix(size_t n, knob_rng *r)
 {

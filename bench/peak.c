@@ -1,14 +1,22 @@
-/* bench/peak.c: the FMA peak of this machine, measured rather than computed from a stated clock
- * (a hypervisor's "cpu MHz" can be far from the clock the cores really run at).
+/* bench/peak.c: the multiply-add peak of this machine, measured rather than computed from a stated
+ * clock (a hypervisor's "cpu MHz" can be far from the clock the cores really run at) or from the
+ * vector width (a Zen 4 core takes a 512-bit FMA as two 256-bit halves; an Intel Xeon with two
+ * 512-bit FMA units does twice as much with it as with a 256-bit one).
  *
  *   bench_peak [--threads N] [--seconds S]
  *
- * Each thread runs bench.h's 12 independent chains of 8-lane fused multiply-adds on registers, all
- * threads at once, and prints one line: "peak THREADS GFLOPS ISA", the best of several rounds.
- * suite.py divides knob's and PyTorch's GEMM by it (bench_gemm measures one thread's peak itself).
- * Without AVX2 + FMA it prints 0 ("not measured"). AVX-512 is not probed: no machine here could
- * run such a probe, so none is written; on an AVX-512 CPU this reports the AVX2 figure and says
- * so. Timing never decides a test. */
+ * Each thread runs one of bench.h's probes (independent chains of multiply-adds on registers: ymm
+ * FMA, zmm FMA, zmm vdpbf16ps), all threads at once, the probes taking turns round after round
+ * for about S seconds; each probe the CPU runs prints one line, "peak THREADS GFLOPS ISA", its
+ * best round:
+ *   peak 2 236.1 avx2+fma
+ *   peak 2 235.8 avx512f
+ *   peak 2 471.0 avx512bf16
+ * The f32 peak is the best of the avx2+fma and avx512f lines; the avx512bf16 line counts the bf16
+ * dot products (2 multiply-adds per f32 lane), the ceiling of knob_gemm_bf16's kernel only.
+ * suite.py divides knob's and PyTorch's GEMM by the f32 peak (bench_gemm measures one thread's
+ * peak itself, the same way). Without AVX2 + FMA it prints 0 ("not measured"). Timing never
+ * decides a test. */
 #include "knob.h"
 #include "bench.h"
 
@@ -17,10 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ITERS = 1 << 22 };   /* one round: 12 chains x ITERS FMAs per thread */
+enum { ITERS = 1 << 22 };   /* one round: as many instructions as 12 chains x ITERS per thread */
 
 typedef struct {
     pthread_barrier_t *start;
+    int probe;        /* index into bench_probes */
     double seconds;   /* out: this thread's time for one round */
     float sink;
 } worker;
@@ -32,13 +41,41 @@ static void *run_round(void *arg)
     double t0 = bench_now();
     volatile float x = 1.0f, y = 0.0f;   /* through volatile: the compiler cannot fold the chains */
 #if BENCH_HAVE_FMA_CHAINS
-    w->sink = bench_fma_chains(ITERS, x, y);
+    const bench_probe *p = &bench_probes[w->probe];
+    w->sink = p->run(bench_probe_steps(p, ITERS), x, y);
 #else
     w->sink = x + y;
 #endif
     w->seconds = bench_now() - t0;
     return NULL;
 }
+
+#if BENCH_HAVE_FMA_CHAINS
+/* GFLOP/s of one round of probe `probe` on all threads at once (the slowest thread's time) */
+static double round_gflops(worker *w, pthread_t *tid, int threads, int probe)
+{
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads);
+    for (int t = 0; t < threads; t++) {
+        w[t].start = &start;
+        w[t].probe = probe;
+        if (t > 0 && pthread_create(&tid[t], NULL, run_round, &w[t])) {
+            fprintf(stderr, "bench_peak: cannot start thread %d\n", t);
+            exit(1);
+        }
+    }
+    run_round(&w[0]);
+    double slowest = w[0].seconds;
+    for (int t = 1; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        if (w[t].seconds > slowest)
+            slowest = w[t].seconds;
+    }
+    pthread_barrier_destroy(&start);
+    const bench_probe *p = &bench_probes[probe];
+    return threads * p->chains * p->flops * (double)bench_probe_steps(p, ITERS) / slowest / 1e9;
+}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -63,40 +100,27 @@ int main(int argc, char **argv)
         printf("peak %d 0 not-measured (no AVX2 + FMA)\n", threads);
         return 0;
     }
+#if BENCH_HAVE_FMA_CHAINS
     worker *w = calloc((size_t)threads, sizeof *w);
     pthread_t *tid = calloc((size_t)threads, sizeof *tid);
     if (!w || !tid) {
         fprintf(stderr, "bench_peak: out of memory\n");
         return 1;
     }
-    double best = 0.0, t_end = bench_now() + budget;
-    int rounds = 0;
-    while (rounds < 3 || bench_now() < t_end) {
-        pthread_barrier_t start;
-        pthread_barrier_init(&start, NULL, (unsigned)threads);
-        for (int t = 0; t < threads; t++) {
-            w[t].start = &start;
-            if (t > 0 && pthread_create(&tid[t], NULL, run_round, &w[t])) {
-                fprintf(stderr, "bench_peak: cannot start thread %d\n", t);
-                return 1;
-            }
+    double best[BENCH_N_PROBES] = {0}, t_end = bench_now() + budget;
+    for (int rounds = 0; rounds < 3 || bench_now() < t_end; rounds++)
+        for (int i = 0; i < BENCH_N_PROBES; i++) {
+            if (!bench_probe_runs(&bench_probes[i]))
+                continue;
+            double g = round_gflops(w, tid, threads, i);
+            if (g > best[i])
+                best[i] = g;
         }
-        run_round(&w[0]);
-        double slowest = w[0].seconds;
-        for (int t = 1; t < threads; t++) {
-            pthread_join(tid[t], NULL);
-            if (w[t].seconds > slowest)
-                slowest = w[t].seconds;
-        }
-        pthread_barrier_destroy(&start);
-        double gflops = threads * 12.0 * 16.0 * ITERS / slowest / 1e9;
-        if (gflops > best)
-            best = gflops;
-        rounds++;
-    }
-    const char *isa = (f & KNOB_CPU_AVX512F) ? "avx2+fma (avx512 not probed)" : "avx2+fma";
-    printf("peak %d %.1f %s\n", threads, best, isa);
+    for (int i = 0; i < BENCH_N_PROBES; i++)
+        if (bench_probe_runs(&bench_probes[i]))
+            printf("peak %d %.1f %s\n", threads, best[i], bench_probes[i].isa);
     free(w);
     free(tid);
+#endif
     return 0;
 }

@@ -1,6 +1,6 @@
 /* bench/step.c: time of one whole training step of three small models, in milliseconds.
  *
- *   bench_step [--threads N] [--min-time SECONDS] [--steps N] [MODEL]...
+ *   bench_step [--threads N] [--min-time SECONDS] [--steps N] [--precision f32|bf16] [MODEL]...
  *                              MODEL: mlp, cnn, gpt, gptchar, or a spec (below: the issue's rows)
  *
  * One step = knob_graph_forward + knob_graph_backward_set (the parameter grads set, not zeroed and
@@ -17,7 +17,10 @@
  *   gptchar the same stack at the issue's character-GPT size: V 113, C 128, T 128, B 32, 4 heads,
  *        4 blocks (not run by default)
  * Linear weights are stored (out, in) and applied with knob_matmul(x, w, 0, 1) plus a broadcast
- * bias. Initial weights are seeded; bench/step_torch.py builds the same models in PyTorch (with its
+ * bias. --precision bf16 (GPT models only) builds the GPT's linear layers and its output
+ * projection with knob_matmul_prec(..., KNOB_PREC_BF16), as src/models/gpt.c does for
+ * `train-gpt --precision bf16`: products in bf16 with f32 sums, forward and both gradients; all
+ * else, the master weights and AdamW stay f32. Initial weights are seeded; bench/step_torch.py builds the same models in PyTorch (with its
  * own random weights) from the same description.
  *
  * Output: '#' comment lines, then one line per model,
@@ -84,11 +87,19 @@ static void init_torch_default(knob_tensor *w, knob_tensor *b, knob_rng *r)
         knob_init_uniform(b, -a, a, r);
 }
 
-/* y (..., out) = x (..., in) @ w^T + b, w (out, in), b (out) */
+/* --precision: of the GPT models' matrix products (the MLP and CNN stay f32) */
+static knob_precision gpt_prec = KNOB_PREC_F32;
+
+/* y (..., out) = x (..., in) @ w^T + b, w (out, in), b (out); products in precision prec */
+static knob_node *linear_prec(knob_graph *g, knob_node *x, knob_tensor *w, knob_tensor *b, knob_precision prec)
+{
+    knob_node *y = knob_matmul_prec(g, x, knob_param(g, w), 0, 1, prec);
+    return b ? knob_add(g, y, knob_param(g, b)) : y;
+}
+
 static knob_node *linear(knob_graph *g, knob_node *x, knob_tensor *w, knob_tensor *b)
 {
-    knob_node *y = knob_matmul(g, x, knob_param(g, w), 0, 1);
-    return b ? knob_add(g, y, knob_param(g, b)) : y;
+    return linear_prec(g, x, w, b, KNOB_PREC_F32);
 }
 
 static void fill_uniform(float *x, size_t n, knob_rng *r)
@@ -227,15 +238,15 @@ static void build_gpt(model *m, knob_rng *r, int V, int C, int T, int B, int NH,
                             knob_embedding(g, knob_param(g, wpe), pos));   // + (T, C)
     for (int l = 0; l < L; l++) {
         knob_node *h = knob_layernorm(g, x, knob_param(g, blk[l].ln1w), knob_param(g, blk[l].ln1b));
-        h = linear(g, h, blk[l].wqkv, blk[l].bqkv);                 // (B, T, 3C)
-        h = knob_attention(g, h, NH);                               // (B, T, C)
-        x = knob_add(g, x, linear(g, h, blk[l].wproj, blk[l].bproj));
+        h = linear_prec(g, h, blk[l].wqkv, blk[l].bqkv, gpt_prec);            // (B, T, 3C)
+        h = knob_attention(g, h, NH);                                         // (B, T, C)
+        x = knob_add(g, x, linear_prec(g, h, blk[l].wproj, blk[l].bproj, gpt_prec));
         h = knob_layernorm(g, x, knob_param(g, blk[l].ln2w), knob_param(g, blk[l].ln2b));
-        h = knob_gelu(g, linear(g, h, blk[l].wfc, blk[l].bfc));     // (B, T, 4C)
-        x = knob_add(g, x, linear(g, h, blk[l].wfc2, blk[l].bfc2));
+        h = knob_gelu(g, linear_prec(g, h, blk[l].wfc, blk[l].bfc, gpt_prec));   // (B, T, 4C)
+        x = knob_add(g, x, linear_prec(g, h, blk[l].wfc2, blk[l].bfc2, gpt_prec));
     }
     x = knob_layernorm(g, x, knob_param(g, lnfw), knob_param(g, lnfb));
-    knob_node *logits = knob_matmul(g, x, te, 0, 1);               // (B, T, V), tied to wte
+    knob_node *logits = knob_matmul_prec(g, x, te, 0, 1, gpt_prec);      // (B, T, V), tied to wte
     m->loss = knob_cross_entropy(g, logits, tgt, -1);
     knob_err err;
     if (knob_graph_compile(g, &err))
@@ -349,6 +360,11 @@ static int fixed_steps;   /* --steps N: exactly N timed steps after one warm-up 
 static void run(const char *name, double min_time)
 {
     model m = {.name = name};
+    int is_gpt = !strcmp(name, "gpt") || !strcmp(name, "gptchar") || !strncmp(name, "gpt:", 4);
+    if (gpt_prec != KNOB_PREC_F32 && !is_gpt) {
+        fprintf(stderr, "bench_step: --precision bf16 is for the GPT models only, not '%s'\n", name);
+        exit(2);
+    }
     knob_params_init(&m.P);
     knob_rng r;
     knob_rng_seed(&r, 42);
@@ -428,7 +444,7 @@ static void run(const char *name, double min_time)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: bench_step [--threads N] [--min-time SECONDS] [--steps N] "
+    fprintf(stderr, "usage: bench_step [--threads N] [--min-time SECONDS] [--steps N] [--precision f32|bf16] "
                     "[mlp|cnn|gpt|gptchar|mlp:D0-..-Dn:B|cnn5:C1,C2:B|gpt:V,L,NH,C,T,B]...\n");
     return 2;
 }
@@ -452,6 +468,14 @@ int main(int argc, char **argv)
             fixed_steps = atoi(argv[++i]);
             if (fixed_steps <= 0)
                 return usage();
+        } else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            i++;
+            if (!strcmp(argv[i], "bf16"))
+                gpt_prec = KNOB_PREC_BF16;
+            else if (!strcmp(argv[i], "f32"))
+                gpt_prec = KNOB_PREC_F32;
+            else
+                return usage();
         } else if (is_spec(argv[i]) && n_models < 16) {
             models[n_models++] = argv[i];
         } else if ((!strcmp(argv[i], "mlp") || !strcmp(argv[i], "cnn") || !strcmp(argv[i], "gpt") ||
@@ -471,6 +495,9 @@ int main(int argc, char **argv)
     printf("# bench_step: knob %s, %s gemm kernel, %d threads; one step = forward + backward "
            "(grads set) + AdamW (SGD for mlp: and cnn5: specs); ms per step\n",
            KNOB_VERSION, knob_gemm_kernel_name(), knob_threads_get());
+    if (gpt_prec == KNOB_PREC_BF16)
+        printf("# precision bf16: the GPT's linear layers and logits through knob_gemm_bf16 (%s)\n",
+               knob_gemm_bf16_kernel_name());
     printf("# model params graph_bytes loss0 steps median_ms best_ms\n");
     fflush(stdout);
     for (int i = 0; i < n_models; i++)

@@ -1,6 +1,7 @@
 """bench/step_torch.py: PyTorch's time for the training steps bench_step measured, and the table.
 
     /usr/bin/python3 bench/step_torch.py --knob FILE [--threads N] [--min-time SECONDS]
+    /usr/bin/python3 bench/step_torch.py --spec SPEC [--threads N] [--steps S] [--precision f32|bf16]
 
 FILE holds bench_step's output ("model params graph_bytes loss0 steps median_ms best_ms" lines).
 For each model there this builds the same network in PyTorch, the same math written out with
@@ -16,6 +17,14 @@ go to a generic BLAS, convolutions to oneDNN (MKL-DNN).
 The table: ms per step for both, ratio = torch / knob of the medians (above 1 means knob is
 faster), each side's first-step loss (about ln 10 = 2.30 for 10 classes, ln 256 = 5.55 for the
 GPT: the weights differ, so the two agree only roughly), and knob's graph arena in bytes.
+--spec (bench/suite.py's rows) times one of bench_step's specs for S steps after one. With
+--precision bf16 (GPT specs, as bench_step --precision bf16) the forward and the loss run under
+torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's mixed precision: f32 master weights and
+optimizer, F.linear and the attention products in bf16 (oneDNN's avx512_core_bf16 matmul on a CPU
+with AVX512_BF16; ONEDNN_VERBOSE=1 shows it), backward outside the autocast region as PyTorch
+recommends. Autocast also leaves layer_norm, gelu and the residual adds in bf16 when their input
+is bf16 (knob keeps all but the products in f32); cross_entropy runs in f32 on both.
+
 Timing never decides pass or fail. Without torch (Debian: apt-get install python3-torch) it prints
 knob's figures alone.
 """
@@ -179,9 +188,18 @@ def make_spec(torch, g, spec):
     raise SystemExit("step_torch.py: bad spec %r" % spec)
 
 
-def spec_step(torch, spec, steps):
-    """(median ms, best ms, first loss, parameter count) over `steps` timed steps after one."""
+def spec_step(torch, spec, steps, precision="f32"):
+    """(median ms, best ms, first loss, parameter count) over `steps` timed steps after one;
+    precision bf16: forward and loss under CPU autocast to bf16 (GPT specs only)."""
+    if precision == "bf16" and not spec.startswith("gpt:"):
+        raise SystemExit("step_torch.py: --precision bf16 is for the GPT specs only, not %r" % spec)
     params, loss_fn = make_spec(torch, torch.Generator().manual_seed(0), spec)
+    if precision == "bf16":
+        f32_loss = loss_fn
+
+        def loss_fn(p):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return f32_loss(p)
     for p in params:
         p.requires_grad_(True)
     if spec.startswith("gpt:"):
@@ -248,13 +266,15 @@ def main():
     ap.add_argument("--knob", help="bench_step output")
     ap.add_argument("--spec", help="time one spec (bench/suite.py): prints 'spec params median best loss0'")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--precision", choices=("f32", "bf16"), default="f32",
+                    help="--spec GPTs: bf16 = forward and loss under torch.autocast to bf16")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KNOB_THREADS") or 2))
     ap.add_argument("--min-time", type=float, default=1.0)
     args = ap.parse_args()
     if args.spec:
         import torch
         torch.set_num_threads(args.threads)
-        median, best, loss0, n = spec_step(torch, args.spec, args.steps)
+        median, best, loss0, n = spec_step(torch, args.spec, args.steps, args.precision)
         print("%s %d %.4f %.4f %.4f" % (args.spec, n, median, best, loss0))
         return
     if not args.knob:

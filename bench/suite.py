@@ -1,9 +1,10 @@
 """bench/suite.py: knob against PyTorch at its best on the workloads of issue 9's table, interleaved.
 
-    /usr/bin/python3 bench/suite.py BUILD [--threads N] [--reps R] [--quick]
+    /usr/bin/python3 bench/suite.py BUILD [--threads N] [--reps R] [--quick] [--only ROWS]
 
 Run by `make bench` (bench/run.sh); BENCH_QUICK=1 there passes --quick: one repetition, smaller
-step counts, the big GPTs left out (a smoke run of about a minute).
+step counts, the big GPTs left out (a smoke run of about a minute). --only ROWS runs a subset,
+ROWS a comma-separated list of the keys in ROW_KEYS below (default: every row).
 
 PyTorch at its best: the PyTorch process only gets LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/
 openblas-openmp (Debian's OpenMP OpenBLAS instead of the reference BLAS), OPENBLAS_CORETYPE set to
@@ -15,10 +16,17 @@ printed side by side); the models are bench/step.c's specs and bench/step_torch.
 Every row runs knob and PyTorch alternately, R times each (each run a fresh process: one warm-up
 step, then S timed steps, the run's figure the median step); the table gives the median of the R
 runs with the min and max, the ratio of the medians, and the peak memory of each process (maxrss
-from wait4). The GEMM rows give GFLOP/s and the fraction of the FMA peak, measured by
-bench_peak (bench/peak.c: 12 independent FMA chains per thread, all threads at once; a stated
-clock can be far from the real one under a hypervisor); where the CPU has AVX-512 the peak is taken
-as twice the measured AVX2 figure, and the header says so. The generation rows (GPT-2 124M shape,
+from wait4). The GEMM rows give GFLOP/s and the fraction of the f32 FMA peak, measured by
+bench_peak (bench/peak.c: independent FMA chains per thread, all threads at once, ymm and, where
+the CPU has AVX-512 F, zmm; the peak is the better of the two: a stated clock can be far from the
+real one under a hypervisor, and the width says nothing of the units: a zmm FMA gives no more than
+a ymm one on Zen 4 and twice as much on a Xeon with two 512-bit units). Where the CPU has
+AVX512_BF16 the machine line also gives bench_peak's vdpbf16ps peak (bf16 dot products, the
+ceiling of knob_gemm_bf16). The "GPT char train, bf16" row trains the GPT char row's model in
+mixed precision on both sides (bench_step --precision bf16: knob_matmul_prec with KNOB_PREC_BF16,
+as train-gpt --precision bf16; step_torch.py --precision bf16: torch.autocast to bf16), with each
+side's first-step loss; it runs where PyTorch 1.13 sends bf16 matmuls to oneDNN (AVX-512 BW, VL
+and DQ), elsewhere it would time a generic bf16 loop and says "not run". The generation rows (GPT-2 124M shape,
 random weights, batch 1, after a 64-token prompt: bench_decode and bench/decode_torch.py) give
 tokens/s and the fraction of the streaming bandwidth bench_decode measures (weights read per token
 x tokens/s). The memory bandwidth line is a measured copy (numpy, one thread).
@@ -86,19 +94,22 @@ def run_rss(cmd, env=None):
     return out, rss
 
 
-def knob_step(build, spec, threads, steps):
-    out, rss = run_rss([os.path.join(build, "bench_step"), "--threads", str(threads), "--steps", str(steps), spec])
+def knob_step(build, spec, threads, steps, precision="f32"):
+    """(median ms, parameter count, peak RSS MiB, first-step loss) of one bench_step process."""
+    out, rss = run_rss([os.path.join(build, "bench_step"), "--threads", str(threads), "--steps", str(steps),
+                        "--precision", precision, spec])
     for line in out.splitlines():
         parts = line.split()
         if parts and parts[0] == spec and len(parts) == 7:
-            return float(parts[5]), int(parts[1]), rss
+            return float(parts[5]), int(parts[1]), rss, float(parts[3])
     raise SystemExit("suite: no result from bench_step for %s" % spec)
 
 
-def torch_step(spec, threads, steps, env):
-    out, rss = run_rss([PY, "bench/step_torch.py", "--spec", spec, "--threads", str(threads), "--steps", str(steps)], env)
+def torch_step(spec, threads, steps, env, precision="f32"):
+    out, rss = run_rss([PY, "bench/step_torch.py", "--spec", spec, "--threads", str(threads), "--steps", str(steps),
+                        "--precision", precision], env)
     parts = out.split()
-    return float(parts[2]), int(parts[1]), rss
+    return float(parts[2]), int(parts[1]), rss, float(parts[4])
 
 
 def knob_gemm(build, n, threads):
@@ -122,16 +133,22 @@ print(2.0 * n ** 3 / best / 1e9)
 """
 
 
-def measured_peak(build, threads, flags):
-    """(GFLOP/s, how it was found) from bench_peak; 0 when it could not run."""
+def measured_peak(build, threads):
+    """(f32 GFLOP/s, how it was found, bf16 GFLOP/s or 0) from bench_peak's "peak THREADS GFLOPS
+    ISA" lines: the f32 peak is the best of its f32 probes (avx2+fma, avx512f), the bf16 one its
+    avx512bf16 line; 0 when it could not run."""
     try:
         out, _ = run_rss([os.path.join(build, "bench_peak"), "--threads", str(threads), "--seconds", "1"])
-        g = float(out.split()[2])
-    except (SystemExit, ValueError, IndexError):
-        return 0.0, "not measured"
-    if "avx512f" in flags:
-        return 2 * g, "2 x the measured AVX2 %.0f (AVX-512 not probed)" % g
-    return g, "measured, %d threads at once" % threads
+        probes = [(p[3], float(p[2])) for p in (line.split() for line in out.splitlines())
+                  if len(p) >= 4 and p[0] == "peak"]
+    except (SystemExit, ValueError):
+        return 0.0, "not measured", 0.0
+    f32 = [(g, isa) for isa, g in probes if isa != "avx512bf16" and g > 0]
+    bf16 = max([g for isa, g in probes if isa == "avx512bf16"] or [0.0])
+    if not f32:
+        return 0.0, "not measured", bf16
+    how = "measured, %d threads at once, best of %s" % (threads, ", ".join("%s %.0f" % (i, g) for g, i in f32))
+    return max(f32)[0], how, bf16
 
 
 def knob_decode(build, dtype, threads, steps):
@@ -188,20 +205,30 @@ def busy_on():
     return subprocess.Popen(["sh", "-c", "while :; do :; done"])
 
 
+# --only's keys, in the table's order: the GEMM rows, the training rows (GPT char f32 and bf16, MLP,
+# CNN, GPT V50257, GPT-2 124M), the busy GPT char row, the generation rows
+ROW_KEYS = ("gemm", "gpt", "gpt-bf16", "mlp", "cnn", "gpt50k", "gpt2", "busy", "gen")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KNOB_THREADS") or 2))
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", metavar="ROWS", help="comma-separated row keys: " + ", ".join(ROW_KEYS))
     a = ap.parse_args()
+    only = set(ROW_KEYS) if not a.only else set(k.strip() for k in a.only.split(",") if k.strip())
+    if only - set(ROW_KEYS):
+        ap.error("--only: unknown row %s; the rows are %s" % (", ".join(sorted(only - set(ROW_KEYS))), ", ".join(ROW_KEYS)))
     reps = 1 if a.quick else a.reps
     flags, mhz, cpu = cpu_flags()
     env, core, aten = torch_env(a.threads, flags)
-    peak, how = measured_peak(a.build, a.threads, flags)
+    peak, how, peak_bf16 = measured_peak(a.build, a.threads)
     load = lambda: open("/proc/loadavg").read().split()[0]
-    print("# machine: %s, %d threads; FMA peak %.0f GFLOP/s (%s; stated clock %.0f MHz)"
-          % (cpu, a.threads, peak, how, mhz))
+    print("# machine: %s, %d threads; FMA peak %.0f GFLOP/s (%s; stated clock %.0f MHz)%s"
+          % (cpu, a.threads, peak, how, mhz,
+             "; bf16 peak %.0f GFLOP/s (vdpbf16ps)" % peak_bf16 if peak_bf16 else ""))
     print("# PyTorch process: LD_LIBRARY_PATH=%s OPENBLAS_CORETYPE=%s ATEN_CPU_CAPABILITY=%s OMP_NUM_THREADS=%d"
           % (env["LD_LIBRARY_PATH"], core, aten, a.threads))
     print("# load average before: %s; runs interleaved knob, torch; %d each; median [min-max]" % (load(), reps))
@@ -211,7 +238,7 @@ def main():
     sys.stdout.flush()
 
     print("%-34s %-24s %-24s %7s %9s %9s %s" % ("workload", "knob", "torch", "ratio", "knob MiB", "torch MiB", "params"))
-    for n in ([1024] if a.quick else [1024, 2048]):
+    for n in ([] if "gemm" not in only else [1024] if a.quick else [1024, 2048]):
         k, t, kr, tr = [], [], 0.0, 0.0
         for _ in range(reps):
             g, kr = knob_gemm(a.build, n, a.threads)
@@ -224,27 +251,36 @@ def main():
             fmt(tm) + " %.0f%%" % (100 * tm[0] / peak if peak else 0), km[0] / tm[0], kr, tr, "-"))
         sys.stdout.flush()
 
-    # (label, spec, tokens or images per step, unit, steps per run)
+    # (key, label, spec, tokens or images per step, unit, steps per run, precision)
+    char = "gpt:113,4,4,128,128,32"
     rows = [
-        ("GPT V113 L4 H4 C128 T128 B32", "gpt:113,4,4,128,128,32", 4096, "tok/s", 2 if a.quick else 5),
-        ("MLP 784-128-10 b64 SGD", "mlp:784-128-10:64", 64, "s/epoch", 20 if a.quick else 2000),
-        ("CNN 5x5 (8,16)+fc b64 SGD", "cnn5:8,16:64", 64, "s/epoch", 2 if a.quick else 200),
+        ("gpt", "GPT V113 L4 H4 C128 T128 B32", char, 4096, "tok/s", 2 if a.quick else 5, "f32"),
+        ("gpt-bf16", "GPT char train, bf16", char, 4096, "tok/s", 2 if a.quick else 5, "bf16"),
+        ("mlp", "MLP 784-128-10 b64 SGD", "mlp:784-128-10:64", 64, "s/epoch", 20 if a.quick else 2000, "f32"),
+        ("cnn", "CNN 5x5 (8,16)+fc b64 SGD", "cnn5:8,16:64", 64, "s/epoch", 2 if a.quick else 200, "f32"),
     ]
     if not a.quick:
         rows += [
-            ("GPT V50257 L6 H6 C384 T256 B8", "gpt:50257,6,6,384,256,8", 2048, "tok/s", 3),
-            ("GPT-2 124M B4 T64 (wpe T)", "gpt:50257,12,12,768,64,4", 256, "ms/step", 3),
+            ("gpt50k", "GPT V50257 L6 H6 C384 T256 B8", "gpt:50257,6,6,384,256,8", 2048, "tok/s", 3, "f32"),
+            ("gpt2", "GPT-2 124M B4 T64 (wpe T)", "gpt:50257,12,12,768,64,4", 256, "ms/step", 3, "f32"),
         ]
-    busy_rows = [("GPT char row, 1 busy process", "gpt:113,4,4,128,128,32", 4096, "tok/s", 1 if a.quick else 5)]
+    busy_rows = [("busy", "GPT char row, 1 busy process", char, 4096, "tok/s", 1 if a.quick else 5, "f32")]
+    torch_bf16 = {"avx512bw", "avx512vl", "avx512dq"} <= flags   # PyTorch 1.13's oneDNN bf16 matmul
     for busy, table in ((0, rows), (1, busy_rows)):
-        for label, spec, per_step, unit, steps in table:
-            k, t, kr, tr, kp, tp = [], [], 0.0, 0.0, 0, 0
+        for key, label, spec, per_step, unit, steps, prec in table:
+            if key not in only:
+                continue
+            if prec == "bf16" and not torch_bf16:
+                print("%-34s (not run: PyTorch 1.13 has bf16 matmuls in oneDNN on AVX-512 BW/VL/DQ CPUs only)"
+                      % ("%s, %s" % (label, unit)))
+                continue
+            k, t, kr, tr, kp, tp, kl, tl = [], [], 0.0, 0.0, 0, 0, 0.0, 0.0
             for _ in range(reps):
                 b = busy_on() if busy else None
                 try:
-                    ms, kp, kr = knob_step(a.build, spec, a.threads, steps)
+                    ms, kp, kr, kl = knob_step(a.build, spec, a.threads, steps, prec)
                     k.append(ms)
-                    ms, tp, tr = torch_step(spec, a.threads, steps, env)
+                    ms, tp, tr, tl = torch_step(spec, a.threads, steps, env, prec)
                     t.append(ms)
                 finally:
                     if b:
@@ -255,11 +291,12 @@ def main():
                     "ms/step": lambda ms: ms}[unit]
             km, tm = summary([conv(x) for x in k]), summary([conv(x) for x in t])
             faster = km[0] / tm[0] if unit == "tok/s" else tm[0] / km[0]
-            print("%-34s %-24s %-24s %6.2fx %9.0f %9.0f %d/%d" % (
-                "%s, %s" % (label, unit), fmt(km), fmt(tm), faster, kr, tr, kp, tp))
+            print("%-34s %-24s %-24s %6.2fx %9.0f %9.0f %d/%d%s" % (
+                "%s, %s" % (label, unit), fmt(km), fmt(tm), faster, kr, tr, kp, tp,
+                " loss0 %.4f/%.4f" % (kl, tl) if spec == char and not busy else ""))
             sys.stdout.flush()
     # generation: GPT-2 124M shape, batch 1; knob's dtypes against PyTorch's own f32, bf16, int8
-    for dtype in (["f32"] if a.quick else ["f32", "bf16", "int8"]):
+    for dtype in ([] if "gen" not in only else ["f32"] if a.quick else ["f32", "bf16", "int8"]):
         k, t, bwf, kr, tr = [], [], [], 0.0, 0.0
         for _ in range(reps):
             tok, frac, kr = knob_decode(a.build, dtype, a.threads, 16 if a.quick else 32)
@@ -275,7 +312,8 @@ def main():
             fmt(tm) if tm else "(not run)", "%6.2fx" % (km[0] / tm[0]) if tm else "-", kr, tr, "batch 1"))
         sys.stdout.flush()
     print("# ratio: how many times faster knob is (above 1: knob faster); s/epoch = 60000 / batch x the "
-          "median step (no data loading); params: knob/torch; %bw: of bench_decode's measured streaming read")
+          "median step (no data loading); params: knob/torch; loss0: each side's first-step loss "
+          "(knob/torch, own random weights); %bw: of bench_decode's measured streaming read")
     print("# load average after: %s" % load())
 
 
