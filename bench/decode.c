@@ -229,11 +229,80 @@ static int crossover(int threads, knob_err *err)
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Kernels alone: the products of one decode step (12 layers of QKV, attention projection, MLP up
+ * and down, then the output projection) with knob_matvec on one row, nothing else, from memory
+ * (the step's weights are 4 to 15 times the L3). Separates the kernels' speed from the rest of
+ * the step (attention, layernorms, the pool's waits between loops). */
+
+static int kernels(int threads, double bw_t, int steps, int reps, knob_err *err)
+{
+    enum { L = 12, C = 768 };
+    const int shapes[4][2] = {{3 * C, C}, {C, C}, {4 * C, C}, {C, 4 * C}};   /* (N, K) */
+    const knob_wtype types[3] = {KNOB_W_F32, KNOB_W_BF16, KNOB_W_Q8};
+    const char *names[4] = {"f32", "bf16", "int8", "int8f"};
+    static knob_wmat W[L * 4 + 1];
+    static float *F[L * 4 + 1];
+    float *x = knob_malloc((size_t)4 * C * sizeof *x), *y = knob_malloc((size_t)50257 * sizeof *y);
+    knob_rng r;
+    knob_rng_seed(&r, 2);
+    for (int i = 0; i < 4 * C; i++)
+        x[i] = knob_rng_normal(&r);
+    knob_threads_set(threads);
+    printf("\n# kernels alone, %d thread%s: one decode step's products, batch 1 (median of %d runs of %d steps)\n",
+           threads, threads == 1 ? "" : "s", reps, steps);
+    printf("%-6s %-12s %8s %9s %7s %8s\n", "dtype", "kernel", "steps/s", "MB/step", "GB/s", "of peak");
+    for (int ti = 0; ti < 4; ti++) {
+        size_t bytes = 0, sc_bytes = 0;
+        knob_matvec_set_q8_act(ti != 3);
+        for (int m = 0; m < L * 4 + 1; m++) {
+            int N = m == L * 4 ? 50257 : shapes[m % 4][0], K = m == L * 4 ? C : shapes[m % 4][1];
+            if (!(F[m] = knob_malloc((size_t)N * K * sizeof(float))))
+                return knob_fail(err, KNOB_ERR_NOMEM, "kernels: cannot allocate (%d, %d)", N, K), 1;
+            for (size_t i = 0; i < (size_t)N * K; i++)
+                F[m][i] = knob_rng_normal(&r) * 0.02f;
+            if (knob_wmat_init(&W[m], F[m], N, K, types[KNOB_MIN(ti, 2)], err))
+                return 1;
+            if (ti != 0)
+                knob_free(F[m]), F[m] = NULL;
+            bytes += knob_wmat_bytes(&W[m]);
+            sc_bytes = KNOB_MAX(sc_bytes, knob_matvec_scratch(&W[m], 1));
+        }
+        void *sc = knob_malloc(sc_bytes + 1);
+        double t[16];
+        for (int rep = 0; rep < reps; rep++) {
+            double t0 = bench_now();
+            for (int s = 0; s <= steps; s++) {
+                if (s == 1)
+                    t0 = bench_now();   /* the first step warms up */
+                for (int m = 0; m < L * 4 + 1; m++)
+                    knob_matvec(y, x, &W[m], NULL, 1, sc);
+            }
+            t[rep] = steps / (bench_now() - t0);
+        }
+        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        double gbs = t[reps / 2] * (double)bytes / 1e9;
+        printf("%-6s %-12s %8.1f %9.1f %7.1f %7.0f%%\n", names[ti], knob_matvec_kernel_for(types[KNOB_MIN(ti, 2)]), t[reps / 2],
+               (double)bytes / 1e6, gbs, 100 * gbs / bw_t);
+        fflush(stdout);
+        knob_free(sc);
+        for (int m = 0; m < L * 4 + 1; m++) {
+            knob_wmat_free(&W[m]);
+            knob_free(F[m]);
+            F[m] = NULL;
+        }
+    }
+    knob_matvec_set_q8_act(1);
+    knob_free(x);
+    knob_free(y);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     char th_s[MAX_LIST][16], b_s[MAX_LIST][16], d_s[MAX_LIST][16];
     int n_th = parse_list("1,2", th_s), n_b = parse_list("1,4", b_s), n_d = parse_list("f32,bf16,int8,int8f", d_s);
-    int steps = 32, reps = 3, prefill = 0, cross = 0;
+    int steps = 32, reps = 3, prefill = 0, cross = 0, kern = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(argv[i], "--threads"))
@@ -250,6 +319,8 @@ int main(int argc, char **argv)
             prefill = 1;
         else if (!strcmp(argv[i], "--crossover"))
             cross = 1;
+        else if (!strcmp(argv[i], "--kernels"))
+            kern = 1;
         else {
             fprintf(stderr, "bench_decode: unknown argument '%s'\n", argv[i]);
             return 2;
@@ -281,6 +352,12 @@ int main(int argc, char **argv)
     }
     knob_threads_set(th_saved);
     knob_free(a);
+    if (kern) {
+        for (int t = 0; t < n_th; t++)
+            if (kernels(atoi(th_s[t]), bw[t], steps, reps, &err))
+                return fail(&err);
+        return 0;
+    }
     if (cross)
         for (int t = 0; t < n_th; t++)
             if (crossover(atoi(th_s[t]), &err))

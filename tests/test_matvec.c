@@ -200,9 +200,14 @@ TEST(matvec_matches_double_sums_on_odd_shapes)
     const int shapes[][2] = {{1, 1}, {1, 33}, {3, 7}, {5, 32}, {9, 100}, {13, 768}, {50257, 24}, {6, 3075}};
     const int ns[] = {1, 2, 3, 5};
     const knob_wtype types[] = {KNOB_W_F32, KNOB_W_BF16, KNOB_W_Q8};
-    int threads = knob_threads_get();
-    for (int portable = 0; portable < 2; portable++) {
-        knob_matvec_force_portable(portable);
+    int threads = knob_threads_get(), best = knob_kernel_isa();
+    /* every level this CPU has: AVX-512 (f32, bf16, q8 with f32 x; q8 x q8 with VNNI where the CPU
+     * has it), AVX2, portable */
+    for (int level = best; level >= KNOB_ISA_PORTABLE; level--) {
+        knob_kernel_force(level);
+        const char *want = level == KNOB_ISA_AVX512 ? "avx512f" : level == KNOB_ISA_AVX2 ? "avx2+fma" : "portable";
+        CHECK(strcmp(knob_matvec_kernel_for(KNOB_W_F32), want) == 0);
+        CHECK(strcmp(knob_matvec_kernel_for(KNOB_W_BF16), want) == 0);
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             int N = shapes[si][0], K = shapes[si][1];
             float *f = knob_malloc((size_t)N * K * sizeof *f), *b = knob_malloc((size_t)N * sizeof *b);
@@ -214,6 +219,9 @@ TEST(matvec_matches_double_sums_on_odd_shapes)
             for (int ti = 0; ti < 3; ti++)
                 for (int q8x = 0; q8x < (types[ti] == KNOB_W_Q8 ? 2 : 1); q8x++) {
                     knob_matvec_set_q8_act(q8x);
+                    if (types[ti] == KNOB_W_Q8 && q8x && level == KNOB_ISA_AVX512)
+                        CHECK(strcmp(knob_matvec_kernel_for(KNOB_W_Q8),
+                                     (knob_cpu()->features & KNOB_CPU_AVX512VNNI) ? "avx512vnni" : "avx2+fma") == 0);
                     knob_wmat W;
                     CHECK_OK(knob_wmat_init(&W, f, N, K, types[ti], &err));
                     void *sc = knob_malloc(knob_matvec_scratch(&W, 5) + 1);
@@ -225,11 +233,13 @@ TEST(matvec_matches_double_sums_on_odd_shapes)
                         double w = check_product(y, x, &W, bias, n, q8x);
                         if (!(w <= 1.0))
                             test_fail_at(__FILE__, __LINE__, "%s type %d q8x %d (%d, %d) n %d: error %.3g of the "
-                                         "rounding bound", portable ? "portable" : "avx2", ti, q8x, N, K, n, w);
-                        /* the last vector alone, on one thread: the same bits */
-                        knob_threads_set(1);
-                        knob_matvec(y1, x + (size_t)(n - 1) * K, &W, bias, 1, sc);
-                        CHECK(memcmp(y1, y + (size_t)(n - 1) * N, (size_t)N * sizeof *y1) == 0);
+                                         "rounding bound", want, ti, q8x, N, K, n, w);
+                        /* the last vector alone, on 1 and 3 threads: the same bits */
+                        for (int th = 1; th <= 3; th += 2) {
+                            knob_threads_set(th);
+                            knob_matvec(y1, x + (size_t)(n - 1) * K, &W, bias, 1, sc);
+                            CHECK(memcmp(y1, y + (size_t)(n - 1) * N, (size_t)N * sizeof *y1) == 0);
+                        }
                     }
                     knob_free(sc);
                     knob_wmat_free(&W);
@@ -241,7 +251,7 @@ TEST(matvec_matches_double_sums_on_odd_shapes)
             knob_free(y1);
         }
     }
-    knob_matvec_force_portable(0);
+    knob_kernel_force(-1);
     knob_matvec_set_q8_act(1);
     knob_threads_set(threads);
 }

@@ -33,6 +33,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -44,7 +45,8 @@
 
 enum {
     QB = KNOB_Q8_BLOCK,
-    CHUNK_BYTES = 32 * 1024,   /* bytes of W a thread takes at a time (a few rows) */
+    CHUNK_BYTES = 32 * 1024,   /* the least bytes of W a thread takes at a time */
+    CHUNKS_PER_THREAD = 4,     /* knob_matvec: W cut in about this many chunks per thread */
     PANEL_FLOATS = 1 << 18,    /* knob_wmat_gemm: f32 panel of W, 1 MiB */
 };
 
@@ -501,6 +503,237 @@ AVX2 static void rows_avx2(float *y, const float *x, const int8_t *xq, const flo
 #endif
 
 /* ------------------------------------------------------------------------------------------------
+ * AVX-512 kernels (F, BW, VL; q8 x q8 with VNNI, bf16 with BF16 where the CPU has them) */
+
+#if MV_X86
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#define INLINE inline __attribute__((always_inline))
+
+AVX512 static INLINE __m512 ld16_f32(const float *p) { return _mm512_loadu_ps(p); }
+AVX512 static INLINE __m512 ld16_f32_m(const float *p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+AVX512 static INLINE __m512 ld16_bf16(const uint16_t *p)
+{
+    __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+AVX512 static INLINE __m512 ld16_bf16_m(const uint16_t *p, __mmask16 m)
+{
+    __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+
+/* One row of W against nv = 1 or 2 vectors (a constant where it is inlined, so the second
+ * vector's code folds away): four accumulators over k in 64s, the remaining 16s into the first,
+ * the last K % 16 by masked loads into the second (no scalar loop: masked lanes read nothing),
+ * then (a0 + a1) + (a2 + a3) and the reduction of 16 lanes. The same order whatever nv, n or the
+ * thread, so a row's bits depend on none of them. */
+#define DEFINE_ROW512(T, WT, LD, LDM)                                                             \
+    AVX512 static INLINE void T(float *y, const float *x, const WT *w, int K, int N, int nv,     \
+                                const float *b)                                                  \
+    {                                                                                            \
+        const float *x1 = x + K;                                                                 \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0,   \
+               c3 = a0, wv;                                                                      \
+        int k = 0;                                                                               \
+        for (; k + 64 <= K; k += 64) {                                                           \
+            wv = LD(w + k);                                                                      \
+            a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + k), a0);                                \
+            if (nv == 2)                                                                         \
+                c0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x1 + k), c0);                           \
+            wv = LD(w + k + 16);                                                                 \
+            a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + k + 16), a1);                           \
+            if (nv == 2)                                                                         \
+                c1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x1 + k + 16), c1);                      \
+            wv = LD(w + k + 32);                                                                 \
+            a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + k + 32), a2);                           \
+            if (nv == 2)                                                                         \
+                c2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x1 + k + 32), c2);                      \
+            wv = LD(w + k + 48);                                                                 \
+            a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + k + 48), a3);                           \
+            if (nv == 2)                                                                         \
+                c3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x1 + k + 48), c3);                      \
+        }                                                                                        \
+        for (; k + 16 <= K; k += 16) {                                                           \
+            wv = LD(w + k);                                                                      \
+            a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + k), a0);                                \
+            if (nv == 2)                                                                         \
+                c0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x1 + k), c0);                           \
+        }                                                                                        \
+        if (k < K) {                                                                             \
+            __mmask16 m = (__mmask16)((1u << (K - k)) - 1);                                      \
+            wv = LDM(w + k, m);                                                                  \
+            a1 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + k), a1);                       \
+            if (nv == 2)                                                                         \
+                c1 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x1 + k), c1);                  \
+        }                                                                                        \
+        float bias = b ? b[0] : 0.0f;                                                            \
+        y[0] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + bias; \
+        if (nv == 2)                                                                             \
+            y[N] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3))) + bias; \
+    }
+
+DEFINE_ROW512(row512_f32, float, ld16_f32, ld16_f32_m)
+DEFINE_ROW512(row512_bf16, uint16_t, ld16_bf16, ld16_bf16_m)
+
+/* q8 weights, f32 x: a block's 32 products in 16 lanes (two FMAs), scaled by the block's d into
+ * one of two accumulators (even and odd blocks); the partial last block by masked loads of x. */
+AVX512 static INLINE __m512 ld16_q8(const int8_t *p)
+{
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+AVX512 static INLINE __m512 q8f_block512(const int8_t *q, const float *x, float d, __m512 acc)
+{
+    __m512 s = _mm512_mul_ps(ld16_q8(q), _mm512_loadu_ps(x));
+    s = _mm512_fmadd_ps(ld16_q8(q + 16), _mm512_loadu_ps(x + 16), s);
+    return _mm512_fmadd_ps(s, _mm512_set1_ps(d), acc);
+}
+
+AVX512 static void row512_q8f(float *y, const float *x, const knob_wmat *W, int r, const float *b)
+{
+    int K = W->K, KB = W->KB, KF = K / QB;
+    const int8_t *q = W->q + (size_t)r * KB * QB;
+    const float *d = W->d + (size_t)r * KB;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int bl = 0;
+    for (; bl + 2 <= KF; bl += 2) {
+        a0 = q8f_block512(q + (size_t)bl * QB, x + (size_t)bl * QB, d[bl], a0);
+        a1 = q8f_block512(q + (size_t)(bl + 1) * QB, x + (size_t)(bl + 1) * QB, d[bl + 1], a1);
+    }
+    if (bl < KF)
+        a0 = q8f_block512(q + (size_t)bl * QB, x + (size_t)bl * QB, d[bl], a0), bl++;
+    if (bl < KB) {   /* the partial last block: x has K - 32 bl values left */
+        int left = K - bl * QB;
+        __mmask16 m0 = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
+        __mmask16 m1 = (__mmask16)(left > 16 ? (1u << (left - 16)) - 1 : 0);
+        const int8_t *qb = q + (size_t)bl * QB;
+        const float *xb = x + (size_t)bl * QB;
+        __m512 s = _mm512_mul_ps(ld16_q8(qb), _mm512_maskz_loadu_ps(m0, xb));
+        s = _mm512_fmadd_ps(ld16_q8(qb + 16), _mm512_maskz_loadu_ps(m1, xb + 16), s);
+        a1 = _mm512_fmadd_ps(s, _mm512_set1_ps(d[bl]), a1);
+    }
+    y[0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + (b ? b[0] : 0.0f);
+}
+
+/* q8 weights, q8 x with VNNI. vpdpbusd multiplies unsigned bytes by signed ones, so x is stored
+ * offset by 128 (xu = xq + 128, in [1, 255], once per call) and 128 sum(w) taken off again:
+ * sum (xq + 128) w - 128 sum w = sum xq w, exactly (each group of four is below 2^17). The
+ * correction depends on the weights alone, so two vectors share it. A 64-byte load is two blocks:
+ * lanes 0-7 hold the first block's eight partial sums, lanes 8-15 the second's; their scales
+ * d_w d_x, computed 16 blocks at a time, are spread to match by one permute. Even pairs of blocks
+ * go to one accumulator, odd pairs to another. */
+AVX512_VNNI static INLINE void row512_q8q(float *y, const uint8_t *xu, const float *xd, const knob_wmat *W, int r,
+                                          int nv, const float *b)
+{
+    int N = W->N, KB = W->KB;
+    size_t KP = (size_t)KB * QB;
+    const int8_t *q = W->q + (size_t)r * KP;
+    const float *d = W->d + (size_t)r * KB, *xd1 = xd + KB;
+    const uint8_t *xu1 = xu + KP;
+    const __m512i k128 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    const __m512i idx0 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), two = _mm512_set1_epi32(2);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, c0 = a0, c1 = a0;
+    for (int b0 = 0; b0 < KB; b0 += 16) {
+        int nb = KNOB_MIN(16, KB - b0);
+        __mmask16 m = (__mmask16)(nb == 16 ? 0xffffu : (1u << nb) - 1);
+        __m512 dw = _mm512_maskz_loadu_ps(m, d + b0);
+        __m512 s0 = _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(m, xd + b0)), s1 = s0;
+        if (nv == 2)
+            s1 = _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(m, xd1 + b0));
+        __m512i idx = idx0;
+        for (int j = 0; j < nb; j += 2, idx = _mm512_add_epi32(idx, two)) {
+            size_t k = (size_t)(b0 + j) * QB;
+            /* one block left: the upper 32 bytes read as zeros (and their scale is 0) */
+            __mmask64 mk = j + 1 < nb ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
+            __m512i wq = _mm512_maskz_loadu_epi8(mk, q + k);
+            __m512i cw = _mm512_dpbusd_epi32(zero, k128, wq);
+            __m512 p = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                _mm512_dpbusd_epi32(zero, _mm512_maskz_loadu_epi8(mk, xu + k), wq), cw));
+            __m512 sp = _mm512_permutexvar_ps(idx, s0);
+            if (j & 2)
+                a1 = _mm512_fmadd_ps(p, sp, a1);
+            else
+                a0 = _mm512_fmadd_ps(p, sp, a0);
+            if (nv == 2) {
+                p = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                    _mm512_dpbusd_epi32(zero, _mm512_maskz_loadu_epi8(mk, xu1 + k), wq), cw));
+                sp = _mm512_permutexvar_ps(idx, s1);
+                if (j & 2)
+                    c1 = _mm512_fmadd_ps(p, sp, c1);
+                else
+                    c0 = _mm512_fmadd_ps(p, sp, c0);
+            }
+        }
+    }
+    float bias = b ? b[0] : 0.0f;
+    y[0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + bias;
+    if (nv == 2)
+        y[N] = _mm512_reduce_add_ps(_mm512_add_ps(c0, c1)) + bias;
+}
+
+/* x quantised (xq, n (KB * 32)) offset by 128 in place, for vpdpbusd */
+AVX512 static void q8_offset(int8_t *xq, size_t n)
+{
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        _mm512_storeu_si512(xq + i, _mm512_xor_si512(_mm512_loadu_si512(xq + i), _mm512_set1_epi8((char)0x80)));
+    for (; i < n; i++)
+        xq[i] = (int8_t)((uint8_t)xq[i] ^ 0x80u);
+}
+
+AVX512 static void rows512_f32(float *y, const float *x, const knob_wmat *W, const float *b, int n, int r0, int r1)
+{
+    int N = W->N, K = W->K;
+    for (int r = r0; r < r1; r++) {
+        const float *w = W->f + (size_t)r * K, *br = b ? b + r : NULL;
+        int v = 0;
+        for (; v + 2 <= n; v += 2)
+            row512_f32(y + (size_t)v * N + r, x + (size_t)v * K, w, K, N, 2, br);
+        if (v < n)
+            row512_f32(y + (size_t)v * N + r, x + (size_t)v * K, w, K, N, 1, br);
+    }
+}
+
+AVX512 static void rows512_bf16(float *y, const float *x, const knob_wmat *W, const float *b, int n, int r0, int r1)
+{
+    int N = W->N, K = W->K;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = W->h + (size_t)r * K;
+        const float *br = b ? b + r : NULL;
+        int v = 0;
+        for (; v + 2 <= n; v += 2)
+            row512_bf16(y + (size_t)v * N + r, x + (size_t)v * K, w, K, N, 2, br);
+        if (v < n)
+            row512_bf16(y + (size_t)v * N + r, x + (size_t)v * K, w, K, N, 1, br);
+    }
+}
+
+AVX512_VNNI static void rows512_q8q(float *y, const uint8_t *xu, const float *xd, const knob_wmat *W, const float *b,
+                                    int n, int r0, int r1)
+{
+    int N = W->N, KB = W->KB;
+    size_t KP = (size_t)KB * QB;
+    for (int r = r0; r < r1; r++) {
+        const float *br = b ? b + r : NULL;
+        int v = 0;
+        for (; v + 2 <= n; v += 2)
+            row512_q8q(y + (size_t)v * N + r, xu + (size_t)v * KP, xd + (size_t)v * KB, W, r, 2, br);
+        if (v < n)
+            row512_q8q(y + (size_t)v * N + r, xu + (size_t)v * KP, xd + (size_t)v * KB, W, r, 1, br);
+    }
+}
+
+AVX512 static void rows512_q8f(float *y, const float *x, const knob_wmat *W, const float *b, int n, int r0, int r1)
+{
+    int N = W->N, K = W->K;
+    for (int r = r0; r < r1; r++)
+        for (int v = 0; v < n; v++)
+            row512_q8f(y + (size_t)v * N + r, x + (size_t)v * K, W, r, b ? b + r : NULL);
+}
+#endif
+
+/* ------------------------------------------------------------------------------------------------
  * Dispatch */
 
 static int force_portable, q8_act = 1;
@@ -509,20 +742,52 @@ void knob_matvec_force_portable(int on) { force_portable = on; }
 void knob_matvec_set_q8_act(int on) { q8_act = on; }
 int  knob_matvec_q8_act(void) { return q8_act; }
 
-static int use_avx2(void)
+/* The kernel each storage runs: chosen per call from knob_kernel_isa() (the CPU's best level,
+ * capped by KNOB_KERNEL or knob_kernel_force) and the CPU's AVX-512 extensions. */
+enum { MV_PORTABLE, MV_AVX2, MV_AVX512, MV_AVX512_VNNI };
+
+static int mv_level(void)
 {
 #if MV_X86
-    return !force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return force_portable ? KNOB_ISA_PORTABLE : knob_kernel_isa();
 #else
-    return 0;
+    return KNOB_ISA_PORTABLE;
 #endif
 }
 
-const char *knob_matvec_kernel_name(void) { return use_avx2() ? "avx2+fma" : "portable"; }
+static int use_avx2(void) { return mv_level() >= KNOB_ISA_AVX2; }
 
+static int mv_kernel(knob_wtype type, int q8x)
+{
+    int level = mv_level();
+    unsigned f = knob_cpu()->features;
+    if (level < KNOB_ISA_AVX2)
+        return MV_PORTABLE;
+    if (level < KNOB_ISA_AVX512)
+        return MV_AVX2;
+    if (type == KNOB_W_Q8 && q8x)   /* without VNNI, the AVX2 maddubs kernel */
+        return (f & KNOB_CPU_AVX512VNNI) ? MV_AVX512_VNNI : MV_AVX2;
+    return MV_AVX512;
+}
+
+static const char *mv_kernel_names[] = {"portable", "avx2+fma", "avx512f", "avx512vnni"};
+
+const char *knob_matvec_kernel_for(knob_wtype type) { return mv_kernel_names[mv_kernel(type, q8_act)]; }
+
+const char *knob_matvec_kernel_name(void)
+{
+    static char buf[96];   /* the last call's answer (benchmarks and `knob info`, one thread) */
+    if (mv_kernel(KNOB_W_F32, 0) == MV_PORTABLE)   /* then every storage's; src/models/lm.c tests for it */
+        return "portable";
+    snprintf(buf, sizeof buf, "f32 %s, bf16 %s, q8 %s", knob_matvec_kernel_for(KNOB_W_F32),
+             knob_matvec_kernel_for(KNOB_W_BF16), knob_matvec_kernel_for(KNOB_W_Q8));
+    return buf;
+}
+
+/* q8: x quantised (n (KB * 32) int8 and n (KB) scales), whatever the kernel */
 size_t knob_matvec_scratch(const knob_wmat *W, int n)
 {
-    if (W->type != KNOB_W_Q8)
+    if (W->type == KNOB_W_F32)
         return 0;
     return (size_t)n * (size_t)W->KB * (QB + sizeof(float));
 }
@@ -534,25 +799,40 @@ typedef struct mv_job {
     const float *xd;
     const knob_wmat *W;
     const float *b;
-    int n, per, N, avx2;
+    int n, per, N, kernel;
 } mv_job;
 
 /* chunks [lo, hi) of `per` rows each */
 static void mv_chunks(void *ctx, long lo, long hi)
 {
     const mv_job *j = ctx;
+    const knob_wmat *W = j->W;
     for (long c = lo; c < hi; c++) {
         int r0 = (int)c * j->per, r1 = KNOB_MIN(j->N, r0 + j->per);
+        switch (j->kernel) {
 #if MV_X86
-        if (j->avx2) {
-            rows_avx2(j->y, j->x, j->xq, j->xd, j->W, j->b, j->n, r0, r1);
+        case MV_AVX512_VNNI:
+            rows512_q8q(j->y, (const uint8_t *)j->xq, j->xd, W, j->b, j->n, r0, r1);
             continue;
-        }
+        case MV_AVX512:
+            if (W->type == KNOB_W_F32)
+                rows512_f32(j->y, j->x, W, j->b, j->n, r0, r1);
+            else if (W->type == KNOB_W_BF16)
+                rows512_bf16(j->y, j->x, W, j->b, j->n, r0, r1);
+            else
+                rows512_q8f(j->y, j->x, W, j->b, j->n, r0, r1);
+            continue;
+        case MV_AVX2:
+            rows_avx2(j->y, j->x, j->xq, j->xd, W, j->b, j->n, r0, r1);
+            continue;
 #endif
-        switch (j->W->type) {
-        case KNOB_W_F32: rows_f32_portable(j->y, j->x, j->W, j->b, j->n, r0, r1); break;
-        case KNOB_W_BF16: rows_bf16_portable(j->y, j->x, j->W, j->b, j->n, r0, r1); break;
-        case KNOB_W_Q8: rows_q8_portable(j->y, j->x, j->xq, j->xd, j->W, j->b, j->n, r0, r1); break;
+        default:
+            break;
+        }
+        switch (W->type) {
+        case KNOB_W_F32: rows_f32_portable(j->y, j->x, W, j->b, j->n, r0, r1); break;
+        case KNOB_W_BF16: rows_bf16_portable(j->y, j->x, W, j->b, j->n, r0, r1); break;
+        case KNOB_W_Q8: rows_q8_portable(j->y, j->x, j->xq, j->xd, W, j->b, j->n, r0, r1); break;
         }
     }
 }
@@ -562,21 +842,33 @@ void knob_matvec(float *y, const float *x, const knob_wmat *W, const float *b, i
     int N = W->N, K = W->K;
     if (n <= 0 || N <= 0)
         return;
+    int q8x = W->type == KNOB_W_Q8 && q8_act, kernel = mv_kernel(W->type, q8x);
     const int8_t *xq = NULL;
     const float *xd = NULL;
-    if (W->type == KNOB_W_Q8 && q8_act) {   /* x quantised once, used by every row */
+    if (q8x) {   /* x quantised once, used by every row */
         size_t KP = (size_t)W->KB * QB;
         float *d = scratch;
         int8_t *q = (int8_t *)(d + (size_t)n * W->KB);
         for (int v = 0; v < n; v++)
             knob_q8_quantize(q + (size_t)v * KP, d + (size_t)v * W->KB, x + (size_t)v * K, K);
+#if MV_X86
+        if (kernel == MV_AVX512_VNNI)
+            q8_offset(q, (size_t)n * KP);
+#endif
         xq = q;
         xd = d;
     }
     size_t row_bytes = knob_wmat_bytes(W) / (size_t)N;
-    int per = (int)KNOB_MAX(1, CHUNK_BYTES / KNOB_MAX(row_bytes, 1));
+    /* A few long runs of rows per thread, not many short ones: with 32 KiB chunks taken in turn
+     * the threads' streams broke every few rows and one decode step's products (bench_decode
+     * --kernels, 2 threads, 3 interleaved rounds, load 1.5-2.9) ran at a median 48 f32, 103 bf16,
+     * 162 int8 steps/s; with CHUNKS_PER_THREAD chunks each 62, 111, 208 (1 MiB chunks: 58, 111,
+     * 190). Four, not one, so that a thread the OS parks is covered by the others. Software
+     * prefetch 1 KiB ahead measured no better and was left out. */
+    size_t cb = KNOB_MAX((size_t)CHUNK_BYTES, knob_wmat_bytes(W) / ((size_t)knob_threads_get() * CHUNKS_PER_THREAD));
+    int per = (int)KNOB_MAX(1, cb / KNOB_MAX(row_bytes, 1));
     int n_chunks = (N + per - 1) / per;
-    mv_job job = {y, x, xq, xd, W, b, n, per, N, use_avx2()};
+    mv_job job = {y, x, xq, xd, W, b, n, per, N, kernel};
     /* chunks of rows on knob's pool, taken by whichever thread is free; each row is computed the
      * same way whatever thread takes it, so the bits depend on neither the thread count nor n */
     if (n_chunks > 1 && (double)N * K * n >= 4.0 * KNOB_PAR_MIN)
