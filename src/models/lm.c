@@ -302,15 +302,15 @@ size_t knob_lm_weight_bytes(const knob_lm *m)
 
 const char *knob_lm_kernel(const knob_lm *m)
 {
-    int avx2 = strcmp(knob_matvec_kernel_name(), "portable") != 0;
-    switch (m->wtype) {
-    case KNOB_W_F32: return avx2 ? "f32 avx2+fma" : "f32 portable";
-    case KNOB_W_BF16: return avx2 ? "bf16->f32 avx2+fma" : "bf16->f32 portable";
-    case KNOB_W_Q8: break;
-    }
-    if (knob_matvec_q8_act())
-        return avx2 ? "q8 x q8 avx2 (maddubs)" : "q8 x q8 portable";
-    return avx2 ? "q8->f32 avx2+fma" : "q8->f32 portable";
+    /* the kernel knob_matvec really runs for this storage (src/kernels/matvec.c chooses it) */
+    static _Thread_local char buf[48];
+    const char *k = knob_matvec_kernel_for(m->wtype);
+    const char *what = m->wtype == KNOB_W_F32    ? "f32"
+                       : m->wtype == KNOB_W_BF16 ? "bf16->f32"
+                       : knob_matvec_q8_act()    ? "q8 x q8"
+                                                 : "q8->f32";
+    snprintf(buf, sizeof buf, "%s %s", what, k);
+    return buf;
 }
 
 /* bytes of scratch the products over W need: up to LOGIT_ROWS rows in place, block_size by panels */
