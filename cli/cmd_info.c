@@ -66,6 +66,7 @@ knob_status cmd_info(int argc, char **argv, knob_err *err)
            knob_isa_name(isa), knob_gemm_kernel_name(), knob_gemm_bf16_kernel_name(),
            knob_isa_name(isa > KNOB_ISA_AVX2 ? KNOB_ISA_AVX2 : isa), env && *env ? "; KNOB_KERNEL=" : "",
            env && *env ? env : "");
+    printf("matrix-vector (generation): %s\n", knob_matvec_kernel_name());
     knob_gemm_blocking b = knob_gemm_blocking_get();
     printf("gemm blocking: micro-tile %d x %d, KC %d, MC %d, NC %d (from the caches)\n", b.MR, b.NR, b.KC, b.MC,
            b.NC);

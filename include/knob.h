@@ -232,6 +232,7 @@ const char *knob_isa_name(int isa);             /* "portable", "avx2+fma", "avx5
 void        knob_kernel_force(int isa);         /* cap the level (tests); -1: back to KNOB_KERNEL */
 const char *knob_gemm_kernel_name(void);        /* the GEMM micro-kernel in use */
 const char *knob_gemm_bf16_kernel_name(void);  /* knob_gemm_bf16's: "avx512bf16 (vdpbf16ps)" or rounded panels */
+const char *knob_matvec_kernel_name(void);      /* generation's matrix-vector kernels per storage */
 knob_gemm_blocking knob_gemm_blocking_get(void);   /* blocking in use, from the caches */
 
 /* ------------------------------------------------------------------------------------------------

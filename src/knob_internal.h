@@ -350,7 +350,6 @@ void        knob_wmat_gemm(float *y, const float *x, const knob_wmat *W, const f
  * products quantise x per block too (1, the default) or keep it in f32 (0). Not thread-safe to flip
  * while a product runs. */
 void        knob_matvec_force_portable(int on);
-const char *knob_matvec_kernel_name(void);
 const char *knob_matvec_kernel_for(knob_wtype type);   /* the kernel products over W of this type run now */
 void        knob_matvec_set_q8_act(int on);
 int         knob_matvec_q8_act(void);
