@@ -26,11 +26,14 @@ TEST(cpu_blocking_fits_the_caches)
     knob_gemm_blocking b = knob_gemm_blocking_get();
     CHECK(b.MR == 6 && b.NR == 16);
     CHECK(b.KC % 8 == 0 && b.MC % b.MR == 0 && b.NC % b.NR == 0);
-    /* a B micro-panel in half of L1d, an A block in a quarter of L2 (unless at the floor) */
-    CHECK((long)b.KC * b.NR * 4 <= c->l1d / 2 || b.KC == 128);
+    /* a B micro-panel and two A micro-panels in an eighth of L2, an A block in a quarter of it,
+     * a B slice in a quarter of L3 (unless at the floor); both blocks within the 0.75 and 2 MiB
+     * thread-local buffers */
+    CHECK((long)b.KC * (b.NR + 2 * b.MR) * 4 <= c->l2 / 8 || b.KC == 128);
     CHECK((long)b.MC * b.KC * 4 <= c->l2 / 4 || b.MC == 8 * b.MR);
     CHECK((long)b.KC * b.NC * 4 <= c->l3 / 4 || b.NC == 16 * b.NR);
-    CHECK(b.KC >= 128 && b.KC <= 512 && b.MC >= 48 && b.MC <= 384 && b.NC >= 256 && b.NC <= 1024);
+    CHECK((long)b.MC * b.KC <= 384 * 512 && (long)b.KC * b.NC <= 512 * 1024);
+    CHECK(b.KC >= 128 && b.KC <= 1024 && b.MC >= 48 && b.MC <= 384 && b.NC >= 256 && b.NC <= 1024);
 }
 
 TEST(cpu_force_portable_names_the_portable_kernel)

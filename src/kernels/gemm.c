@@ -27,7 +27,7 @@
  *
  * Determinism: the sum for C[i][j] always runs over the same slices of K in the same order, and
  * over k in order within a slice, whatever the chunk or path it falls in; the slices depend on K
- * alone (and KC, from the L1 size). Same inputs, instruction set and L1 size give the same bits on
+ * alone (and KC, from the L2 size). Same inputs, instruction set and L2 size give the same bits on
  * every run and for every thread count. (AVX2 rounds differently from the portable code: it fuses
  * multiply and add.)
  *
@@ -57,13 +57,16 @@
 
 /* ------------------------------------------------------------------------------------------------
  * Block sizes. The micro-tile is fixed by the registers of the instruction set; the cache blocks
- * come from the CPU's own cache sizes (src/kernels/cpu.c), as in the BLIS analytical model:
- *   KC: one packed B micro-panel (KC x NR floats) fills half of L1d, so it stays there, with
- *       room for the A micro-panel streaming past (32 KiB L1d: 256; 48 KiB: 384);
+ * come from the CPU's own cache sizes (src/kernels/cpu.c), after the BLIS analytical model:
+ *   KC: a B micro-panel and a pair of A micro-panels ((NR + 2 MR) x KC floats) fill an eighth of
+ *       L2 (1 MiB: 1168, capped at 1024; 512 KiB: 584). The kernel streams them from L2 at about
+ *       9 bytes a cycle, far below what L2 delivers, so B need not stay in L1; deep slices mean
+ *       fewer passes over C and fewer packing calls. (bench_gemm, Zen 4, 2 threads: 2048^3 202
+ *       GFLOP/s with the KC of 256 that half of L1 gave, 217 with 1024; one thread 100 -> 110.)
  *   MC: a packed A block (MC x KC floats) fills a quarter of L2, so it stays there while the
- *       kernel sweeps across the B slice, with room for that slice's panels and C (1 MiB: 252);
- *   NC: a packed B slice (KC x NC floats) fills a quarter of L3 (shared by the cores), bounded
- *       by the thread-local buffer.
+ *       kernel sweeps across the B slice (1 MiB, KC 1024: 60);
+ *   NC: a packed B slice (KC x NC floats) fills a quarter of L3 (shared by the cores);
+ *   MC and NC also within the thread-local buffers.
  * Each is clamped to [min, max] below and rounded down to a multiple of its unit. */
 
 enum {
@@ -71,7 +74,7 @@ enum {
      * and 1 for a broadcast element of A: 15 of the 16 ymm registers. */
     MR = 6,
     NR = 16,
-    KC_MIN = 128, KC_MAX = 512,
+    KC_MIN = 128, KC_MAX = 1024,
     MC_MIN = 8 * MR, MC_MAX = 64 * MR,
     NC_MIN = 16 * NR, NC_MAX = 64 * NR,
     /* Products with M * N * K at most this run the plain loop: packing would cost more than it
@@ -86,15 +89,23 @@ enum {
      * the direct path (below) saves. (bench_gemm --threads 2 vs 1: 64^3 equal, 128^3 40% faster
      * on two; attention's 32 x 128 x 32 per head equal.) */
     PARALLEL_MNK = 64 * 64 * 64,
+    /* Products with at most this many rows whose whole B panel fits pack_b pack every K slice at
+     * once (gemm_packed). 8 MC of the blocking this was measured with (MC 252 on a 1 MiB L2). */
+    WHOLE_M_MAX = 2016,
 };
 
 /* Packed A block: MC / MR micro-panels, each (KC, MR): a[p * MR + i].
  * Packed B slice: NC / NR micro-panels, each (KC, NR): b[p * NR + j].
- * Sized for the largest blocking (0.75 + 2 MiB per thread that ever calls knob_gemm; only what
- * the blocking uses is ever touched). */
-enum { PACK_SLACK = 8 };   /* floats past the end that the AVX2 packer of A may overwrite */
-static _Thread_local _Alignas(64) float pack_a[MC_MAX * KC_MAX + PACK_SLACK];
-static _Thread_local _Alignas(64) float pack_b[KC_MAX * NC_MAX];
+ * 0.75 + 2 MiB per thread that ever calls knob_gemm (static TLS, which every thread of the
+ * process gets, so it stays small); MC and NC are capped so that MC x KC and KC x NC fit, and
+ * only what the blocking uses is ever touched. */
+enum {
+    PACK_SLACK = 8,                 /* floats past the end that the AVX2 packer of A may overwrite */
+    PACK_A_FLOATS = 384 * 512,
+    PACK_B_FLOATS = 512 * 1024,
+};
+static _Thread_local _Alignas(64) float pack_a[PACK_A_FLOATS + PACK_SLACK];
+static _Thread_local _Alignas(64) float pack_b[PACK_B_FLOATS];
 
 static long clamp_down(long v, long unit, long lo, long hi)
 {
@@ -110,10 +121,12 @@ static const knob_gemm_blocking *get_blocking(void)
     if (!blocking_ready) {   /* racing first calls compute the same values */
         const knob_cpu_info *c = knob_cpu();
         knob_gemm_blocking b = {MR, NR, 0, 0, 0};
-        b.KC = (int)clamp_down(c->l1d / 2 / (NR * 4), 8, KC_MIN, KC_MAX);
+        b.KC = (int)clamp_down(c->l2 / 8 / ((NR + 2 * MR) * 4), 8, KC_MIN, KC_MAX);
         /* (a multiple of 2 MR: the AVX-512 kernel takes row panels in pairs) */
-        b.MC = (int)clamp_down(c->l2 / 4 / (b.KC * 4), 2 * MR, MC_MIN, MC_MAX);
-        b.NC = (int)clamp_down(c->l3 / 4 / (b.KC * 4), NR, NC_MIN, NC_MAX);
+        b.MC = (int)clamp_down(KNOB_MIN(c->l2 / 4 / (b.KC * 4), PACK_A_FLOATS / b.KC), 2 * MR,
+                               MC_MIN, MC_MAX);
+        b.NC = (int)clamp_down(KNOB_MIN(c->l3 / 4 / (b.KC * 4), PACK_B_FLOATS / b.KC), NR, NC_MIN,
+                               NC_MAX);
         blocking = b;
         blocking_ready = 1;
     }
@@ -854,8 +867,9 @@ static void run_tiles(const gemm_call *g, const float *ap, const float *bp, int 
 
 /* One step of the driver: the B slice of columns [jc, jc + nc) and k in [pc, pc + kc), packed
  * once at bp and shared by every thread, times all of op(A)'s rows. The step is cut into chunks
- * of row_step rows (at most MC) by col_step columns (a multiple of NR); a chunk packs its rows
- * of A into the pack_a of the thread that runs it and sweeps its tiles. */
+ * of rows (at most MC, as equal as whole units of row_unit rows allow) by col_step columns (a
+ * multiple of NR); a chunk packs its rows of A into the pack_a of the thread that runs it and
+ * sweeps its tiles. */
 typedef struct {
     const gemm_call *g;
     float *bp;
@@ -865,7 +879,9 @@ typedef struct {
                                  * pc at bp + pc * npad ([slice][panel][kc][NR]) */
     int npad;                   /* nc rounded up to micro-panels */
     int pack_groups;            /* when whole: packing units per slice */
-    int row_step, col_step, n_col_groups;
+    int row_unit;               /* rows per unit: MR, or 2 MR where the kernel takes pairs */
+    int row_units, row_chunks;  /* units in M (the last maybe partial), chunks they fall in */
+    int col_step, n_col_groups;
 } gemm_step;
 
 /* Chunks [lo, hi): each runs the step's K slices in order (one, or all when whole) for its rows
@@ -876,7 +892,13 @@ static void step_chunks(void *ctx, long lo, long hi)
     const gemm_call *g = s->g;
     const int p_end = s->whole ? g->K : s->pc + s->kc;
     for (long b = lo; b < hi; b++) {
-        int m0 = (int)(b / s->n_col_groups) * s->row_step, mc = KNOB_MIN(s->row_step, g->M - m0);
+        /* row chunk r: units [U r / R, U (r + 1) / R), so chunks differ by one unit at most
+         * (fixed-size ones left a short last chunk: 9.5 of them on 2 threads at 1024^3) */
+        long r = b / s->n_col_groups;
+        int m0 = (int)((long)s->row_units * r / s->row_chunks) * s->row_unit;
+        int mc = KNOB_MIN((int)((long)s->row_units * (r + 1) / s->row_chunks) * s->row_unit,
+                          g->M) - m0;
+        KNOB_ASSERT(mc > 0 && mc <= KNOB_MAX(get_blocking()->MC, 2 * MR));
         int j0 = (int)(b % s->n_col_groups) * s->col_step, j1 = KNOB_MIN(s->nc, j0 + s->col_step);
         for (int pc = s->whole ? 0 : s->pc; pc < p_end; pc += s->k_step) {
             int kc = KNOB_MIN(s->k_step, g->K - pc);
@@ -1113,45 +1135,45 @@ static void gemm_packed(const gemm_call *g, int n_threads)
      * slices depend on K alone, so the order of the sum does too. */
     const int n_slices = (K + KC - 1) / KC, k_step = (K + n_slices - 1) / n_slices;
     const int units_m = (M + MR - 1) / MR;
-    gemm_step s = {g, pack_b, 0, 0, 0, 0, k_step, 0, 0, 1, MC, NC, 1};
+    gemm_step s = {.g = g, .bp = pack_b, .k_step = k_step, .pack_groups = 1};
     for (int jc = 0; jc < N; jc += NC) {
         int nc = KNOB_MIN(NC, N - jc), panels = (nc + NR - 1) / NR;
         s.jc = jc;
         s.nc = nc;
         s.npad = panels * NR;
-        s.row_step = KNOB_MIN(MC, units_m * MR);
+        /* row chunks of at most MC rows; units of one row panel, or of two where the kernel
+         * takes pairs, shared out evenly among them (a chunk gets at most one unit more than
+         * another, and at most MC rows: see below) */
+        int row_units = MC / MR;   /* (MR units; even, since MC is a multiple of 2 MR) */
+        s.row_unit = g->kernel_two ? 2 * MR : MR;
+        s.row_units = (M + s.row_unit - 1) / s.row_unit;
+        s.row_chunks = (units_m + row_units - 1) / row_units;
         s.col_step = panels * NR;
         s.n_col_groups = 1;
         if (n_threads > 1) {
-            /* aim for 4 chunks per thread: rows in halves of MC down to 8 tiles, then columns */
-            int want = 4 * n_threads, row_units = MC / MR;
+            /* aim for 4 chunks per thread: rows in halves of MC down to 8 tiles, then columns.
+             * (Halving keeps a chunk of pairs within MC: at most row_units + 1 <= MC / MR.) */
+            int want = 4 * n_threads;
             while (row_units > 8 && (units_m + row_units - 1) / row_units < want)
                 row_units = (row_units + 1) / 2;
-            int row_chunks = (units_m + row_units - 1) / row_units;
-            /* a whole number of chunks per thread: 9 equal chunks on 2 threads leave one
-             * thread idle for half a chunk at the end (1024^3 and 2048^3 with MC 252 did) */
-            if (row_chunks > n_threads && row_chunks % n_threads) {
-                row_chunks += n_threads - row_chunks % n_threads;
-                row_units = (units_m + row_chunks - 1) / row_chunks;
-                row_chunks = (units_m + row_units - 1) / row_units;
-            }
-            if (g->kernel_two && row_units % 2 && row_units < units_m) {   /* whole pairs */
-                row_units++;
-                row_chunks = (units_m + row_units - 1) / row_units;
-            }
-            int groups = KNOB_MIN(panels, (want + row_chunks - 1) / row_chunks);
+            s.row_chunks = (units_m + row_units - 1) / row_units;
+            /* a whole number of chunks per thread: 9 chunks on 2 threads leave one thread idle
+             * for half a chunk at the end (1024^3 and 2048^3 did) */
+            if (s.row_chunks > n_threads && s.row_chunks % n_threads)
+                s.row_chunks += n_threads - s.row_chunks % n_threads;
+            s.row_chunks = KNOB_MIN(s.row_chunks, s.row_units);
+            int groups = KNOB_MIN(panels, (want + s.row_chunks - 1) / s.row_chunks);
             int per_group = (panels + groups - 1) / groups;
-            s.row_step = row_units * MR;
             s.col_step = per_group * NR;
             s.n_col_groups = (panels + per_group - 1) / per_group;
         }
-        long n_chunks = (long)((M + s.row_step - 1) / s.row_step) * s.n_col_groups;
-        /* Few rows (a mini-batch through a layer): when the whole panel of B, every K slice of it,
-         * fits in pack_b, it is packed at once, by all the threads, and each chunk then runs all
+        long n_chunks = (long)s.row_chunks * s.n_col_groups;
+        /* Few rows (a mini-batch through a layer; at most WHOLE_M_MAX): when the whole panel of
+         * B, every K slice of it, fits in pack_b, it is packed at once, by all the threads, and each chunk then runs all
          * the slices of its tiles: two waits per panel instead of two per slice, and no thread
          * idles while one packs a slice too small to share. The same slices in the same order,
          * so the same bits. (Many rows: the per-slice loop keeps its B slice in the caches.) */
-        s.whole = n_threads > 1 && M <= 8 * MC && (size_t)s.npad * K <= sizeof pack_b / sizeof(float);
+        s.whole = n_threads > 1 && M <= WHOLE_M_MAX && (size_t)s.npad * K <= PACK_B_FLOATS;
         if (s.whole) {
             s.pack_groups = KNOB_MAX(1, KNOB_MIN(panels, (4 * n_threads + n_slices - 1) / n_slices));
             knob_parallel_for((long)n_slices * s.pack_groups, 1, step_pack_whole, &s);
@@ -1233,8 +1255,9 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
         return;
     }
     int n_threads = mnk >= PARALLEL_MNK ? knob_threads_get() : 1;
-    /* (a transposed B is packed whole into pack_b: at most NC_MAX columns of KC) */
-    if (n_threads == 1 && mnk <= DIRECT_MNK && K <= get_blocking()->KC && (!tb || N <= NC_MAX) &&
+    /* (a transposed B is packed whole into pack_b) */
+    if (n_threads == 1 && mnk <= DIRECT_MNK && K <= get_blocking()->KC &&
+        (!tb || (size_t)N * K <= PACK_B_FLOATS) &&
         g.isa->kernel_strided) {
         gemm_direct(&g);
         return;
