@@ -31,7 +31,8 @@ random weights, batch 1, after a 64-token prompt: bench_decode and bench/decode_
 tokens/s and the fraction of the streaming bandwidth bench_decode measures (weights read per token
 x tokens/s). The memory bandwidth line is a measured copy (numpy, one thread).
 The last rows repeat the GPT character row with one competing busy process (`while :; do :; done`)
-for both sides. Timing never decides pass or fail; `uptime`'s load is printed before and after.
+for both sides, then time knob alone on one thread with nothing else running: the busy row's
+ratio to that one is the issue's bar (at least 1). Timing never decides pass or fail; `uptime`'s load is printed before and after.
 """
 import argparse
 import os
@@ -295,6 +296,12 @@ def main():
                 "%s, %s" % (label, unit), fmt(km), fmt(tm), faster, kr, tr, kp, tp,
                 " loss0 %.4f/%.4f" % (kl, tl) if spec == char and not busy else ""))
             sys.stdout.flush()
+            if busy:   # the issue's bar for the busy row: knob's own speed on one thread, quiet
+                q = summary([conv(knob_step(a.build, spec, 1, steps, prec)[0]) for _ in range(reps)])
+                print("%-34s %-24s %-24s %6.2fx   (knob busy on %d threads / knob quiet on 1)" % (
+                    "%s, %s" % ("GPT char row, knob 1 thread quiet", unit), fmt(q), "-", km[0] / q[0],
+                    a.threads))
+                sys.stdout.flush()
     # generation: GPT-2 124M shape, batch 1; knob's dtypes against PyTorch's own f32, bf16, int8
     for dtype in ([] if "gen" not in only else ["f32"] if a.quick else ["f32", "bf16", "int8"]):
         k, t, bwf, kr, tr = [], [], [], 0.0, 0.0
