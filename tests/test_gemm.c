@@ -342,7 +342,7 @@ TEST(gemm_avx512_same_bits_as_avx2)
         SKIP("no AVX-512 F/BW/VL level here (the CPU lacks it, or KNOB_KERNEL caps it)");
     static const int dims[][3] = {{4096, 113, 128}, {301, 517, 700}, {18, 16, 256}, {30, 48, 600},
                                   {12, 32, 257},    {257, 1100, 40}, {64, 128, 784}, {100, 100, 100},
-                                  {130, 40, 1030}};
+                                  {130, 40, 1030}, {8, 576, 25},    {8, 25, 576}};
     knob_rng r;
     knob_rng_seed(&r, 12);
     for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++) {
