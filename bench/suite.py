@@ -32,7 +32,8 @@ tokens/s and the fraction of the streaming bandwidth bench_decode measures (weig
 x tokens/s). The memory bandwidth line is a measured copy (numpy, one thread).
 The last rows repeat the GPT character row with one competing busy process (`while :; do :; done`)
 for both sides, then time knob alone on one thread with nothing else running: the busy row's
-ratio to that one is the issue's bar (at least 1). Timing never decides pass or fail; `uptime`'s load is printed before and after.
+ratio to that one is the issue's bar (at least 1). Timing never decides pass or fail; `uptime`'s
+load is printed before and after.
 """
 import argparse
 import os

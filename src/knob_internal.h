@@ -214,7 +214,6 @@ void        knob_gemm_force_portable(int on);
 /* Tests: 1 or 0 forces the AVX-512 12-row kernel that reads A in place on or off, -1 lets the CPU
  * decide (off on Zen 4; same bits either way). */
 void        knob_gemm_set_strided_two(int on);
-void        knob_gemm_set_wide(int on);      /* tests: 0 turns the 8 x 32 small-product kernel off, -1 back on */
 /* Reference triple loop in double accumulation, for tests. */
 void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C);

@@ -430,15 +430,16 @@ static void kernel_avx512_12x16_strided(int kc, const float *a, size_t rs, size_
 }
 #undef AVX512_ROW
 
-/* mr <= 8 rows x 32 columns with A read in place (element (i, p) at a[i * rs + p * cs]) and B as
- * two 16-column halves, row p of them at b0 + p * ldb and b1 + p * ldb: 16 accumulators, and per step
- * of k two loads of B and 8 broadcasts for 16 fused multiply-adds (the 6 x 16 tile: 2 and 6 for 12).
+/* 8 rows x nr (17..32) columns with A read in place (element (i, p) at a[i * rs + p * cs]) and B
+ * as two 16-column halves, row p of them at b0 + p * ldb and b1 + p * ldb: 16 accumulators, and
+ * per step of k two loads of B and 8 broadcasts for 16 fused multiply-adds (the 6 x 16 tile: 2 and
+ * 6 for 12).
  * For small products of 8 rows, a convolution's 8 output channels, which the 6-row tiles cut into
  * 6 + 2 (bench_gemm --threads 1: 8 x 576 x 25 nn 60 -> 80 GFLOP/s, 8 x 25 x 576 nt 38 -> 50). Each
- * element is the chain of kernel_avx2_strided's (the same fused multiply-adds over k in order), and
- * rows below full get the store of a whole 6-row tile; the others, which fall in the last, partial
- * 6-row tile of C, get edge_store's steps (beta C multiplied and added apart), as that tile's do:
- * so the bits are the same as the 6-row tiles'. */
+ * element is the chain of kernel_avx2_strided's (the same fused multiply-adds over k in order);
+ * rows 0-5 get the store of a whole 6-row tile, and rows 6-7 and a partial second half, which
+ * are edge tiles there, get edge_store's steps (beta C multiplied and added apart): so the bits
+ * are the same as the 6-row tiles'. */
 #define WIDE_ROW(i)                                                                                \
     do {                                                                                           \
         __m512 ai_ = _mm512_set1_ps(a##i[q]);                                                      \
@@ -446,25 +447,22 @@ static void kernel_avx512_12x16_strided(int kc, const float *a, size_t rs, size_
         c##i##1 = _mm512_fmadd_ps(ai_, bv1, c##i##1);                                              \
     } while (0)
 __attribute__((target("avx512f")))
-static void kernel_avx512_8x32_strided(int kc, const float *a, size_t rs, size_t cs, int mr,
-                                       int nr, const float *b0, const float *b1, size_t ldb,
+static void kernel_avx512_8x32_strided(int kc, const float *a, size_t rs, size_t cs, int nr,
+                                       const float *b0, const float *b1, size_t ldb,
                                        float *restrict c, size_t ldc, float alpha, float beta,
-                                       const float *bias, int full)
+                                       const float *bias)
 {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     __m512 c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-    for (int i = 0; i < mr; i++) {
+    for (int i = 0; i < 8; i++) {
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (size_t)i * ldc + 2 * NR - 1), _MM_HINT_T0);
     }
-    /* (rows past mr repeat the last row: computed, never stored; columns past nr are neither
-     * read nor stored) */
+    /* (columns past nr are neither read nor stored) */
     const __mmask16 m1 = (__mmask16)(nr >= 2 * NR ? 0xffff : (1u << (nr - NR)) - 1);
-    const float *a0 = a, *a1 = a + (size_t)KNOB_MIN(1, mr - 1) * rs;
-    const float *a2 = a + (size_t)KNOB_MIN(2, mr - 1) * rs, *a3 = a + (size_t)KNOB_MIN(3, mr - 1) * rs;
-    const float *a4 = a + (size_t)KNOB_MIN(4, mr - 1) * rs, *a5 = a + (size_t)KNOB_MIN(5, mr - 1) * rs;
-    const float *a6 = a + (size_t)KNOB_MIN(6, mr - 1) * rs, *a7 = a + (size_t)KNOB_MIN(7, mr - 1) * rs;
+    const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs;
+    const float *a5 = a + 5 * rs, *a6 = a + 6 * rs, *a7 = a + 7 * rs;
     /* the loop, with B's second half loaded LOAD (a masked load only for a partial one) */
 #define WIDE_LOOP(LOAD)                                                                            \
     for (size_t p = 0, q = 0, pb = 0; p < (size_t)kc; p++, q += cs, pb += ldb) {                   \
@@ -486,7 +484,7 @@ static void kernel_avx512_8x32_strided(int kc, const float *a, size_t rs, size_t
     __m512 acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
                         {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int i = 0; i < mr; i++)
+    for (int i = 0; i < 8; i++)
         for (int h = 0; h < 2; h++) {
             float *ci = c + (size_t)i * ldc + NR * h;
             __m512 r = _mm512_mul_ps(va, acc[i][h]);
@@ -498,7 +496,7 @@ static void kernel_avx512_8x32_strided(int kc, const float *a, size_t rs, size_t
                 _mm512_mask_storeu_ps(ci, m1, r);
                 continue;
             }
-            if (beta != 0.0f && i < full)
+            if (beta != 0.0f && i < MR)
                 r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r);
             else if (beta != 0.0f)
                 r = _mm512_add_ps(r, _mm512_mul_ps(vb, _mm512_loadu_ps(ci)));
@@ -676,10 +674,11 @@ static void pack_b_slice(panel_packer *pack_t, int tb, int N, int K, const float
 typedef void strided_kernel(int kc, const float *a, size_t rs, size_t cs, int mr, const float *b,
                             size_t ldb, float *restrict c, size_t ldc, float alpha, float beta,
                             const float *bias);
-/* 8 rows x 2 NR columns, A in place, B as two NR-column halves (kernel_avx512_8x32_strided) */
-typedef void wide_kernel(int kc, const float *a, size_t rs, size_t cs, int mr, int nr, const float *b0,
+/* 8 rows x nr (NR + 1 .. 2 NR) columns, A in place, B as two NR-column halves
+ * (kernel_avx512_8x32_strided) */
+typedef void wide_kernel(int kc, const float *a, size_t rs, size_t cs, int nr, const float *b0,
                          const float *b1, size_t ldb, float *restrict c, size_t ldc, float alpha,
-                         float beta, const float *bias, int full);
+                         float beta, const float *bias);
 
 #if GEMM_X86
 /* knob_gemm_bf16 where the CPU has AVX512_BF16: C (MR, NR) = alpha a @ b + beta C (+ bias) over
@@ -754,7 +753,7 @@ typedef struct {
     strided_kernel *kernel_strided;
     micro_kernel *kernel_two;
     strided_kernel *kernel_strided_two;     /* 2 MR full rows read in place, or NULL */
-    wide_kernel *kernel_wide;               /* 8 x 2 NR in place for small products, or NULL */
+    wide_kernel *kernel_wide;               /* 8 rows x 2 NR in place (small products), or NULL */
 } gemm_isa;
 
 /* One row per instruction-set level (KNOB_ISA_*), the best the CPU has chosen at run time
@@ -790,9 +789,6 @@ static const gemm_isa *pick_isa(void)
  * small products (bench_gemm --threads 1, 128^3 nn: 107 vs 101 GFLOP/s, interleaved; 96^3 109 vs
  * 104). The bits are the same either way. -1: decide from the CPU; 0 or 1: tests. */
 static int strided_two_setting = -1;
-static int wide_setting = -1;   /* 0: the 8 x 32 small-product kernel off (tests) */
-
-void knob_gemm_set_wide(int on) { wide_setting = on; }
 
 void knob_gemm_set_strided_two(int on) { strided_two_setting = on; }
 
@@ -1042,10 +1038,6 @@ static void step_pack_whole(void *ctx, long lo, long hi)
     }
 }
 
-/* Small products (one K slice): A read in place by the strided kernel, B too when its rows are
- * contiguous along N (not transposed) except a partial last micro-panel, which is packed so that
- * nothing is read past a row; a transposed B is packed whole. Same sums in the same order as the
- * packed path, so the same bits; single-threaded, like every product this small. */
 /* Rows [ir0, M) of the NR columns of C at jr, B's rows at b (stride ldb, nr columns present). */
 static void direct_block(const gemm_call *g, int jr, int nr, const float *b, size_t ldb, int ir0)
 {
@@ -1071,6 +1063,10 @@ static void direct_block(const gemm_call *g, int jr, int nr, const float *b, siz
     }
 }
 
+/* Small products (one K slice): A read in place by the strided kernel, B too when its rows are
+ * contiguous along N (not transposed) except a partial last micro-panel, which is packed so that
+ * nothing is read past a row; a transposed B is packed whole. Same sums in the same order as the
+ * packed path, so the same bits; single-threaded, like every product this small. */
 static void gemm_direct(const gemm_call *g)
 {
     const int M = g->M, N = g->N, K = g->K;
@@ -1090,13 +1086,8 @@ static void gemm_direct(const gemm_call *g)
          * GFLOP/s, 200 x 64 x 16 tn 86 -> 75, 128^3 105 -> 98.) */
         if (g->wide && N - jr > NR && M == 8) {
             const float *b1 = g->tb ? b + (size_t)NR * K : b + NR;
-            const float *bias = g->bias ? g->bias + jr : NULL;
-            const int m6 = M / MR * MR;     /* rows past this: the 6-row tiles' partial edge */
-            for (int ir = 0; ir < M; ir += 8) {
-                int mr = KNOB_MIN(8, M - ir), full = KNOB_MAX(0, KNOB_MIN(mr, m6 - ir));
-                g->wide(K, g->A + (size_t)ir * rs, rs, cs, mr, KNOB_MIN(2 * NR, N - jr), b, b1, ldb,
-                        g->C + (size_t)ir * N + jr, (size_t)N, g->alpha, g->beta, bias, full);
-            }
+            g->wide(K, g->A, rs, cs, KNOB_MIN(2 * NR, N - jr), b, b1, ldb, g->C + jr, (size_t)N,
+                    g->alpha, g->beta, g->bias ? g->bias + jr : NULL);
             jr += 2 * NR;
             continue;
         }
@@ -1285,10 +1276,11 @@ static void gemm_packed(const gemm_call *g, int n_threads)
         }
         long n_chunks = (long)s.row_chunks * s.n_col_groups;
         /* Few rows (a mini-batch through a layer; at most WHOLE_M_MAX): when the whole panel of
-         * B, every K slice of it, fits in pack_b, it is packed at once, by all the threads, and each chunk then runs all
-         * the slices of its tiles: two waits per panel instead of two per slice, and no thread
-         * idles while one packs a slice too small to share. The same slices in the same order,
-         * so the same bits. (Many rows: the per-slice loop keeps its B slice in the caches.) */
+         * B, every K slice of it, fits in pack_b, it is packed at once, by all the threads, and
+         * each chunk then runs all the slices of its tiles: two waits per panel instead of two per
+         * slice, and no thread idles while one packs a slice too small to share. The same slices
+         * in the same order, so the same bits. (Many rows: the per-slice loop keeps its B slice in
+         * the caches.) */
         s.whole = n_threads > 1 && M <= WHOLE_M_MAX && (size_t)s.npad * K <= PACK_B_FLOATS;
         if (s.whole) {
             s.pack_groups = KNOB_MAX(1, KNOB_MIN(panels, (4 * n_threads + n_slices - 1) / n_slices));
@@ -1344,7 +1336,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
     g.kernel = g.isa->kernel;
     g.kernel_two = bf16 ? NULL : g.isa->kernel_two;
     g.strided_two = bf16 || !strided_two_on() ? NULL : g.isa->kernel_strided_two;
-    g.wide = bf16 || wide_setting == 0 ? NULL : g.isa->kernel_wide;
+    g.wide = bf16 ? NULL : g.isa->kernel_wide;
 #if GEMM_X86
     if (bf16 && bf16_native()) {
         g.bf16 = 2;
