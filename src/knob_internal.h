@@ -134,7 +134,8 @@ struct knob_node {
 /* Backward, in an op that graph.c lets write its inputs' grads (see fresh_ok there): 1 when u's
  * gradient buffer (its view root's, for a reshape) has not been written in this pass, so the op
  * must write every element of it, 0 + its gradient, instead of adding to it; the result has the
- * bits that zeroing first and adding would give. 0 for parameters, which accumulate. */
+ * bits that zeroing first and adding would give (but for the sign of a zero: a -0 written stays
+ * -0, where 0 + -0 is +0). 0 for parameters, which accumulate. */
 static inline int knob_grad_fresh(const knob_node *u)
 {
     while (u->is_view)

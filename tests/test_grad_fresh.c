@@ -247,3 +247,140 @@ TEST(grad_backward_set_is_zero_then_backward)
     knob_graph_free(g);
     knob_params_free(&P);
 }
+
+/* The image ops write fresh grads too: x -> conv2d 3x3 (+ bias) -> relu -> maxpool 2x2 -> conv2d
+ * K2 x K2 -> loss = sum z^2, with K2 = 2 (the second conv's dx through col2im) and K2 = 1 (a 1x1
+ * conv, whose dx the gemm writes). relu, maxpool and the second conv each get a fresh grad to
+ * write. Against the chain rule in double, twice, with garbage left in every activation grad
+ * between the passes. */
+TEST(grad_fresh_conv_relu_maxpool)
+{
+    enum { B = 2, H = 6, C1 = 2, A = H - 2, Q = A / 2, C2 = 3 };
+    for (int K2 = 1; K2 <= 2; K2++) {
+        const int O2 = Q - K2 + 1;
+        knob_err err;
+        knob_params P;
+        knob_params_init(&P);
+        knob_tensor *xt = knob_params_add(&P, "x", 4, (int[]){B, 1, H, H}, &err);
+        knob_tensor *w1 = knob_params_add(&P, "w1", 4, (int[]){C1, 1, 3, 3}, &err);
+        knob_tensor *b1 = knob_params_add(&P, "b1", 1, (int[]){C1}, &err);
+        knob_tensor *w2 = knob_params_add(&P, "w2", 4, (int[]){C2, C1, K2, K2}, &err);
+        CHECK_OK(knob_params_alloc(&P, &err));
+        if (test_failed_now)
+            return;
+        knob_rng rng;
+        knob_rng_seed(&rng, 33 + (uint64_t)K2);
+        for (size_t i = 0; i < P.n_elems; i++)
+            P.data[i] = knob_rng_normal(&rng);
+        knob_graph *g = knob_graph_new(&err);
+        knob_node *a = knob_conv2d(g, knob_param(g, xt), knob_param(g, w1), knob_param(g, b1), 1, 0);
+        knob_node *r = knob_relu(g, a);
+        knob_node *p = knob_maxpool2d(g, r, 2, 2);
+        knob_node *z = knob_conv2d(g, p, knob_param(g, w2), NULL, 1, 0);
+        knob_node *loss = knob_sum_all(g, knob_mul(g, z, z));
+        CHECK_OK(knob_graph_compile(g, &err));
+        if (test_failed_now) {
+            knob_graph_free(g);
+            knob_params_free(&P);
+            return;
+        }
+        /* forward in double */
+        double av[B][C1][A][A], pv[B][C1][Q][Q], dz[B][C2][Q][Q];
+        int arg[B][C1][Q][Q];   /* row-major index in the (A, A) plane of each window's max */
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < C1; c++)
+                for (int i = 0; i < A; i++)
+                    for (int j = 0; j < A; j++) {
+                        double s = b1->data[c];
+                        for (int u = 0; u < 3; u++)
+                            for (int v = 0; v < 3; v++)
+                                s += (double)w1->data[(c * 3 + u) * 3 + v] * xt->data[(n * H + i + u) * H + j + v];
+                        av[n][c][i][j] = s;
+                    }
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < C1; c++)
+                for (int i = 0; i < Q; i++)
+                    for (int j = 0; j < Q; j++) {
+                        int best = -1;
+                        double m = 0;
+                        for (int u = 0; u < 2; u++)
+                            for (int v = 0; v < 2; v++) {
+                                double rv = av[n][c][2 * i + u][2 * j + v] > 0 ? av[n][c][2 * i + u][2 * j + v] : 0;
+                                if (best < 0 || rv > m) {
+                                    best = (2 * i + u) * A + 2 * j + v;
+                                    m = rv;
+                                }
+                            }
+                        pv[n][c][i][j] = m;
+                        arg[n][c][i][j] = best;
+                    }
+        for (int n = 0; n < B; n++)
+            for (int o = 0; o < C2; o++)
+                for (int i = 0; i < O2; i++)
+                    for (int j = 0; j < O2; j++) {
+                        double s = 0;
+                        for (int c = 0; c < C1; c++)
+                            for (int u = 0; u < K2; u++)
+                                for (int v = 0; v < K2; v++)
+                                    s += (double)w2->data[((o * C1 + c) * K2 + u) * K2 + v] * pv[n][c][i + u][j + v];
+                        dz[n][o][i][j] = 2 * s;
+                    }
+        /* backward in double: dp, then da (the max's place, where a > 0), then dx, dw1, db1, dw2 */
+        double dp[B][C1][Q][Q] = {{{{0}}}}, da[B][C1][A][A] = {{{{0}}}};
+        double dx[B][H][H] = {{{0}}}, dw1[C1][3][3] = {{{0}}}, db1[C1] = {0}, dw2[C2][C1][2][2] = {{{{0}}}};
+        for (int n = 0; n < B; n++)
+            for (int o = 0; o < C2; o++)
+                for (int i = 0; i < O2; i++)
+                    for (int j = 0; j < O2; j++)
+                        for (int c = 0; c < C1; c++)
+                            for (int u = 0; u < K2; u++)
+                                for (int v = 0; v < K2; v++) {
+                                    dp[n][c][i + u][j + v] += w2->data[((o * C1 + c) * K2 + u) * K2 + v] * dz[n][o][i][j];
+                                    dw2[o][c][u][v] += pv[n][c][i + u][j + v] * dz[n][o][i][j];
+                                }
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < C1; c++)
+                for (int i = 0; i < Q; i++)
+                    for (int j = 0; j < Q; j++) {
+                        int m = arg[n][c][i][j];
+                        if (av[n][c][m / A][m % A] > 0)
+                            da[n][c][m / A][m % A] += dp[n][c][i][j];
+                    }
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < C1; c++)
+                for (int i = 0; i < A; i++)
+                    for (int j = 0; j < A; j++) {
+                        db1[c] += da[n][c][i][j];
+                        for (int u = 0; u < 3; u++)
+                            for (int v = 0; v < 3; v++) {
+                                dx[n][i + u][j + v] += w1->data[(c * 3 + u) * 3 + v] * da[n][c][i][j];
+                                dw1[c][u][v] += xt->data[(n * H + i + u) * H + j + v] * da[n][c][i][j];
+                            }
+                    }
+        for (int pass = 0; pass < 2; pass++) {
+            knob_params_zero_grad(&P);
+            CHECK_OK(knob_graph_forward(g, &err));
+            knob_graph_backward(g, loss);
+            for (int i = 0; i < B * H * H; i++)
+                CHECK_NEAR(xt->grad[i], dx[i / (H * H)][i / H % H][i % H], 1e-4, 1e-5);
+            for (int i = 0; i < C1 * 9; i++)
+                CHECK_NEAR(w1->grad[i], dw1[i / 9][i / 3 % 3][i % 3], 1e-4, 1e-5);
+            for (int c = 0; c < C1; c++)
+                CHECK_NEAR(b1->grad[c], db1[c], 1e-4, 1e-5);
+            for (int o = 0; o < C2; o++)
+                for (int c = 0; c < C1; c++)
+                    for (int u = 0; u < K2; u++)
+                        for (int v = 0; v < K2; v++)
+                            CHECK_NEAR(w2->grad[((o * C1 + c) * K2 + u) * K2 + v], dw2[o][c][u][v], 1e-4, 1e-5);
+            knob_node *acts[] = {a, r, p, z};   /* garbage: the second pass must write, not add */
+            for (size_t q = 0; q < sizeof acts / sizeof *acts; q++) {
+                float *gr = knob_node_grad(acts[q]);
+                size_t ne = knob_node_tensor(acts[q])->n_elems;
+                for (size_t i = 0; gr && i < ne; i++)
+                    gr[i] = 1e3f;
+            }
+        }
+        knob_graph_free(g);
+        knob_params_free(&P);
+    }
+}

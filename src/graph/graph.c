@@ -322,14 +322,18 @@ knob_status knob_graph_forward(knob_graph *g, knob_err *err)
 }
 
 /* The ops whose backward writes an input's grad whole when knob_grad_fresh says it is unwritten
- * (the elementwise binary ops, GELU, layernorm's x, attention's qkv, both operands of a matrix
- * product): the gradients that feed most of a network's activations. Every other op gets zeroed
- * grads to add into. */
+ * (the elementwise binary and unary ops, layernorm's x, attention's qkv, both operands of a
+ * matrix product, conv2d's x and max pooling's x, the last two zeroing it piece by piece just
+ * before they add into it): the gradients that feed most of a network's activations. Every other
+ * op gets zeroed grads to add into. */
 static int fresh_ok(knob_op op)
 {
     switch (op) {
     case KNOB_OP_ADD: case KNOB_OP_SUB: case KNOB_OP_MUL: case KNOB_OP_DIV:
-    case KNOB_OP_GELU: case KNOB_OP_LAYERNORM: case KNOB_OP_ATTENTION: case KNOB_OP_MATMUL:
+    case KNOB_OP_SCALE: case KNOB_OP_EXP: case KNOB_OP_LOG: case KNOB_OP_SQRT: case KNOB_OP_ABS:
+    case KNOB_OP_RELU: case KNOB_OP_GELU: case KNOB_OP_SIGMOID: case KNOB_OP_TANH:
+    case KNOB_OP_LAYERNORM: case KNOB_OP_ATTENTION: case KNOB_OP_MATMUL:
+    case KNOB_OP_CONV2D: case KNOB_OP_MAXPOOL2D:
         return 1;
     default:
         return 0;

@@ -16,6 +16,9 @@
  * too small to split well between threads: with one threaded gemm per image the second core sat
  * mostly idle. bench_step cnn (batch 64, 2 threads): 10.5 ms per step before, 6.6 ms after.
  *
+ * A fresh dx (knob_grad_fresh) is zeroed image by image in the lane, just before col2im adds
+ * into it (a 1x1 conv's gemm writes it, beta 0), instead of in a pass of its own by graph.c.
+ *
  * Determinism: db accumulates image by image in order 0..B-1 (each image's sums made in its lane);
  * dw per lane in image order, then the
  * lanes in lane order; col2im adds in a fixed order. Same bits for any thread count.
@@ -24,6 +27,7 @@
 #include "knob_internal.h"
 
 #include <limits.h>
+#include <string.h>
 
 /* ip[0] stride, ip[1] pad; inputs x, w and optionally b */
 
@@ -274,6 +278,7 @@ static void conv2d_backward_lanes(void *ctx, long lo, long hi)
     float *DW = y->in[1]->requires_grad ? y->in[1]->t.grad : NULL;   // (OC, CKK) or NULL
     float *dbs = y->n_in > 2 && y->in[2]->t.grad ? conv_db_images(y, &d) : NULL;   // (B, OC) or NULL
     size_t sx = (size_t)d.C * d.H * d.W, sy = (size_t)d.OC * d.P;
+    int fresh = DX && knob_grad_fresh(y->in[0]);   /* dx_n written, not added to */
     for (int l = (int)lo; l < (int)hi; l++) {
         float *cols, *dcols, *dw;   // (CKK, P), (CKK, P), (OC, CKK); NULL where not needed
         conv_lane_bufs(y, &d, l, &cols, &dcols, &dw);
@@ -295,9 +300,11 @@ static void conv2d_backward_lanes(void *ctx, long lo, long hi)
             if (DX) {   /* dcols_n (CKK, P) = Wm^T (CKK, OC) @ dY_n (OC, P); dx_n += col2im(dcols_n) */
                 float *dxn = DX + n * sx;      // (C, H, W)
                 if (d.direct) {
-                    knob_gemm(1, 0, d.CKK, d.P, d.OC, 1.0f, Wm, dyn, 1.0f, dxn);
+                    knob_gemm(1, 0, d.CKK, d.P, d.OC, 1.0f, Wm, dyn, fresh ? 0.0f : 1.0f, dxn);
                 } else {
                     knob_gemm(1, 0, d.CKK, d.P, d.OC, 1.0f, Wm, dyn, 0.0f, dcols);
+                    if (fresh)
+                        memset(dxn, 0, sx * sizeof *dxn);
                     knob_col2im(dcols, d.C, d.H, d.W, d.KH, d.KW, d.stride, d.pad, dxn);
                 }
             }

@@ -390,7 +390,8 @@ knob_node *knob_mul(knob_graph *g, knob_node *a, knob_node *b) { return binary(g
 knob_node *knob_div(knob_graph *g, knob_node *a, knob_node *b) { return binary(g, KNOB_OP_DIV, a, b); }
 
 /* ------------------------------------------------------------------------------------------------
- * Unary ops: y = f(x), dx += dy * f'(x), written with x, the saved output y, and fp[0] (scale). */
+ * Unary ops: y = f(x), dx += dy * f'(x), written with x, the saved output y, and fp[0] (scale).
+ * A fresh dx (knob_grad_fresh) is written, dx = dy * f'(x), instead of zeroed by graph.c first. */
 
 static knob_status unary_shape(knob_node *y, knob_err *err)
 {
@@ -432,6 +433,15 @@ static knob_status unary_shape(knob_node *y, knob_err *err)
         const float *X = y->in[0]->t.data, *Y = y->t.data, *DY = y->t.grad;                   \
         float *GX = y->in[0]->t.grad, s = y->fp[0];                                           \
         (void)s;                                                                              \
+        if (knob_grad_fresh(y->in[0])) { /* written whole: no zeroing pass, no read of dx */  \
+            BWD_LOOP                                                                          \
+            for (long i = lo; i < hi; i++) {                                                  \
+                float x = X[i], yv = Y[i], dy = DY[i];                                        \
+                (void)x; (void)yv;                                                            \
+                GX[i] = (D);                                                                  \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
         BWD_LOOP                                                                              \
         for (long i = lo; i < hi; i++) {                                                      \
             float x = X[i], yv = Y[i], dy = DY[i];                                            \

@@ -6,9 +6,14 @@
  * plane of x, and within a plane backward adds in one fixed order: overlapping windows (s < k)
  * give the same bits for any thread count.
  *
+ * A fresh dx (knob_grad_fresh) is zeroed a plane at a time by the task that then adds into it
+ * (graph.c would zero the whole tensor first, in a pass of its own): the same sums.
+ *
  * Max pooling keeps, in its saved buffer, the index in the (H, W) plane of each window's maximum
  * (the first one on ties), so backward routes dy there without searching again. */
 #include "knob_internal.h"
+
+#include <string.h>
 
 /* ip[0] k, ip[1] stride */
 
@@ -191,8 +196,11 @@ static void maxpool_backward_planes(void *ctx, long lo, long hi)
     const float *DY = y->t.grad;            // (BC, OH, OW)
     const int32_t *arg = y->saved;          // (BC, OH, OW)
     size_t n_out = (size_t)d.OH * d.OW;
+    int fresh = knob_grad_fresh(y->in[0]);
     for (int p = (int)lo; p < (int)hi; p++) {
         float *dx = DX + (size_t)p * d.H * d.W;   // (H, W)
+        if (fresh)   /* zeroed here, plane by plane while it is in cache, not by graph.c */
+            memset(dx, 0, (size_t)d.H * d.W * sizeof *dx);
         for (size_t o = (size_t)p * n_out; o < (size_t)(p + 1) * n_out; o++)
             dx[arg[o]] += DY[o];
     }
