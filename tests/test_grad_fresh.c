@@ -252,7 +252,7 @@ TEST(grad_backward_set_is_zero_then_backward)
  * K2 x K2 -> loss = sum z^2, with K2 = 2 (the second conv's dx through col2im) and K2 = 1 (a 1x1
  * conv, whose dx the gemm writes). relu, maxpool and the second conv each get a fresh grad to
  * write. Against the chain rule in double, twice, with garbage left in every activation grad
- * between the passes. */
+ * between the passes; then knob_graph_backward_set with garbage in the parameters' grads. */
 TEST(grad_fresh_conv_relu_maxpool)
 {
     enum { B = 2, H = 6, C1 = 2, A = H - 2, Q = A / 2, C2 = 3 };
@@ -380,6 +380,17 @@ TEST(grad_fresh_conv_relu_maxpool)
                     gr[i] = 1e3f;
             }
         }
+        /* knob_graph_backward_set: the parameters' grads (conv2d's weight and bias, fresh here)
+         * are written or zeroed, not added to: garbage in them must not leak either */
+        size_t bytes = P.n_elems * sizeof(float);
+        float *want = malloc(bytes);
+        KNOB_ASSERT(want);
+        memcpy(want, P.grad, bytes);
+        for (size_t i = 0; i < P.n_elems; i++)
+            P.grad[i] = 1e3f;
+        knob_graph_backward_set(g, loss, &P);
+        CHECK(memcmp(want, P.grad, bytes) == 0);
+        free(want);
         knob_graph_free(g);
         knob_params_free(&P);
     }

@@ -321,19 +321,20 @@ knob_status knob_graph_forward(knob_graph *g, knob_err *err)
     return KNOB_OK;
 }
 
-/* The ops whose backward writes an input's grad whole when knob_grad_fresh says it is unwritten
+/* Whether op's backward writes input k's grad whole when knob_grad_fresh says it is unwritten
  * (the elementwise binary and unary ops, layernorm's x, attention's qkv, both operands of a
- * matrix product, conv2d's x and max pooling's x, the last two zeroing it piece by piece just
- * before they add into it): the gradients that feed most of a network's activations. Every other
- * op gets zeroed grads to add into. */
-static int fresh_ok(knob_op op)
+ * matrix product, conv2d's x, not its weight or bias, and max pooling's x, the last two zeroing
+ * it piece by piece just before they add into it): the gradients that feed most of a network's
+ * activations. Every other input gets a zeroed grad to add into. */
+static int fresh_ok(knob_op op, int k)
 {
+    if (op == KNOB_OP_CONV2D)
+        return k == 0;
     switch (op) {
     case KNOB_OP_ADD: case KNOB_OP_SUB: case KNOB_OP_MUL: case KNOB_OP_DIV:
     case KNOB_OP_SCALE: case KNOB_OP_EXP: case KNOB_OP_LOG: case KNOB_OP_SQRT: case KNOB_OP_ABS:
     case KNOB_OP_RELU: case KNOB_OP_GELU: case KNOB_OP_SIGMOID: case KNOB_OP_TANH:
-    case KNOB_OP_LAYERNORM: case KNOB_OP_ATTENTION: case KNOB_OP_MATMUL:
-    case KNOB_OP_CONV2D: case KNOB_OP_MAXPOOL2D:
+    case KNOB_OP_LAYERNORM: case KNOB_OP_ATTENTION: case KNOB_OP_MATMUL: case KNOB_OP_MAXPOOL2D:
         return 1;
     default:
         return 0;
@@ -411,7 +412,6 @@ static void backward_pass(knob_graph *g, knob_node *loss, knob_params *P)
             y->in[k]->live = 1;
         if (!y->op)
             continue;
-        int ok = fresh_ok(y->op);
         for (int k = 0; k < y->n_in; k++) {
             knob_node *u = view_root(y->in[k]);
             if (!u->grad_fresh)
@@ -419,7 +419,7 @@ static void backward_pass(knob_graph *g, knob_node *loss, knob_params *P)
             int twice = 0;   /* a + a: the second gradient adds to the first */
             for (int k2 = 0; k2 < y->n_in; k2++)
                 twice |= k2 != k && view_root(y->in[k2]) == u;
-            if (!ok || twice)
+            if (!fresh_ok(y->op, k) || twice)
                 zero_grad(u);
         }
         knob_ops[y->op]->backward(y);
