@@ -3,7 +3,8 @@
  * element adds its contributions in (kh, kw) order, the order the bits of a training run depend
  * on), and 2x2 max pooling (first max on ties, the last NaN of a window if any) on widths that
  * exercise both the four-wide path and its tail. Shapes cover stride 1 unpadded (the block-copy
- * path), padded, "same", strided and rows shorter than a block. */
+ * path, and the AVX2 one for rows of 8k floats), padded, "same", strided and rows shorter than a
+ * block; im2col and col2im run with the CPU's kernels and again capped at portable. */
 #include "test.h"
 
 typedef struct {
@@ -57,12 +58,19 @@ TEST(conv_im2col_bits_match_double_loop)
                             want[((size_t)(c * q->KH + kh) * q->KW + kw) * P + (size_t)oh * OW + ow] =
                                 in ? x[((size_t)c * q->H + ih) * q->W + iw] : 0.0f;
                         }
-        knob_im2col(x, q->C, q->H, q->W, q->KH, q->KW, q->stride, q->pad, got);
-        for (size_t i = 0; i < nc; i++)
-            if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
-                test_fail_at(__FILE__, __LINE__, "case %zu: cols[%zu] = %.9g, want %.9g", k, i, (double)got[i], (double)want[i]);
-                break;
-            }
+        for (int portable = 0; portable < 2; portable++) {   /* the CPU's copies, then the baseline's */
+            knob_kernel_force(portable ? KNOB_ISA_PORTABLE : -1);
+            knob_im2col(x, q->C, q->H, q->W, q->KH, q->KW, q->stride, q->pad, got);
+            for (size_t i = 0; i < nc; i++)
+                if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+                    test_fail_at(__FILE__, __LINE__, "case %zu%s: cols[%zu] = %.9g, want %.9g", k,
+                                 portable ? " (portable)" : "", i, (double)got[i], (double)want[i]);
+                    break;
+                }
+            for (size_t i = 0; i < nc; i++)
+                got[i] = NAN;
+        }
+        knob_kernel_force(-1);
         knob_free(x);
         knob_free(got);
         knob_free(want);
@@ -78,10 +86,11 @@ TEST(conv_col2im_bits_match_double_loop)
         int OH = knob_conv_out_size(q->H, q->KH, q->stride, q->pad), OW = knob_conv_out_size(q->W, q->KW, q->stride, q->pad);
         size_t nx = (size_t)q->C * q->H * q->W, P = (size_t)OH * OW, nc = (size_t)q->C * q->KH * q->KW * P;
         float *dcols = knob_malloc(nc * sizeof *dcols), *got = knob_malloc(nx * sizeof *got), *want = knob_malloc(nx * sizeof *want);
-        KNOB_ASSERT(dcols && got && want);
+        float *dx0 = knob_malloc(nx * sizeof *dx0);
+        KNOB_ASSERT(dcols && got && want && dx0);
         fill(dcols, nc, &rng);
-        fill(got, nx, &rng);   /* col2im adds onto what dx holds */
-        memcpy(want, got, nx * sizeof *want);
+        fill(dx0, nx, &rng);   /* col2im adds onto what dx holds */
+        memcpy(want, dx0, nx * sizeof *want);
         /* in float, one add per contribution, (kh, kw) in order for every element */
         for (int c = 0; c < q->C; c++)
             for (int kh = 0; kh < q->KH; kh++)
@@ -93,12 +102,19 @@ TEST(conv_col2im_bits_match_double_loop)
                                 want[((size_t)c * q->H + ih) * q->W + iw] +=
                                     dcols[((size_t)(c * q->KH + kh) * q->KW + kw) * P + (size_t)oh * OW + ow];
                         }
-        knob_col2im(dcols, q->C, q->H, q->W, q->KH, q->KW, q->stride, q->pad, got);
-        for (size_t i = 0; i < nx; i++)
-            if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
-                test_fail_at(__FILE__, __LINE__, "case %zu: dx[%zu] = %.9g, want %.9g", k, i, (double)got[i], (double)want[i]);
-                break;
-            }
+        for (int portable = 0; portable < 2; portable++) {   /* the CPU's adds, then the baseline's */
+            knob_kernel_force(portable ? KNOB_ISA_PORTABLE : -1);
+            memcpy(got, dx0, nx * sizeof *got);
+            knob_col2im(dcols, q->C, q->H, q->W, q->KH, q->KW, q->stride, q->pad, got);
+            for (size_t i = 0; i < nx; i++)
+                if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+                    test_fail_at(__FILE__, __LINE__, "case %zu%s: dx[%zu] = %.9g, want %.9g", k,
+                                 portable ? " (portable)" : "", i, (double)got[i], (double)want[i]);
+                    break;
+                }
+        }
+        knob_kernel_force(-1);
+        knob_free(dx0);
         knob_free(dcols);
         knob_free(got);
         knob_free(want);

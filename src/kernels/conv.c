@@ -116,11 +116,43 @@ static inline void copy_rows(float *restrict row, const float *restrict src, int
         }
 }
 
-/* One call's arguments, for the pool's chunks */
+/* Rows of a multiple of 8 floats (cnn5: 24 and 8), with AVX2 where the CPU has it: one 32-byte
+ * load and store per 8 floats, half the instructions of the 4-float blocks (bench_step cnn5, one
+ * thread, perf: im2col 0.31 -> 0.25 ms a step, col2im 0.14 -> 0.09; the step 2.28 -> 2.15 ms). The
+ * adds stay one float add per element, so col2im keeps its bits. knob_kernel_isa() decides;
+ * without AVX2 the rows take the blocks above. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CONV_AVX2 1
+__attribute__((target("avx2"))) static void copy_rows8_avx2(float *restrict row, const float *restrict src,
+                                                           int OH, int OW, int W)
+{
+    for (int oh = 0; oh < OH; oh++, row += OW, src += W)
+        for (int i = 0; i < OW; i += 8) {
+            __m256 v = _mm256_loadu_ps(src + i);
+            __asm__("" : "+x"(v));   /* as OPAQUE4: else the loop becomes memmove calls */
+            _mm256_storeu_ps(row + i, v);
+        }
+}
+
+__attribute__((target("avx2"))) static void add_rows8_avx2(float *restrict out, const float *restrict g,
+                                                          int OH, int OW, int W)
+{
+    for (int oh = 0; oh < OH; oh++, g += OW, out += W)
+        for (int i = 0; i < OW; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(out + i), _mm256_loadu_ps(g + i)));
+}
+#else
+#define CONV_AVX2 0
+#endif
+
+/* One call's arguments, for the pool's chunks; rows8: rows of OW % 8 == 0 floats take the AVX2
+ * loops */
 typedef struct {
     const float *x;
     float *out;
     int C, H, W, KH, KW, stride, pad, OH, OW;
+    int rows8;
 } conv_task;
 
 /* row r = (c, kh, kw) of cols (OH*OW): what input channel c shifted by (kh, kw) reads */
@@ -197,7 +229,12 @@ static void im2col_rows(void *ctx, long lo, long hi)
         const int W = t->W, OH = t->OH, OW = t->OW;
         const size_t P = (size_t)OH * OW, HW = (size_t)t->H * W;
         for (long r = lo; r < hi; r++) {
-            copy_rows(t->out + (size_t)r * P, t->x + c * HW + (size_t)kh * W + kw, OH, OW, W);
+#if CONV_AVX2
+            if (t->rows8)
+                copy_rows8_avx2(t->out + (size_t)r * P, t->x + c * HW + (size_t)kh * W + kw, OH, OW, W);
+            else
+#endif
+                copy_rows(t->out + (size_t)r * P, t->x + c * HW + (size_t)kh * W + kw, OH, OW, W);
             if (++kw == KW) {
                 kw = 0;
                 if (++kh == KH) {
@@ -220,12 +257,21 @@ static void im2col_rows(void *ctx, long lo, long hi)
     }
 }
 
+/* Whether the unpadded loops' rows take the AVX2 copies and adds: 8k floats, short of the
+ * library copy (64), and a CPU with AVX2 */
+static int rows8(const conv_task *t)
+{
+    return CONV_AVX2 && t->stride == 1 && t->pad == 0 && t->OW % 8 == 0 && t->OW < 64 &&
+           knob_kernel_isa() >= KNOB_ISA_AVX2;
+}
+
 void knob_im2col(const float *x, int C, int H, int W, int KH, int KW, int stride, int pad,
                  float *cols)
 {
     /* x (C, H, W) -> cols (C*KH*KW, OH*OW) */
     conv_task t = {x, cols, C, H, W, KH, KW, stride, pad, knob_conv_out_size(H, KH, stride, pad),
-                   knob_conv_out_size(W, KW, stride, pad)};
+                   knob_conv_out_size(W, KW, stride, pad), 0};
+    t.rows8 = rows8(&t);
     knob_par_items((long)C * KH * KW, (double)t.OH * t.OW, im2col_rows, &t);
 }
 
@@ -247,6 +293,13 @@ static void col2im_channels(void *ctx, long lo, long hi)
             for (int kh = 0; kh < KH; kh++)
                 for (int kw = 0; kw < KW; kw++) {
                     float *out = dxc + (size_t)kh * W + kw;
+#if CONV_AVX2
+                    if (t->rows8) {
+                        add_rows8_avx2(out, g, OH, OW, W);
+                        g += P;
+                        continue;
+                    }
+#endif
                     for (int oh = 0; oh < OH; oh++, g += OW, out += W)
                         add_short(out, g, OW);
                 }
@@ -280,7 +333,8 @@ void knob_col2im(const float *dcols, int C, int H, int W, int KH, int KW, int st
 {
     /* dcols (C*KH*KW, OH*OW) -> dx (C, H, W) += */
     conv_task t = {dcols, dx, C, H, W, KH, KW, stride, pad, knob_conv_out_size(H, KH, stride, pad),
-                   knob_conv_out_size(W, KW, stride, pad)};
+                   knob_conv_out_size(W, KW, stride, pad), 0};
+    t.rows8 = rows8(&t);
     knob_par_items(C, (double)KH * KW * t.OH * t.OW, col2im_channels, &t);
 }
 
