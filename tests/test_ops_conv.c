@@ -423,6 +423,7 @@ static const conv_case naive_cases[] = {
     {1, 1, 2, 2, 1, 2, 2, 1, 3, 1},     /* pad wider than the kernel: whole rows of padding */
     {2, 16, 16, 16, 8, 3, 3, 1, 1, 1},  /* large enough for the threaded im2col and col2im */
     {3, 4, 40, 40, 3, 5, 5, 1, 2, 1},   /* columns past 256 KiB: the per-lane buffers, not the thread's */
+    {3, 2, 12, 12, 16, 5, 5, 1, 0, 1},  /* 16 channels: the weight gradient computed transposed */
 };
 
 static void fill_normal(float *p, size_t n, knob_rng *rng)
