@@ -28,6 +28,9 @@
 
 #include <limits.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* ip[0] stride, ip[1] pad; inputs x, w and optionally b */
 
@@ -244,34 +247,39 @@ static void conv2d_forward(knob_node *y)
     knob_parallel_for(L, lanes_parallel(&t.d) ? 1 : L, conv2d_forward_lanes, &t);
 }
 
-/* db[oc] = sum_q dy[oc, q] for dy (OC, P), each sum in double and in q order, rounded to float
- * (backward adds these into the bias gradient image by image, in image order). Four channels at
- * a time: their sums are independent chains, so the adds overlap instead of each waiting for the
- * last (the single chain ran at one add per add latency); every channel's sum keeps its order, so
- * the bits are those of the one-channel loop. */
+/* db[oc] = sum_q dy[oc, q] for dy (OC, P), in double, rounded to float (backward adds these into
+ * the bias gradient image by image, in image order). Each row's sum runs in DB_LANES partial sums,
+ * element q added to lane q % DB_LANES in q order, the lanes added pairwise at the end:
+ * independent chains side by side in vector registers, where a row's single chain ran at one add
+ * per add latency (bench_step cnn5, one thread: the step 2.08 -> 2.02 ms). The order is fixed by
+ * the code, not by the vector width, so every machine and thread count gets the same bits. */
+enum { DB_LANES = 8 };
+
 static void db_image_sums(float *db, const float *dy, int OC, int P)
 {
-    int oc = 0;
-    for (; oc + 4 <= OC; oc += 4) {
-        const float *r0 = dy + (size_t)oc * P, *r1 = r0 + P, *r2 = r1 + P, *r3 = r2 + P;   // (P) each
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (int q = 0; q < P; q++) {
-            s0 += (double)r0[q];
-            s1 += (double)r1[q];
-            s2 += (double)r2[q];
-            s3 += (double)r3[q];
-        }
-        db[oc] = (float)s0;
-        db[oc + 1] = (float)s1;
-        db[oc + 2] = (float)s2;
-        db[oc + 3] = (float)s3;
-    }
-    for (; oc < OC; oc++) {
+    for (int oc = 0; oc < OC; oc++) {
         const float *r = dy + (size_t)oc * P;   // (P)
-        double s = 0;
-        for (int q = 0; q < P; q++)
-            s += (double)r[q];
-        db[oc] = (float)s;
+        double t[DB_LANES] = {0};
+        int q = 0;
+#if defined(__SSE2__)
+        /* lanes (0, 1) (2, 3) (4, 5) (6, 7) in four registers (SSE2, the x86-64 baseline; in
+         * GCC's generic vectors or an array they went through memory every step) */
+        __m128d s01 = _mm_setzero_pd(), s23 = s01, s45 = s01, s67 = s01;
+        for (; q + DB_LANES <= P; q += DB_LANES) {
+            __m128 f0 = _mm_loadu_ps(r + q), f1 = _mm_loadu_ps(r + q + 4);
+            s01 = _mm_add_pd(s01, _mm_cvtps_pd(f0));
+            s23 = _mm_add_pd(s23, _mm_cvtps_pd(_mm_movehl_ps(f0, f0)));
+            s45 = _mm_add_pd(s45, _mm_cvtps_pd(f1));
+            s67 = _mm_add_pd(s67, _mm_cvtps_pd(_mm_movehl_ps(f1, f1)));
+        }
+        _mm_storeu_pd(t, s01);
+        _mm_storeu_pd(t + 2, s23);
+        _mm_storeu_pd(t + 4, s45);
+        _mm_storeu_pd(t + 6, s67);
+#endif
+        for (int l = 0; q < P; q++, l = (l + 1) % DB_LANES)   /* the rest (all of it without SSE2) */
+            t[l] += (double)r[q];
+        db[oc] = (float)(((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7])));
     }
 }
 
