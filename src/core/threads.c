@@ -9,8 +9,9 @@
  * machine with one busy process that made two threads 3x slower than one.
  *
  * Here a loop is cut into chunks whose number and bounds depend on the loop alone (never on the
- * thread count), and whichever thread is free takes the next chunk from one atomic counter; the
- * caller works too. A parked thread then holds up only the chunk it holds. Waiting is short spin,
+ * thread count). Each thread taking part (the caller too) has a share of them, taken one at a
+ * time from an atomic counter, and when its share is done it takes what is left of the others'
+ * (run_chunks). A parked thread then holds up only the chunk it holds. Waiting is short spin,
  * then sleep: a worker spins SPIN_NS checking for new work (yielding the core as it does, so that
  * a busy machine's other runnable threads get it), then sleeps on a condition variable; the caller
  * waiting for the last chunks spins and yields likewise. Results: every chunk writes its own
@@ -84,12 +85,19 @@ int knob_threads_get(void)
 /* ------------------------------------------------------------------------------------------------
  * The pool */
 
+/* Chunks [first, end) of a loop: one participant's share, handed out from next. Each on a cache
+ * line of its own, so that taking a chunk from one's own share does not contend with the others. */
+typedef struct {
+    _Alignas(64) _Atomic long next;
+    long end;
+} share;
+
 typedef struct {
     knob_range_fn *fn;
     void *ctx;
     long n, chunk, n_chunks;
     int n_helpers;                 /* workers 0 .. n_helpers - 1 take part */
-    _Atomic long next;             /* next chunk to hand out */
+    int n_shares;                  /* n_helpers + 1: the caller is participant 0, worker i is i + 1 */
     _Atomic long done;             /* chunks finished */
 } job;
 
@@ -99,6 +107,7 @@ static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
 static int n_workers;                /* started so far; they live until the process ends */
 static int n_sleeping;               /* under pool_lock */
 static job current;
+static share shares[MAX_THREADS];
 static _Atomic unsigned long generation;   /* odd while a loop runs (current filled before) */
 static _Atomic int n_active;               /* workers inside the current job */
 static _Thread_local int in_pool;          /* this thread is running a chunk */
@@ -110,15 +119,26 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static void run_chunks(job *j)
+/* Participant p takes the chunks of its own share first, in order, then whatever is left of the
+ * others' (p + 1, p + 2, ...). When the threads run alike, participant p gets the same part of
+ * every loop (the caller the first images of a batch, the worker the last), so the data one loop
+ * writes is in the cache of the core the next loop reads it on: with one shared counter the chunks
+ * fell to whichever thread came first, and a step's elementwise and pooling loops read half their
+ * input from the other core (bench_step cnn5, 2 threads: relu and max pooling took longer than
+ * on one thread). A parked thread still holds up only the chunk it is running: the others take
+ * the rest of its share. Which thread runs a chunk never changes what the chunk computes. */
+static void run_chunks(job *j, int p)
 {
-    for (;;) {
-        long c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (c >= j->n_chunks)
-            return;
-        long lo = c * j->chunk, hi = KNOB_MIN(j->n, lo + j->chunk);
-        j->fn(j->ctx, lo, hi);
-        atomic_fetch_add_explicit(&j->done, 1, memory_order_release);
+    for (int k = 0; k < j->n_shares; k++) {
+        share *sh = &shares[(p + k) % j->n_shares];
+        for (;;) {
+            long c = atomic_fetch_add_explicit(&sh->next, 1, memory_order_relaxed);
+            if (c >= sh->end)
+                break;
+            long lo = c * j->chunk, hi = KNOB_MIN(j->n, lo + j->chunk);
+            j->fn(j->ctx, lo, hi);
+            atomic_fetch_add_explicit(&j->done, 1, memory_order_release);
+        }
     }
 }
 
@@ -159,7 +179,7 @@ static void *worker_main(void *arg)
          * worker that passes this test is waited for, and one that fails it never reads current. */
         atomic_fetch_add(&n_active, 1);
         if (atomic_load(&generation) == g && id < current.n_helpers)
-            run_chunks(&current);
+            run_chunks(&current, id + 1);
         atomic_fetch_sub(&n_active, 1);
     }
     return NULL;
@@ -203,7 +223,11 @@ void knob_parallel_for(long n, long chunk, knob_range_fn *fn, void *ctx)
     current.chunk = chunk;
     current.n_chunks = n_chunks;
     current.n_helpers = helpers;
-    atomic_store_explicit(&current.next, 0, memory_order_relaxed);
+    current.n_shares = helpers + 1;
+    for (int p = 0; p <= helpers; p++) {   /* shares as equal as whole chunks allow */
+        shares[p].end = n_chunks * (p + 1) / (helpers + 1);
+        atomic_store_explicit(&shares[p].next, n_chunks * p / (helpers + 1), memory_order_relaxed);
+    }
     atomic_store_explicit(&current.done, 0, memory_order_relaxed);
     atomic_fetch_add(&generation, 1);          /* odd: live */
     pthread_mutex_lock(&pool_lock);
@@ -212,7 +236,7 @@ void knob_parallel_for(long n, long chunk, knob_range_fn *fn, void *ctx)
     pthread_mutex_unlock(&pool_lock);
 
     in_pool = 1;
-    run_chunks(&current);
+    run_chunks(&current, 0);
     in_pool = 0;
     /* the last chunks: another thread holds them, parked or not; yield it the core */
     for (int i = 0; atomic_load_explicit(&current.done, memory_order_acquire) < n_chunks; i++) {
