@@ -2,9 +2,9 @@
  * written here: im2col (every element written, zeros where padding is read), col2im (each dx
  * element adds its contributions in (kh, kw) order, the order the bits of a training run depend
  * on), and 2x2 max pooling (first max on ties, the last NaN of a window if any) on widths that
- * exercise both the four-wide path and its tail. Shapes cover stride 1 unpadded (the block-copy
- * path, and the AVX2 one for rows of 8k floats), padded, "same", strided and rows shorter than a
- * block; im2col and col2im run with the CPU's kernels and again capped at portable. */
+ * exercise the eight- and four-wide paths and the tail. Shapes cover stride 1 unpadded (the
+ * block-copy path, and the AVX2 one for rows of 8k floats), padded, "same", strided and rows
+ * shorter than a block. Each runs with the CPU's kernels and again capped at portable. */
 #include "test.h"
 
 typedef struct {
@@ -146,9 +146,10 @@ TEST(pool_max_picks_match_scan)
     static const float vals[] = {0.0f, -0.0f, 1.0f, 2.0f, -3.0f, INFINITY, -INFINITY, NAN, 2.0f, 1.0f};
     knob_rng rng;
     knob_rng_seed(&rng, 23);
-    for (int ks = 0; ks < 2; ks++)
+    for (int run = 0; run < 4; run++)   /* k 2 and 3, each with the CPU's kernels and portable */
         for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
-            int k = ks ? 3 : 2, s = 2, H = dims[d][0], W = dims[d][1], B = 2, C = 3;
+            int k = run % 2 ? 3 : 2, s = 2, H = dims[d][0], W = dims[d][1], B = 2, C = 3;
+            knob_kernel_force(run >= 2 ? KNOB_ISA_PORTABLE : -1);
             if (k > H || k > W)
                 continue;
             knob_err err;
@@ -206,4 +207,5 @@ TEST(pool_max_picks_match_scan)
             knob_graph_free(g);
             knob_params_free(&P);
         }
+    knob_kernel_force(-1);
 }

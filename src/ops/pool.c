@@ -96,7 +96,7 @@ static inline int window_argmax(const float *x, int m0, int W, int k)
  * shuffles. Same picks (first max on ties, the last NaN if any, the first element when it is
  * the only NaN), so the same y and indices; y is the picked element itself, carried along. */
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #define POOL2_SSE 1
 
 /* one step of window_argmax on four windows: element v at index m of each */
@@ -129,6 +129,52 @@ static inline void pool2_four(const float *x, int W, int i, int j, float *y_out,
     _mm_storeu_ps(y_out, y);
     _mm_storeu_si128((__m128i *)(void *)arg_out, best);
 }
+
+/* The same on eight windows with AVX2 (where knob_kernel_isa() allows): the in-lane shuffles give
+ * windows 0 1 4 5 | 2 3 6 7, which one permute of 64-bit pairs puts back in order. Needs
+ * 2 j + 16 <= W. (bench_step cnn5, rows of 12 outputs: one eight and one four.) */
+__attribute__((target("avx2"))) static inline __m256 pool2_evens8(__m256 a, __m256 b)
+{
+    __m256 v = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+__attribute__((target("avx2"))) static inline __m256 pool2_odds8(__m256 a, __m256 b)
+{
+    __m256 v = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+__attribute__((target("avx2"))) static inline void pool2_step8(__m256 v, __m256i m, __m256 *maxv, __m256 *y,
+                                                              __m256i *best, __m256 *seen_nan)
+{
+    __m256 is_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    __m256 take = _mm256_or_ps(is_nan, _mm256_andnot_ps(*seen_nan, _mm256_cmp_ps(v, *maxv, _CMP_GT_OQ)));
+    *best = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*best), _mm256_castsi256_ps(m), take));
+    *y = _mm256_blendv_ps(*y, v, take);
+    *seen_nan = _mm256_or_ps(*seen_nan, is_nan);
+    *maxv = _mm256_max_ps(v, *maxv);   /* v > maxv ? v : maxv, as maxps */
+}
+
+__attribute__((target("avx2"))) static void pool2_eight(const float *x, int W, int i, int j, float *y_out,
+                                                       int32_t *arg_out)
+{
+    const float *r0 = x + (size_t)2 * i * W + 2 * j, *r1 = r0 + W;
+    __m256 a = _mm256_loadu_ps(r0), b = _mm256_loadu_ps(r0 + 8);
+    __m256 c = _mm256_loadu_ps(r1), d = _mm256_loadu_ps(r1 + 8);
+    __m256 v00 = pool2_evens8(a, b), v01 = pool2_odds8(a, b);
+    __m256 v10 = pool2_evens8(c, d), v11 = pool2_odds8(c, d);
+    int m0 = 2 * i * W + 2 * j;
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), one = _mm256_set1_epi32(1);
+    __m256i best = _mm256_add_epi32(_mm256_set1_epi32(m0), even);
+    __m256 maxv = v00, y = v00, seen_nan = _mm256_setzero_ps();
+    pool2_step8(v01, _mm256_add_epi32(best, one), &maxv, &y, &best, &seen_nan);
+    __m256i m10 = _mm256_add_epi32(_mm256_set1_epi32(m0 + W), even);
+    pool2_step8(v10, m10, &maxv, &y, &best, &seen_nan);
+    pool2_step8(v11, _mm256_add_epi32(m10, one), &maxv, &y, &best, &seen_nan);
+    _mm256_storeu_ps(y_out, y);
+    _mm256_storeu_si256((__m256i *)(void *)arg_out, best);
+}
 #else
 #define POOL2_SSE 0
 #endif
@@ -149,6 +195,9 @@ static void maxpool_forward_planes(void *ctx, long lo, long hi)
     const float *X = y->in[0]->t.data;   // (BC, H, W)
     float *Y = y->t.data;                // (BC, OH, OW)
     int32_t *arg = y->saved;             // (BC, OH, OW) index into the (H, W) plane
+#if POOL2_SSE
+    const int avx2 = knob_kernel_isa() >= KNOB_ISA_AVX2;
+#endif
     for (int p = (int)lo; p < (int)hi; p++) {
         /* sizes in locals: the stores to Y and arg could alias d, which is shared */
         const int W = d.W, OH = d.OH, OW = d.OW, k = d.k, s = d.s;
@@ -158,6 +207,9 @@ static void maxpool_forward_planes(void *ctx, long lo, long hi)
         if (k == 2 && s == 2) {
             for (int i = 0; i < OH; i++) {
                 int j = 0;
+                if (avx2)
+                    for (; j + 8 <= OW; j += 8, o += 8)
+                        pool2_eight(x, W, i, j, Y + o, arg + o);
                 for (; j + 4 <= OW; j += 4, o += 4)
                     pool2_four(x, W, i, j, Y + o, arg + o);
                 for (; j < OW; j++, o++) {
