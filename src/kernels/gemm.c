@@ -973,7 +973,11 @@ typedef struct {
 } gemm_step;
 
 /* Chunks [lo, hi): each runs the step's K slices in order (one, or all when whole) for its rows
- * and columns, packing its rows of A for each. beta: g->beta for the first K slice, 1 after. */
+ * and columns, packing its rows of A for each. beta: g->beta for the first K slice, 1 after.
+ * Chunk b is row chunk b % row_chunks of column group b / row_chunks: numbered column group by
+ * column group, like the packing of B, so that the pool's shares (src/core/threads.c) give a
+ * thread the columns of B it packed itself, still in its cache (bench_gemm --threads 2,
+ * 64x128x784 nt: 156 GFLOP/s row by row, N column by column). */
 static void step_chunks(void *ctx, long lo, long hi)
 {
     const gemm_step *s = ctx;
@@ -982,19 +986,25 @@ static void step_chunks(void *ctx, long lo, long hi)
     for (long b = lo; b < hi; b++) {
         /* row chunk r: units [U r / R, U (r + 1) / R), so chunks differ by one unit at most
          * (fixed-size ones left a short last chunk: 9.5 of them on 2 threads at 1024^3) */
-        long r = b / s->n_col_groups;
+        long r = b % s->row_chunks;
         int m0 = (int)((long)s->row_units * r / s->row_chunks) * s->row_unit;
         int mc = KNOB_MIN((int)((long)s->row_units * (r + 1) / s->row_chunks) * s->row_unit,
                           g->M) - m0;
         KNOB_ASSERT(mc > 0 && mc <= KNOB_MAX(get_blocking()->MC, 2 * MR));
-        int j0 = (int)(b % s->n_col_groups) * s->col_step, j1 = KNOB_MIN(s->nc, j0 + s->col_step);
+        int j0 = (int)(b / s->row_chunks) * s->col_step, j1 = KNOB_MIN(s->nc, j0 + s->col_step);
         for (int pc = s->whole ? 0 : s->pc; pc < p_end; pc += s->k_step) {
             int kc = KNOB_MIN(s->k_step, g->K - pc);
             const float *bp = s->whole ? s->bp + (size_t)pc * s->npad : s->bp;
             float beta = pc == 0 ? g->beta : 1.0f;
             const float *bias = pc + kc == g->K ? g->bias : NULL;
-            const float *ap = NULL;   /* few rows (whole): A read in place */
-            if (!s->whole || !g->isa->kernel_strided || g->bf16) {
+            /* few rows (whole): A read in place, unless it is transposed and wide. op(A)'s rows
+             * are then columns of the stored A (a weight gradient dY^T X: columns of dY), and in
+             * place each step of k reads its floats M floats after the last: at M 256 and more
+             * that defeated the prefetchers (bench_gemm --threads 2, interleaved, tn, K 4096:
+             * M 384 x N 128 158 GFLOP/s in place, 197 packed; 256 x 128 167 -> 194; 1024^3 148 ->
+             * 216), at M 128 packing cost more than it saved (128 x 512 195 against 178). */
+            const float *ap = NULL;
+            if (!s->whole || (g->ta && g->M > 128) || !g->isa->kernel_strided || g->bf16) {
                 pack_a_block(g->isa->pack_transposed, g->ta, g->M, g->K, g->A, m0, mc, pc, kc,
                              pack_a);
                 if (g->bf16)
@@ -1018,16 +1028,17 @@ static void step_pack_b(void *ctx, long lo, long hi)
         bf16_block(g, s->bp + (size_t)j0 * s->kc, n, NR, s->kc);
 }
 
-/* Units [lo, hi) of packing a whole-K step: unit u is group u % pack_groups of the micro-panels
- * of K slice u / pack_groups. */
+/* Units [lo, hi) of packing a whole-K step: unit u is group u / n_slices of the micro-panels of
+ * K slice u % n_slices (a group's slices together: the columns that the same chunks read). */
 static void step_pack_whole(void *ctx, long lo, long hi)
 {
     const gemm_step *s = ctx;
     const gemm_call *g = s->g;
     const int panels = s->npad / NR, per = (panels + s->pack_groups - 1) / s->pack_groups;
+    const int n_slices = (g->K + s->k_step - 1) / s->k_step;
     for (long u = lo; u < hi; u++) {
-        int pc = (int)(u / s->pack_groups) * s->k_step, kc = KNOB_MIN(s->k_step, g->K - pc);
-        int j0 = (int)(u % s->pack_groups) * per * NR, n = KNOB_MIN(s->nc, j0 + per * NR) - j0;
+        int pc = (int)(u % n_slices) * s->k_step, kc = KNOB_MIN(s->k_step, g->K - pc);
+        int j0 = (int)(u / n_slices) * per * NR, n = KNOB_MIN(s->nc, j0 + per * NR) - j0;
         if (n > 0) {
             float *dst = s->bp + (size_t)pc * s->npad + (size_t)j0 * kc;
             pack_b_slice(g->isa->pack_transposed, g->tb, g->N, g->K, g->B, pc, kc, s->jc + j0, n,
