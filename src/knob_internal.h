@@ -283,13 +283,15 @@ void knob_attention_block(float *o, float *s, const float *q, const float *k, co
 /* Row math of a transformer (src/kernels/nn.c), shared by the training ops and src/models/lm.c.
  * LayerNorm over rows of C (eps 1e-5): out (N, C), stats (N, 2) = mean, rstd per row (NULL: not
  * kept); backward accumulates into dx (N, C), dw (C), db (C), each of which may be NULL; _fresh
- * writes dx (0 + its gradient: the bits of adding into zeros) instead of reading it. */
+ * writes dx (0 + its gradient: the bits of adding into zeros) instead of reading it. scratch:
+ * knob_layernorm_scratch(N, C) floats for the row blocks' sums of dw and db (NULL when both are). */
 void   knob_layernorm_forward(float *out, float *stats, const float *x, const float *w, const float *b,
                               long N, int C);
+size_t knob_layernorm_scratch(long N, int C);
 void   knob_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                               const float *w, const float *stats, long N, int C);
+                               const float *w, const float *stats, float *scratch, long N, int C);
 void   knob_layernorm_backward_fresh(float *dx, float *dw, float *db, const float *dy, const float *x,
-                                     const float *w, const float *stats, long N, int C);
+                                     const float *w, const float *stats, float *scratch, long N, int C);
 /* GELU, tanh form, computed through one expf (accurate for x below -3): y (n) = gelu(x); backward
  * dx += dy gelu'(x) (_fresh: dx = 0 + dy gelu'(x), not read). knob_gelu1 and knob_gelu1_grad are the
  * same for one value. */

@@ -67,7 +67,9 @@ TEST(kernel_layernorm_forward_and_backward)
         dx[i] = 1.0f;
     for (int i = 0; i < C; i++)
         dw[i] = db[i] = 1.0f;
-    knob_layernorm_backward(dx, dw, db, g, x, w, stats, N, C);
+    float scratch[2 * C];   /* N rows: one block */
+    KNOB_ASSERT(knob_layernorm_scratch(N, C) == 2 * C);
+    knob_layernorm_backward(dx, dw, db, g, x, w, stats, scratch, N, C);
     double h = 1e-4, dwr[C] = {0}, dbr[C] = {0};
     for (int r = 0; r < N; r++) {
         double xd[C];
@@ -103,6 +105,63 @@ TEST(kernel_layernorm_forward_and_backward)
         xd[i] = x[i];
     ln_ref(yd, xd, w, NULL, C);
     CHECK_NEAR(y[5], yd[5], 1e-5, 1e-5);
+}
+
+/* Backward over many rows: dw and db sum 70 rows in blocks (32, 32, 6), dx row by row, with C 40
+ * (the AVX2 rows where the CPU has them) and C 13 (the portable ones); against sums and the dx
+ * formula in double, and with the same bits on 1 and 2 threads, fresh or accumulating. */
+TEST(kernel_layernorm_backward_many_rows)
+{
+    enum { N = 70, CMAX = 40 };
+    static const int Cs[] = {40, 13};
+    for (int c = 0; c < 2; c++) {
+        const int C = Cs[c];
+        static float x[N * CMAX], w[CMAX], g[N * CMAX], stats[2 * N], y[N * CMAX];
+        static float dx[2][N * CMAX], dw[2][CMAX], db[2][CMAX], scratch[2 * 3 * CMAX];
+        CHECK(knob_layernorm_scratch(N, C) == (size_t)2 * 3 * C);
+        fill(x, (size_t)N * C, 11 + (uint64_t)c, 1.5f);
+        fill(w, (size_t)C, 12, 0.7f);
+        fill(g, (size_t)N * C, 13, 1.0f);
+        knob_layernorm_forward(y, stats, x, w, NULL, N, C);
+        for (int t = 0; t < 2; t++) {
+            knob_threads_set(t + 1);
+            for (int i = 0; i < C; i++)
+                dw[t][i] = db[t][i] = 0.5f;
+            knob_layernorm_backward_fresh(dx[t], dw[t], db[t], g, x, w, stats, scratch, N, C);
+        }
+        knob_threads_set(0);
+        CHECK(memcmp(dx[0], dx[1], sizeof(float) * N * C) == 0);
+        CHECK(memcmp(dw[0], dw[1], sizeof(float) * C) == 0);
+        CHECK(memcmp(db[0], db[1], sizeof(float) * C) == 0);
+        double dwr[CMAX] = {0}, dbr[CMAX] = {0};
+        for (int r = 0; r < N; r++) {
+            double xd[CMAX], xh[CMAX], m1 = 0, m2 = 0;
+            float ones[CMAX];
+            for (int i = 0; i < C; i++) {
+                xd[i] = x[r * C + i];
+                ones[i] = 1.0f;
+            }
+            ln_ref(xh, xd, ones, NULL, C);   /* xhat */
+            double m = 0, v = 0;
+            for (int i = 0; i < C; i++)
+                m += xd[i] / C;
+            for (int i = 0; i < C; i++)
+                v += (xd[i] - m) * (xd[i] - m) / C;
+            double rstd = 1 / sqrt(v + 1e-5);
+            for (int i = 0; i < C; i++) {
+                m1 += g[r * C + i] * w[i] / C;
+                m2 += g[r * C + i] * w[i] * xh[i] / C;
+                dwr[i] += g[r * C + i] * xh[i];
+                dbr[i] += g[r * C + i];
+            }
+            for (int i = 0; i < C; i++)
+                CHECK_NEAR(dx[0][r * C + i], rstd * (g[r * C + i] * w[i] - m1 - xh[i] * m2), 1e-4, 1e-4);
+        }
+        for (int i = 0; i < C; i++) {
+            CHECK_NEAR(dw[0][i] - 0.5, dwr[i], 1e-4, 1e-4);
+            CHECK_NEAR(db[0][i] - 0.5, dbr[i], 1e-4, 1e-4);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------------------------------

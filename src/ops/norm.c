@@ -36,11 +36,14 @@ static knob_status layernorm_shape(knob_node *y, knob_err *err)
     return knob_shape_same(y, y->in[0], err);
 }
 
-/* saved: per row, mean and rstd: (N, 2) floats, N = n_elems / C */
+/* saved: per row, mean and rstd: (N, 2) floats, N = n_elems / C; then backward's scratch for the
+ * weight and bias sums (knob_layernorm_scratch) */
 static size_t layernorm_saved(const knob_node *y)
 {
     const knob_tensor *x = &y->in[0]->t;
-    return 2 * (x->n_elems / (size_t)x->shape[x->n_dims - 1]) * sizeof(float);
+    int C = x->shape[x->n_dims - 1];
+    size_t N = x->n_elems / (size_t)C;
+    return (2 * N + knob_layernorm_scratch((long)N, C)) * sizeof(float);
 }
 
 /* layernorm, per row of C values: y_i = w_i (x_i - mean) rstd + b_i, rstd = 1 / sqrt(var + eps);
@@ -64,7 +67,7 @@ static void layernorm_backward(knob_node *y)
             memset(y->in[k]->t.grad, 0, y->in[k]->t.n_elems * sizeof(float));
     (xt->grad && knob_grad_fresh(y->in[0]) ? knob_layernorm_backward_fresh : knob_layernorm_backward)(
         xt->grad, y->in[1]->t.grad, y->n_in == 3 ? y->in[2]->t.grad : NULL, y->t.grad, xt->data, y->in[1]->t.data,
-        y->saved, (long)(xt->n_elems / (size_t)C), C);
+        y->saved, (float *)y->saved + 2 * (xt->n_elems / (size_t)C), (long)(xt->n_elems / (size_t)C), C);
 }
 
 /* n_in -1: two inputs (x, weight) or three (x, weight, bias) */
