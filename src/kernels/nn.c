@@ -123,6 +123,83 @@ void knob_vexp(float *y, const float *x, long n, int isa)
         y[i] = vmath_exp1(x[i]);
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Column sums: a bias's gradient. gb[c] (= 0 when fresh, else its value) + dy[0][c] + dy[1][c] +
+ * ... over n_rows rows of nb floats, columns [j0, j1), each column adding its rows in order
+ * (subtracting them when neg). With AVX2 four vectors (32 columns) stay in registers over all the
+ * rows; the plain loop keeps gb in memory and adds each row into it, a store and a reload per row.
+ * Both add the same values in the same order: the same bits. */
+#if VMATH_X86
+__attribute__((target("avx2"))) static void colsum_avx2(float *gb, const float *dy, long n_rows, size_t nb,
+                                                        size_t j0, size_t j1, int fresh, int neg)
+{
+    size_t c = j0;
+    for (; c + 32 <= j1; c += 32) {
+        __m256 a0 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c);
+        __m256 a1 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c + 8);
+        __m256 a2 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c + 16);
+        __m256 a3 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c + 24);
+        const float *p = dy + c;
+        if (neg)
+            for (long r = 0; r < n_rows; r++, p += nb) {
+                a0 = _mm256_sub_ps(a0, _mm256_loadu_ps(p));
+                a1 = _mm256_sub_ps(a1, _mm256_loadu_ps(p + 8));
+                a2 = _mm256_sub_ps(a2, _mm256_loadu_ps(p + 16));
+                a3 = _mm256_sub_ps(a3, _mm256_loadu_ps(p + 24));
+            }
+        else
+            for (long r = 0; r < n_rows; r++, p += nb) {
+                a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p));
+                a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + 8));
+                a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + 16));
+                a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + 24));
+            }
+        _mm256_storeu_ps(gb + c, a0);
+        _mm256_storeu_ps(gb + c + 8, a1);
+        _mm256_storeu_ps(gb + c + 16, a2);
+        _mm256_storeu_ps(gb + c + 24, a3);
+    }
+    for (; c + 8 <= j1; c += 8) {
+        __m256 a0 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c);
+        const float *p = dy + c;
+        for (long r = 0; r < n_rows; r++, p += nb)
+            a0 = neg ? _mm256_sub_ps(a0, _mm256_loadu_ps(p)) : _mm256_add_ps(a0, _mm256_loadu_ps(p));
+        _mm256_storeu_ps(gb + c, a0);
+    }
+    for (; c < j1; c++) {
+        float a = fresh ? 0.0f : gb[c];
+        for (long r = 0; r < n_rows; r++)
+            a = neg ? a - dy[(size_t)r * nb + c] : a + dy[(size_t)r * nb + c];
+        gb[c] = a;
+    }
+}
+#endif
+
+void knob_colsum(float *gb, const float *dy, long n_rows, size_t nb, size_t j0, size_t j1, int fresh, int neg)
+{
+#if VMATH_X86
+    if (knob_kernel_isa() >= KNOB_ISA_AVX2) {
+        colsum_avx2(gb, dy, n_rows, nb, j0, j1, fresh, neg);
+        return;
+    }
+#endif
+    if (fresh)
+        for (size_t j = j0; j < j1; j++)
+            gb[j] = 0.0f;
+    for (long r = 0; r < n_rows; r++) {
+        const float *p = dy + (size_t)r * nb;
+        if (neg) {
+#pragma omp simd
+            for (size_t j = j0; j < j1; j++)
+                gb[j] -= p[j];
+        } else {
+#pragma omp simd
+            for (size_t j = j0; j < j1; j++)
+                gb[j] += p[j];
+        }
+    }
+}
+
 #define LN_EPS 1e-5f
 /* Backward's dweight and dbias sums run over rows in blocks of LN_ROW_BLOCK rows, in the same pass
  * as dx (see layernorm_backward); LN_COL_BLOCK columns per task when the blocks are added up. */

@@ -110,71 +110,16 @@ static knob_status binary_shape(knob_node *y, knob_err *err)
                     }                                                                         \
     } while (0)
 
-/* The bias gradient of add and sub, column sums of dy over rows (the sign given by neg), with AVX2:
- * the loop below keeps GB in memory and adds each row into it, a store and a reload per row; here
- * four vectors (32 columns) stay in registers over all rows. Each column still adds its rows in
- * order 0, 1, ..., from GB's value (0 when fresh): the same bits as that loop. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define COLSUM_X86 1
-__attribute__((target("avx2"))) static void colsum_avx2(float *gb, const float *dy, long n_rows, size_t nb,
-                                                        size_t j0, size_t j1, int fresh, int neg)
-{
-    size_t c = j0;
-    for (; c + 32 <= j1; c += 32) {
-        __m256 a0 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c);
-        __m256 a1 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c + 8);
-        __m256 a2 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c + 16);
-        __m256 a3 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c + 24);
-        const float *p = dy + c;
-        if (neg)
-            for (long r = 0; r < n_rows; r++, p += nb) {
-                a0 = _mm256_sub_ps(a0, _mm256_loadu_ps(p));
-                a1 = _mm256_sub_ps(a1, _mm256_loadu_ps(p + 8));
-                a2 = _mm256_sub_ps(a2, _mm256_loadu_ps(p + 16));
-                a3 = _mm256_sub_ps(a3, _mm256_loadu_ps(p + 24));
-            }
-        else
-            for (long r = 0; r < n_rows; r++, p += nb) {
-                a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p));
-                a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + 8));
-                a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + 16));
-                a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + 24));
-            }
-        _mm256_storeu_ps(gb + c, a0);
-        _mm256_storeu_ps(gb + c + 8, a1);
-        _mm256_storeu_ps(gb + c + 16, a2);
-        _mm256_storeu_ps(gb + c + 24, a3);
-    }
-    for (; c + 8 <= j1; c += 8) {
-        __m256 a0 = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(gb + c);
-        const float *p = dy + c;
-        for (long r = 0; r < n_rows; r++, p += nb)
-            a0 = neg ? _mm256_sub_ps(a0, _mm256_loadu_ps(p)) : _mm256_add_ps(a0, _mm256_loadu_ps(p));
-        _mm256_storeu_ps(gb + c, a0);
-    }
-    for (; c < j1; c++) {
-        float a = fresh ? 0.0f : gb[c];
-        for (long r = 0; r < n_rows; r++)
-            a = neg ? a - dy[(size_t)r * nb + c] : a + dy[(size_t)r * nb + c];
-        gb[c] = a;
-    }
-}
-#else
-#define COLSUM_X86 0
-#endif
-
-/* What a binary op's pool tasks need: the node, the length of b's rows in the bias case, whether
- * a's and b's grads are fresh (knob_grad_fresh: written, not added to, by this pass), and whether
- * the CPU has AVX2 (colsum_avx2). */
+/* What a binary op's pool tasks need: the node, the length of b's rows in the bias case, and
+ * whether a's and b's grads are fresh (knob_grad_fresh: written, not added to, by this pass). */
 typedef struct {
     knob_node *y;
     size_t nb;
-    int fa, fb, avx2;
+    int fa, fb;
 } binary_task;
 
 /* One binary op: forward expression F(a, b); partials DA(a, b, dy), DB(a, b, dy); COLSUM 1 when
- * DB is dy, -1 when it is -dy (colsum_avx2 then sums b's gradient), else 0. The loops run as pool
+ * DB is dy, -1 when it is -dy (knob_colsum then sums b's gradient), else 0. The loops run as pool
  * tasks (src/core/threads.c): elements, rows, or blocks of b's columns. */
 #define BINARY_OP(name, F, DA, DB, COLSUM)                                                    \
     static void name##_fwd_same(void *ctx, long lo, long hi)                                  \
@@ -206,7 +151,7 @@ typedef struct {
     {                                                                                         \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;                             \
         float *Y = y->t.data;                                                                 \
-        binary_task task = {y, 0, 0, 0, 0};                                                   \
+        binary_task task = {y, 0, 0, 0};                                                      \
         if (same_shape(&y->in[0]->t, &y->in[1]->t)) {                                         \
             knob_par_items((long)y->t.n_elems, 1.0, name##_fwd_same, &task);                  \
             return;                                                                           \
@@ -302,8 +247,8 @@ typedef struct {
         for (long blk = lo; blk < hi; blk++) {                                                \
             size_t j0 = (size_t)blk * BIAS_COL_BLOCK;                                         \
             size_t j1 = KNOB_MIN(nb, j0 + BIAS_COL_BLOCK);                                    \
-            if (COLSUM_X86 && (COLSUM) != 0 && ((binary_task *)ctx)->avx2) {                  \
-                colsum_avx2(GB, DY, n_rows, nb, j0, j1, ((binary_task *)ctx)->fb, (COLSUM) < 0); \
+            if ((COLSUM) != 0) {   /* sums of dy (or of -dy): knob_colsum, src/kernels/nn.c */   \
+                knob_colsum(GB, DY, n_rows, nb, j0, j1, ((binary_task *)ctx)->fb, (COLSUM) < 0); \
                 continue;                                                                     \
             }                                                                                 \
             if (((binary_task *)ctx)->fb)                                                     \
@@ -323,8 +268,7 @@ typedef struct {
     {                                                                                         \
         const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;            \
         float *GA = y->in[0]->t.grad, *GB = y->in[1]->t.grad;                                 \
-        binary_task task = {y, 0, knob_grad_fresh(y->in[0]), knob_grad_fresh(y->in[1]),       \
-                            knob_kernel_isa() >= KNOB_ISA_AVX2};                              \
+        binary_task task = {y, 0, knob_grad_fresh(y->in[0]), knob_grad_fresh(y->in[1])};      \
         if (same_shape(&y->in[0]->t, &y->in[1]->t)) {   /* one loop per gradient, so each  \
                                                           * vectorizes; a + a still adds da  \
                                                           * then db into each element */     \
