@@ -16,9 +16,9 @@
  *        cross-entropy
  *   gptchar the same stack at the issue's character-GPT size: V 113, C 128, T 128, B 32, 4 heads,
  *        4 blocks (not run by default)
- * Linear weights are stored (out, in) and applied with knob_matmul(x, w, 0, 1) plus a broadcast
- * bias. --precision bf16 (GPT models only) builds the GPT's linear layers and its output
- * projection with knob_matmul_prec(..., KNOB_PREC_BF16), as src/models/gpt.c does for
+ * Linear weights are stored (out, in) and applied with knob_matmul_bias(x, w, b, 0, 1): the
+ * product and its bias in one node, as src/models/gpt.c does. --precision bf16 (GPT models only)
+ * builds the GPT's linear layers and its output projection in KNOB_PREC_BF16, as gpt.c does for
  * `train-gpt --precision bf16`: products in bf16 with f32 sums, forward and both gradients; all
  * else, the master weights and AdamW stay f32. Initial weights are seeded; bench/step_torch.py builds the same models in PyTorch (with its
  * own random weights) from the same description.
@@ -93,8 +93,7 @@ static knob_precision gpt_prec = KNOB_PREC_F32;
 /* y (..., out) = x (..., in) @ w^T + b, w (out, in), b (out); products in precision prec */
 static knob_node *linear_prec(knob_graph *g, knob_node *x, knob_tensor *w, knob_tensor *b, knob_precision prec)
 {
-    knob_node *y = knob_matmul_prec(g, x, knob_param(g, w), 0, 1, prec);
-    return b ? knob_add(g, y, knob_param(g, b)) : y;
+    return knob_matmul_bias(g, x, knob_param(g, w), b ? knob_param(g, b) : NULL, 0, 1, prec);
 }
 
 static knob_node *linear(knob_graph *g, knob_node *x, knob_tensor *w, knob_tensor *b)

@@ -388,6 +388,10 @@ knob_node *knob_matmul(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb
 typedef enum { KNOB_PREC_F32 = 0, KNOB_PREC_BF16 = 1 } knob_precision;
 knob_node *knob_matmul_prec(knob_graph *g, knob_node *a, knob_node *b, int ta, int tb,
                             knob_precision prec);
+/* op(a) @ op(b) + bias, bias (N) added to every row: a linear layer in one node, the bias added
+ * in the product's store and its gradient summed from dy, with the bits of matmul then add. */
+knob_node *knob_matmul_bias(knob_graph *g, knob_node *a, knob_node *b, knob_node *bias, int ta, int tb,
+                            knob_precision prec);
 
 /* Reductions over one axis (negative counts from the end); keepdim keeps it as size 1. */
 knob_node *knob_sum(knob_graph *g, knob_node *a, int axis, int keepdim);

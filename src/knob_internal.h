@@ -224,6 +224,8 @@ void knob_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const flo
  * knob_gemm_bf16_naive is its reference (double sums of the rounded inputs), for tests. */
 void knob_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     const float *B, float beta, float *C);
+void knob_gemm_bf16_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                         const float *B, float beta, float *C, const float *bias);
 void knob_gemm_bf16_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                           const float *B, float beta, float *C);
 

@@ -76,6 +76,20 @@ GC_MATMUL(matmul_batched_both, 0, 0, 4, S(2, 1, 3, 2), 4, S(2, 1, 2, 3))
 GC_MATMUL(matmul_batched_tt, 1, 1, 3, S(3, 2, 1), 3, S(3, 4, 2))
 GC_MATMUL(matmul_vector, 0, 0, 2, S(1, 5), 2, S(5, 1))
 
+/* with a bias (N) on every row: the shared-b product, the batched one, a transposed a */
+#define GC_MATMUL_BIAS(name, ta, tb, na, sa, nb, sb, n)                                       \
+    GRADCHECK(KNOB_OP_MATMUL, name)                                                           \
+    {                                                                                         \
+        knob_node *a = gc_param(c, "a", na, (int[])sa, GC_NORMAL);                            \
+        knob_node *b = gc_param(c, "b", nb, (int[])sb, GC_NORMAL);                            \
+        knob_node *bias = gc_param(c, "bias", 1, (int[]){n}, GC_NORMAL);                      \
+        return knob_matmul_bias(c->g, a, b, bias, ta, tb, KNOB_PREC_F32);                     \
+    }
+
+GC_MATMUL_BIAS(matmul_bias_linear, 0, 1, 3, S(2, 3, 4), 2, S(5, 4), 5)
+GC_MATMUL_BIAS(matmul_bias_batched, 0, 0, 3, S(2, 3, 2), 3, S(2, 2, 4), 4)
+GC_MATMUL_BIAS(matmul_bias_tn, 1, 0, 2, S(4, 3), 2, S(4, 5), 5)
+
 GRADCHECK(KNOB_OP_CONCAT, concat_axis1)
 {
     knob_node *a = gc_param(c, "a", 3, (int[]){2, 3, 2}, GC_NORMAL);
@@ -303,6 +317,65 @@ TEST(ops_matmul_and_broadcast_values)
     CHECK(Y[0] == 158 && Y[1] == 264 && Y[2] == 239 && Y[3] == 354);
     CHECK(AAT[0] == 14 && AAT[1] == 32 && AAT[2] == 32 && AAT[3] == 77);
     CHECK(S[0] == 397 && S[1] == 618);
+    knob_graph_free(g);
+    knob_params_free(&P);
+}
+
+/* knob_matmul_bias: the values by hand, the bits of matmul then add (forward and every gradient),
+ * and a bias of the wrong size refused by name */
+TEST(ops_matmul_bias_is_matmul_then_add)
+{
+    enum { M = 37, K = 19, N = 21 };
+    knob_err err;
+    knob_params P;
+    knob_params_init(&P);
+    knob_tensor *a = knob_params_add(&P, "a", 2, (int[]){M, K}, &err);
+    knob_tensor *w = knob_params_add(&P, "w", 2, (int[]){N, K}, &err);
+    knob_tensor *b = knob_params_add(&P, "b", 1, (int[]){N}, &err);
+    CHECK_OK(knob_params_alloc(&P, &err));
+    knob_rng rng;
+    knob_rng_seed(&rng, 17);
+    for (size_t i = 0; i < P.n_elems; i++)
+        P.data[i] = knob_rng_normal(&rng);
+    float *got[4], *want[4];
+    for (int pass = 0; pass < 2; pass++) {   /* 0: fused, 1: matmul then add */
+        knob_graph *g = knob_graph_new(&err);
+        knob_node *an = knob_param(g, a), *wn = knob_param(g, w), *bn = knob_param(g, b);
+        knob_node *y = pass ? knob_add(g, knob_matmul(g, an, wn, 0, 1), bn)
+                            : knob_matmul_bias(g, an, wn, bn, 0, 1, KNOB_PREC_F32);
+        knob_node *loss = knob_sum_all(g, knob_mul(g, y, y));
+        CHECK_OK(knob_graph_compile(g, &err));
+        CHECK_OK(knob_graph_forward(g, &err));
+        knob_params_zero_grad(&P);
+        knob_graph_backward(g, loss);
+        float **out = pass ? want : got;
+        const float *src[4] = {knob_node_data(y), a->grad, w->grad, b->grad};
+        size_t n[4] = {(size_t)M * N, (size_t)M * K, (size_t)N * K, N};
+        for (int k = 0; k < 4; k++) {
+            out[k] = malloc(n[k] * sizeof(float));
+            KNOB_ASSERT(out[k]);
+            memcpy(out[k], src[k], n[k] * sizeof(float));
+        }
+        if (!pass) {   /* y[0][0] = sum_k a[0][k] w[0][k] + b[0], in double */
+            double s = b->data[0];
+            for (int k = 0; k < K; k++)
+                s += (double)a->data[k] * w->data[k];
+            CHECK_NEAR(got[0][0], s, 1e-4, 1e-5);
+        }
+        knob_graph_free(g);
+    }
+    size_t n[4] = {(size_t)M * N, (size_t)M * K, (size_t)N * K, N};
+    for (int k = 0; k < 4; k++) {
+        CHECK(memcmp(got[k], want[k], n[k] * sizeof(float)) == 0);
+        free(got[k]);
+        free(want[k]);
+    }
+    /* a bias that is not (N) */
+    knob_graph *g = knob_graph_new(&err);
+    knob_node *bad = knob_input(g, "bad", 1, (int[]){N + 1});
+    CHECK(knob_matmul_bias(g, knob_param(g, a), knob_param(g, w), bad, 0, 1, KNOB_PREC_F32) == NULL);
+    CHECK_FAILS_WITH(knob_graph_compile(g, &err), KNOB_ERR_SHAPE,
+                     "matmul: bias must be (21), one per output column, got (22)");
     knob_graph_free(g);
     knob_params_free(&P);
 }

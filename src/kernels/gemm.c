@@ -1410,3 +1410,11 @@ void knob_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const floa
 {
     gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, NULL, 1);
 }
+
+/* knob_gemm_bf16 plus bias (N, f32, not rounded) on every row, in the last K slice's store, as
+ * knob_gemm_bias does for knob_gemm */
+void knob_gemm_bf16_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                         const float *B, float beta, float *C, const float *bias)
+{
+    gemm_run(ta, tb, M, N, K, alpha, A, B, beta, C, bias, 1);
+}

@@ -222,8 +222,8 @@ static knob_node *linear(knob_graph *g, const knob_params *P, const knob_gpt_con
     char w[96], b[96];
     snprintf(w, sizeof w, "%s.weight", name);
     snprintf(b, sizeof b, "%s.bias", name);
-    knob_node *y = knob_matmul_prec(g, x, param(g, P, layer, w), 0, 1, (knob_precision)c->precision);
-    return c->bias ? knob_add(g, y, param(g, P, layer, b)) : y;
+    return knob_matmul_bias(g, x, param(g, P, layer, w), c->bias ? param(g, P, layer, b) : NULL, 0, 1,
+                            (knob_precision)c->precision);
 }
 
 static knob_node *layernorm(knob_graph *g, const knob_params *P, const knob_gpt_config *c, knob_node *x, int layer,

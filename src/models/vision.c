@@ -280,7 +280,7 @@ void knob_vision_net_free(knob_vision_net *n)
 /* y (B, out) = x (B, in) @ w^T + b,  w (out, in), b (out) */
 static knob_node *linear(knob_graph *g, knob_node *x, knob_tensor *w, knob_tensor *b)
 {
-    return knob_add(g, knob_matmul(g, x, knob_param(g, w), 0, 1), knob_param(g, b));
+    return knob_matmul_bias(g, x, knob_param(g, w), knob_param(g, b), 0, 1, KNOB_PREC_F32);
 }
 
 knob_status knob_vision_net_build(knob_vision_net *n, knob_vision *m, int B, int with_loss, knob_err *err)
