@@ -283,9 +283,9 @@ void knob_attention_block(float *o, float *s, const float *q, const float *k, co
                           int t0, int HS, float scale);
 
 /* Column sums (src/kernels/nn.c), a bias's gradient: gb[c] (+)= sum over n_rows rows of nb floats
- * of dy[r][c] (of -dy when neg), columns [j0, j1), rows in order (fresh: from 0, not gb). */
-void   knob_colsum(float *gb, const float *dy, long n_rows, size_t nb, size_t j0, size_t j1, int fresh,
-                   int neg);
+ * of dy[r][c] (of -dy when neg), every column, rows in order (fresh: from 0, not gb); threaded
+ * over blocks of columns, the same bits for any thread count. */
+void   knob_colsum(float *gb, const float *dy, long n_rows, size_t nb, int fresh, int neg);
 
 /* Row math of a transformer (src/kernels/nn.c), shared by the training ops and src/models/lm.c.
  * LayerNorm over rows of C (eps 1e-5): out (N, C), stats (N, 2) = mean, rstd per row (NULL: not

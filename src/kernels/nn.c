@@ -125,7 +125,7 @@ void knob_vexp(float *y, const float *x, long n, int isa)
 
 /* ------------------------------------------------------------------------------------------------
  * Column sums: a bias's gradient. gb[c] (= 0 when fresh, else its value) + dy[0][c] + dy[1][c] +
- * ... over n_rows rows of nb floats, columns [j0, j1), each column adding its rows in order
+ * ... over n_rows rows of nb floats, threaded over blocks of columns, each column adding its rows in order
  * (subtracting them when neg). With AVX2 four vectors (32 columns) stay in registers over all the
  * rows; the plain loop keeps gb in memory and adds each row into it, a store and a reload per row.
  * Both add the same values in the same order: the same bits. */
@@ -175,7 +175,9 @@ __attribute__((target("avx2"))) static void colsum_avx2(float *gb, const float *
 }
 #endif
 
-void knob_colsum(float *gb, const float *dy, long n_rows, size_t nb, size_t j0, size_t j1, int fresh, int neg)
+/* Columns [j0, j1) of one call */
+static void colsum_cols(float *gb, const float *dy, long n_rows, size_t nb, size_t j0, size_t j1, int fresh,
+                        int neg)
 {
 #if VMATH_X86
     if (knob_kernel_isa() >= KNOB_ISA_AVX2) {
@@ -198,6 +200,33 @@ void knob_colsum(float *gb, const float *dy, long n_rows, size_t nb, size_t j0, 
                 gb[j] += p[j];
         }
     }
+}
+
+/* One call's arguments, for the pool's tasks: blocks of COLSUM_BLOCK columns (each column has one
+ * writer, so the split never changes the bits) */
+enum { COLSUM_BLOCK = 64 };
+
+typedef struct {
+    float *gb;
+    const float *dy;
+    long n_rows;
+    size_t nb;
+    int fresh, neg;
+} colsum_task;
+
+static void colsum_blocks(void *ctx, long lo, long hi)
+{
+    const colsum_task *t = ctx;
+    for (long blk = lo; blk < hi; blk++) {
+        size_t j0 = (size_t)blk * COLSUM_BLOCK, j1 = KNOB_MIN(t->nb, j0 + COLSUM_BLOCK);
+        colsum_cols(t->gb, t->dy, t->n_rows, t->nb, j0, j1, t->fresh, t->neg);
+    }
+}
+
+void knob_colsum(float *gb, const float *dy, long n_rows, size_t nb, int fresh, int neg)
+{
+    colsum_task t = {gb, dy, n_rows, nb, fresh, neg};
+    knob_par_items((long)((nb + COLSUM_BLOCK - 1) / COLSUM_BLOCK), (double)n_rows * COLSUM_BLOCK, colsum_blocks, &t);
 }
 
 #define LN_EPS 1e-5f

@@ -247,10 +247,6 @@ typedef struct {
         for (long blk = lo; blk < hi; blk++) {                                                \
             size_t j0 = (size_t)blk * BIAS_COL_BLOCK;                                         \
             size_t j1 = KNOB_MIN(nb, j0 + BIAS_COL_BLOCK);                                    \
-            if ((COLSUM) != 0) {   /* sums of dy (or of -dy): knob_colsum, src/kernels/nn.c */   \
-                knob_colsum(GB, DY, n_rows, nb, j0, j1, ((binary_task *)ctx)->fb, (COLSUM) < 0); \
-                continue;                                                                     \
-            }                                                                                 \
             if (((binary_task *)ctx)->fb)                                                     \
                 for (size_t j = j0; j < j1; j++)                                              \
                     GB[j] = 0.0f;                                                             \
@@ -287,7 +283,9 @@ typedef struct {
             task.nb = nb;                                                                     \
             if (GA)                                                                           \
                 knob_par_items(n_rows, (double)nb, name##_bwd_rows_a, &task);                 \
-            if (GB) {                                                                         \
+            if (GB && (COLSUM) != 0) /* sums of dy (or of -dy): src/kernels/nn.c */           \
+                knob_colsum(GB, DY, n_rows, nb, task.fb, (COLSUM) < 0);                       \
+            else if (GB) {                                                                    \
                 long n_blocks = (long)((nb + BIAS_COL_BLOCK - 1) / BIAS_COL_BLOCK);           \
                 knob_par_items(n_blocks, (double)n_rows * BIAS_COL_BLOCK, name##_bwd_cols_b,  \
                                &task);                                                        \

@@ -86,37 +86,19 @@ static void matmul_forward(knob_node *y)
 {
     mm_dims d;
     mm_plan(y, &d);
-    int ta = y->ip[0], tb = y->ip[1], bf16 = y->ip[2] == KNOB_PREC_BF16;
+    int ta = y->ip[0], tb = y->ip[1];
+    void (*gemm)(int, int, int, int, int, float, const float *, const float *, float, float *, const float *) =
+        y->ip[2] == KNOB_PREC_BF16 ? knob_gemm_bf16_bias : knob_gemm_bias;   /* bias NULL: none */
     const float *A = y->in[0]->t.data, *B = y->in[1]->t.data;
     const float *bias = y->n_in > 2 ? y->in[2]->t.data : NULL;
     float *Y = y->t.data;
     if (d.shared_b && !ta) {   /* rows of every batch are contiguous: one product */
-        (bf16 ? knob_gemm_bf16_bias : knob_gemm_bias)(0, tb, d.batch * d.M, d.N, d.K, 1.0f, A, B, 0.0f, Y, bias);
+        gemm(0, tb, d.batch * d.M, d.N, d.K, 1.0f, A, B, 0.0f, Y, bias);
         return;
     }
     size_t sa = (size_t)d.M * d.K, sb = d.shared_b ? 0 : (size_t)d.K * d.N, sy = (size_t)d.M * d.N;
     for (int i = 0; i < d.batch; i++)
-        (bf16 ? knob_gemm_bf16_bias : knob_gemm_bias)(ta, tb, d.M, d.N, d.K, 1.0f, A + i * sa, B + i * sb, 0.0f,
-                                                       Y + i * sy, bias);
-}
-
-/* The bias's gradient: column sums of dY (rows, N), blocks of columns per task */
-enum { MM_BIAS_COLS = 64 };
-
-typedef struct {
-    const float *dy;
-    float *db;
-    long rows;
-    int N, fresh;
-} mm_bias_task;
-
-static void mm_bias_cols(void *ctx, long lo, long hi)
-{
-    const mm_bias_task *t = ctx;
-    for (long blk = lo; blk < hi; blk++) {
-        size_t j0 = (size_t)blk * MM_BIAS_COLS, j1 = KNOB_MIN((size_t)t->N, j0 + MM_BIAS_COLS);
-        knob_colsum(t->db, t->dy, t->rows, (size_t)t->N, j0, j1, t->fresh, 0);
-    }
+        gemm(ta, tb, d.M, d.N, d.K, 1.0f, A + i * sa, B + i * sb, 0.0f, Y + i * sy, bias);
 }
 
 static void matmul_backward(knob_node *y)
@@ -128,10 +110,8 @@ static void matmul_backward(knob_node *y)
     const float *A = y->in[0]->t.data, *B = y->in[1]->t.data, *DY = y->t.grad;
     float *DA = y->in[0]->t.grad, *DB = y->in[1]->t.grad;
     int M = d.M, N = d.N, K = d.K;
-    if (y->n_in > 2 && y->in[2]->t.grad) {   /* dbias (N) += sum over every row of dY */
-        mm_bias_task bt = {DY, y->in[2]->t.grad, (long)d.batch * d.M, N, knob_grad_fresh(y->in[2])};
-        knob_par_items((N + MM_BIAS_COLS - 1) / MM_BIAS_COLS, (double)bt.rows * MM_BIAS_COLS, mm_bias_cols, &bt);
-    }
+    if (y->n_in > 2 && y->in[2]->t.grad)   /* dbias (N) += sum over every row of dY */
+        knob_colsum(y->in[2]->t.grad, DY, (long)d.batch * d.M, (size_t)N, knob_grad_fresh(y->in[2]), 0);
     /* a fresh grad (knob_grad_fresh) is written (beta 0), else added to: 0 + x has x's bits */
     float beta_a = DA && knob_grad_fresh(y->in[0]) ? 0.0f : 1.0f;
     float beta_b = DB && knob_grad_fresh(y->in[1]) ? 0.0f : 1.0f;
